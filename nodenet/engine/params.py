@@ -1,0 +1,295 @@
+"""Parameter descriptors: what a block setting is, its default, range and help.
+
+A descriptor checks and normalizes a value (``coerce``) and describes itself
+for the inspector form, the palette tooltip and the generated block reference.
+Values are JSON-native: ints, floats, bools, strings, lists, ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nodenet.errors import ParamError
+
+
+@dataclass(frozen=True)
+class Param:
+    """Base descriptor. ``kind`` names the editor the inspector uses."""
+
+    name: str
+    default: Any
+    help: str = ""
+    kind: ClassVar[str] = "any"
+
+    def coerce(self, value: Any) -> Any:
+        return value
+
+    def fail(self, expected: str, value: Any) -> ParamError:
+        return ParamError(f"{self.name} must be {expected} (got {value!r})", self.name)
+
+    def describe(self) -> str:
+        """A short type description for the block reference."""
+        return self.kind
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Int(Param):
+    min: int | None = None
+    max: int | None = None
+    optional: bool = False
+    kind: ClassVar[str] = "int"
+
+    def coerce(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if not _is_int(value):
+            return self._raise(value)
+        if (self.min is not None and value < self.min) or (
+            self.max is not None and value > self.max
+        ):
+            return self._raise(value)
+        return value
+
+    def _raise(self, value: Any):
+        raise self.fail(self.expected(), value)
+
+    def expected(self) -> str:
+        text = "an integer"
+        if self.min is not None and self.max is not None:
+            text += f" from {self.min} to {self.max}"
+        elif self.min is not None:
+            text += f" >= {self.min}"
+        elif self.max is not None:
+            text += f" <= {self.max}"
+        return text + (" or null" if self.optional else "")
+
+    def describe(self) -> str:
+        return self.expected()
+
+
+@dataclass(frozen=True)
+class Float(Param):
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    optional: bool = False
+    kind: ClassVar[str] = "float"
+
+    def coerce(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(self.expected(), value)
+        value = float(value)
+        if not math.isfinite(value):
+            raise self.fail(self.expected(), value)
+        low_bad = self.min is not None and (
+            value < self.min or (self.min_exclusive and value == self.min)
+        )
+        high_bad = self.max is not None and (
+            value > self.max or (self.max_exclusive and value == self.max)
+        )
+        if low_bad or high_bad:
+            raise self.fail(self.expected(), value)
+        return value
+
+    def expected(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_exclusive else '>='} {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{'<' if self.max_exclusive else '<='} {self.max:g}")
+        text = "a finite number" + (" " + " and ".join(parts) if parts else "")
+        return text + (" or null" if self.optional else "")
+
+    def describe(self) -> str:
+        return self.expected()
+
+
+@dataclass(frozen=True)
+class Bool(Param):
+    kind: ClassVar[str] = "bool"
+
+    def coerce(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.fail("true or false", value)
+        return value
+
+    def describe(self) -> str:
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class Choice(Param):
+    choices: tuple = ()
+    kind: ClassVar[str] = "choice"
+
+    def coerce(self, value: Any) -> Any:
+        if not any(value is c or (type(value) is type(c) and value == c) for c in self.choices):
+            options = ", ".join(json_repr(c) for c in self.choices)
+            raise self.fail(f"one of {options}", value)
+        return value
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(json_repr(c) for c in self.choices)
+
+
+@dataclass(frozen=True)
+class IntTuple(Param):
+    """A fixed-length tuple of ints (``kernel_size``, ``strides``); one int is repeated."""
+
+    length: int = 2
+    min: int | None = 1
+    optional: bool = False
+    kind: ClassVar[str] = "ints"
+
+    def coerce(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if _is_int(value):
+            value = [value] * self.length
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != self.length
+            or not all(_is_int(v) for v in value)
+            or (self.min is not None and any(v < self.min for v in value))
+        ):
+            raise self.fail(self.describe(), value)
+        return list(value)
+
+    def describe(self) -> str:
+        bound = f" >= {self.min}" if self.min is not None else ""
+        text = f"an integer{bound} or a list of {self.length} such integers"
+        return text + (" or null" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class ShapeParam(Param):
+    """A tensor shape without the batch dimension: a list of positive ints.
+
+    ``allow_none`` admits ``null`` for a variable dimension (a sequence length);
+    ``allow_minus_one`` admits one ``-1`` to be inferred (``Reshape``).
+    """
+
+    allow_none: bool = False
+    allow_minus_one: bool = False
+    min_rank: int = 1
+    kind: ClassVar[str] = "shape"
+
+    def coerce(self, value: Any) -> Any:
+        if _is_int(value):
+            value = [value]
+        if not isinstance(value, list | tuple) or len(value) < self.min_rank:
+            raise self.fail(self.describe(), value)
+        out = []
+        for dim in value:
+            ok = (_is_int(dim) and dim >= 1) or (dim is None and self.allow_none)
+            ok = ok or (self.allow_minus_one and dim == -1 and not isinstance(dim, bool))
+            if not ok:
+                raise self.fail(self.describe(), value)
+            out.append(dim)
+        if out.count(-1) > 1:
+            raise self.fail(self.describe() + " with at most one -1", value)
+        return out
+
+    def describe(self) -> str:
+        text = f"a list of at least {self.min_rank} positive integers"
+        if self.allow_none:
+            text += " (null for a variable length)"
+        if self.allow_minus_one:
+            text += " (one -1 is inferred)"
+        return text
+
+
+@dataclass(frozen=True)
+class Regularizer(Param):
+    """``null`` or ``{"l1": a, "l2": b}``: a penalty added to the loss."""
+
+    kind: ClassVar[str] = "regularizer"
+
+    def coerce(self, value: Any) -> Any:
+        if value is None:
+            return None
+        expected = 'null or {"l1": x, "l2": y} with non-negative numbers'
+        if not isinstance(value, dict) or not set(value) <= {"l1", "l2"}:
+            raise self.fail(expected, value)
+        out = {}
+        for key in ("l1", "l2"):
+            v = value.get(key, 0.0)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
+                raise self.fail(expected, value)
+            if not math.isfinite(v):
+                raise self.fail(expected, value)
+            out[key] = float(v)
+        return out
+
+    def describe(self) -> str:
+        return 'null or {"l1": x, "l2": y}'
+
+
+@dataclass(frozen=True)
+class StrList(Param):
+    """A list of names taken from ``choices`` (e.g. an Output's metrics)."""
+
+    choices: tuple = ()
+    kind: ClassVar[str] = "strs"
+    default: Any = field(default_factory=list)
+
+    def coerce(self, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or not all(v in self.choices for v in value):
+            raise self.fail(self.describe(), value)
+        if len(set(value)) != len(value):
+            raise self.fail(self.describe() + " without repeats", value)
+        return list(value)
+
+    def describe(self) -> str:
+        return "a list of names from " + ", ".join(self.choices)
+
+
+def json_repr(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def resolve_params(specs: tuple[Param, ...], given: dict[str, Any], owner: str) -> dict:
+    """Check ``given`` against ``specs``; return every parameter, defaults filled in.
+
+    Raises the first :class:`ParamError`; :func:`check_params` collects all of them.
+    """
+    errors = check_params(specs, given, owner)
+    if errors:
+        raise errors[0]
+    return {p.name: p.coerce(given[p.name]) if p.name in given else p.default for p in specs}
+
+
+def check_params(specs: tuple[Param, ...], given: Any, owner: str) -> list[ParamError]:
+    """Every problem with ``given`` against ``specs``, each a :class:`ParamError`."""
+    if not isinstance(given, dict):
+        return [ParamError(f"params of a {owner} block must be an object (got {given!r})")]
+    known = {p.name: p for p in specs}
+    errors = []
+    for name in given:
+        if name not in known:
+            names = ", ".join(known) or "none"
+            errors.append(ParamError(f"{owner} has no parameter {name!r} (it has: {names})", name))
+    for name, spec in known.items():
+        if name in given:
+            try:
+                spec.coerce(given[name])
+            except ParamError as err:
+                errors.append(err)
+    return errors

@@ -1,0 +1,52 @@
+"""The typed errors a user can cause.
+
+Every message is one sentence naming the file, node or field at fault; the
+command line prints it without a traceback and the GUI shows it in a dialog.
+"""
+
+from __future__ import annotations
+
+
+class NodenetError(Exception):
+    """Base of every error nodenet raises on purpose."""
+
+
+class ProjectFileError(NodenetError):
+    """A project file cannot be read: not JSON, wrong format or version, bad structure."""
+
+
+class ParamError(NodenetError):
+    """A block parameter is unknown, ill-typed or out of range."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+class ShapeError(NodenetError):
+    """A block cannot take the shapes of its inputs."""
+
+
+class UnknownNameError(NodenetError):
+    """A name (block type, loss, optimizer, ...) is not in its registry."""
+
+
+class ValidationError(NodenetError):
+    """A project has problems; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list):
+        self.problems = list(problems)
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(f"the project has {len(self.problems)} problem(s):\n{lines}")
+
+
+class DataError(NodenetError):
+    """A dataset cannot be loaded or does not fit the graph."""
+
+
+class WeightsError(NodenetError):
+    """A weights file does not match the graph."""
+
+
+class TrainingError(NodenetError):
+    """Training stopped on a fault (a NaN loss, bad data, an exception in a layer)."""

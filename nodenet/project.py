@@ -1,0 +1,569 @@
+"""The project document: nodes, edges, training and data settings.
+
+Plain data, no Qt: it loads and saves JSON (atomically, with stable key order),
+validates itself through the block catalog and infers every node's output
+shape. Everything else reads it; the GUI changes it only through undo commands.
+
+The file format is documented in ``docs/project-format.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodenet.engine.catalog import LAYERS, Layer, Shape, fmt_shape
+from nodenet.engine.params import check_params
+from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError
+
+FORMAT = "nodenet-project"
+VERSION = 1
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+DEFAULT_TRAINING: dict[str, Any] = {
+    "optimizer": {"name": "adam", "learning_rate": 0.001},
+    "epochs": 10,
+    "batch_size": 32,
+    "validation_split": 0.2,
+    "shuffle": True,
+    "seed": 1671,
+    "early_stopping": None,
+}
+DEFAULT_DATA: dict[str, Any] = {}
+
+
+@dataclass
+class Node:
+    """A block on the canvas: its id, its catalog ``type``, its ``params`` and position."""
+
+    id: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    pos: list[float] = field(default_factory=lambda: [0.0, 0.0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "params": copy.deepcopy(self.params),
+                "pos": [_num(self.pos[0]), _num(self.pos[1])]}
+
+
+@dataclass
+class Edge:
+    """A wire from ``src``'s output to input ``port`` of ``dst``."""
+
+    src: str
+    dst: str
+    port: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.src, "to": self.dst, "port": self.port}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a project, naming the node (or field) at fault."""
+
+    message: str
+    node: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.node if self.node is not None else self.field
+        return f"{where}: {self.message}" if where is not None else self.message
+
+
+@dataclass
+class Project:
+    """The whole document. ``path`` is where it was loaded from (not saved)."""
+
+    name: str = "untitled"
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_TRAINING))
+    data: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_DATA))
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of newer versions, kept as is
+    path: Path | None = None
+
+    # -- queries --------------------------------------------------------------
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def has_node(self, node_id: str) -> bool:
+        return any(n.id == node_id for n in self.nodes)
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        """Edges into ``node_id``, by port."""
+        return sorted((e for e in self.edges if e.dst == node_id), key=lambda e: e.port)
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.src == node_id]
+
+    def inputs(self) -> list[Node]:
+        return [n for n in self.nodes if n.type == "Input"]
+
+    def outputs(self) -> list[Node]:
+        return [n for n in self.nodes if n.type == "Output"]
+
+    def unique_id(self, base: str) -> str:
+        """``base`` if free, else ``base_1``, ``base_2``, ..."""
+        taken = {n.id for n in self.nodes}
+        if base not in taken:
+            return base
+        stem = base.rstrip("0123456789").rstrip("_") or base
+        i = 1
+        while f"{stem}_{i}" in taken:
+            i += 1
+        return f"{stem}_{i}"
+
+    # -- JSON -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "edges": [e.to_dict() for e in self.edges],
+            "training": copy.deepcopy(self.training),
+            "data": copy.deepcopy(self.data),
+        }
+        for key, value in self.extra.items():
+            out.setdefault(key, copy.deepcopy(value))
+        return out
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str = "project") -> Project:
+        """Build a project from parsed JSON; every structural problem is reported at once."""
+        return _from_dict(doc, source)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "project") -> Project:
+        return cls.from_dict(parse_json(text, source), source)
+
+    def copy(self) -> Project:
+        return Project.from_dict(self.to_dict())
+
+
+def _num(value: float) -> float | int:
+    value = float(value)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else round(value, 3)
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def parse_json(text: str, source: str) -> Any:
+    """``json.loads`` with errors that give the line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ProjectFileError(
+            f"{source}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
+        ) from None
+    except RecursionError:
+        raise ProjectFileError(f"{source}: JSON nested too deeply") from None
+
+
+def load(path: str | os.PathLike) -> Project:
+    """Read a project file. Raises :class:`ProjectFileError` with the file's name."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ProjectFileError(
+                f"{path}: {size / 1e6:.0f} MB is too large for a project file "
+                f"(limit {MAX_FILE_BYTES // 2**20} MiB)"
+            )
+        raw = path.read_bytes()
+    except ProjectFileError:
+        raise
+    except OSError as err:
+        raise ProjectFileError(f"{path}: cannot be read: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ProjectFileError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    project = Project.from_json(text, str(path))
+    project.path = path
+    return project
+
+
+def _from_dict(doc: Any, source: str) -> Project:
+    if not isinstance(doc, dict):
+        raise ProjectFileError(f"{source}: a project must be a JSON object")
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        raise ProjectFileError(
+            f"{source}: not a nodenet project (format is {fmt!r}, expected {FORMAT!r})"
+        )
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ProjectFileError(f"{source}: version must be a positive integer (got {version!r})")
+    if version > VERSION:
+        raise ProjectFileError(
+            f"{source}: version {version} was written by a newer nodenet "
+            f"(this one reads up to version {VERSION})"
+        )
+    doc = migrate(doc)
+    problems: list[str] = []
+    name = doc.get("name", "untitled")
+    if not isinstance(name, str):
+        problems.append(f"name must be a string (got {name!r})")
+        name = "untitled"
+    nodes = _read_list(doc, "nodes", _read_node, problems)
+    edges = _read_list(doc, "edges", _read_edge, problems)
+    training = doc.get("training", DEFAULT_TRAINING)
+    if not isinstance(training, dict):
+        problems.append("training must be an object")
+    data = doc.get("data", DEFAULT_DATA)
+    if not isinstance(data, dict):
+        problems.append("data must be an object")
+    if problems:
+        raise ProjectFileError(f"{source}: " + "; ".join(problems))
+    known = {"format", "version", "name", "nodes", "edges", "training", "data"}
+    extra = {k: v for k, v in doc.items() if k not in known}
+    merged_training = copy.deepcopy(DEFAULT_TRAINING)
+    merged_training.update(copy.deepcopy(training))
+    return Project(name, nodes, edges, merged_training, copy.deepcopy(data), extra)
+
+
+def migrate(doc: dict) -> dict:
+    """Bring an older version's document up to :data:`VERSION` (version 1 is current)."""
+    return doc
+
+
+def _read_list(doc, key, read_item, problems):
+    items = doc.get(key, [])
+    if not isinstance(items, list):
+        problems.append(f"{key} must be a list")
+        return []
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(read_item(item))
+        except ValueError as err:
+            problems.append(f"{key}[{i}]: {err}")
+    return out
+
+
+def _read_node(item: Any) -> Node:
+    if not isinstance(item, dict):
+        raise ValueError("a node must be an object")
+    node_id, node_type = item.get("id"), item.get("type")
+    if not isinstance(node_id, str) or not node_id.strip():
+        raise ValueError(f"id must be a non-empty string (got {node_id!r})")
+    if not isinstance(node_type, str):
+        raise ValueError(f"{node_id}: type must be a string (got {node_type!r})")
+    params = item.get("params", {})
+    if not isinstance(params, dict):
+        raise ValueError(f"{node_id}: params must be an object")
+    pos = item.get("pos", [0, 0])
+    if (
+        not isinstance(pos, list)
+        or len(pos) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
+        or not all(math.isfinite(v) and abs(v) < 1e9 for v in pos)
+    ):
+        raise ValueError(f"{node_id}: pos must be two finite numbers [x, y]")
+    return Node(node_id, node_type, copy.deepcopy(params), [float(pos[0]), float(pos[1])])
+
+
+def _read_edge(item: Any) -> Edge:
+    if not isinstance(item, dict):
+        raise ValueError("an edge must be an object")
+    src, dst, port = item.get("from"), item.get("to"), item.get("port", 0)
+    if not isinstance(src, str) or not isinstance(dst, str):
+        raise ValueError("from and to must be node ids (strings)")
+    if not isinstance(port, int) or isinstance(port, bool) or port < 0:
+        raise ValueError(f"{src} -> {dst}: port must be a non-negative integer (got {port!r})")
+    return Edge(src, dst, port)
+
+
+# -- writing -----------------------------------------------------------------
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """Stable, diff-friendly JSON: one node or edge per line, sections indented."""
+    lines = ["{"]
+    keys = list(doc)
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        value = doc[key]
+        if key in ("nodes", "edges") and isinstance(value, list) and value:
+            items = [json.dumps(item, ensure_ascii=False) for item in value]
+            body = ",\n".join(f"    {item}" for item in items)
+            lines.append(f'  "{key}": [\n{body}\n  ]{comma}')
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            lines.append(f"  {json.dumps(key)}: {text}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash or a full disk never leaves a half-written file: the old one stays.
+    """
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save(project: Project, path: str | os.PathLike | None = None) -> Path:
+    """Save atomically to ``path`` (or where the project came from)."""
+    target = Path(path) if path is not None else project.path
+    if target is None:
+        raise ProjectFileError("the project has no file yet: choose where to save it")
+    try:
+        atomic_write(target, project.to_json())
+    except OSError as err:
+        raise ProjectFileError(f"{target}: cannot be saved: {err.strerror or err}") from None
+    project.path = target
+    return target
+
+
+# -- validation and shapes ----------------------------------------------------
+
+
+@dataclass
+class Analysis:
+    """What :func:`analyze` learns: problems, topological order, shapes, parameter counts."""
+
+    problems: list[Problem]
+    order: list[str]  # node ids in topological order (nodes in cycles left out)
+    shapes: dict[str, Shape]  # output shape of every node whose shape could be inferred
+    params: dict[str, tuple[int, int]]  # (trainable, non-trainable) per node
+    layers: dict[str, Layer]  # a layer object per node whose params are valid
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problems_for(self, node_id: str) -> list[Problem]:
+        return [p for p in self.problems if p.node == node_id]
+
+    def input_shapes(self, project: Project, node_id: str) -> list[Shape] | None:
+        shapes = [self.shapes.get(e.src) for e in project.incoming(node_id)]
+        return None if any(s is None for s in shapes) else shapes
+
+
+def validate(project: Project) -> list[Problem]:
+    """Every problem of the project, each naming its node or field."""
+    return analyze(project).problems
+
+
+def analyze(project: Project) -> Analysis:
+    """Validate the graph and infer shapes and parameter counts, as far as possible."""
+    problems: list[Problem] = []
+    ids = [n.id for n in project.nodes]
+    seen: set[str] = set()
+    for node_id in ids:
+        if node_id in seen:
+            problems.append(Problem("the id is used by more than one node", node_id))
+        seen.add(node_id)
+    by_id = {n.id: n for n in project.nodes}
+
+    layers: dict[str, Layer] = {}
+    for n in project.nodes:
+        if n.type not in LAYERS:
+            problems.append(Problem(f"unknown block type {n.type!r}", n.id))
+            continue
+        cls = LAYERS.get(n.type)
+        errors = check_params(cls.PARAMS, n.params, n.type)
+        if errors:
+            problems.extend(Problem(str(e), n.id) for e in errors)
+            continue
+        try:
+            layers[n.id] = cls(n.params, n.id)
+        except ParamError as err:
+            problems.append(Problem(str(err), n.id))
+
+    if not project.inputs():
+        problems.append(Problem("the graph has no Input block", field="nodes"))
+    if not project.outputs():
+        problems.append(Problem("the graph has no Output block", field="nodes"))
+
+    problems.extend(_check_edges(project, by_id))
+    order, cyclic = _topological_order(project)
+    for node_id in cyclic:
+        problems.append(Problem("is part of a cycle", node_id))
+    problems.extend(_check_ports(project, by_id))
+    problems.extend(_check_reaches_output(project, by_id))
+
+    shapes: dict[str, Shape] = {}
+    params: dict[str, tuple[int, int]] = {}
+    for node_id in order:
+        layer = layers.get(node_id)
+        if layer is None:
+            continue
+        in_shapes = [shapes.get(e.src) for e in project.incoming(node_id)]
+        if any(s is None for s in in_shapes) or not layer.accepts_inputs(len(in_shapes)):
+            continue
+        try:
+            shapes[node_id] = tuple(layer.infer_shape(in_shapes))
+            params[node_id] = layer.count_params(in_shapes)
+        except ShapeError as err:
+            shapes.pop(node_id, None)
+            problems.append(Problem(str(err), node_id))
+    return Analysis(problems, order, shapes, params, layers)
+
+
+def _check_edges(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+    problems = []
+    taken: dict[tuple[str, int], Edge] = {}
+    for e in project.edges:
+        where = f"{e.src} -> {e.dst}"
+        if e.src not in by_id:
+            if e.dst in by_id:
+                problems.append(Problem(f"edge from a missing node {e.src!r}", e.dst))
+            else:
+                problems.append(Problem(f"edge between missing nodes ({where})", field="edges"))
+            continue
+        if e.dst not in by_id:
+            problems.append(Problem(f"edge to a missing node {e.dst!r}", e.src))
+            continue
+        if e.src == e.dst:
+            problems.append(Problem("is connected to itself", e.src))
+            continue
+        src_type = by_id[e.src].type
+        if src_type == "Output":
+            problems.append(Problem(
+                f"an Output ends the graph; it cannot feed {e.dst!r} "
+                "(connect from the block before it)", e.src))
+        dst_cls = LAYERS.get(by_id[e.dst].type) if by_id[e.dst].type in LAYERS else None
+        if dst_cls is not None:
+            if dst_cls.N_INPUTS == 0:
+                problems.append(Problem(f"{dst_cls.TYPE} takes no input, but {where} feeds it",
+                                        e.dst))
+                continue
+            if dst_cls.N_INPUTS is not None and e.port >= dst_cls.N_INPUTS:
+                problems.append(Problem(
+                    f"edge from {e.src!r} to input port {e.port}, but {dst_cls.TYPE} has "
+                    f"{dst_cls.N_INPUTS} input port(s)", e.dst))
+                continue
+        key = (e.dst, e.port)
+        if key in taken:
+            problems.append(Problem(
+                f"input port {e.port} is fed by both {taken[key].src!r} and {e.src!r}", e.dst))
+        taken[key] = e
+    return problems
+
+
+def _check_ports(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+    problems = []
+    for n in project.nodes:
+        if n.type not in LAYERS:
+            continue
+        cls = LAYERS.get(n.type)
+        ports = sorted({e.port for e in project.incoming(n.id) if e.src in by_id})
+        if cls.N_INPUTS is not None:
+            for port in range(cls.N_INPUTS):
+                if port not in ports:
+                    problems.append(Problem(f"input port {port} is not connected", n.id))
+        else:
+            if len(ports) < cls.MIN_INPUTS:
+                problems.append(Problem(
+                    f"{cls.TYPE} needs at least {cls.MIN_INPUTS} inputs, {len(ports)} connected",
+                    n.id))
+            missing = [p for p in range(max(ports, default=-1) + 1) if p not in ports]
+            if missing:
+                problems.append(Problem(
+                    f"input port {missing[0]} is not connected (ports are filled in order)",
+                    n.id))
+    return problems
+
+
+def _topological_order(project: Project) -> tuple[list[str], list[str]]:
+    """Kahn's algorithm, ties broken by file order; returns (order, nodes in cycles)."""
+    ids = list(dict.fromkeys(n.id for n in project.nodes))
+    index = {node_id: i for i, node_id in enumerate(ids)}
+    indegree = dict.fromkeys(ids, 0)
+    children: dict[str, list[str]] = {node_id: [] for node_id in ids}
+    for e in project.edges:
+        if e.src in index and e.dst in index and e.src != e.dst:
+            indegree[e.dst] += 1
+            children[e.src].append(e.dst)
+    ready = [(index[i], i) for i in ids if indegree[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, node_id = heapq.heappop(ready)
+        order.append(node_id)
+        for child in children[node_id]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(ready, (index[child], child))
+    done = set(order)
+    remaining = [i for i in ids if i not in done]
+    # nodes downstream of a cycle are blocked, not cyclic: keep only those on a cycle
+    cyclic = [i for i in remaining if _on_cycle(i, children, set(remaining))]
+    return order, cyclic
+
+
+def _on_cycle(start: str, children: dict[str, list[str]], within: set[str]) -> bool:
+    stack, seen = list(children[start]), set()
+    while stack:
+        node_id = stack.pop()
+        if node_id == start:
+            return True
+        if node_id in seen or node_id not in within:
+            continue
+        seen.add(node_id)
+        stack.extend(children[node_id])
+    return False
+
+
+def _check_reaches_output(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+    parents: dict[str, list[str]] = {i: [] for i in by_id}
+    for e in project.edges:
+        if e.src in by_id and e.dst in by_id:
+            parents[e.dst].append(e.src)
+    reached = set()
+    stack = [n.id for n in project.nodes if n.type == "Output"]
+    while stack:
+        node_id = stack.pop()
+        if node_id in reached:
+            continue
+        reached.add(node_id)
+        stack.extend(parents[node_id])
+    if not project.outputs():
+        return []
+    return [Problem("does not reach any Output (its result is unused)", n.id)
+            for n in project.nodes if n.id not in reached]
+
+
+def shape_text(shape: Shape | None) -> str:
+    return "?" if shape is None else fmt_shape(shape)
+
+
+__all__ = [
+    "Analysis", "Edge", "Node", "NodenetError", "Problem", "Project", "analyze", "atomic_write",
+    "dumps", "load", "save", "shape_text", "validate",
+]
