@@ -9,6 +9,7 @@ The file format is documented in ``docs/project-format.md``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import heapq
 import json
@@ -49,8 +50,12 @@ class Node:
     pos: list[float] = field(default_factory=lambda: [0.0, 0.0])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "params": copy.deepcopy(self.params),
-                "pos": [_num(self.pos[0]), _num(self.pos[1])]}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "params": copy.deepcopy(self.params),
+            "pos": [_num(self.pos[0]), _num(self.pos[1])],
+        }
 
 
 @dataclass
@@ -329,10 +334,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -410,6 +413,7 @@ def analyze(project: Project) -> Analysis:
     if not project.outputs():
         problems.append(Problem("the graph has no Output block", field="nodes"))
 
+    problems.extend(_check_training(project.training))
     problems.extend(_check_edges(project, by_id))
     order, cyclic = _topological_order(project)
     for node_id in cyclic:
@@ -435,6 +439,16 @@ def analyze(project: Project) -> Analysis:
     return Analysis(problems, order, shapes, params, layers)
 
 
+def _check_training(training: Any) -> list[Problem]:
+    from nodenet.engine.settings import check_training
+
+    problems = []
+    for text in check_training(training):
+        where, _, message = text.partition(" ")
+        problems.append(Problem(message, field=where.rstrip(":")))
+    return problems
+
+
 def _check_edges(project: Project, by_id: dict[str, Node]) -> list[Problem]:
     problems = []
     taken: dict[tuple[str, int], Edge] = {}
@@ -454,24 +468,36 @@ def _check_edges(project: Project, by_id: dict[str, Node]) -> list[Problem]:
             continue
         src_type = by_id[e.src].type
         if src_type == "Output":
-            problems.append(Problem(
-                f"an Output ends the graph; it cannot feed {e.dst!r} "
-                "(connect from the block before it)", e.src))
+            problems.append(
+                Problem(
+                    f"an Output ends the graph; it cannot feed {e.dst!r} "
+                    "(connect from the block before it)",
+                    e.src,
+                )
+            )
         dst_cls = LAYERS.get(by_id[e.dst].type) if by_id[e.dst].type in LAYERS else None
         if dst_cls is not None:
             if dst_cls.N_INPUTS == 0:
-                problems.append(Problem(f"{dst_cls.TYPE} takes no input, but {where} feeds it",
-                                        e.dst))
+                problems.append(
+                    Problem(f"{dst_cls.TYPE} takes no input, but {where} feeds it", e.dst)
+                )
                 continue
             if dst_cls.N_INPUTS is not None and e.port >= dst_cls.N_INPUTS:
-                problems.append(Problem(
-                    f"edge from {e.src!r} to input port {e.port}, but {dst_cls.TYPE} has "
-                    f"{dst_cls.N_INPUTS} input port(s)", e.dst))
+                problems.append(
+                    Problem(
+                        f"edge from {e.src!r} to input port {e.port}, but {dst_cls.TYPE} has "
+                        f"{dst_cls.N_INPUTS} input port(s)",
+                        e.dst,
+                    )
+                )
                 continue
         key = (e.dst, e.port)
         if key in taken:
-            problems.append(Problem(
-                f"input port {e.port} is fed by both {taken[key].src!r} and {e.src!r}", e.dst))
+            problems.append(
+                Problem(
+                    f"input port {e.port} is fed by both {taken[key].src!r} and {e.src!r}", e.dst
+                )
+            )
         taken[key] = e
     return problems
 
@@ -489,14 +515,21 @@ def _check_ports(project: Project, by_id: dict[str, Node]) -> list[Problem]:
                     problems.append(Problem(f"input port {port} is not connected", n.id))
         else:
             if len(ports) < cls.MIN_INPUTS:
-                problems.append(Problem(
-                    f"{cls.TYPE} needs at least {cls.MIN_INPUTS} inputs, {len(ports)} connected",
-                    n.id))
+                problems.append(
+                    Problem(
+                        f"{cls.TYPE} needs at least {cls.MIN_INPUTS} inputs, "
+                        f"{len(ports)} connected",
+                        n.id,
+                    )
+                )
             missing = [p for p in range(max(ports, default=-1) + 1) if p not in ports]
             if missing:
-                problems.append(Problem(
-                    f"input port {missing[0]} is not connected (ports are filled in order)",
-                    n.id))
+                problems.append(
+                    Problem(
+                        f"input port {missing[0]} is not connected (ports are filled in order)",
+                        n.id,
+                    )
+                )
     return problems
 
 
@@ -555,8 +588,11 @@ def _check_reaches_output(project: Project, by_id: dict[str, Node]) -> list[Prob
         stack.extend(parents[node_id])
     if not project.outputs():
         return []
-    return [Problem("does not reach any Output (its result is unused)", n.id)
-            for n in project.nodes if n.id not in reached]
+    return [
+        Problem("does not reach any Output (its result is unused)", n.id)
+        for n in project.nodes
+        if n.id not in reached
+    ]
 
 
 def shape_text(shape: Shape | None) -> str:
@@ -564,6 +600,17 @@ def shape_text(shape: Shape | None) -> str:
 
 
 __all__ = [
-    "Analysis", "Edge", "Node", "NodenetError", "Problem", "Project", "analyze", "atomic_write",
-    "dumps", "load", "save", "shape_text", "validate",
+    "Analysis",
+    "Edge",
+    "Node",
+    "NodenetError",
+    "Problem",
+    "Project",
+    "analyze",
+    "atomic_write",
+    "dumps",
+    "load",
+    "save",
+    "shape_text",
+    "validate",
 ]

@@ -27,6 +27,14 @@ def block_class(type_name: str) -> type[Layer]:
 
 
 __all__ = [
-    "CATEGORIES", "LAYERS", "Context", "Example", "Layer", "Shape", "WeightSpec",
-    "block_class", "block_types", "fmt_shape",
+    "CATEGORIES",
+    "LAYERS",
+    "Context",
+    "Example",
+    "Layer",
+    "Shape",
+    "WeightSpec",
+    "block_class",
+    "block_types",
+    "fmt_shape",
 ]

@@ -59,9 +59,7 @@ INITIALIZERS.register("he_normal")(lambda s, r: _variance_scaling(s, r, 2.0, "fa
 INITIALIZERS.register("lecun_uniform")(
     lambda s, r: _variance_scaling(s, r, 1.0, "fan_in", "uniform")
 )
-INITIALIZERS.register("lecun_normal")(
-    lambda s, r: _variance_scaling(s, r, 1.0, "fan_in", "normal")
-)
+INITIALIZERS.register("lecun_normal")(lambda s, r: _variance_scaling(s, r, 1.0, "fan_in", "normal"))
 INITIALIZERS.register("random_uniform")(lambda s, r: r.uniform(-0.05, 0.05, size=s))
 INITIALIZERS.register("random_normal")(lambda s, r: r.normal(0.0, 0.05, size=s))
 INITIALIZERS.register("zeros")(lambda s, r: np.zeros(s))
@@ -89,6 +87,25 @@ def _embedding_uniform(shape, rng):
 NAMES: tuple[str, ...] = tuple(n for n in INITIALIZERS.names() if n != "uniform")
 
 
+UNIT_FORGET_BIAS = "unit_forget_bias:"
+
+
 def initialize(name: str, shape: tuple[int, ...], rng: np.random.Generator, dtype) -> np.ndarray:
-    """A new array of ``shape`` drawn by initializer ``name``."""
-    return np.asarray(INITIALIZERS.get(name)(tuple(shape), rng), dtype=dtype)
+    """A new array of ``shape`` drawn by initializer ``name``.
+
+    ``"unit_forget_bias:INNER"`` is the LSTM bias of Keras's ``unit_forget_bias=True``:
+    ``INNER`` for the input gate, ones for the forget gate, ``INNER`` for the cell and
+    output gates (shape ``(4 * units,)``).
+    """
+    if name.startswith(UNIT_FORGET_BIAS):
+        inner = name[len(UNIT_FORGET_BIAS) :]
+        (size,) = shape
+        units = size // 4
+        return np.concatenate(
+            [
+                initialize(inner, (units,), rng, dtype),
+                np.ones(units, dtype=dtype),
+                initialize(inner, (2 * units,), rng, dtype),
+            ]
+        )
+    return np.ascontiguousarray(INITIALIZERS.get(name)(tuple(shape), rng), dtype=dtype)

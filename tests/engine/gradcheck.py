@@ -36,8 +36,9 @@ def make_weights(layer: Layer, input_shapes, rng, dtype=np.float64):
 
 
 def run_forward(layer, weights, inputs, training=True, seed=0):
-    return layer.forward(weights, inputs, Context(training=training,
-                                                  rng=np.random.default_rng(seed)))
+    return layer.forward(
+        weights, inputs, Context(training=training, rng=np.random.default_rng(seed))
+    )
 
 
 def check_gradients(layer: Layer, example, seed=0, eps=1e-6, samples=12, rtol=1e-4, atol=1e-6):
@@ -57,11 +58,15 @@ def check_gradients(layer: Layer, example, seed=0, eps=1e-6, samples=12, rtol=1e
     assert len(input_grads) == len(inputs), "backward must return one gradient per input"
     trainable = {s.name for s in layer.weight_specs(input_shapes) if s.trainable}
     assert set(weight_grads) == trainable, (
-        f"weight gradients {sorted(weight_grads)} != trainable weights {sorted(trainable)}")
+        f"weight gradients {sorted(weight_grads)} != trainable weights {sorted(trainable)}"
+    )
 
-    targets = [(f"input {i}", x, g) for i, (x, g) in enumerate(zip(inputs, input_grads))
-               if x.dtype.kind == "f"]
-    for i, (x, g) in enumerate(zip(inputs, input_grads)):
+    targets = [
+        (f"input {i}", x, g)
+        for i, (x, g) in enumerate(zip(inputs, input_grads, strict=False))
+        if x.dtype.kind == "f"
+    ]
+    for i, (x, g) in enumerate(zip(inputs, input_grads, strict=False)):
         if x.dtype.kind != "f":
             assert g is None, f"input {i} is integer: its gradient must be None"
     targets += [(f"weight {k}", weights[k], weight_grads[k]) for k in sorted(weight_grads)]
@@ -83,6 +88,7 @@ def check_gradients(layer: Layer, example, seed=0, eps=1e-6, samples=12, rtol=1e
             err = abs(numeric - analytic)
             assert err <= atol + rtol * max(abs(numeric), abs(analytic)), (
                 f"{layer.TYPE} {example.params}: d/d{what}[{j}] numeric {numeric:.8g} "
-                f"!= backward {analytic:.8g}")
+                f"!= backward {analytic:.8g}"
+            )
             worst = max(worst, err)
     return worst

@@ -31,10 +31,11 @@ CASES = [
 ]
 BLOCKS = block_types()
 
+
 @pytest.mark.parametrize("name", BLOCKS)
 def test_block_declares_itself(name):
     cls = LAYERS.get(name)
-    assert cls.TYPE == name
+    assert name == cls.TYPE
     assert cls.CATEGORY in CATEGORIES
     assert cls.doc(), f"{name} needs a one-line doc"
     assert cls.EXAMPLES, f"{name} needs at least one example"

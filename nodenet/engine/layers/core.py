@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nodenet.engine import activations
@@ -10,11 +12,13 @@ from nodenet.engine.layer import (
     Layer,
     WeightSpec,
     expect_rank,
+    fmt_shape,
     kernel_params,
     known,
     register,
 )
-from nodenet.engine.params import Bool, Choice, Int
+from nodenet.engine.params import Bool, Choice, Float, Int, ShapeParam
+from nodenet.errors import ParamError, ShapeError
 
 
 @register
@@ -50,11 +54,20 @@ class Dense(Layer):
         (shape,) = input_shapes
         n_in = known(shape[-1], "Dense's last input axis", shape)
         c = self.config
-        specs = [WeightSpec("kernel", (n_in, c["units"]), c["kernel_initializer"],
-                            regularizer=c["kernel_regularizer"])]
+        specs = [
+            WeightSpec(
+                "kernel",
+                (n_in, c["units"]),
+                c["kernel_initializer"],
+                regularizer=c["kernel_regularizer"],
+            )
+        ]
         if c["use_bias"]:
-            specs.append(WeightSpec("bias", (c["units"],), c["bias_initializer"],
-                                    regularizer=c["bias_regularizer"]))
+            specs.append(
+                WeightSpec(
+                    "bias", (c["units"],), c["bias_initializer"], regularizer=c["bias_regularizer"]
+                )
+            )
         return specs
 
     def _forward(self, weights, inputs, ctx):
@@ -72,3 +85,238 @@ class Dense(Layer):
         if "bias" in weights:
             grads["bias"] = g2.sum(axis=0)
         return [grad @ kernel.T], grads
+
+
+@register
+class Activation(Layer):
+    """Applies an activation function to its input, element by element.
+
+    Input shape: any. Output shape: the input shape. Softmax acts on the last axis.
+    """
+
+    TYPE = "Activation"
+    CATEGORY = "Core"
+    PARAMS = (Choice("activation", "relu", "the function applied", choices=activations.NAMES),)
+    KEY_PARAMS = ("activation",)
+    POST_ACTIVATION = True
+    EXAMPLES = (
+        Example({"activation": "relu"}, ((4,),)),
+        Example({"activation": "tanh"}, ((2, 3),)),
+        Example({"activation": "softmax"}, ((3, 5),)),
+        Example({"activation": "gelu"}, ((2, 2, 2),)),
+    )
+
+    def infer_shape(self, input_shapes):
+        return tuple(input_shapes[0])
+
+    def _forward(self, weights, inputs, ctx):
+        return inputs[0], None
+
+    def _backward(self, weights, cache, grad):
+        return [grad], {}
+
+
+@register
+class Dropout(Layer):
+    """Sets a random fraction ``rate`` of inputs to 0 while training, scaling the rest.
+
+    Kept values are divided by ``1 - rate`` so the expected sum is unchanged;
+    at inference the layer is the identity. Input shape: any; output shape:
+    the same. Masks come from the run's seeded generator; ``seed`` is carried
+    to exported code.
+    """
+
+    TYPE = "Dropout"
+    CATEGORY = "Core"
+    PARAMS = (
+        Float("rate", 0.5, "fraction of the inputs to drop while training", min=0.0, max=1.0),
+        Int("seed", None, "seed of the exported layer's random generator", min=0, optional=True),
+    )
+    KEY_PARAMS = ("rate",)
+    EXAMPLES = (
+        Example({"rate": 0.5}, ((6,),)),
+        Example({"rate": 0.2, "seed": 7}, ((3, 4),)),
+        Example({"rate": 0.0}, ((4,),)),
+        Example({"rate": 1.0}, ((2, 3),)),
+    )
+
+    def infer_shape(self, input_shapes):
+        return tuple(input_shapes[0])
+
+    def _forward(self, weights, inputs, ctx):
+        (x,) = inputs
+        rate = self.config["rate"]
+        if not ctx.training or rate == 0.0:
+            return x, None
+        if rate == 1.0:
+            keep = np.zeros(x.shape, dtype=bool)
+            return np.zeros_like(x), keep
+        keep = ctx.rng.random(x.shape, dtype=np.float32) >= np.float32(rate)
+        out = x / (1.0 - rate)
+        out *= keep
+        return out, keep
+
+    def _backward(self, weights, keep, grad):
+        if keep is None:
+            return [grad], {}
+        rate = self.config["rate"]
+        if rate == 1.0:
+            return [np.zeros_like(grad)], {}
+        dx = grad / (1.0 - rate)
+        dx *= keep
+        return [dx], {}
+
+
+@register
+class Flatten(Layer):
+    """Flattens every sample to one axis.
+
+    Input shape: (d1, d2, ...). Output shape: (d1·d2·…,), or (None,) when a
+    dimension is variable.
+    """
+
+    TYPE = "Flatten"
+    CATEGORY = "Core"
+    EXAMPLES = (
+        Example({}, ((2, 3),)),
+        Example({}, ((2, 2, 3),)),
+        Example({}, ((4,),)),
+    )
+
+    def infer_shape(self, input_shapes):
+        (shape,) = input_shapes
+        if any(d is None for d in shape):
+            return (None,)
+        return (math.prod(shape),)
+
+    def _forward(self, weights, inputs, ctx):
+        (x,) = inputs
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape
+
+    def _backward(self, weights, shape, grad):
+        return [grad.reshape(shape)], {}
+
+
+@register
+class Reshape(Layer):
+    """Reshapes every sample to ``target_shape``; one ``-1`` is inferred.
+
+    Input shape: any with the same number of elements. Output shape:
+    ``target_shape`` (a ``-1`` resolved, or None when the input has a
+    variable dimension).
+    """
+
+    TYPE = "Reshape"
+    CATEGORY = "Core"
+    PARAMS = (
+        ShapeParam(
+            "target_shape",
+            [-1],
+            "shape of each sample after reshaping (one -1 is inferred)",
+            allow_minus_one=True,
+        ),
+    )
+    KEY_PARAMS = ("target_shape",)
+    EXAMPLES = (
+        Example({"target_shape": [3, 2]}, ((6,),)),
+        Example({"target_shape": [-1, 2]}, ((2, 3, 2),)),
+        Example({"target_shape": [4, -1, 1]}, ((2, 4),)),
+        Example({"target_shape": [6]}, ((3, 2),)),
+    )
+
+    def infer_shape(self, input_shapes):
+        (shape,) = input_shapes
+        target = list(self.config["target_shape"])
+        if any(d is None for d in shape):
+            return tuple(None if d == -1 else d for d in target)
+        size = math.prod(shape)
+        known_size = math.prod(d for d in target if d != -1)
+        if -1 in target:
+            if size % known_size:
+                raise ShapeError(
+                    f"Reshape cannot fit {fmt_shape(shape)} ({size} values per sample) into "
+                    f"target_shape {target}: {size} is not a multiple of {known_size}"
+                )
+            target[target.index(-1)] = size // known_size
+        elif size != known_size:
+            raise ShapeError(
+                f"Reshape cannot turn {fmt_shape(shape)} ({size} values per sample) into "
+                f"target_shape {target} ({known_size} values)"
+            )
+        return tuple(target)
+
+    def _forward(self, weights, inputs, ctx):
+        (x,) = inputs
+        target = self.infer_shape([x.shape[1:]])
+        return x.reshape(x.shape[0], *target), x.shape
+
+    def _backward(self, weights, shape, grad):
+        return [grad.reshape(shape)], {}
+
+
+@register
+class Permute(Layer):
+    """Permutes the axes of every sample; ``dims`` counts axes from 1 (the batch is 0).
+
+    Input shape: (d1, ..., dn). Output shape: (d_dims[0], ..., d_dims[n-1]);
+    ``dims=[2, 1]`` swaps the two axes of a (steps, features) input.
+    """
+
+    TYPE = "Permute"
+    CATEGORY = "Core"
+    PARAMS = (ShapeParam("dims", [2, 1], "new order of the input axes, numbered from 1"),)
+    KEY_PARAMS = ("dims",)
+    EXAMPLES = (
+        Example({"dims": [2, 1]}, ((3, 4),)),
+        Example({"dims": [3, 1, 2]}, ((2, 3, 4),)),
+        Example({"dims": [1]}, ((5,),)),
+    )
+
+    def check_config(self):
+        dims = self.config["dims"]
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ParamError(f"dims must be a permutation of 1 to {len(dims)} (got {dims})", "dims")
+
+    def infer_shape(self, input_shapes):
+        (shape,) = input_shapes
+        dims = self.config["dims"]
+        if len(shape) != len(dims):
+            raise ShapeError(
+                f"Permute with dims {dims} expects a {len(dims) + 1}-D input (batch "
+                f"included), got {fmt_shape(shape)}"
+            )
+        return tuple(shape[d - 1] for d in dims)
+
+    def _forward(self, weights, inputs, ctx):
+        (x,) = inputs
+        return np.transpose(x, (0, *self.config["dims"])), None
+
+    def _backward(self, weights, cache, grad):
+        inverse = np.argsort((0, *self.config["dims"]))
+        return [np.transpose(grad, inverse)], {}
+
+
+@register
+class RepeatVector(Layer):
+    """Repeats a vector ``n`` times along a new time axis.
+
+    Input shape: (features,). Output shape: (n, features).
+    """
+
+    TYPE = "RepeatVector"
+    CATEGORY = "Core"
+    PARAMS = (Int("n", 3, "number of repetitions", min=1),)
+    KEY_PARAMS = ("n",)
+    EXAMPLES = (Example({"n": 3}, ((4,),)), Example({"n": 1}, ((2,),)))
+
+    def infer_shape(self, input_shapes):
+        (shape,) = input_shapes
+        expect_rank(shape, 1, "RepeatVector")
+        return (self.config["n"], shape[0])
+
+    def _forward(self, weights, inputs, ctx):
+        (x,) = inputs
+        return np.repeat(x[:, np.newaxis, :], self.config["n"], axis=1), None
+
+    def _backward(self, weights, cache, grad):
+        return [grad.sum(axis=1)], {}

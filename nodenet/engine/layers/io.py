@@ -54,8 +54,9 @@ class Output(Layer):
     TYPE = "Output"
     CATEGORY = "Input / Output"
     PARAMS = (
-        Choice("loss", "categorical_crossentropy", "loss minimized for this head",
-               choices=LOSS_NAMES),
+        Choice(
+            "loss", "categorical_crossentropy", "loss minimized for this head", choices=LOSS_NAMES
+        ),
         StrList("metrics", ["accuracy"], "metrics reported for this head", choices=METRIC_NAMES),
         Float("loss_weight", 1.0, "weight of this head's loss in the total", min=0.0),
     )

@@ -1,0 +1,301 @@
+"""The ``nodenet`` command: the GUI by default, and every headless job.
+
+Errors are one sentence on stderr with a non-zero exit code, never a traceback.
+With ``--json`` a command prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nodenet import __version__
+from nodenet.errors import NodenetError, ValidationError
+
+EXIT_PROBLEMS = 1  # the input has problems (validate, a bad file)
+EXIT_USAGE = 2  # argparse's own code for bad arguments
+EXIT_INTERNAL = 70  # a bug in nodenet
+
+
+def _load(path: str):
+    from nodenet.project import load
+
+    return load(path)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nodenet.project import validate
+
+    project = _load(args.file)
+    problems = validate(project)
+    if args.json:
+        _print_json(
+            {
+                "file": args.file,
+                "ok": not problems,
+                "problems": [
+                    {"node": p.node, "field": p.field, "message": p.message} for p in problems
+                ],
+            }
+        )
+    else:
+        for p in problems:
+            print(p)
+        if not problems:
+            print(f"{args.file}: no problems")
+    return EXIT_PROBLEMS if problems else 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from nodenet.summary import summarize
+
+    summary = summarize(_load(args.file))
+    if args.json:
+        _print_json(summary.to_dict())
+    else:
+        print(summary.to_text())
+    return 0
+
+
+def _format_logs(logs: dict) -> str:
+    skip = {"epoch", "epochs", "batch", "batches", "epoch_seconds", "samples_per_sec"}
+    return " - ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in skip)
+
+
+class _Progress:
+    """A tqdm bar per epoch on stderr, and a line per finished epoch."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def batch(self, logs: dict) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=logs["batches"],
+                file=sys.stderr,
+                leave=False,
+                unit="batch",
+                desc=f"Epoch {logs['epoch']}",
+                dynamic_ncols=True,
+            )
+        self.bar.update(logs["batch"] - self.bar.n)
+        self.bar.set_postfix_str(_format_logs(logs)[:80], refresh=False)
+
+    def epoch(self, logs: dict) -> None:
+        self.close()
+        if not self.quiet:
+            print(
+                f"Epoch {logs['epoch']}/{logs['epochs']} - {logs['epoch_seconds']:.1f}s - "
+                f"{_format_logs(logs)}",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from nodenet.engine.runner import build_run, weights_path
+    from nodenet.project import atomic_write
+
+    project = _load(args.file)
+    run = build_run(project)
+    stop = threading.Event()
+
+    def interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(
+            "\nnodenet: stopping after this batch (Ctrl-C again to quit at once)", file=sys.stderr
+        )
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    progress = _Progress(quiet=args.quiet)
+    try:
+        history = run.fit(
+            on_batch=progress.batch,
+            on_epoch=progress.epoch,
+            should_stop=stop.is_set,
+            epochs=args.epochs,
+        )
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    test = run.evaluate_test()
+    weights_out = Path(args.weights_out) if args.weights_out else weights_path(project)
+    run.model.save_weights(weights_out)
+    history_out = (
+        Path(args.history_out)
+        if args.history_out
+        else weights_out.with_name(weights_out.name.replace(".weights.npz", "") + ".history.json")
+    )
+    result = {
+        **history.to_dict(),
+        "test": test,
+        "weights": str(weights_out),
+        "history_file": str(history_out),
+    }
+    atomic_write(history_out, json.dumps(result, indent=2) + "\n")
+    if args.json:
+        _print_json(result)
+    else:
+        if history.stopped == "user":
+            print("stopped by Ctrl-C; the weights so far are saved", file=sys.stderr)
+        if test is not None:
+            print("test: " + _format_logs(test))
+        print(f"weights: {weights_out}\nhistory: {history_out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nodenet.engine.runner import build_run
+
+    run = build_run(_load(args.file))
+    run.model.load_weights(args.weights)
+    result = run.evaluate_test()
+    if result is None:
+        raise NodenetError(f"{args.file}: the data has no test split (set data.split.test)")
+    if args.json:
+        _print_json(result)
+    else:
+        print(_format_logs(result))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from nodenet.engine.runner import build_run, load_arrays
+    from nodenet.project import atomic_write
+
+    run = build_run(_load(args.file), load_data=False)
+    run.model.load_weights(args.weights)
+    arrays = load_arrays(args.input)
+    ids = run.model.input_ids
+    if len(ids) == 1 and ids[0] not in arrays and len(arrays) == 1:
+        arrays = {ids[0]: next(iter(arrays.values()))}
+    outputs = run.model.predict(arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    atomic_write(args.output, buffer.getvalue())
+    shapes = ", ".join(f"{k} {v.shape}" for k, v in outputs.items())
+    print(f"{args.output}: {shapes}", file=sys.stderr)
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from nodenet.ui.app import run
+    except ImportError as err:
+        raise NodenetError(f"the GUI cannot start: {err}") from None
+    return run(args.file)
+
+
+def _print_json(doc) -> None:
+    json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "validate": (cmd_validate, "list every problem of a project, one per line (exit 1 if any)"),
+    "summary": (cmd_summary, "print the Keras-style model summary"),
+    "train": (
+        cmd_train,
+        "train a project on its data, with a progress bar; writes weights and history",
+    ),
+    "evaluate": (cmd_evaluate, "loss and metrics of trained weights on the test split"),
+    "predict": (cmd_predict, "outputs for inputs from an .npz file (arrays keyed by Input id)"),
+}
+
+
+def _add_options(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "train":
+        p.add_argument(
+            "--epochs",
+            type=int,
+            help="override the project's epochs (0 writes the freshly initialized weights)",
+        )
+        p.add_argument(
+            "--weights-out",
+            metavar="W",
+            help="weights file (default: NAME.weights.npz beside the project)",
+        )
+        p.add_argument(
+            "--history-out",
+            metavar="H",
+            help="history JSON (default: NAME.history.json beside the weights)",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    if name in ("evaluate", "predict"):
+        p.add_argument("--weights", metavar="W", required=True, help="trained weights (.npz)")
+    if name == "predict":
+        p.add_argument("--input", metavar="X", required=True, help=".npz of inputs")
+        p.add_argument("--output", metavar="Y", required=True, help=".npz to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nodenet",
+        description="Design and train neural networks visually. Without a command, opens "
+        "the GUI (on FILE if given).",
+    )
+    parser.add_argument("--version", action="version", version=f"nodenet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gui = sub.add_parser("gui", help="open the GUI (the default)")
+    gui.add_argument("file", nargs="?", help="project file to open")
+    gui.set_defaults(run=cmd_gui)
+    for name, (func, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("file", help="project file (.json)")
+        if name != "predict":
+            p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        _add_options(name, p)
+        p.set_defaults(run=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    known = {"gui", *COMMANDS, "-h", "--help", "--version"}
+    if not argv or (argv[0] not in known and not argv[0].startswith("-")):
+        argv = ["gui", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ValidationError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_PROBLEMS
+    except NodenetError as err:
+        print(f"nodenet: {err}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        print("nodenet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: say so in one line, not a traceback
+        print(
+            f"nodenet: internal error ({type(err).__name__}: {err}); please report it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""The user's own data: CSV and NPZ files (IDX lives in :mod:`.idx`).
+
+Paths are taken relative to the project file's folder (``base_dir``); absolute
+paths and ``~`` work too. Nothing read is ever executed or unpickled: NPZ files
+are opened with ``allow_pickle=False`` and CSV cells are parsed as numbers or
+labels only.
+
+CSV source options (``{"kind": "csv", "path": "train.csv", ...}``):
+
+``target``
+    the label column: a name, a 0-based index, or a list of numeric columns for
+    a multi-value regression target; default the last column.
+``id_columns``
+    columns to drop (names or indices), e.g. ``["id"]``.
+``delimiter``, ``header``
+    ``","`` and ``true`` by default; without a header, columns are named
+    ``"0"``, ``"1"``, ...
+``classes``
+    the class list, in label order; default the distinct labels sorted
+    naturally (``Class_2`` before ``Class_10``). Recorded in the dataset meta.
+``task``
+    ``"classification"`` or ``"regression"``; default: text or whole-number
+    labels mean classification.
+``test_path``
+    a second file with the same columns, used as the test split.
+
+The CSV gives ``x`` (samples, features) and ``y`` (samples,), plus ``x_test``
+and ``y_test`` with ``test_path``. A cell that is not a number raises a
+:class:`DataError` naming the file, line and column.
+
+NPZ source options: ``path``, ``test_path``, ``classes`` (a dict array name ->
+class list for text label arrays). Array names ending in ``_train`` lose the
+suffix, so the Keras ``mnist.npz`` layout (``x_train, y_train, x_test,
+y_test``) gives ``x``, ``y`` and their own test split ``x_test``, ``y_test``.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nodenet.engine.data.base import (
+    TASKS,
+    TEST_SUFFIX,
+    Dataset,
+    DatasetMeta,
+    encode_labels,
+    read_options,
+)
+from nodenet.errors import DataError
+
+CSV_OPTIONS: dict[str, Any] = {
+    "path": "",
+    "target": None,
+    "id_columns": [],
+    "delimiter": ",",
+    "header": True,
+    "classes": None,
+    "task": None,
+    "test_path": None,
+}
+NPZ_OPTIONS: dict[str, Any] = {"path": "", "test_path": None, "classes": None}
+
+
+def resolve_path(where: str, path: Any, base_dir: Path | None) -> Path:
+    """``path`` relative to ``base_dir`` (absolute paths and ``~`` kept); must exist."""
+    if not isinstance(path, str) or not path.strip():
+        raise DataError(f"{where}: needs a file path (got {path!r})")
+    full = Path(path).expanduser()
+    if not full.is_absolute() and base_dir is not None:
+        full = Path(base_dir) / full
+    if not full.exists():
+        raise DataError(f"{path}: no such file (looked for {full})")
+    return full
+
+
+# -- CSV ------------------------------------------------------------------------
+
+
+def load_csv(options: dict[str, Any], base_dir: Path | None) -> Dataset:
+    """Read a CSV source; see the module docstring for the options."""
+    opts = read_options("csv source", options, CSV_OPTIONS)
+    if opts["task"] not in (None, *TASKS):
+        raise DataError(f"csv source: option 'task' must be one of {TASKS}, got {opts['task']!r}")
+    if not isinstance(opts["delimiter"], str) or len(opts["delimiter"]) != 1:
+        raise DataError(
+            f"csv source: option 'delimiter' must be one character, got {opts['delimiter']!r}"
+        )
+    path = resolve_path("csv source", opts["path"], base_dir)
+    table = _CsvTable.read(path, opts["delimiter"], opts["header"])
+    x, y, classes, task, features, targets = table.split(opts, opts["classes"])
+    arrays = {"x": x, "y": y}
+    if opts["test_path"] is not None:
+        test_path = resolve_path("csv source: test_path", opts["test_path"], base_dir)
+        test = _CsvTable.read(test_path, opts["delimiter"], opts["header"])
+        if opts["header"] and test.columns != table.columns:
+            raise DataError(f"{test_path.name}: its columns differ from those of {path.name}")
+        arrays["x_test"], arrays["y_test"], *_ = test.split({**opts, "task": task}, classes)
+    extra = {"columns": features, "target": targets, "file": path.name}
+    meta = DatasetMeta(
+        path.stem, task, f"CSV file {path.name}", {"y": classes} if classes else {}, extra
+    )
+    return Dataset(arrays, meta)
+
+
+class _CsvTable:
+    """A CSV file's cells as text, with the line number of every row."""
+
+    def __init__(
+        self, path: Path, delimiter: str, header: bool, rows: list[list[str]], lines: list[int]
+    ):
+        self.path, self.name, self.delimiter, self.header = path, path.name, delimiter, header
+        self.rows, self.lines = rows, lines
+        self.columns = [str(i) for i in range(len(rows[0]))]
+        if header:
+            self.columns, self.rows, self.lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
+
+    @classmethod
+    def read(cls, path: Path, delimiter: str, header: bool) -> _CsvTable:
+        rows, lines = [], []
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.reader(f, delimiter=delimiter)
+                for row in reader:
+                    if len(row) > 1 or (row and row[0].strip()):
+                        rows.append(row)
+                        lines.append(reader.line_num)
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path.name}: not UTF-8 text (byte {err.start})") from None
+        except csv.Error as err:
+            raise DataError(f"{path.name}: not a readable CSV file ({err})") from None
+        except OSError as err:
+            raise DataError(f"{path.name}: cannot be read: {err.strerror or err}") from None
+        if len(rows) <= header:
+            raise DataError(f"{path.name}: has no data rows")
+        table = cls(path, delimiter, header, rows, lines)
+        for row, line in zip(table.rows, table.lines, strict=True):
+            if len(row) != len(table.columns):
+                raise DataError(
+                    f"{path.name}: line {line} has {len(row)} cells but there are "
+                    f"{len(table.columns)} columns"
+                )
+        return table
+
+    def column(self, col: int) -> tuple[str, ...]:
+        return tuple(row[col] for row in self.rows)
+
+    def matrix(self, cols: list[int]) -> np.ndarray:
+        """Columns ``cols`` as float64 (rows, len(cols)); a bad cell raises, naming its line.
+
+        numpy's C parser reads the file in one pass; if it fails or disagrees with
+        the rows read, each column is checked cell by cell to name the bad cell.
+        """
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fast = np.loadtxt(
+                    self.path,
+                    np.float64,
+                    comments=None,
+                    delimiter=self.delimiter,
+                    skiprows=int(self.header),
+                    usecols=cols,
+                    ndmin=2,
+                    encoding="utf-8-sig",
+                    quotechar='"',
+                )
+            if fast.shape == (len(self.rows), len(cols)) and np.isfinite(fast).all():
+                return fast
+        except (ValueError, OSError):
+            pass
+        return np.stack([self.numbers(i, self.column(i)) for i in cols], axis=1)
+
+    def index(self, column: Any, option: str) -> int:
+        """The position of ``column`` (a name or a 0-based index)."""
+        if isinstance(column, int) and not isinstance(column, bool):
+            if 0 <= column < len(self.columns):
+                return column
+            raise DataError(
+                f"{self.name}: option {option!r}: column index {column} is out of "
+                f"range (the file has {len(self.columns)} columns)"
+            )
+        matches = [i for i, c in enumerate(self.columns) if c == column]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise DataError(
+                f"{self.name}: option {option!r}: {len(matches)} columns are named {column!r}"
+            )
+        shown = ", ".join(self.columns[:8]) + (", ..." if len(self.columns) > 8 else "")
+        raise DataError(
+            f"{self.name}: option {option!r}: no column {column!r} "
+            f"(the {len(self.columns)} columns are {shown})"
+        )
+
+    def split(self, opts: dict[str, Any], classes: list[str] | None) -> tuple:
+        """``(x, y, classes, task, feature names, target names)`` from the cells."""
+        target = opts["target"] if opts["target"] is not None else len(self.columns) - 1
+        target_cols = [
+            self.index(t, "target") for t in (target if isinstance(target, list) else [target])
+        ]
+        dropped = {self.index(c, "id_columns") for c in opts["id_columns"]}
+        features = [
+            i for i in range(len(self.columns)) if i not in dropped and i not in target_cols
+        ]
+        if not features:
+            raise DataError(
+                f"{self.name}: no feature column is left after removing the target and id columns"
+            )
+        x = self.matrix(features)
+        if len(target_cols) > 1:
+            y, classes, task = self.matrix(target_cols).astype(np.float32), None, "regression"
+        else:
+            t = target_cols[0]
+            y, classes, task = self.labels(t, self.column(t), classes, opts["task"])
+        names = [self.columns[i] for i in features]
+        return x, y, classes, task, names, [self.columns[i] for i in target_cols]
+
+    def numbers(self, col: int, cells: tuple[str, ...]) -> np.ndarray:
+        """A column as float64; a bad cell raises DataError naming its line and column."""
+        try:
+            values = np.array(cells).astype(np.float64)
+        except ValueError:
+            values = None
+        if values is not None and np.isfinite(values).all():
+            return values
+        name = self.columns[col]
+        for i, cell in enumerate(cells):
+            where = f"{self.name}: line {self.lines[i]}, column {name!r}"
+            if not cell.strip():
+                raise DataError(f"{where}: the cell is empty (fill or drop missing values)")
+            try:
+                number = float(cell)
+            except ValueError:
+                if i == 0:
+                    raise DataError(
+                        f"{where}: {cell!r} is not a number; the column holds text: make it "
+                        "the target or list it in id_columns to drop it"
+                    ) from None
+                raise DataError(f"{where}: {cell!r} is not a number") from None
+            if not np.isfinite(number):
+                raise DataError(f"{where}: {cell!r} is not a finite number")
+        raise AssertionError("unreachable: numpy and float() disagree")  # pragma: no cover
+
+    def labels(
+        self, col: int, cells: tuple[str, ...], classes: list[str] | None, task: str | None
+    ) -> tuple[np.ndarray, list[str] | None, str]:
+        """The target column: text labels encoded, numbers kept; ``(y, classes, task)``."""
+        name = self.columns[col]
+        for i, cell in enumerate(cells):
+            if not cell.strip():
+                raise DataError(
+                    f"{self.name}: line {self.lines[i]}, column {name!r}: the label is empty"
+                )
+        if classes is None:
+            try:
+                values = np.array(cells).astype(np.float64)
+            except ValueError:
+                values = None
+            if values is not None or task == "regression":
+                values = self.numbers(col, cells)  # raises on NaN, inf or (regression) text
+                whole = bool((values == np.round(values)).all())
+                if task == "regression" or (task is None and not whole):
+                    return values.astype(np.float32), None, "regression"
+                if not whole:
+                    first = int(np.argmax(values != np.round(values)))
+                    raise DataError(
+                        f"{self.name}: line {self.lines[first]}, column {name!r}: "
+                        f"class label {cells[first]!r} is not a whole number"
+                    )
+                return values.astype(np.int64), None, "classification"
+        elif not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+            raise DataError(f"{self.name}: option 'classes' must be a list of label texts")
+        codes, classes = encode_labels(
+            f"{self.name}: column {name!r}",
+            np.array([c.strip() for c in cells]),
+            classes,
+            self.lines,
+        )
+        return codes, classes, "classification"
+
+
+# -- NPZ ------------------------------------------------------------------------
+
+
+def load_npz(options: dict[str, Any], base_dir: Path | None) -> Dataset:
+    """Read an NPZ source; see the module docstring for the options."""
+    opts = read_options("npz source", options, NPZ_OPTIONS)
+    classes_opt = opts["classes"] or {}
+    if not isinstance(classes_opt, dict):
+        raise DataError("npz source: option 'classes' must map array names to class lists")
+    path = resolve_path("npz source", opts["path"], base_dir)
+    arrays = _train_names(_read_npz(path))
+    if opts["test_path"] is not None:
+        test_path = resolve_path("npz source: test_path", opts["test_path"], base_dir)
+        for name, array in _train_names(_read_npz(test_path)).items():
+            arrays[name if name.endswith(TEST_SUFFIX) else name + TEST_SUFFIX] = array
+    dataset = Dataset(arrays, DatasetMeta(path.stem, "classification", f"NPZ file {path.name}"))
+    for name in dataset.names():
+        if arrays[name].dtype.kind in "US":
+            arrays[name], classes = encode_labels(
+                f"{path.name}: array {name!r}", arrays[name], classes_opt.get(name)
+            )
+            dataset.meta.classes[name] = classes
+            test = name + TEST_SUFFIX
+            if test in arrays:
+                arrays[test], _ = encode_labels(
+                    f"{path.name}: array {test!r}", arrays[test], classes
+                )
+    y = arrays.get("y")
+    if y is not None and y.dtype.kind == "f":
+        dataset.meta.task = "regression"
+    return dataset
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, without unpickling anything."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError:
+        raise DataError(
+            f"{path.name}: not an .npz archive (it may hold pickled data, which nodenet never "
+            "loads)"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path.name}: not a readable .npz file ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path.name}: holds a single .npy array; save named arrays with np.savez")
+    with archive:
+        return {key: _npz_array(path.name, archive, key) for key in archive.files}
+
+
+def _npz_array(file: str, archive: Any, key: str) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError:
+        raise DataError(
+            f"{file}: array {key!r} holds Python objects; nodenet never unpickles data "
+            "(save numbers or text)"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{file}: array {key!r} cannot be read ({err})") from None
+
+
+def _train_names(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drop a ``_train`` suffix (``x_train`` -> ``x``) where that makes no clash."""
+    out = {}
+    for name, array in arrays.items():
+        stem = name[: -len("_train")] if name.endswith("_train") else name
+        out[stem if stem not in arrays else name] = array
+    return out

@@ -1,0 +1,291 @@
+"""A built model: a valid project turned into layers and weights.
+
+Forward runs the nodes in topological order; backward runs them in reverse,
+summing gradients where a tensor fans out. Weights live in one dict per node,
+keyed as the block's ``weight_specs`` name them, and save to ``.npz`` under
+``node_id/weight_name`` keys in Keras layouts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nodenet.engine.initializers import initialize
+from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
+from nodenet.errors import DataError, ValidationError, WeightsError
+
+
+@dataclass(frozen=True)
+class Head:
+    """An Output node and how its loss is computed."""
+
+    id: str
+    source: str  # the node feeding the Output
+    loss: str
+    metrics: tuple[str, ...]
+    loss_weight: float
+    fused_activation: str | None  # softmax / sigmoid fused with the loss, else None
+
+
+class Model:
+    """Layers, weights and the forward/backward passes of a valid project.
+
+    Parameters
+    ----------
+    project : nodenet.project.Project
+        Must validate without problems.
+    dtype : numpy dtype
+        float32 for training; float64 for gradient checks.
+    seed : int, optional
+        Seeds the weight initializers (the same seed gives the same weights).
+    """
+
+    def __init__(self, project, dtype=np.float32, seed: int | None = None):
+        from nodenet.project import analyze
+
+        analysis = analyze(project)
+        if analysis.problems:
+            raise ValidationError(analysis.problems)
+        self.name = project.name
+        self.dtype = np.dtype(dtype)
+        self.order: list[str] = list(analysis.order)
+        self.layers: dict[str, Layer] = {i: analysis.layers[i] for i in self.order}
+        self.sources: dict[str, list[str]] = {
+            i: [e.src for e in project.incoming(i)] for i in self.order
+        }
+        self.shapes = dict(analysis.shapes)
+        self.input_ids = [n.id for n in project.nodes if n.type == "Input"]
+        self.consumers: dict[str, list[str]] = {i: [] for i in self.order}
+        for node_id in self.order:
+            for src in self.sources[node_id]:
+                self.consumers[src].append(node_id)
+        self.specs: dict[str, list[WeightSpec]] = {
+            i: self.layers[i].weight_specs([self.shapes[s] for s in self.sources[i]])
+            for i in self.order
+        }
+        self.heads = [self._head(n.id) for n in project.nodes if n.type == "Output"]
+        self.weights: dict[str, dict[str, np.ndarray]] = {}
+        self.initialize(seed)
+        self._caches: dict[str, object] = {}
+
+    def _head(self, node_id: str) -> Head:
+        config = self.layers[node_id].config
+        (source,) = self.sources[node_id]
+        layer = self.layers[source]
+        fused = None
+        if layer.POST_ACTIVATION and len(self.consumers[source]) == 1:
+            activation = layer.config["activation"]
+            from nodenet.engine.losses import get_loss
+
+            if get_loss(config["loss"]).can_fuse(activation):
+                fused = activation
+        return Head(
+            node_id, source, config["loss"], tuple(config["metrics"]), config["loss_weight"], fused
+        )
+
+    # -- weights -----------------------------------------------------------------
+
+    def initialize(self, seed: int | None = None) -> None:
+        """Draw fresh weights with each block's initializers (Keras defaults)."""
+        rng = np.random.default_rng(seed)
+        self.weights = {
+            node_id: {
+                s.name: initialize(s.initializer, s.shape, rng, self.dtype)
+                for s in self.specs[node_id]
+            }
+            for node_id in self.order
+        }
+
+    def count_params(self) -> tuple[int, int]:
+        specs = [s for node_specs in self.specs.values() for s in node_specs]
+        trainable = sum(s.size for s in specs if s.trainable)
+        return trainable, sum(s.size for s in specs) - trainable
+
+    def trainable(self) -> tuple[dict[str, np.ndarray], list[tuple[str, str, str]]]:
+        """Every trainable array keyed ``node/name``, and (key, node, name) triples."""
+        params, keys = {}, []
+        for node_id in self.order:
+            for spec in self.specs[node_id]:
+                if spec.trainable:
+                    key = f"{node_id}/{spec.name}"
+                    params[key] = self.weights[node_id][spec.name]
+                    keys.append((key, node_id, spec.name))
+        return params, keys
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """A copy of every weight, keyed ``node_id/weight_name``."""
+        return {
+            f"{node_id}/{name}": w.copy()
+            for node_id, ws in self.weights.items()
+            for name, w in ws.items()
+        }
+
+    def set_weights(self, flat: dict[str, np.ndarray], source: str = "weights") -> None:
+        """Copy weights in; refuse, naming the weight, anything that does not match."""
+        expected = {f"{i}/{s.name}": s.shape for i in self.order for s in self.specs[i]}
+        missing = [k for k in expected if k not in flat]
+        if missing:
+            raise WeightsError(f"{source} has no {missing[0]!r} (the graph needs it)")
+        extra = [k for k in flat if k not in expected]
+        if extra:
+            raise WeightsError(f"{source} has {extra[0]!r}, which the graph does not have")
+        for key, shape in expected.items():
+            array = np.asarray(flat[key])
+            if array.shape != tuple(shape):
+                raise WeightsError(
+                    f"{source}: {key!r} has shape {array.shape} but the graph needs {tuple(shape)}"
+                )
+            if array.dtype.kind not in "fiu":
+                raise WeightsError(f"{source}: {key!r} is not numeric ({array.dtype})")
+        for key in expected:
+            node_id, name = key.split("/", 1)
+            np.copyto(self.weights[node_id][name], np.asarray(flat[key], dtype=self.dtype))
+
+    def save_weights(self, path: str | os.PathLike) -> Path:
+        """Write every weight to ``path`` (``.npz``) atomically."""
+        from nodenet.project import atomic_write
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.get_weights())
+        atomic_write(path, buffer.getvalue())
+        return Path(path)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Read weights saved by :meth:`save_weights`; never unpickles anything."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                flat = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise WeightsError(f"{path}: not a readable weights file ({err})") from None
+        self.set_weights(flat, source=str(path))
+
+    # -- computation -------------------------------------------------------------
+
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The fed arrays cast to the model dtype, after checking names and shapes."""
+        out = {}
+        for node_id in self.input_ids:
+            if node_id not in inputs:
+                raise DataError(f"no data for the Input {node_id!r}")
+            array = np.asarray(inputs[node_id])
+            shape = self.shapes[node_id]
+            if array.ndim != len(shape) + 1 or any(
+                d is not None and d != a for d, a in zip(shape, array.shape[1:], strict=False)
+            ):
+                raise DataError(
+                    f"{node_id}: the data has shape {fmt_shape(array.shape[1:])} "
+                    f"but the Input has shape {fmt_shape(shape)}"
+                )
+            want = np.int32 if self.layers[node_id].config["dtype"] == "int32" else self.dtype
+            out[node_id] = array if array.dtype == want else array.astype(want)
+        return out
+
+    def forward(
+        self,
+        inputs: dict[str, np.ndarray],
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Outputs keyed by Output node id for a batch of ``inputs`` keyed by Input id.
+
+        With ``training`` the caches for :meth:`backward` are kept.
+        """
+        ctx = Context(training=training, rng=rng or np.random.default_rng(0))
+        values: dict[str, np.ndarray] = {}
+        self._caches = {}
+        for node_id in self.order:
+            layer = self.layers[node_id]
+            if node_id in inputs and layer.TYPE == "Input":
+                xs = [inputs[node_id]]
+            else:
+                xs = [values[s] for s in self.sources[node_id]]
+            values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
+            if training:
+                self._caches[node_id] = cache
+        return {h.id: values[h.id] for h in self.heads}
+
+    def backward(self, output_grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Weight gradients keyed ``node/name`` from dL/d(output) per Output id.
+
+        For a head whose activation is fused with its loss, ``output_grads`` holds
+        dL/dlogits of the node feeding it. Requires a ``forward(training=True)`` first.
+        """
+        grads: dict[str, np.ndarray] = {}
+        logits: dict[str, np.ndarray] = {}
+        for head in self.heads:
+            if head.id not in output_grads:
+                continue
+            if head.fused_activation:
+                logits[head.source] = output_grads[head.id]
+            else:
+                grads[head.id] = output_grads[head.id]
+        weight_grads: dict[str, np.ndarray] = {}
+        for node_id in reversed(self.order):
+            layer = self.layers[node_id]
+            if node_id in logits:
+                g, from_logits = logits.pop(node_id), True
+            elif node_id in grads:
+                g, from_logits = grads.pop(node_id), False
+            else:
+                continue
+            input_grads, wgrads = layer.backward(
+                self.weights[node_id], self._caches[node_id], g, from_logits=from_logits
+            )
+            for name, wg in wgrads.items():
+                weight_grads[f"{node_id}/{name}"] = wg
+            if layer.TYPE == "Input":
+                continue
+            for src, ig in zip(self.sources[node_id], input_grads, strict=False):
+                if ig is None:
+                    continue
+                if src in grads:
+                    grads[src] = grads[src] + ig
+                else:
+                    grads[src] = ig
+        self._caches = {}
+        return weight_grads
+
+    def regularization(self, grads: dict[str, np.ndarray] | None = None) -> float:
+        """The L1/L2 penalty of every regularized weight; adds its gradient to ``grads``."""
+        total = 0.0
+        for node_id in self.order:
+            for spec in self.specs[node_id]:
+                reg = spec.regularizer
+                if not reg or not spec.trainable:
+                    continue
+                w = self.weights[node_id][spec.name]
+                l1, l2 = reg.get("l1", 0.0), reg.get("l2", 0.0)
+                total += l1 * float(np.abs(w).sum()) + l2 * float(np.square(w).sum())
+                if grads is not None:
+                    key = f"{node_id}/{spec.name}"
+                    extra = (l1 * np.sign(w) + (2 * l2) * w).astype(w.dtype)
+                    grads[key] = grads[key] + extra if key in grads else extra
+        return total
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], batch_size: int = 256
+    ) -> dict[str, np.ndarray]:
+        """Outputs for all samples of ``inputs``, computed batch by batch."""
+        inputs = self.check_inputs(inputs)
+        n = _length(inputs)
+        parts: dict[str, list[np.ndarray]] = {h.id: [] for h in self.heads}
+        for start in range(0, n, batch_size):
+            batch = {k: v[start : start + batch_size] for k, v in inputs.items()}
+            for key, value in self.forward(batch, training=False).items():
+                parts[key].append(value)
+        return {
+            k: np.concatenate(v) if v else np.zeros((0, *self.shapes[k]), self.dtype)
+            for k, v in parts.items()
+        }
+
+
+def _length(arrays: dict[str, np.ndarray]) -> int:
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"the arrays have different numbers of samples: {lengths}")
+    return next(iter(lengths.values()), 0)

@@ -1,0 +1,125 @@
+"""The project's ``training`` section: its fields, defaults, ranges and checks.
+
+Described with the same parameter descriptors as blocks, so the GUI builds its
+form from them and validation names the field: ``training.epochs must be ...``.
+The optimizer's own fields are checked by :func:`nodenet.engine.optimizers.make_optimizer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodenet.engine.params import Bool, Choice, Float, Int, check_params
+from nodenet.errors import NodenetError
+
+TRAINING_PARAMS = (
+    Int("epochs", 10, "passes over the training data", min=0, max=100_000),
+    Int("batch_size", 32, "samples per gradient step", min=1, max=1_000_000),
+    Float(
+        "validation_split",
+        0.2,
+        "fraction held out for validation, from the end of the data",
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    ),
+    Bool("shuffle", True, "reshuffle the training samples every epoch"),
+    Int(
+        "seed",
+        1671,
+        "seeds weights, shuffling and dropout: same seed, same run",
+        min=0,
+        max=2**32 - 1,
+        optional=True,
+    ),
+)
+
+EARLY_STOPPING_PARAMS = (
+    Choice(
+        "monitor",
+        "val_loss",
+        "the logged value watched for improvement",
+        choices=("val_loss", "loss", "val_accuracy", "accuracy"),
+    ),
+    Int("patience", 3, "epochs without improvement before stopping", min=0),
+    Float("min_delta", 0.0, "smallest change that counts as an improvement", min=0.0),
+    Bool("restore_best", True, "end with the weights of the best epoch"),
+)
+
+REDUCE_LR_PARAMS = (
+    Choice(
+        "monitor",
+        "val_loss",
+        "the logged value watched for improvement",
+        choices=("val_loss", "loss", "val_accuracy", "accuracy"),
+    ),
+    Float(
+        "factor",
+        0.1,
+        "multiply the learning rate by this on a plateau",
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+        max_exclusive=True,
+    ),
+    Int("patience", 10, "epochs without improvement before reducing", min=0),
+    Float("min_delta", 1e-4, "smallest change that counts as an improvement", min=0.0),
+    Int("cooldown", 0, "epochs to wait after a reduction", min=0),
+    Float("min_lr", 0.0, "the learning rate never goes below this", min=0.0),
+)
+
+_SECTIONS = {"early_stopping": EARLY_STOPPING_PARAMS, "reduce_lr_on_plateau": REDUCE_LR_PARAMS}
+_OTHER_KEYS = {"optimizer", "class_weight"}
+
+
+def check_training(training: Any) -> list[str]:
+    """Every problem of a ``training`` section, each starting ``training.<field>``."""
+    if not isinstance(training, dict):
+        return ["training must be an object"]
+    problems = []
+    simple = {k: v for k, v in training.items() if k not in _SECTIONS and k not in _OTHER_KEYS}
+    for err in check_params(TRAINING_PARAMS, simple, "training"):
+        problems.append(_prefixed("training", err))
+    for key, specs in _SECTIONS.items():
+        value = training.get(key)
+        if value is None:
+            continue
+        for err in check_params(specs, value, f"training.{key}"):
+            problems.append(_prefixed(f"training.{key}", err))
+    class_weight = training.get("class_weight")
+    if class_weight is not None and not (
+        isinstance(class_weight, dict)
+        and all(
+            str(k).isdigit() and isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+            for k, v in class_weight.items()
+        )
+    ):
+        problems.append("training.class_weight must map class indices to non-negative weights")
+    if "optimizer" in training:
+        from nodenet.engine.optimizers import make_optimizer
+
+        try:
+            make_optimizer(training["optimizer"])
+        except NodenetError as err:
+            problems.append(str(err))
+    return problems
+
+
+def _prefixed(section: str, err) -> str:
+    text = str(err)
+    if text.startswith(section):
+        return text
+    if err.param and text.startswith(err.param):
+        return f"{section}.{text}"
+    return f"{section}: {text}"
+
+
+def resolved(training: dict[str, Any]) -> dict[str, Any]:
+    """The section with every default filled in (assumes it validated)."""
+    out = {p.name: training.get(p.name, p.default) for p in TRAINING_PARAMS}
+    for key, specs in _SECTIONS.items():
+        value = training.get(key)
+        out[key] = None if value is None else {p.name: value.get(p.name, p.default) for p in specs}
+    out["optimizer"] = training.get("optimizer", {"name": "adam", "learning_rate": 0.001})
+    out["class_weight"] = training.get("class_weight")
+    return out

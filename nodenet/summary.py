@@ -1,0 +1,122 @@
+"""The Keras-style model summary: a row per node, totals, as text or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nodenet.engine.catalog import fmt_shape
+from nodenet.errors import ValidationError
+from nodenet.project import Project, analyze
+
+BYTES_PER_PARAM = 4  # float32
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    type: str
+    output_shape: tuple
+    trainable: int
+    non_trainable: int
+    connected_to: tuple[str, ...]
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+@dataclass(frozen=True)
+class Summary:
+    name: str
+    rows: tuple[Row, ...]
+
+    @property
+    def trainable(self) -> int:
+        return sum(r.trainable for r in self.rows)
+
+    @property
+    def non_trainable(self) -> int:
+        return sum(r.non_trainable for r in self.rows)
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "layers": [
+                {
+                    "id": r.id,
+                    "type": r.type,
+                    "output_shape": [None, *r.output_shape],
+                    "params": r.params,
+                    "trainable_params": r.trainable,
+                    "non_trainable_params": r.non_trainable,
+                    "connected_to": list(r.connected_to),
+                }
+                for r in self.rows
+            ],
+            "total_params": self.total,
+            "trainable_params": self.trainable,
+            "non_trainable_params": self.non_trainable,
+        }
+
+    def to_text(self) -> str:
+        header = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+        body = [
+            (
+                f"{r.id} ({r.type})",
+                fmt_shape(r.output_shape),
+                f"{r.params:,}",
+                ", ".join(r.connected_to) or "-",
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
+
+        def line(cells):
+            parts = [
+                c.ljust(w) if i != 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+            ]
+            return "│ " + " │ ".join(parts) + " │"
+
+        def rule(left, mid, right):
+            return left + mid.join("─" * (w + 2) for w in widths) + right
+
+        out = [f'Model: "{self.name}"', rule("┌", "┬", "┐"), line(header), rule("├", "┼", "┤")]
+        out += [line(cells) for cells in body]
+        out.append(rule("└", "┴", "┘"))
+        out.append(f" Total params: {self.total:,} ({_size(self.total)})")
+        out.append(f" Trainable params: {self.trainable:,} ({_size(self.trainable)})")
+        out.append(f" Non-trainable params: {self.non_trainable:,} ({_size(self.non_trainable)})")
+        return "\n".join(out)
+
+
+def _size(count: int) -> str:
+    size = float(count * BYTES_PER_PARAM)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    return f"{size:.2f} GB"
+
+
+def summarize(project: Project) -> Summary:
+    """The summary of a valid project; raises :class:`ValidationError` otherwise."""
+    analysis = analyze(project)
+    if analysis.problems:
+        raise ValidationError(analysis.problems)
+    types = {n.id: n.type for n in project.nodes}
+    rows = []
+    for node_id in analysis.order:
+        trainable, non_trainable = analysis.params[node_id]
+        sources = tuple(e.src for e in project.incoming(node_id))
+        rows.append(
+            Row(
+                node_id, types[node_id], analysis.shapes[node_id], trainable, non_trainable, sources
+            )
+        )
+    return Summary(project.name, tuple(rows))

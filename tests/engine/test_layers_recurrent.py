@@ -1,0 +1,287 @@
+"""SimpleRNN, LSTM, GRU and Bidirectional against Keras 3 (torch backend).
+
+For every declared example and a few more settings: the output shape, the
+parameter count, the weight order and shapes (``set_weights`` takes nodenet's
+arrays as they are), the forward with the same weights, and the gradients of
+the input and of every weight against torch autograd through the Keras layer.
+Dropout is compared in training by handing Keras the masks nodenet drew, so
+which mask meets which gate, and its reuse at every step, is Keras's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import numpy as np
+import pytest
+
+from nodenet.engine.catalog import LAYERS, Context
+from nodenet.engine.initializers import initialize
+from nodenet.engine.layers.recurrent import CELLS
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+BLOCKS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
+BATCH = 3
+
+EXTRA = [
+    ("LSTM", {"units": 3, "activation": "softmax", "recurrent_activation": "relu"}, (4, 2)),
+    ("LSTM", {"units": 2, "unit_forget_bias": False, "go_backwards": True}, (3, 3)),
+    ("GRU", {"units": 3, "activation": "softmax", "return_sequences": True}, (3, 2)),
+    ("GRU", {"units": 2, "reset_after": False, "dropout": 0.4, "go_backwards": True}, (4, 3)),
+    ("GRU", {"units": 2, "recurrent_dropout": 0.5}, (3, 2)),
+    ("SimpleRNN", {"units": 4, "activation": "sigmoid", "recurrent_dropout": 0.5}, (3, 2)),
+    (
+        "Bidirectional",
+        {
+            "layer": "LSTM",
+            "units": 2,
+            "merge_mode": "ave",
+            "dropout": 0.3,
+            "recurrent_dropout": 0.3,
+            "return_sequences": True,
+        },
+        (3, 2),
+    ),
+    (
+        "Bidirectional",
+        {"layer": "GRU", "units": 2, "merge_mode": "concat", "recurrent_dropout": 0.4},
+        (3, 2),
+    ),
+    ("Bidirectional", {"layer": "SimpleRNN", "units": 2, "merge_mode": "sum"}, (4, 3)),
+]
+CASES = [
+    pytest.param(name, ex.params, ex.input_shapes[0], id=f"{name}-{i}")
+    for name in BLOCKS
+    for i, ex in enumerate(LAYERS.get(name).EXAMPLES)
+] + [pytest.param(*case, id=f"{case[0]}-extra{i}") for i, case in enumerate(EXTRA)]
+
+
+def _keras():
+    pytest.importorskip("torch")
+    return pytest.importorskip("keras")
+
+
+def keras_layer(name: str, config: dict, dtype: str):
+    """The Keras layer nodenet's full ``config`` describes."""
+    keras = _keras()
+    kind = config["layer"] if name == "Bidirectional" else name
+    cls = getattr(keras.layers, kind)
+    accepted = inspect.signature(cls).parameters
+    kwargs = {k: v for k, v in config.items() if k in accepted}
+    if name != "Bidirectional":
+        return cls(dtype=dtype, **kwargs)
+    return keras.layers.Bidirectional(
+        cls(dtype=dtype, **kwargs), merge_mode=config["merge_mode"], dtype=dtype
+    )
+
+
+def keras_cells(layer) -> list:
+    if hasattr(layer, "forward_layer"):
+        return [layer.forward_layer.cell, layer.backward_layer.cell]
+    return [layer.cell]
+
+
+def give_keras_masks(klayer, block, batch, n_in, dtype, seed):
+    """Draw nodenet's dropout masks (as its forward will) and preset them in Keras's cells."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    c = block.config
+    kind = c.get("layer", block.TYPE)
+    for cell in keras_cells(klayer):
+        masks = CELLS[kind].draw_masks(c, Context(True, rng), batch, n_in, dtype)
+        per_gate = getattr(cell, "dropout_mask_count", None) is not None
+        for attr, m in (("_dropout_mask", masks.inp), ("_recurrent_dropout_mask", masks.rec)):
+            if m is not None:
+                m = [torch.from_numpy(g) for g in m] if per_gate else torch.from_numpy(m[0])
+            setattr(cell, attr, m)
+
+
+def setup(name, params, in_shape, dtype, seed=0):
+    """nodenet block, built Keras layer, input and shared weights."""
+    block = LAYERS.get(name)(params, "node")
+    klayer = keras_layer(name, block.config, "float32" if dtype == np.float32 else "float64")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, size=(BATCH, *in_shape)).astype(dtype)
+    klayer.build((None, *in_shape))
+    specs = block.weight_specs([in_shape])
+    weights = {s.name: rng.normal(0, 0.6, size=s.shape).astype(dtype) for s in specs}
+    klayer.set_weights([weights[s.name] for s in specs])
+    return block, klayer, x, weights
+
+
+def run_keras(klayer, x, training, block, seed):
+    import torch
+
+    xt = torch.tensor(x, requires_grad=True)
+    if training:
+        give_keras_masks(klayer, block, x.shape[0], x.shape[-1], x.dtype, seed)
+    return xt, klayer(xt, training=training)
+
+
+@pytest.mark.ref
+@pytest.mark.parametrize("name,params,in_shape", CASES)
+def test_shape_count_and_weight_layout_match_keras(name, params, in_shape):
+    block, klayer, _, _ = setup(name, params, in_shape, np.float32)
+    specs = block.weight_specs([in_shape])
+    assert [s.shape for s in specs] == [tuple(v.shape) for v in klayer.weights]
+    for spec, var in zip(specs, klayer.weights, strict=True):
+        direction, _, short = spec.name.rpartition("/")
+        assert var.path.endswith("/" + short)
+        assert direction == "" or f"/{direction}_" in var.path
+    assert sum(block.count_params([in_shape])) == klayer.count_params()
+    for steps in (in_shape[0], None):
+        expected = klayer.compute_output_shape((None, steps, in_shape[1]))
+        assert (None, *block.infer_shape([(steps, in_shape[1])])) == tuple(expected)
+
+
+@pytest.mark.ref
+@pytest.mark.parametrize("name,params,in_shape", CASES)
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_float32_matches_keras(name, params, in_shape, training):
+    block, klayer, x, weights = setup(name, params, in_shape, np.float32)
+    _, expected = run_keras(klayer, x, training, block, seed=5)
+    out, _ = block.forward(weights, [x], Context(training, np.random.default_rng(5)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=2e-5, atol=2e-6)
+
+
+@pytest.fixture
+def keras_float64_tolerance(monkeypatch):
+    """Let Keras's torch backend compute in float64; the tolerance that then holds.
+
+    Keras maps float64 results of ``ops.matmul`` & co. to float32 on torch (to
+    agree with JAX's default); lifting that map makes it an exact float64
+    reference. Should the private map move, compare at float32 precision.
+    """
+    _keras()
+    try:
+        from keras.src.backend.common import dtypes
+    except ImportError:
+        return 2e-5
+    if "float64" not in getattr(dtypes, "BIT64_TO_BIT32_DTYPE", {}):
+        return 2e-5
+    monkeypatch.setitem(dtypes.BIT64_TO_BIT32_DTYPE, "float64", "float64")
+    return 1e-9
+
+
+@pytest.mark.ref
+@pytest.mark.parametrize("name,params,in_shape", CASES)
+@pytest.mark.parametrize("training", [False, True])
+def test_gradients_match_torch_autograd_through_keras(
+    name, params, in_shape, training, keras_float64_tolerance
+):
+    tol = keras_float64_tolerance
+    block, klayer, x, weights = setup(name, params, in_shape, np.float64, seed=1)
+    xt, kout = run_keras(klayer, x, training, block, seed=7)
+    probe = np.random.default_rng(2).normal(size=tuple(kout.shape))
+    import torch
+
+    (kout * torch.from_numpy(probe)).sum().backward()
+    out, cache = block.forward(weights, [x], Context(training, np.random.default_rng(7)))
+    np.testing.assert_allclose(out, kout.detach().numpy(), rtol=tol, atol=tol / 100)
+    (dx,), grads = block.backward(weights, cache, probe)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol / 100)
+    specs = block.weight_specs([in_shape])
+    assert set(grads) == {s.name for s in specs}
+    for spec, var in zip(specs, klayer.weights, strict=True):
+        np.testing.assert_allclose(
+            grads[spec.name], var.value.grad.numpy(), rtol=tol, atol=tol / 100, err_msg=spec.name
+        )
+
+
+@pytest.mark.ref
+@pytest.mark.parametrize("name", BLOCKS)
+def test_parameter_names_and_defaults_are_keras(name):
+    keras = _keras()
+    ours = LAYERS.get(name)({}, "node").config
+    kinds = ("LSTM", "GRU", "SimpleRNN") if name == "Bidirectional" else (name,)
+    refs = [getattr(keras.layers, kind)(ours["units"]) for kind in kinds]
+    if name == "Bidirectional":
+        wrapper = keras.layers.Bidirectional(refs[0])
+        assert (ours["layer"], ours["merge_mode"]) == ("LSTM", wrapper.merge_mode)
+    for key, value in ours.items():
+        if key in ("layer", "merge_mode", "units"):
+            continue
+        owners = [ref for ref in refs if key in ref.get_config()]
+        assert owners, f"{name}.{key} is not a Keras argument"
+        ref = owners[0]
+        if key.endswith("_initializer"):
+            assert type(keras.initializers.get(value)) is type(getattr(ref, key)), key
+        else:
+            assert ref.get_config()[key] == value, key
+
+
+@pytest.mark.ref
+@pytest.mark.parametrize("bias_init", ["zeros", "ones"])
+@pytest.mark.parametrize("name", ["LSTM", "Bidirectional"])
+def test_unit_forget_bias_starts_like_keras(name, bias_init):
+    keras = _keras()
+    block = LAYERS.get(name)({"units": 3, "bias_initializer": bias_init}, "node")
+    ref = keras.layers.LSTM(3, bias_initializer=bias_init)
+    ref.build((None, 4, 2))
+    expected = keras.ops.convert_to_numpy(ref.cell.bias)
+    for spec in block.weight_specs([(4, 2)]):
+        if spec.name.endswith("bias"):
+            got = initialize(spec.initializer, spec.shape, np.random.default_rng(0), np.float32)
+            np.testing.assert_array_equal(got, expected)
+
+
+# -- hand-derived checks, no reference library needed ---------------------------
+
+
+def test_input_dropout_mask_is_drawn_once_and_reused_at_every_step():
+    # zero recurrent kernel, identity kernel, linear activation: h_t = mask * x_t
+    block = LAYERS.get("SimpleRNN")(
+        {
+            "units": 5,
+            "activation": "linear",
+            "use_bias": False,
+            "dropout": 0.5,
+            "return_sequences": True,
+        },
+        "node",
+    )
+    weights = {"kernel": np.eye(5), "recurrent_kernel": np.zeros((5, 5))}
+    x = np.random.default_rng(0).uniform(1, 2, size=(16, 6, 5))
+    out, _ = block.forward(weights, [x], Context(True, np.random.default_rng(3)))
+    ratio = out / x
+    assert set(np.round(np.unique(ratio), 12)) == {0.0, 2.0}
+    np.testing.assert_array_equal(ratio, np.broadcast_to(ratio[:, :1], ratio.shape))
+    inference, _ = block.forward(weights, [x], Context(False, np.random.default_rng(3)))
+    np.testing.assert_array_equal(inference, x)
+
+
+def test_recurrent_dropout_mask_is_reused_at_every_step():
+    # identity recurrent kernel, bias one, linear: h1 = 1, h_t = 1 + m * h_{t-1}
+    block = LAYERS.get("SimpleRNN")(
+        {
+            "units": 6,
+            "activation": "linear",
+            "recurrent_dropout": 0.5,
+            "return_sequences": True,
+            "bias_initializer": "ones",
+        },
+        "node",
+    )
+    weights = {"kernel": np.zeros((1, 6)), "recurrent_kernel": np.eye(6), "bias": np.ones(6)}
+    out, _ = block.forward(weights, [np.zeros((20, 4, 1))], Context(True, np.random.default_rng(1)))
+    m = out[:, 1] - 1
+    assert set(np.unique(m)) == {0.0, 2.0}
+    np.testing.assert_allclose(out[:, 2], 1 + m * out[:, 1])
+    np.testing.assert_allclose(out[:, 3], 1 + m * out[:, 2])
+
+
+def test_go_backwards_returns_the_reversed_sequence_of_a_forward_run():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 3))
+    for kind in CELLS:
+        params = {"units": 4, "return_sequences": True}
+        ahead = LAYERS.get(kind)(params, "a")
+        back = LAYERS.get(kind)({**params, "go_backwards": True}, "b")
+        weights = {s.name: rng.normal(size=s.shape) for s in ahead.weight_specs([(5, 3)])}
+        y_back, _ = back.forward(weights, [x], Context())
+        y_flip, _ = ahead.forward(weights, [x[:, ::-1]], Context())
+        np.testing.assert_allclose(y_back, y_flip)
