@@ -7,6 +7,7 @@ Values are JSON-native: ints, floats, bools, strings, lists, ``None``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -253,6 +254,49 @@ class StrList(Param):
 
     def describe(self) -> str:
         return "a list of names from " + ", ".join(self.choices)
+
+
+@dataclass(frozen=True)
+class NumberList(Param):
+    """A non-empty list of numbers (``integer`` for ints), optionally strictly increasing."""
+
+    integer: bool = False
+    increasing: bool = False
+    min: float | None = None
+    kind: ClassVar[str] = "numbers"
+
+    def coerce(self, value: Any) -> Any:
+        ok = isinstance(value, list | tuple) and len(value) > 0
+        for v in value if ok else ():
+            ok = ok and not isinstance(v, bool) and isinstance(v, int | float)
+            ok = ok and math.isfinite(v) and (not self.integer or float(v).is_integer())
+            ok = ok and (self.min is None or v >= self.min)
+        if ok and self.increasing:
+            ok = all(a < b for a, b in itertools.pairwise(value))
+        if not ok:
+            raise self.fail(self.describe(), value)
+        return [int(v) if self.integer else float(v) for v in value]
+
+    def describe(self) -> str:
+        what = "integers" if self.integer else "numbers"
+        bound = f" >= {self.min:g}" if self.min is not None else ""
+        order = ", strictly increasing" if self.increasing else ""
+        return f"a non-empty list of {what}{bound}{order}"
+
+
+@dataclass(frozen=True)
+class Text(Param):
+    """A non-empty string (a logged quantity such as ``val_loss``)."""
+
+    kind: ClassVar[str] = "text"
+
+    def coerce(self, value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise self.fail(self.describe(), value)
+        return value
+
+    def describe(self) -> str:
+        return "a non-empty string"
 
 
 def json_repr(value: Any) -> str:

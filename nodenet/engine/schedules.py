@@ -15,7 +15,6 @@ Values are computed in float32, as Keras does with ``floatx``.
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -24,56 +23,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nodenet.engine.metrics import direction_of
-from nodenet.engine.params import Bool, Choice, Float, Int, Param, json_repr
+from nodenet.engine.params import Bool, Choice, Float, Int, NumberList, Param, Text, json_repr
 from nodenet.engine.registry import Registry
 from nodenet.errors import ParamError
 
 _F32 = np.float32
 
 # -- descriptors the shared params module lacks ---------------------------------
-
-
-@dataclass(frozen=True)
-class NumberList(Param):
-    """A non-empty list of numbers (``integer`` for ints), optionally strictly increasing."""
-
-    integer: bool = False
-    increasing: bool = False
-    min: float | None = None
-    kind: ClassVar[str] = "numbers"
-
-    def coerce(self, value: Any) -> Any:
-        ok = isinstance(value, list | tuple) and len(value) > 0
-        for v in value if ok else ():
-            ok = ok and not isinstance(v, bool) and isinstance(v, int | float)
-            ok = ok and math.isfinite(v) and (not self.integer or float(v).is_integer())
-            ok = ok and (self.min is None or v >= self.min)
-        if ok and self.increasing:
-            ok = all(a < b for a, b in itertools.pairwise(value))
-        if not ok:
-            raise self.fail(self.describe(), value)
-        return [int(v) if self.integer else float(v) for v in value]
-
-    def describe(self) -> str:
-        what = "integers" if self.integer else "numbers"
-        bound = f" >= {self.min:g}" if self.min is not None else ""
-        order = ", strictly increasing" if self.increasing else ""
-        return f"a non-empty list of {what}{bound}{order}"
-
-
-@dataclass(frozen=True)
-class Text(Param):
-    """A non-empty string (a logged quantity such as ``val_loss``)."""
-
-    kind: ClassVar[str] = "text"
-
-    def coerce(self, value: Any) -> Any:
-        if not isinstance(value, str) or not value:
-            raise self.fail(self.describe(), value)
-        return value
-
-    def describe(self) -> str:
-        return "a non-empty string"
 
 
 def field_error(spec: Param, value: Any, err: ParamError, field: str) -> ParamError:

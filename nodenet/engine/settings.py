@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodenet.engine.params import Bool, Choice, Float, Int, check_params
+from nodenet.engine.params import Bool, Choice, Float, Int, Text, check_params
+from nodenet.engine.schedules import REDUCE_LR_PARAMS
 from nodenet.errors import NodenetError
 
 TRAINING_PARAMS = (
@@ -35,37 +36,20 @@ TRAINING_PARAMS = (
 )
 
 EARLY_STOPPING_PARAMS = (
-    Choice(
+    Text(
         "monitor",
         "val_loss",
-        "the logged value watched for improvement",
-        choices=("val_loss", "loss", "val_accuracy", "accuracy"),
+        "the logged value watched for improvement (val_loss, val_accuracy, loss, ...)",
     ),
     Int("patience", 3, "epochs without improvement before stopping", min=0),
     Float("min_delta", 0.0, "smallest change that counts as an improvement", min=0.0),
-    Bool("restore_best", True, "end with the weights of the best epoch"),
-)
-
-REDUCE_LR_PARAMS = (
     Choice(
-        "monitor",
-        "val_loss",
-        "the logged value watched for improvement",
-        choices=("val_loss", "loss", "val_accuracy", "accuracy"),
+        "mode",
+        "auto",
+        "whether the monitored value should fall or rise",
+        choices=("auto", "min", "max"),
     ),
-    Float(
-        "factor",
-        0.1,
-        "multiply the learning rate by this on a plateau",
-        min=0.0,
-        max=1.0,
-        min_exclusive=True,
-        max_exclusive=True,
-    ),
-    Int("patience", 10, "epochs without improvement before reducing", min=0),
-    Float("min_delta", 1e-4, "smallest change that counts as an improvement", min=0.0),
-    Int("cooldown", 0, "epochs to wait after a reduction", min=0),
-    Float("min_lr", 0.0, "the learning rate never goes below this", min=0.0),
+    Bool("restore_best", True, "end with the weights of the best epoch"),
 )
 
 _SECTIONS = {"early_stopping": EARLY_STOPPING_PARAMS, "reduce_lr_on_plateau": REDUCE_LR_PARAMS}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nodenet.engine.losses import get_loss
-from nodenet.engine.metrics import make_metric
+from nodenet.engine.metrics import direction_of, make_metric
 from nodenet.engine.model import Model, _length
 from nodenet.engine.optimizers import make_optimizer
 from nodenet.engine.schedules import ReduceLROnPlateau
@@ -144,8 +144,7 @@ class _EarlyStopping:
         self.restore = bool(config.get("restore_best", config.get("restore_best_weights", False)))
         mode = config.get("mode", "auto")
         if mode == "auto":
-            higher = any(w in self.monitor for w in ("acc", "auc", "precision", "recall"))
-            mode = "max" if higher else "min"
+            mode = "max" if direction_of(self.monitor) == "up" else "min"
         self.sign = 1.0 if mode == "max" else -1.0
         self.model = model
         self.best = -math.inf

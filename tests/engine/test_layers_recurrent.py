@@ -18,7 +18,7 @@ import pytest
 
 from nodenet.engine.catalog import LAYERS, Context
 from nodenet.engine.initializers import initialize
-from nodenet.engine.layers.recurrent import CELLS
+from nodenet.engine.layers.rnn_cells import CELLS
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -285,3 +285,11 @@ def test_go_backwards_returns_the_reversed_sequence_of_a_forward_run():
         y_back, _ = back.forward(weights, [x], Context())
         y_flip, _ = ahead.forward(weights, [x[:, ::-1]], Context())
         np.testing.assert_allclose(y_back, y_flip)
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_a_non_sequence_input_is_refused_in_one_sentence(name):
+    from nodenet.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="3-D input"):
+        LAYERS.get(name)({}, "node").infer_shape([(4,)])

@@ -156,6 +156,11 @@ def _as_tuple(value, rank: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, list) else (value,) * rank
 
 
+def example(shape: tuple, **params) -> Example:
+    """An :class:`Example` of a one-input block: its input shape, then its settings."""
+    return Example(params, (shape,))
+
+
 class _Conv(Layer):
     """Shared by Conv1D and Conv2D: ``activation(conv(x, kernel) + bias)``."""
 
@@ -164,12 +169,16 @@ class _Conv(Layer):
     KEY_PARAMS = ("filters", "kernel_size", "activation")
     POST_ACTIVATION = True
 
-    def setting(self, name: str) -> tuple[int, ...]:
-        """A size setting as one int per spatial axis."""
-        return _as_tuple(self.config[name], self.RANK)
+    def sizes(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """kernel_size, strides and dilation_rate, each as one int per spatial axis."""
+        c = self.config
+        return tuple(
+            _as_tuple(c[k], self.RANK) for k in ("kernel_size", "strides", "dilation_rate")
+        )
 
     def check_config(self):
-        if max(self.setting("strides")) > 1 and max(self.setting("dilation_rate")) > 1:
+        _, strides, dilation = self.sizes()
+        if max(strides) > 1 and max(dilation) > 1:
             raise ParamError(
                 f"{self.TYPE}: strides > 1 cannot be combined with dilation_rate > 1",
                 "dilation_rate",
@@ -177,8 +186,8 @@ class _Conv(Layer):
 
     def pads(self, spatial) -> Pads:
         """(before, after) zero padding per spatial axis, as Keras applies it."""
-        kernel, strides = self.setting("kernel_size"), self.setting("strides")
-        dilation, padding = self.setting("dilation_rate"), self.config["padding"]
+        kernel, strides, dilation = self.sizes()
+        padding = self.config["padding"]
         if padding == "valid":
             return [(0, 0)] * self.RANK
         if padding == "causal":
@@ -188,20 +197,16 @@ class _Conv(Layer):
     def infer_shape(self, input_shapes):
         (shape,) = input_shapes
         expect_rank(shape, self.RANK + 1, self.TYPE)
+        padding = self.config["padding"]
+        kernel, strides, dilation = self.sizes()
         out = tuple(
-            output_length(n, k, s, self.config["padding"], d)
-            for n, k, s, d in zip(
-                shape[:-1],
-                self.setting("kernel_size"),
-                self.setting("strides"),
-                self.setting("dilation_rate"),
-                strict=True,
-            )
+            output_length(n, *a, padding, d)
+            for n, *a, d in zip(shape[:-1], kernel, strides, dilation, strict=True)
         )
         if any(n is not None and n < 1 for n in out):
             raise ShapeError(
-                f"{self.TYPE}: kernel_size {list(self.setting('kernel_size'))} does not fit "
-                f"the input {fmt_shape(shape)} with padding 'valid'"
+                f"{self.TYPE}: kernel_size {list(kernel)} does not fit the input "
+                f"{fmt_shape(shape)} with padding 'valid'"
             )
         return (*out, self.config["filters"])
 
@@ -209,20 +214,14 @@ class _Conv(Layer):
         (shape,) = input_shapes
         n_in = known(shape[-1], f"{self.TYPE}'s channel axis", shape)
         c = self.config
-        kernel = (*self.setting("kernel_size"), n_in, c["filters"])
+        kernel = (*self.sizes()[0], n_in, c["filters"])
         specs = [
-            WeightSpec(
-                "kernel", kernel, c["kernel_initializer"], regularizer=c["kernel_regularizer"]
-            )
+            WeightSpec("kernel", kernel, c["kernel_initializer"], True, c["kernel_regularizer"])
         ]
         if c["use_bias"]:
+            bias = (c["filters"],)
             specs.append(
-                WeightSpec(
-                    "bias",
-                    (c["filters"],),
-                    c["bias_initializer"],
-                    regularizer=c["bias_regularizer"],
-                )
+                WeightSpec("bias", bias, c["bias_initializer"], True, c["bias_regularizer"])
             )
         return specs
 
@@ -231,7 +230,7 @@ class _Conv(Layer):
         kernel = weights["kernel"]
         pads = self.pads(x.shape[1:-1])
         xp = pad_spatial(x, pads)
-        strides, dilation = self.setting("strides"), self.setting("dilation_rate")
+        _, strides, dilation = self.sizes()
         out = self.infer_shape([x.shape[1:]])[:-1]
         matrix = kernel.reshape(-1, kernel.shape[-1])  # (kh * kw * in, out)
         if "bias" in weights:
@@ -252,7 +251,7 @@ class _Conv(Layer):
             grads["bias"] = channel_sums(g2)
         # (kh, kw, in, out): per offset, dx = grad @ kernel[offset].T
         blocks = per_offset_product(g2, kernel, grad.shape[:-1])
-        strides, dilation = self.setting("strides"), self.setting("dilation_rate")
+        _, strides, dilation = self.sizes()
         dxp = col2im(blocks, padded_shape, kernel.shape[:-2], strides, dilation)
         return [crop_spatial(dxp, pads)], grads
 
@@ -298,20 +297,13 @@ class Conv1D(_Conv):
         "causal: pad on the left only, so output[t] never sees input[t + 1:]",
     )
     EXAMPLES = (
-        Example({"filters": 3, "kernel_size": 3}, ((7, 2),)),
-        Example({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"}, ((9, 3),)),
-        Example(
-            {
-                "filters": 2,
-                "kernel_size": 3,
-                "dilation_rate": 2,
-                "padding": "causal",
-                "activation": "tanh",
-            },
-            ((8, 2),),
+        example((7, 2), filters=3, kernel_size=3),
+        example((9, 3), filters=2, kernel_size=4, strides=2, padding="same"),
+        example(
+            (8, 2), filters=2, kernel_size=3, dilation_rate=2, padding="causal", activation="tanh"
         ),
-        Example({"filters": 4, "kernel_size": 2, "strides": 3, "use_bias": False}, ((10, 1),)),
-        Example({"filters": 2, "kernel_size": 3, "padding": "same", "dilation_rate": 2}, ((6, 3),)),
+        example((10, 1), filters=4, kernel_size=2, strides=3, use_bias=False),
+        example((6, 3), filters=2, kernel_size=3, padding="same", dilation_rate=2),
     )
 
 
@@ -329,26 +321,19 @@ class Conv2D(_Conv):
         2, ("valid", "same"), "valid: no padding; same: output size = ceil(input / strides)"
     )
     EXAMPLES = (
-        Example({"filters": 3, "kernel_size": 3, "activation": "relu"}, ((6, 5, 2),)),
-        Example(
-            {"filters": 2, "kernel_size": [3, 2], "strides": [2, 1], "padding": "same"},
-            ((7, 6, 3),),
+        example((6, 5, 2), filters=3, kernel_size=3, activation="relu"),
+        example((7, 6, 3), filters=2, kernel_size=[3, 2], strides=[2, 1], padding="same"),
+        example((8, 8, 1), filters=2, kernel_size=3, strides=2, padding="same"),
+        example(
+            (5, 6, 2),
+            filters=2,
+            kernel_size=[2, 3],
+            dilation_rate=[2, 1],
+            padding="same",
+            use_bias=False,
         ),
-        Example({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, ((8, 8, 1),)),
-        Example(
-            {
-                "filters": 2,
-                "kernel_size": [2, 3],
-                "dilation_rate": [2, 1],
-                "padding": "same",
-                "use_bias": False,
-            },
-            ((5, 6, 2),),
-        ),
-        Example(
-            {"filters": 3, "kernel_size": 2, "strides": [3, 2], "activation": "tanh"}, ((7, 5, 2),)
-        ),
-        Example({"filters": 2, "kernel_size": 3, "dilation_rate": 2}, ((7, 7, 1),)),
+        example((7, 5, 2), filters=3, kernel_size=2, strides=[3, 2], activation="tanh"),
+        example((7, 7, 1), filters=2, kernel_size=3, dilation_rate=2),
     )
 
 
@@ -402,41 +387,25 @@ class Conv2DTranspose(_Conv):
         ),
     )
     EXAMPLES = (
-        Example({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, ((3, 4, 2),)),
-        Example({"filters": 3, "kernel_size": [3, 2], "strides": [2, 3]}, ((3, 2, 2),)),
-        Example({"filters": 2, "kernel_size": 2, "strides": 3, "activation": "tanh"}, ((2, 3, 1),)),
-        Example(
-            {
-                "filters": 2,
-                "kernel_size": [2, 3],
-                "dilation_rate": 2,
-                "padding": "same",
-                "use_bias": False,
-            },
-            ((4, 3, 2),),
+        example((3, 4, 2), filters=2, kernel_size=3, strides=2, padding="same"),
+        example((3, 2, 2), filters=3, kernel_size=[3, 2], strides=[2, 3]),
+        example((2, 3, 1), filters=2, kernel_size=2, strides=3, activation="tanh"),
+        example(
+            (4, 3, 2),
+            filters=2,
+            kernel_size=[2, 3],
+            dilation_rate=2,
+            padding="same",
+            use_bias=False,
         ),
-        Example(
-            {
-                "filters": 2,
-                "kernel_size": 3,
-                "strides": 2,
-                "padding": "valid",
-                "output_padding": [1, 0],
-            },
-            ((3, 3, 2),),
-        ),
-        Example(
-            {"filters": 1, "kernel_size": 4, "strides": 2, "padding": "same", "output_padding": 1},
-            ((3, 2, 3),),
-        ),
+        example((3, 3, 2), filters=2, kernel_size=3, strides=2, output_padding=[1, 0]),
+        example((3, 2, 3), filters=1, kernel_size=4, strides=2, padding="same", output_padding=1),
     )
 
     def check_config(self):
         super().check_config()
-        extra = self.config["output_padding"]
-        if extra is not None and any(
-            e >= s for e, s in zip(extra, self.setting("strides"), strict=True)
-        ):
+        extra, strides = self.config["output_padding"], self.sizes()[1]
+        if extra is not None and any(e >= s for e, s in zip(extra, strides, strict=True)):
             raise ParamError(
                 f"{self.TYPE}: each output_padding must be smaller than its strides",
                 "output_padding",
@@ -445,28 +414,17 @@ class Conv2DTranspose(_Conv):
     def crops(self) -> Pads:
         """(before, after) crop of the full output per spatial axis (negative: zeros added)."""
         extra = self.config["output_padding"] or [None] * self.RANK
+        padding = self.config["padding"]
         return [
-            transpose_crops(k, s, d, self.config["padding"], e)
-            for k, s, d, e in zip(
-                self.setting("kernel_size"),
-                self.setting("strides"),
-                self.setting("dilation_rate"),
-                extra,
-                strict=True,
-            )
+            transpose_crops(k, s, d, padding, e)
+            for k, s, d, e in zip(*self.sizes(), extra, strict=True)
         ]
 
     def full_shape(self, spatial) -> tuple[int | None, ...]:
         """Spatial size of the uncropped output: every window placement of every input."""
         return tuple(
             None if n is None else (n - 1) * s + (k - 1) * d + 1
-            for n, k, s, d in zip(
-                spatial,
-                self.setting("kernel_size"),
-                self.setting("strides"),
-                self.setting("dilation_rate"),
-                strict=True,
-            )
+            for n, k, s, d in zip(spatial, *self.sizes(), strict=True)
         )
 
     def infer_shape(self, input_shapes):
@@ -486,7 +444,7 @@ class Conv2DTranspose(_Conv):
         specs = super().weight_specs(input_shapes)
         k = specs[0]
         kernel = (*k.shape[:-2], k.shape[-1], k.shape[-2])  # (kh, kw, filters, channels)
-        return [WeightSpec(k.name, kernel, k.initializer, regularizer=k.regularizer), *specs[1:]]
+        return [WeightSpec(k.name, kernel, k.initializer, True, k.regularizer), *specs[1:]]
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
@@ -496,7 +454,7 @@ class Conv2DTranspose(_Conv):
         # per offset, the stamp of every input pixel: x @ kernel[offset].T
         blocks = per_offset_product(x2, kernel, x.shape[:-1])
         full = (x.shape[0], *self.full_shape(x.shape[1:-1]), n_out)
-        strides, dilation = self.setting("strides"), self.setting("dilation_rate")
+        _, strides, dilation = self.sizes()
         z = crop_spatial(col2im(blocks, full, kernel.shape[:-2], strides, dilation), self.crops())
         z = z + weights["bias"] if "bias" in weights else np.ascontiguousarray(z)
         return z, (x2, x.shape)
@@ -506,7 +464,7 @@ class Conv2DTranspose(_Conv):
         kernel = weights["kernel"]
         taps = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)  # (in, kh * kw * filters)
         gfull = crop_spatial(grad, [(-b, -a) for b, a in self.crops()])
-        strides, dilation = self.setting("strides"), self.setting("dilation_rate")
+        _, strides, dilation = self.sizes()
         gcols = im2col(gfull, kernel.shape[:-2], strides, dilation, x_shape[1:-1])
         dtaps = (x2.T @ gcols).reshape(kernel.shape[-1], *kernel.shape[:-1])
         grads = {"kernel": np.ascontiguousarray(np.moveaxis(dtaps, 0, -1))}
@@ -571,7 +529,7 @@ class UpSampling1D(Layer):
     CATEGORY = "Convolution"
     PARAMS = (Int("size", 2, "how many times each step is repeated", min=1),)
     KEY_PARAMS = ("size",)
-    EXAMPLES = (Example({}, ((4, 3),)), Example({"size": 3}, ((5, 2),)))
+    EXAMPLES = (example((4, 3)), example((5, 2), size=3))
 
     def infer_shape(self, input_shapes):
         (shape,) = input_shapes
@@ -603,17 +561,17 @@ class UpSampling2D(Layer):
         Choice(
             "interpolation",
             "nearest",
-            "nearest: repeat pixels; bilinear: interpolate",
+            "nearest: repeat pixels; bilinear: interpolate between pixel centres",
             choices=("nearest", "bilinear"),
         ),
     )
     KEY_PARAMS = ("size", "interpolation")
     EXAMPLES = (
-        Example({}, ((3, 4, 2),)),
-        Example({"size": [2, 3]}, ((3, 2, 1),)),
-        Example({"interpolation": "bilinear"}, ((3, 4, 2),)),
-        Example({"size": [3, 2], "interpolation": "bilinear"}, ((3, 5, 2),)),
-        Example({"size": [1, 4], "interpolation": "bilinear"}, ((2, 3, 1),)),
+        example((3, 4, 2)),
+        example((3, 2, 1), size=[2, 3]),
+        example((3, 4, 2), interpolation="bilinear"),
+        example((3, 5, 2), size=[3, 2], interpolation="bilinear"),
+        example((2, 3, 1), size=[1, 4], interpolation="bilinear"),
     )
 
     def infer_shape(self, input_shapes):

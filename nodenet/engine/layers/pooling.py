@@ -2,13 +2,14 @@
 
 Like Keras's ``base_pooling.py`` and ``base_global_pooling.py``, two small
 bases do the work and each concrete block only names its rank and mode.
-Windowed pooling reads one strided view per window offset (``pool_size``
-views in all), so no Python loop ever runs over pixels or samples.
+Windowed pooling works on one array per window offset (``prod(pool_size)``
+of them), so no Python loop ever runs over pixels or samples. When windows
+tile the input (``strides == pool_size``, the common case) the input is first
+copied offset-major, which makes every later operation contiguous.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import ClassVar
 
@@ -85,24 +86,15 @@ class _Pooling(Layer):
 
     def _backward(self, weights, cache, grad):
         padded_shape, pool, pads, out, windows = cache[0]
-        n_windows = math.prod(pool)
         if self.MODE == "max":
-            masks = _first_max_masks(cache[1], cache[2])
-        if windows is None:  # tiles: fill the window-major blocks, then one copy back
-            if self.MODE == "max":
-                routed = np.empty((n_windows, *grad.shape), dtype=grad.dtype)
-                for k, first in enumerate(masks):
-                    np.multiply(grad, first, out=routed[k])
-            else:
-                routed = np.broadcast_to(grad / cache[1], (n_windows, *grad.shape))
+            routed = _first_max_mask(cache[1], cache[2]) * grad
+        else:
+            routed = np.broadcast_to(grad / cache[1], (math.prod(pool), *grad.shape))
+        if windows is None:  # tiles: one copy back from window-major order
             dxp = from_tiles(routed, padded_shape, pool, out)
         else:
             dxp = np.zeros(padded_shape, dtype=grad.dtype)
-            if self.MODE == "max":
-                pieces = (grad * first for first in masks)
-            else:
-                pieces = itertools.repeat(grad / cache[1], n_windows)
-            for window, piece in zip(windows, pieces, strict=True):
+            for window, piece in zip(windows, routed, strict=True):
                 dxp[window] += piece
         return [crop_spatial(dxp, pads)], {}
 
@@ -147,19 +139,20 @@ def _reduce(op, blocks) -> np.ndarray:
     return y
 
 
-def _first_max_masks(blocks, y: np.ndarray):
-    """Per window offset, in row-major order: where it holds its window's first maximum.
+def _first_max_mask(blocks, y: np.ndarray) -> np.ndarray:
+    """(windows, batch, *out, channels) bool: where each offset holds its window's first maximum.
 
-    Each output's gradient goes to one element, the first maximum, as in Keras.
+    Offsets are visited in row-major order, so a tie sends the gradient to the
+    first maximum only, as Keras does.
     """
+    mask = np.empty((len(blocks), *y.shape), dtype=bool)
     seen = np.zeros(y.shape, dtype=bool)
     for k, block in enumerate(blocks):
-        first = block == y
+        np.equal(block, y, out=mask[k])
         if k:
-            first &= ~seen
-        if k + 1 < len(blocks):
-            seen |= first
-        yield first
+            mask[k] &= ~seen
+        seen |= mask[k]
+    return mask
 
 
 def _window_counts(spatial, pads: Pads, pool, strides, out, dtype) -> np.ndarray | float:
