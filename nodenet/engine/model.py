@@ -190,11 +190,14 @@ class Model:
         inputs: dict[str, np.ndarray],
         training: bool = False,
         rng: np.random.Generator | None = None,
+        keep_cache: bool | None = None,
     ) -> dict[str, np.ndarray]:
         """Outputs keyed by Output node id for a batch of ``inputs`` keyed by Input id.
 
-        With ``training`` the caches for :meth:`backward` are kept.
+        The caches for :meth:`backward` are kept when ``keep_cache`` (default:
+        ``training``); gradients of the inference-mode graph need ``keep_cache=True``.
         """
+        keep = training if keep_cache is None else keep_cache
         ctx = Context(training=training, rng=rng or np.random.default_rng(0))
         values: dict[str, np.ndarray] = {}
         self._caches = {}
@@ -205,7 +208,7 @@ class Model:
             else:
                 xs = [values[s] for s in self.sources[node_id]]
             values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
-            if training:
+            if keep:
                 self._caches[node_id] = cache
         return {h.id: values[h.id] for h in self.heads}
 

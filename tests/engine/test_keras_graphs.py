@@ -1,0 +1,85 @@
+"""Whole random graphs compute what Keras computes, forward and backward.
+
+The random valid graphs of test_keras_reference are built in nodenet and in
+Keras (torch backend), the same float32 weights copied into both; every output
+must match Keras's forward, and every weight gradient of sum(outputs * R) must
+match PyTorch autograd through the Keras model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras", reason="the `ref` extra (keras) is the reference")
+torch = pytest.importorskip("torch", reason="the `ref` extra (torch) is the reference")
+
+from nodenet.engine.model import Model  # noqa: E402
+from tests.engine.test_keras_reference import random_graph  # noqa: E402
+
+GRAPHS = 120
+FORWARD_TOL = {"rtol": 1e-5, "atol": 1e-5}
+GRAD_TOL = {"rtol": 1e-4, "atol": 1e-4}
+
+
+def linear_heads(project):
+    """Score every head by MSE, so backward takes plain dL/d(output) (no fused softmax)."""
+    for node in project.nodes:
+        if node.type == "Output":
+            node.params = {"loss": "mean_squared_error", "metrics": []}
+    return project
+
+
+def compare(seed: int) -> None:
+    project, draft = random_graph(seed)
+    model = Model(linear_heads(project), seed=seed)
+    rng = np.random.default_rng(seed)
+    for node_id in model.order:  # perturb so zero biases and unit gammas are exercised
+        for w in model.weights[node_id].values():
+            w += rng.normal(0, 0.1, size=w.shape).astype(w.dtype)
+    for node_id, klayer in draft.klayers.items():
+        if klayer is not None and model.specs.get(node_id):
+            klayer.set_weights([model.weights[node_id][s.name] for s in model.specs[node_id]])
+    inputs = {i: rng.normal(size=(4, *model.shapes[i])).astype(np.float32) for i in model.input_ids}
+    ours = model.forward(inputs, training=False, keep_cache=True)
+
+    kin = [draft.tensors[i] for i in model.input_ids]
+    kout = [draft.tensors[h.id] for h in model.heads]
+    kmodel = keras.Model(kin, kout)
+    tensors = [torch.tensor(inputs[i]) for i in model.input_ids]
+    theirs = kmodel(tensors, training=False)
+    theirs = theirs if isinstance(theirs, list | tuple) else [theirs]
+    probes = {h.id: rng.normal(size=ours[h.id].shape).astype(np.float32) for h in model.heads}
+    total = 0
+    for head, t in zip(model.heads, theirs, strict=True):
+        np.testing.assert_allclose(
+            ours[head.id],
+            t.detach().numpy(),
+            **FORWARD_TOL,
+            err_msg=f"seed {seed}: output {head.id}",
+        )
+        total = total + (t * torch.from_numpy(probes[head.id])).sum()
+    if not total.requires_grad:  # a graph without trainable weights: nothing to compare
+        return
+    total.backward()
+    grads = model.backward(probes)
+    for node_id, klayer in draft.klayers.items():
+        if klayer is None:
+            continue
+        for spec, weight in zip(model.specs[node_id], klayer.weights, strict=True):
+            if not spec.trainable:
+                continue
+            grad = weight.value.grad
+            expected = np.zeros(spec.shape, np.float32) if grad is None else grad.numpy()
+            np.testing.assert_allclose(
+                grads[f"{node_id}/{spec.name}"],
+                expected,
+                **GRAD_TOL,
+                err_msg=f"seed {seed}: {node_id}/{spec.name}",
+            )
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_random_graphs_forward_and_gradients_match_keras_and_autograd(chunk):
+    for seed in range(chunk, GRAPHS, 4):
+        compare(seed)
