@@ -19,6 +19,7 @@ from nodenet.engine.losses import get_loss
 from nodenet.engine.metrics import direction_of, make_metric
 from nodenet.engine.model import Model, _length
 from nodenet.engine.optimizers import make_optimizer
+from nodenet.engine.runtime import tune_allocator
 from nodenet.engine.schedules import ReduceLROnPlateau
 from nodenet.errors import DataError, TrainingError
 
@@ -198,6 +199,7 @@ def fit(
     Raises :class:`TrainingError` when the loss becomes NaN or infinite (the
     weights stay those of the last finite step).
     """
+    tune_allocator()
     x = model.check_inputs(x)
     y = {k: np.asarray(v) for k, v in y.items()}
     missing = [h.id for h in model.heads if h.id not in y]

@@ -30,9 +30,36 @@ def linear_heads(project):
     return project
 
 
-def compare(seed: int) -> None:
+def torch_backend_pooling_quirk(model: Model) -> bool:
+    """An AveragePooling with "same" padding split unevenly between the two ends.
+
+    Keras's torch backend replicate-pads such windows and counts the copies;
+    its TensorFlow and JAX backends (and nodenet) average over the real values
+    only. Keras's own test suite skips this case on torch, so the graphs that
+    contain it are compared with TF/JAX semantics in tests/engine/test_layers_conv.py.
+    """
+    for node_id in model.order:
+        layer = model.layers[node_id]
+        if not layer.TYPE.startswith("AveragePooling") or layer.config["padding"] != "same":
+            continue
+        (shape,) = [model.shapes[s] for s in model.sources[node_id]]
+        pools = layer.config["pool_size"]
+        pools = [pools] if isinstance(pools, int) else pools
+        strides = layer.config["strides"] or pools
+        strides = [strides] if isinstance(strides, int) else strides
+        for length, k, s in zip(shape, pools, strides, strict=False):
+            total = max(0, (-(-length // s) - 1) * s + k - length)
+            if total % 2:
+                return True
+    return False
+
+
+def compare(seed: int) -> bool:
+    """Compare one random graph; False when it holds the pooling quirk and was skipped."""
     project, draft = random_graph(seed)
     model = Model(linear_heads(project), seed=seed)
+    if torch_backend_pooling_quirk(model):
+        return False
     rng = np.random.default_rng(seed)
     for node_id in model.order:  # perturb so zero biases and unit gammas are exercised
         for w in model.weights[node_id].values():
@@ -60,7 +87,7 @@ def compare(seed: int) -> None:
         )
         total = total + (t * torch.from_numpy(probes[head.id])).sum()
     if not total.requires_grad:  # a graph without trainable weights: nothing to compare
-        return
+        return True
     total.backward()
     grads = model.backward(probes)
     for node_id, klayer in draft.klayers.items():
@@ -77,9 +104,10 @@ def compare(seed: int) -> None:
                 **GRAD_TOL,
                 err_msg=f"seed {seed}: {node_id}/{spec.name}",
             )
+    return True
 
 
 @pytest.mark.parametrize("chunk", range(4))
 def test_random_graphs_forward_and_gradients_match_keras_and_autograd(chunk):
-    for seed in range(chunk, GRAPHS, 4):
-        compare(seed)
+    compared = [compare(seed) for seed in range(chunk, GRAPHS, 4)]
+    assert sum(compared) >= 0.9 * len(compared), "too few graphs compared"

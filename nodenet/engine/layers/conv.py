@@ -5,12 +5,18 @@ cols, channels)``. A convolution is im2col (a strided window view copied to a
 ``(batch * positions, kernel_positions * channels)`` matrix) and one matrix
 product; its input gradient is col2im, one slice-add per kernel offset. The
 transposed convolution is the same pair of operations the other way round.
-The window helpers here are shared with :mod:`nodenet.engine.layers.pooling`.
+The copies and slice-adds around the products run on parts of the batch in a
+few threads (:func:`over_batch`), as the products do inside BLAS. The window
+helpers here are shared with :mod:`nodenet.engine.layers.pooling`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
@@ -31,6 +37,44 @@ from nodenet.engine.params import Bool, Choice, Int, IntTuple
 from nodenet.errors import ParamError, ShapeError
 
 Pads = list[tuple[int, int]]  # (before, after) per spatial axis
+
+# -- element-wise work over parts of the batch, on several cores --------------------
+
+_PARALLEL_MIN = 1 << 18  # elements: below this, starting threads costs more than it saves
+_workers: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, size)
+
+
+def thread_count() -> int:
+    """Threads for element-wise work: OMP_NUM_THREADS or OPENBLAS_NUM_THREADS, else the cores."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return min(os.cpu_count() or 1, 8)
+
+
+def over_batch(work: Callable[[slice], object], batch: int, size: int) -> None:
+    """Run ``work(part)`` on slices ``part`` that split ``range(batch)``, in parallel.
+
+    numpy releases the GIL inside copies and ufunc loops, so element-wise work
+    on disjoint parts of the batch runs on several cores, like the matrix
+    products do. ``size`` (elements touched) below a threshold, or one thread,
+    runs ``work`` once here on the whole batch. Results do not depend on the split.
+    """
+    threads = min(thread_count(), batch)
+    if threads < 2 or size < _PARALLEL_MIN:
+        work(slice(0, batch))
+        return
+    key = (os.getpid(), threads - 1)  # a forked child needs threads of its own
+    if key not in _workers:
+        _workers[key] = ThreadPoolExecutor(threads - 1, thread_name_prefix="nodenet")
+    bounds = [batch * i // threads for i in range(threads + 1)]
+    parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    pending = [_workers[key].submit(work, part) for part in parts[1:]]
+    work(parts[0])
+    for future in pending:
+        future.result()
+
 
 # -- window geometry, shared with pooling ------------------------------------
 
@@ -111,12 +155,12 @@ def im2col(xp: np.ndarray, kernel, strides, dilation, out, ones: bool = False) -
     with ``[kernel; bias]`` also adds the bias.
     """
     view = window_view(xp, kernel, strides, dilation, out)
-    rows = xp.shape[0] * math.prod(out)
-    if not ones:
-        return view.reshape(rows, -1)
-    cols = np.empty((rows, math.prod(view.shape[1 + len(out) :]) + 1), dtype=xp.dtype)
-    cols[:, -1] = 1
-    cols[:, :-1].reshape(view.shape)[...] = view  # splitting axes: a view, written in place
+    width = math.prod(view.shape[1 + len(out) :])
+    cols = np.empty((xp.shape[0] * math.prod(out), width + ones), dtype=xp.dtype)
+    if ones:
+        cols[:, -1] = 1
+    target = cols[:, :width].reshape(view.shape)  # splitting axes: a view, written in place
+    over_batch(lambda part: np.copyto(target[part], view[part]), len(xp), cols.size)
     return cols
 
 
@@ -129,8 +173,14 @@ def col2im(blocks: np.ndarray, padded_shape, kernel, strides, dilation) -> np.nd
     """
     out = blocks.shape[2:-1]
     image = np.zeros(padded_shape, dtype=blocks.dtype)
-    for block, offset in zip(blocks, np.ndindex(*kernel), strict=True):
-        image[(slice(None), *offset_slices(offset, strides, dilation, out))] += block
+    wheres = [(slice(None), *offset_slices(o, strides, dilation, out)) for o in np.ndindex(*kernel)]
+
+    def add(part: slice) -> None:
+        part_image = image[part]
+        for block, where in zip(blocks, wheres, strict=True):
+            part_image[where] += block[part]
+
+    over_batch(add, padded_shape[0], blocks.size)
     return image
 
 
@@ -232,23 +282,22 @@ class _Conv(Layer):
         xp = pad_spatial(x, pads)
         _, strides, dilation = self.sizes()
         out = self.infer_shape([x.shape[1:]])[:-1]
+        # with a bias, cols gets a column of ones and the matrix a last row: the bias
         matrix = kernel.reshape(-1, kernel.shape[-1])  # (kh * kw * in, out)
         if "bias" in weights:
-            cols = im2col(xp, kernel.shape[:-2], strides, dilation, out, ones=True)
-            z = cols @ np.vstack([matrix, weights["bias"]])
-            cols = cols[:, :-1]
-        else:
-            cols = im2col(xp, kernel.shape[:-2], strides, dilation, out)
-            z = cols @ matrix
+            matrix = np.vstack([matrix, weights["bias"]])
+        cols = im2col(xp, kernel.shape[:-2], strides, dilation, out, ones="bias" in weights)
+        z = cols @ matrix
         return z.reshape(x.shape[0], *out, kernel.shape[-1]), (cols, xp.shape, pads)
 
     def _backward(self, weights, cache, grad):
         cols, padded_shape, pads = cache
         kernel = weights["kernel"]
         g2 = grad.reshape(-1, kernel.shape[-1])
-        grads = {"kernel": (cols.T @ g2).reshape(kernel.shape)}
+        both = cols.T @ g2  # (kh * kw * in [+ 1], out): the bias row comes with the ones column
+        grads = {"kernel": both[: kernel.size // kernel.shape[-1]].reshape(kernel.shape)}
         if "bias" in weights:
-            grads["bias"] = channel_sums(g2)
+            grads["bias"] = both[-1].copy()
         # (kh, kw, in, out): per offset, dx = grad @ kernel[offset].T
         blocks = per_offset_product(g2, kernel, grad.shape[:-1])
         _, strides, dilation = self.sizes()

@@ -112,6 +112,9 @@ class Add(ElementwiseMerge):
     def _merge_grads(self, inputs, out, grad):
         return _copies(grad, len(inputs))
 
+    def torch_forward(self, module, args, input_shapes):
+        return " + ".join(args)
+
 
 @register
 class Subtract(ElementwiseMerge):
@@ -130,6 +133,9 @@ class Subtract(ElementwiseMerge):
 
     def _merge_grads(self, inputs, out, grad):
         return [grad, -grad]
+
+    def torch_forward(self, module, args, input_shapes):
+        return f"{args[0]} - {args[1]}"
 
 
 @register
@@ -164,6 +170,9 @@ class Multiply(ElementwiseMerge):
                 suffix = suffix * inputs[i]
         return grads
 
+    def torch_forward(self, module, args, input_shapes):
+        return " * ".join(args)
+
 
 @register
 class Average(ElementwiseMerge):
@@ -184,6 +193,9 @@ class Average(ElementwiseMerge):
     def _merge_grads(self, inputs, out, grad):
         return _copies(grad / len(inputs), len(inputs))
 
+    def torch_forward(self, module, args, input_shapes):
+        return f"({' + '.join(args)}) / {len(args)}"
+
 
 class _Extremum(ElementwiseMerge):
     """Maximum or Minimum: the gradient goes to the input that won.
@@ -193,6 +205,7 @@ class _Extremum(ElementwiseMerge):
     """
 
     REDUCE: Any = None  # np.maximum or np.minimum
+    TORCH: str = ""  # torch.maximum or torch.minimum
 
     def _merge(self, inputs):
         out = self.REDUCE(inputs[0], inputs[1])
@@ -209,6 +222,12 @@ class _Extremum(ElementwiseMerge):
             open_ &= ~won
         return grads
 
+    def torch_forward(self, module, args, input_shapes):
+        expr = args[0]
+        for arg in args[1:]:
+            expr = f"{self.TORCH}({expr}, {arg})"
+        return expr
+
 
 @register
 class Maximum(_Extremum):
@@ -221,6 +240,7 @@ class Maximum(_Extremum):
     TYPE = "Maximum"
     VERB = "take the maximum of"
     REDUCE = np.maximum
+    TORCH = "torch.maximum"
 
 
 @register
@@ -234,6 +254,7 @@ class Minimum(_Extremum):
     TYPE = "Minimum"
     VERB = "take the minimum of"
     REDUCE = np.minimum
+    TORCH = "torch.minimum"
 
 
 @register
@@ -286,6 +307,9 @@ class Concatenate(Merge):
     def _backward(self, weights, ends, grad):
         return [np.ascontiguousarray(g) for g in np.split(grad, ends, axis=self.config["axis"])], {}
 
+    def torch_forward(self, module, args, input_shapes):
+        return f"torch.cat([{', '.join(args)}], dim={self.config['axis']})"
+
 
 class DotAxes(IntTuple):
     """Dot's ``axes``: one axis for both inputs, or ``[axis of input 0, axis of input 1]``.
@@ -324,6 +348,7 @@ class Dot(Merge):
         Bool("normalize", False, "L2-normalize each input along its axis first (cosine)"),
     )
     KEY_PARAMS = ("axes",)
+    KERAS_REQUIRED = ("axes",)
     EXAMPLES = (
         Example({"axes": 1}, ((4,), (4,))),
         Example({"axes": -1}, ((3, 4), (5, 4))),
@@ -398,3 +423,19 @@ class Dot(Merge):
         out, inv, clipped = cache
         radial = np.sum(grad * out, axis=axis, keepdims=True) * out
         return inv * (grad - np.where(clipped, 0, radial))
+
+    def torch_forward(self, module, args, input_shapes):
+        """``torch.einsum`` over the two axes; each input L2-normalized first with ``normalize``."""
+        a, b = (tuple(s) for s in input_shapes)
+        i, j = self._axes([a, b])
+        x, y = args
+        if self.config["normalize"]:  # x / max(||x||, eps), Keras's l2_normalize
+            x = f"F.normalize({x}, dim={i + 1}, eps={_EPSILON!r})"
+            y = f"F.normalize({y}, dim={j + 1}, eps={_EPSILON!r})"
+        if len(a) == len(b) == 1:
+            return f"({x} * {y}).sum(dim=-1, keepdim=True)"
+        letters = iter("cdefghijlmnopqrstuvwxyz")
+        x_sub = "".join("k" if n == i else next(letters) for n in range(len(a)))
+        y_sub = "".join("k" if n == j else next(letters) for n in range(len(b)))
+        out = x_sub.replace("k", "") + y_sub.replace("k", "")
+        return f'torch.einsum("b{x_sub},b{y_sub}->b{out}", {x}, {y})'

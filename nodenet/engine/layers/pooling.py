@@ -10,6 +10,7 @@ copied offset-major, which makes every later operation contiguous.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import ClassVar
 
@@ -22,11 +23,14 @@ from nodenet.engine.layers.conv import (
     crop_spatial,
     offset_slices,
     output_length,
+    over_batch,
     pad_spatial,
     same_pads,
 )
 from nodenet.engine.params import Bool, Choice, Int, IntTuple
 from nodenet.errors import ShapeError
+
+_ALL = (slice(None),) * 8  # leading full slices, to index the axis after the window axes
 
 
 class _Pooling(Layer):
@@ -86,15 +90,29 @@ class _Pooling(Layer):
 
     def _backward(self, weights, cache, grad):
         padded_shape, pool, pads, out, windows = cache[0]
-        if self.MODE == "max":
-            routed = _first_max_mask(cache[1], cache[2]) * grad
+        covered = windows is None and tuple(padded_shape[1:-1]) == tuple(
+            o * p for o, p in zip(out, pool, strict=True)
+        )
+        dxp = (np.empty if covered else np.zeros)(padded_shape, dtype=grad.dtype)
+        if windows is None:  # tiles: write through a window-major view of dxp
+            tiles = tiles_of(dxp, pool, out)
+            if self.MODE == "max":
+                blocks, y = cache[1], cache[2]
+
+                def route(part: slice) -> None:
+                    target = tiles[(*_ALL[: len(pool)], part)]
+                    first = _first_max_mask(blocks[:, part], y[part]).reshape(target.shape)
+                    np.multiply(first, grad[part], out=target)
+
+                over_batch(route, len(grad), dxp.size)
+            else:
+                tiles[...] = grad / cache[1]
         else:
-            routed = np.broadcast_to(grad / cache[1], (math.prod(pool), *grad.shape))
-        if windows is None:  # tiles: one copy back from window-major order
-            dxp = from_tiles(routed, padded_shape, pool, out)
-        else:
-            dxp = np.zeros(padded_shape, dtype=grad.dtype)
-            for window, piece in zip(windows, routed, strict=True):
+            if self.MODE == "max":
+                pieces = _first_max_mask(cache[1], cache[2]) * grad
+            else:
+                pieces = itertools.repeat(grad / cache[1], len(windows))
+            for window, piece in zip(windows, pieces, strict=True):
                 dxp[window] += piece
         return [crop_spatial(dxp, pads)], {}
 
@@ -117,25 +135,33 @@ def _tile_order(rank: int) -> tuple[int, ...]:
     return (*range(2, 2 * rank + 1, 2), 0, *range(1, 2 * rank, 2), 2 * rank + 1)
 
 
+def tiles_of(image: np.ndarray, pool, out) -> np.ndarray:
+    """A writable window-major view (*pool, batch, *out, channels) of a tiling of ``image``."""
+    return _tiled_view(image, pool, out).transpose(_tile_order(len(pool)))
+
+
 def to_tiles(xp: np.ndarray, pool, out) -> np.ndarray:
     """Windows of a tiling (pool == strides), offset-major: (prod(pool), batch, *out, channels)."""
-    tiles = _tiled_view(xp, pool, out).transpose(_tile_order(len(pool)))
-    return np.ascontiguousarray(tiles).reshape(-1, xp.shape[0], *out, xp.shape[-1])
+    blocks = np.empty((*pool, xp.shape[0], *out, xp.shape[-1]), dtype=xp.dtype)
+    lead = _ALL[: len(pool)]
 
+    def copy(part: slice) -> None:
+        np.copyto(blocks[(*lead, part)], tiles_of(xp[part], pool, out))
 
-def from_tiles(blocks: np.ndarray, padded_shape, pool, out) -> np.ndarray:
-    """Adjoint of :func:`to_tiles`: blocks back into an image; uncovered edges are zero."""
-    image = np.zeros(padded_shape, dtype=blocks.dtype)
-    tiles = _tiled_view(image, pool, out).transpose(_tile_order(len(pool)))
-    tiles[...] = blocks.reshape(tiles.shape)
-    return image
+    over_batch(copy, len(xp), blocks.size)
+    return blocks.reshape(-1, *blocks.shape[len(pool) :])
 
 
 def _reduce(op, blocks) -> np.ndarray:
     """``op`` (np.maximum or np.add) folded over the window blocks: (batch, *out, channels)."""
-    y = op(blocks[0], blocks[1]) if len(blocks) > 1 else blocks[0].copy()
-    for block in blocks[2:]:
-        op(y, block, out=y)
+    y = np.empty(blocks[0].shape, dtype=blocks[0].dtype)
+
+    def fold(part: slice) -> None:
+        np.copyto(y[part], blocks[0][part])
+        for block in blocks[1:]:
+            op(y[part], block[part], out=y[part])
+
+    over_batch(fold, len(y), y.size * len(blocks))
     return y
 
 
@@ -146,12 +172,14 @@ def _first_max_mask(blocks, y: np.ndarray) -> np.ndarray:
     first maximum only, as Keras does.
     """
     mask = np.empty((len(blocks), *y.shape), dtype=bool)
-    seen = np.zeros(y.shape, dtype=bool)
     for k, block in enumerate(blocks):
         np.equal(block, y, out=mask[k])
-        if k:
-            mask[k] &= ~seen
-        seen |= mask[k]
+        if k == 0:
+            seen = mask[0].copy()
+            continue
+        np.greater(mask[k], seen, out=mask[k])  # for booleans: hit and not seen before
+        if k + 1 < len(blocks):
+            seen |= mask[k]
     return mask
 
 

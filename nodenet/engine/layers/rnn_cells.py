@@ -16,6 +16,8 @@ meets ``kernel`` in one product up front; each step multiplies the state by
 the fused ``recurrent_kernel`` once (a GRU with ``reset_after=False`` needs a
 second product for its candidate, as in Keras). The backward through time
 mirrors this, and forms the weight gradients with one product over all steps.
+Products run batch-major, (batch, k*units); the element-wise gate work runs
+gate-major, (k, batch, units), where each gate is one contiguous block.
 """
 
 from __future__ import annotations
@@ -49,6 +51,20 @@ def _activate(name: str, z: np.ndarray, out: np.ndarray) -> None:
         out[...] = activations.apply(name, z)
 
 
+def _grad_into(name: str, g: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
+    """Turn ``g`` from dL/da into dL/dz in place, for a = activation(z)."""
+    if name == "sigmoid":
+        slope = np.subtract(1, a)
+        slope *= a
+        g *= slope
+    elif name == "tanh":
+        slope = np.multiply(a, a)
+        np.subtract(1, slope, out=slope)
+        g *= slope
+    else:
+        g[...] = activations.grad(name, g, z, a)
+
+
 def _gates(a: np.ndarray, k: int) -> np.ndarray:
     """A (batch, k*units) array seen gate-major, (k, batch, units) (a view).
 
@@ -75,6 +91,7 @@ class _Masks:
 
 
 def _dropout_masks(rng: np.random.Generator, rate: float, count: int, shape, dtype):
+    """``count`` masks of ``shape`` keeping each entry with 1 - rate; None when rate is 0."""
     if rate == 0:
         return None
     keep = rng.random((count, *shape)) >= rate
@@ -262,7 +279,8 @@ class _SimpleRNNCell(Cell):
         dA = np.empty_like(A)
         dh = _start_back(dhs, dh_last, H.shape[1:], A.dtype)
         for t in reversed(range(len(A))):
-            dA[t] = activations.grad(c["activation"], dh, A[t], H[t + 1])
+            dA[t] = dh
+            _grad_into(c["activation"], dA[t], A[t], H[t + 1])
             if t:
                 dh = _recur_back(dA[t], w["recurrent_kernel"], masks.rec)
                 if dhs is not None:
@@ -314,14 +332,16 @@ class _LSTMCell(Cell):
         dc = np.zeros_like(dh)
         for t in reversed(range(len(Z))):
             z, (i, f, g, o) = Z[t], G[t]
-            dc += activations.grad(act, dh * o, C[t + 1], AC[t])
+            dh_c = dh * o
+            _grad_into(act, dh_c, C[t + 1], AC[t])
+            dc += dh_c
             np.multiply(dc, g, out=dz[0])
             np.multiply(dc, C[t], out=dz[1])
             np.multiply(dc, i, out=dz[2])
             np.multiply(dh, AC[t], out=dz[3])
-            dz[:2] = activations.grad(ract, dz[:2], z[:2], G[t, :2])
-            dz[2] = activations.grad(act, dz[2], z[2], g)
-            dz[3] = activations.grad(ract, dz[3], z[3], o)
+            _grad_into(ract, dz[:2], z[:2], G[t, :2])
+            _grad_into(act, dz[2], z[2], g)
+            _grad_into(ract, dz[3], z[3], o)
             _gates(dA[t], 4)[...] = dz
             if t:
                 dc *= f
@@ -397,7 +417,8 @@ class _GRUCell(Cell):
         dh = _start_back(dhs, dh_last, H.shape[1:], Z.dtype)
         for t in reversed(range(len(Z))):
             z, g = Z[t], G[t]
-            dz[2] = activations.grad(c["activation"], dh * (1 - g[0]), z[2], g[2])
+            np.multiply(dh, 1 - g[0], out=dz[2])
+            _grad_into(c["activation"], dz[2], z[2], g[2])
             np.multiply(dh, H[t] - g[2], out=dz[0])
             if c["reset_after"]:
                 dh_prev = self._after_back(w, dz, z, g, M[t], dX[t], dM[t], c, masks)
@@ -411,7 +432,7 @@ class _GRUCell(Cell):
     def _after_back(self, w, dz, z, g, m, dx, dm, c, masks) -> np.ndarray:
         """One step back with reset_after: fills dx, dm; returns dL/dh_prev through rk."""
         np.multiply(dz[2], m, out=dz[1])
-        dz[:2] = activations.grad(c["recurrent_activation"], dz[:2], z[:2], g[:2])
+        _grad_into(c["recurrent_activation"], dz[:2], z[:2], g[:2])
         _gates(dx, 3)[...] = dz
         dmg = _gates(dm, 3)
         dmg[:2] = dz[:2]
@@ -423,7 +444,7 @@ class _GRUCell(Cell):
         u, rk, rmask = c["units"], w["recurrent_kernel"], masks.rec
         d_rh = dz[2] @ rk[:, 2 * u :].T  # dL/d(r * h_h)
         np.multiply(d_rh, h_prev if rmask is None else h_prev * rmask[2], out=dz[1])
-        dz[:2] = activations.grad(c["recurrent_activation"], dz[:2], z[:2], g[:2])
+        _grad_into(c["recurrent_activation"], dz[:2], z[:2], g[:2])
         _gates(dx, 3)[...] = dz
         dh = _recur_back(dx[:, : 2 * u], rk[:, : 2 * u], None if rmask is None else rmask[:2])
         d_h = d_rh * g[1]

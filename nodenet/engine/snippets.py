@@ -1,0 +1,208 @@
+"""Helpers for the export snippets every block declares (see the export hooks of ``Layer``).
+
+A block turns its settings into Python source for Keras 3 and PyTorch; this
+module holds what several blocks share: values written as source, Keras
+regularizers, torch activations, Keras's initializers in torch, and the small
+helper functions the generated PyTorch code may call (channels-last moves,
+Keras's "same" padding). Nothing here imports Keras or PyTorch: the source is
+text, checked by the export tests against both libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from nodenet.engine.initializers import UNIT_FORGET_BIAS, compute_fans
+
+
+class Source(str):
+    """Python source standing for a value in generated code: its ``repr`` is itself."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def literal(value: Any) -> str:
+    """``value`` (JSON-like) as Python source; lists become tuples, as Keras writes sizes."""
+    if isinstance(value, Source):
+        return str(value)
+    if value is None or isinstance(value, bool | int):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f'float("{value}")'
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        items = [literal(v) for v in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as source")
+
+
+def arguments(positional: list[Any], keywords: dict[str, Any]) -> str:
+    """``a, b, key=value`` for a call."""
+    parts = [literal(v) for v in positional]
+    parts += [f"{k}={literal(v)}" for k, v in keywords.items()]
+    return ", ".join(parts)
+
+
+def keras_regularizer(value: dict | None) -> Source | None:
+    """A nodenet regularizer ``{"l1": a, "l2": b}`` as ``keras.regularizers`` source."""
+    if value is None:
+        return None
+    l1, l2 = value.get("l1", 0.0), value.get("l2", 0.0)
+    if l1 and not l2:
+        return Source(f"keras.regularizers.L1({l1!r})")
+    if l2 and not l1:
+        return Source(f"keras.regularizers.L2({l2!r})")
+    return Source(f"keras.regularizers.L1L2(l1={l1!r}, l2={l2!r})")
+
+
+# -- PyTorch ---------------------------------------------------------------------
+
+_TORCH_ACTIVATIONS = {
+    "relu": "torch.relu({})",
+    "sigmoid": "torch.sigmoid({})",
+    "tanh": "torch.tanh({})",
+    "softmax": "torch.softmax({}, dim=-1)",
+    "elu": "F.elu({})",
+    "selu": "F.selu({})",
+    "softplus": "F.softplus({})",
+    "softsign": "F.softsign({})",
+    "leaky_relu": "F.leaky_relu({}, 0.2)",  # Keras's default negative slope
+    "gelu": "F.gelu({})",  # exact (erf), as keras.activations.gelu
+    "swish": "F.silu({})",
+}
+
+
+def torch_activation(name: str, expr: str) -> str:
+    """``expr`` passed through activation ``name`` (Keras semantics) in torch."""
+    if name == "linear":
+        return expr
+    return _TORCH_ACTIVATIONS[name].format(expr)
+
+
+def channels_first(expr: str) -> str:
+    """A channels-last tensor expression moved to torch's channels-first layout."""
+    return f"channels_first({expr})"
+
+
+def channels_last(expr: str) -> str:
+    return f"channels_last({expr})"
+
+
+TORCH_HELPERS: dict[str, str] = {}  # helper name -> its source, emitted where the code calls it
+
+
+def torch_helper(name: str, source: str) -> None:
+    """Register a helper (function or class) the generated PyTorch code may call by ``name``."""
+    TORCH_HELPERS[name] = source.strip("\n") + "\n"
+
+
+torch_helper(
+    "channels_first",
+    '''
+def channels_first(x: torch.Tensor) -> torch.Tensor:
+    """(batch, *spatial, channels) -> (batch, channels, *spatial), the layout torch's ops use."""
+    return x.movedim(-1, 1)
+''',
+)
+torch_helper(
+    "channels_last",
+    '''
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, *spatial) -> (batch, *spatial, channels), the layout Keras keeps."""
+    return x.movedim(1, -1)
+''',
+)
+torch_helper(
+    "variance_scaling_",
+    '''
+def variance_scaling_(tensor: torch.Tensor, scale: float, fan: float, distribution: str) -> None:
+    """Keras's VarianceScaling: uniform, or normal truncated at two standard deviations."""
+    variance = scale / max(1.0, fan)
+    if distribution == "uniform":
+        limit = math.sqrt(3.0 * variance)
+        nn.init.uniform_(tensor, -limit, limit)
+    else:
+        std = math.sqrt(variance) / 0.87962566103423978
+        nn.init.trunc_normal_(tensor, std=std, a=-2.0 * std, b=2.0 * std)
+''',
+)
+
+_VARIANCE_SCALING = {  # Keras initializer -> (scale, fan mode, distribution)
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "normal"),
+}
+
+
+def _fan(mode: str, shape: tuple[int, ...]) -> str:
+    fan_in, fan_out = (int(f) for f in compute_fans(shape))
+    if mode == "fan_in":
+        return str(fan_in)
+    if mode == "fan_out":
+        return str(fan_out)
+    return f"({fan_in} + {fan_out}) / 2"
+
+
+def torch_init(initializer: str, target: str, keras_shape: tuple[int, ...]) -> list[str]:
+    """Statements drawing ``target`` (a torch tensor expression) as Keras's ``initializer``
+    draws a weight of ``keras_shape``: same distribution, fans taken from the Keras shape.
+
+    ``unit_forget_bias:INNER`` (an LSTM bias) draws INNER, then sets the forget
+    gate's quarter to ones.
+    """
+    if initializer.startswith(UNIT_FORGET_BIAS):
+        (size,) = keras_shape
+        units = size // 4
+        inner = torch_init(initializer[len(UNIT_FORGET_BIAS) :], target, keras_shape)
+        forget = _slice(target, f"{units}:{2 * units}")
+        return [*inner, f"nn.init.ones_({forget})  # unit_forget_bias"]
+    if initializer in _VARIANCE_SCALING:
+        scale, mode, distribution = _VARIANCE_SCALING[initializer]
+        fan = _fan(mode, keras_shape)
+        return [f'variance_scaling_({target}, {scale!r}, {fan}, "{distribution}")  # {initializer}']
+    simple = {
+        "zeros": f"nn.init.zeros_({target})",
+        "ones": f"nn.init.ones_({target})",
+        "orthogonal": f"nn.init.orthogonal_({target})",
+        "random_uniform": f"nn.init.uniform_({target}, -0.05, 0.05)",
+        "uniform": f"nn.init.uniform_({target}, -0.05, 0.05)",
+        "random_normal": f"nn.init.normal_({target}, 0.0, 0.05)",
+    }
+    return [simple[initializer]]
+
+
+def _slice(target: str, rows: str) -> str:
+    """``target[rows]``, or the rows of a column selection ``t[:, -1]`` -> ``t[rows, -1]``."""
+    if target.endswith("]") and "[:, " in target:
+        head, _, column = target.rpartition("[:, ")
+        return f"{head}[{rows}, {column}"
+    return f"{target}[{rows}]"
+
+
+def same_padding(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Keras's "same" padding of one axis: split evenly, the odd one at the end."""
+    span = (window - 1) * dilation + 1
+    out = (length - 1) // stride + 1
+    total = max(0, (out - 1) * stride + span - length)
+    return total // 2, total - total // 2
+
+
+def torch_pad(pads: list[tuple[int, int]]) -> str:
+    """``F.pad``'s padding for channels-first spatial (before, after) pads: last axis first."""
+    flat = [p for pair in reversed(pads) for p in pair]
+    return literal(flat)
+
+
+def one_or_tuple(values: list[int] | tuple[int, ...]) -> Any:
+    """``3`` for ``(3, 3)``: torch takes one int for every spatial axis."""
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else values
