@@ -199,12 +199,56 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_weights(path: str) -> dict:
+    import numpy as np
+
+    from nodenet.errors import WeightsError
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise WeightsError(f"{path}: not a readable weights file ({err})") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nodenet.export import data_npz, export_keras, export_pytorch
+    from nodenet.project import atomic_write
+
+    project = _load(args.file)
+    weights = _read_weights(args.weights) if args.weights else None
+    exporter = export_keras if args.to == "keras" else export_pytorch
+    code = exporter(project, weights)
+    out = Path(args.output)
+    try:
+        written = code.write(out)
+        if args.data:
+            written.append(out.with_name(out.stem + "_data.npz"))
+            atomic_write(written[-1], data_npz(project))
+    except OSError as err:
+        raise NodenetError(f"{out}: cannot be written: {err.strerror or err}") from None
+    for path in written:
+        print(path, file=sys.stderr)
+    return 0
+
+
+def cmd_import_keras(args: argparse.Namespace) -> int:
+    from nodenet.export import import_keras
+    from nodenet.project import save
+
+    project = import_keras(args.file)
+    save(project, args.output)
+    kinds = sum(1 for n in project.nodes if n.type not in ("Input", "Output"))
+    print(f"{args.output}: {kinds} blocks from {args.file}", file=sys.stderr)
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from nodenet.ui.app import run
     except ImportError as err:
         raise NodenetError(f"the GUI cannot start: {err}") from None
-    return run(args.file)
+    return run(args.file, new=args.new)
 
 
 def _print_json(doc) -> None:
@@ -221,7 +265,13 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     ),
     "evaluate": (cmd_evaluate, "loss and metrics of trained weights on the test split"),
     "predict": (cmd_predict, "outputs for inputs from an .npz file (arrays keyed by Input id)"),
+    "export": (cmd_export, "write the model as Keras 3 or PyTorch code (with trained weights)"),
+    "import-keras": (
+        cmd_import_keras,
+        "make a project from a Keras model config (model.to_json(), or a .keras file)",
+    ),
 }
+_NO_JSON = ("predict", "export", "import-keras")
 
 
 def _add_options(name: str, p: argparse.ArgumentParser) -> None:
@@ -247,6 +297,23 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
     if name == "predict":
         p.add_argument("--input", metavar="X", required=True, help=".npz of inputs")
         p.add_argument("--output", metavar="Y", required=True, help=".npz to write")
+    if name == "export":
+        p.add_argument("--to", choices=("keras", "pytorch"), required=True, help="the library")
+        p.add_argument(
+            "--weights", metavar="W", help="trained weights (.npz) to write beside the code"
+        )
+        p.add_argument(
+            "-o", "--output", metavar="OUT.py", required=True, help="the Python file to write"
+        )
+        p.add_argument(
+            "--data",
+            action="store_true",
+            help="also write the prepared data the code reads (OUT_data.npz)",
+        )
+    if name == "import-keras":
+        p.add_argument(
+            "-o", "--output", metavar="FILE", required=True, help="the project file to write"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,11 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     gui = sub.add_parser("gui", help="open the GUI (the default)")
     gui.add_argument("file", nargs="?", help="project file to open")
+    gui.add_argument(
+        "--new", action="store_true", help="start from an empty canvas (one Input, one Output)"
+    )
     gui.set_defaults(run=cmd_gui)
     for name, (func, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("file", help="project file (.json)")
-        if name != "predict":
+        what = "Keras model config (.json or .keras)" if name == "import-keras" else "project"
+        p.add_argument("file", help=f"{what} file")
+        if name not in _NO_JSON:
             p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         _add_options(name, p)
         p.set_defaults(run=func)
@@ -274,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     known = {"gui", *COMMANDS, "-h", "--help", "--version"}
-    if not argv or (argv[0] not in known and not argv[0].startswith("-")):
+    if not argv or argv[0] == "--new" or (argv[0] not in known and not argv[0].startswith("-")):
         argv = ["gui", *argv]
     args = parser.parse_args(argv)
     try:

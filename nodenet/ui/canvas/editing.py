@@ -1,0 +1,218 @@
+"""Editing from the canvas: every gesture and key that changes the document.
+
+:class:`CanvasEditing` is mixed into :class:`~nodenet.ui.canvas.view.CanvasView`;
+each method is one Document edit (one undo command, or one macro when a
+gesture needs several), and a refusal becomes a ``message`` for the status bar.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QMimeData, QPointF
+from PySide6.QtWidgets import QApplication
+
+from nodenet.errors import NodenetError
+from nodenet.ui.canvas import style
+from nodenet.ui.canvas.interactions import RenameEditor
+from nodenet.ui.document import FRAGMENT_MIME
+
+if TYPE_CHECKING:
+    from nodenet.ui.canvas.scene import CanvasScene
+
+READ_ONLY_BANNER = "Training — the graph is read-only"
+PASTE_STEP = 40.0
+
+
+class CanvasEditing:
+    """The editing slots of the canvas view (a mixin: it needs ``document``,
+    ``canvas_scene``, ``message``, ``select_ids`` and ``fit_to_view``)."""
+
+    canvas_scene: CanvasScene
+    _press_positions: dict
+    _paste_count: int
+
+    def _editable(self) -> bool:
+        if self.document.read_only:
+            self.message.emit(READ_ONLY_BANNER)
+            return False
+        return True
+
+    def _attempt(self, action, *args):
+        """Run a document edit; a refusal becomes a status message. Returns its result."""
+        try:
+            return action(*args)
+        except NodenetError as err:
+            self.message.emit(str(err))
+            return None
+
+    def add_block(self, block_type: str, scene_pos: QPointF) -> str | None:
+        """Add ``block_type`` centred on ``scene_pos`` and select it."""
+        if not self._editable():
+            return None
+        top_left = (scene_pos.x() - style.NODE_WIDTH / 2, scene_pos.y() - style.node_height(1) / 2)
+        node_id = self._attempt(self.document.add_node, block_type, _snap(top_left))
+        if node_id:
+            self.select_ids([node_id])
+            self.message.emit(f"Added {block_type} {node_id}")
+        return node_id
+
+    def delete_selection(self) -> None:
+        ids = self.canvas_scene.selected_ids()
+        edges = [k for k in self.canvas_scene.selected_edges() if k[0] not in ids]
+        edges = [k for k in edges if k[1] not in ids]
+        if not (ids or edges) or not self._editable():
+            return
+        self._macro("Delete", lambda: self._delete(ids, edges), len(edges) + bool(ids) > 1)
+
+    def _delete(self, ids: list[str], edges: list[tuple[str, str, int]]) -> None:
+        self.delete_edges(edges)
+        if ids:
+            self._attempt(self.document.remove_nodes, ids)
+
+    def delete_edges(self, keys: list[tuple[str, str, int]]) -> None:
+        """Disconnect edges, highest port first so merge renumbering leaves the rest valid."""
+        if not keys or not self._editable():
+            return
+        ordered = sorted(keys, key=lambda k: -k[2])
+        self._macro(
+            "Delete edges",
+            lambda: [self._attempt(self.document.disconnect, *k) for k in ordered],
+            len(keys) > 1,
+        )
+
+    def disconnect_all(self, node_id: str) -> None:
+        if not self._editable():
+            return
+
+        def run() -> None:
+            while True:
+                touching = [e for e in self.document.project.edges if node_id in (e.src, e.dst)]
+                if not touching:
+                    return
+                e = max(touching, key=lambda e: e.port)
+                self._attempt(self.document.disconnect, e.src, e.dst, e.port)
+
+        self._macro(f"Disconnect {node_id}", run, True)
+
+    def _macro(self, text: str, run, wrap: bool) -> None:
+        stack = self.document.undo_stack
+        if wrap:
+            stack.beginMacro(text)
+        try:
+            run()
+        finally:
+            if wrap:
+                stack.endMacro()
+
+    def copy_selection(self) -> bool:
+        ids = self.canvas_scene.selected_ids()
+        if not ids:
+            self.message.emit("Nothing selected to copy")
+            return False
+        fragment = self.document.copy(ids)
+        text = json.dumps(fragment, ensure_ascii=False)
+        mime = QMimeData()
+        mime.setText(text)
+        mime.setData(FRAGMENT_MIME, text.encode("utf-8"))
+        QApplication.clipboard().setMimeData(mime)
+        self._paste_count = 0
+        self.message.emit(f"Copied {len(ids)} block(s)")
+        return True
+
+    def cut_selection(self) -> None:
+        if self._editable() and self.copy_selection():
+            self._attempt(self.document.remove_nodes, self.canvas_scene.selected_ids())
+
+    def paste(self, at: QPointF | None = None) -> list[str]:
+        """Paste the clipboard's blocks, shifted a step further each time (or at ``at``)."""
+        if not self._editable():
+            return []
+        fragment = _clipboard_fragment()
+        if fragment is None:
+            self.message.emit("The clipboard holds no nodenet blocks")
+            return []
+        if at is not None:
+            left, top = _fragment_origin(fragment)
+            offset = (at.x() - left, at.y() - top)
+        else:
+            self._paste_count += 1
+            offset = (PASTE_STEP * self._paste_count, PASTE_STEP * self._paste_count)
+        ids = self._attempt(self.document.paste, fragment, _snap(offset)) or []
+        if ids:
+            self.select_ids(ids)
+            self.message.emit(f"Pasted {len(ids)} block(s)")
+        return ids
+
+    def duplicate_selection(self) -> list[str]:
+        ids = self.canvas_scene.selected_ids()
+        if not ids or not self._editable():
+            return []
+        fragment = self.document.copy(ids)
+        new = self._attempt(self.document.paste, fragment, (PASTE_STEP, PASTE_STEP)) or []
+        if new:
+            self.select_ids(new)
+        return new
+
+    def rename_node(self, node_id: str | None = None) -> RenameEditor | None:
+        """Open the inline id editor on ``node_id`` (default: the one selected node)."""
+        if node_id is None:
+            ids = self.canvas_scene.selected_ids()
+            node_id = ids[0] if len(ids) == 1 else None
+        if node_id is None or node_id not in self.canvas_scene.nodes or not self._editable():
+            return None
+        item = self.canvas_scene.nodes[node_id]
+        self.ensureVisible(item, 40, 40)
+        return RenameEditor(self, item)
+
+    def auto_layout(self) -> None:
+        if self._editable():
+            self._attempt(self.document.layout)
+            self.fit_to_view()
+
+    def _commit_move(self) -> None:
+        moved = {}
+        for node_id, before in self._press_positions.items():
+            item = self.canvas_scene.nodes.get(node_id)
+            if item is not None and item.pos() != before:
+                moved[node_id] = _snap((item.pos().x(), item.pos().y()))
+        self._press_positions = {}
+        if not moved:
+            return
+        try:
+            self.document.move_nodes(moved)
+        except NodenetError as err:
+            self.message.emit(str(err))
+            for node_id in moved:  # refused: the cards go back where the document has them
+                x, y = self.document.project.node(node_id).pos
+                self.canvas_scene.nodes[node_id].setPos(x, y)
+
+
+def _snap(point: tuple[float, float]) -> tuple[float, float]:
+    """Round a position to whole scene units (positions are saved in the file)."""
+    return float(round(point[0])), float(round(point[1]))
+
+
+def _clipboard_fragment() -> dict | None:
+    mime = QApplication.clipboard().mimeData()
+    if mime is None:
+        return None
+    raw = bytes(mime.data(FRAGMENT_MIME)).decode("utf-8") if mime.hasFormat(FRAGMENT_MIME) else ""
+    text = raw or mime.text()
+    try:
+        fragment = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return fragment if isinstance(fragment, dict) and "nodes" in fragment else None
+
+
+def _fragment_origin(fragment: dict) -> tuple[float, float]:
+    """The top-left corner of the copied cards (0, 0 if the fragment has no usable positions)."""
+    try:
+        positions = [(float(n["pos"][0]), float(n["pos"][1])) for n in fragment["nodes"]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0.0, 0.0
+    if not positions:
+        return 0.0, 0.0
+    return min(x for x, _ in positions), min(y for _, y in positions)

@@ -1,0 +1,160 @@
+"""The canvas look: colours per block category, fonts, sizes, and text formatting.
+
+Plain data and pure functions, no Qt, so the automatic layout can size nodes
+exactly as the canvas draws them. Colours are ``#rrggbb`` strings; the items
+turn them into ``QColor`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+# -- colours -------------------------------------------------------------------
+
+CATEGORY_COLORS: dict[str, str] = {
+    "Input / Output": "#0ca678",
+    "Core": "#4263eb",
+    "Convolution": "#f76707",
+    "Pooling": "#e0a100",
+    "Recurrent": "#7048e8",
+    "Normalization": "#1098ad",
+    "Merge": "#ae3ec9",
+}
+UNKNOWN_COLOR = "#868e96"
+
+BACKGROUND = "#f5f6f8"
+GRID_MINOR = "#eceef2"
+GRID_MAJOR = "#e0e3e9"
+CARD = "#ffffff"
+CARD_BORDER = "#d0d5dd"
+SHADOW = "#101828"  # drawn at low alpha
+TEXT = "#1d2433"
+TEXT_MUTED = "#667085"
+TEXT_ON_COLOR = "#ffffff"
+SELECTED = "#2563eb"
+PROBLEM = "#e03131"
+EDGE = "#98a2b3"
+EDGE_SELECTED = "#2563eb"
+LABEL_BACKGROUND = "#ffffff"
+PORT_FILL = "#ffffff"
+PORT_CONNECTED = "#475467"
+PORT_OK = "#12b886"
+PORT_REFUSED = "#e03131"
+LINK_DRAFT = "#2563eb"
+RUBBER_BAND = "#2563eb"
+BANNER = "#b54708"
+BANNER_TEXT = "#ffffff"
+
+# -- fonts (family fallbacks, point sizes) ------------------------------------
+
+FONT_FAMILY = "Inter, Segoe UI, Helvetica Neue, DejaVu Sans, Arial"
+MONO_FAMILY = "JetBrains Mono, Consolas, DejaVu Sans Mono, monospace"
+TITLE_PT = 9.5
+BODY_PT = 8.5
+LABEL_PT = 7.5
+
+# -- geometry (scene units) ------------------------------------------------------
+
+NODE_WIDTH = 192.0
+HEADER_HEIGHT = 26.0
+LINE_HEIGHT = 17.0
+BODY_LINES = 3  # id; key parameters; output shape and parameter count
+PADDING = 8.0  # inside the card, left and right
+BODY_MARGIN = 5.0  # above and below the body lines
+RADIUS = 7.0
+PORT_RADIUS = 5.0
+PORT_HIT_RADIUS = 9.0
+PORT_PITCH = 18.0
+GRID = 20.0
+LAYER_GAP = 96.0  # horizontal space between layout columns, room for edge labels
+ROW_GAP = 34.0  # vertical space between nodes of one column
+SELECTED_PEN = 2.0
+PROBLEM_PEN = 2.0
+EDGE_PEN = 1.8
+
+MIN_ZOOM = 0.04
+MAX_ZOOM = 4.0
+DETAIL_ZOOM = 0.55  # below this scale cards show only their id, edges drop their labels
+OVERVIEW_ZOOM = 0.12  # below this scale cards show no text at all
+OVERVIEW_PT = 8.0  # on-screen size of the id on a zoomed-out card
+READABLE_ZOOM = 0.75  # a project opens at least this close, its inputs in view
+
+
+def category_color(category: str) -> str:
+    return CATEGORY_COLORS.get(category, UNKNOWN_COLOR)
+
+
+def node_height(n_input_ports: int) -> float:
+    """Height of a node card with ``n_input_ports`` input ports."""
+    body = HEADER_HEIGHT + BODY_LINES * LINE_HEIGHT + 2 * BODY_MARGIN
+    return max(body, n_input_ports * PORT_PITCH + 2 * PADDING)
+
+
+def port_y(index: int, n_ports: int, height: float) -> float:
+    """Vertical position of input port ``index`` of ``n_ports``, centred on the card."""
+    top = height / 2 - (n_ports - 1) * PORT_PITCH / 2
+    return top + index * PORT_PITCH
+
+
+# -- text --------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as a node shows it: ``3×3``, ``28×28×1``, ``relu``, ``0.5``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        if value and all(v is None or isinstance(v, int) for v in value):
+            return "×".join("?" if v is None else str(v) for v in value)
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return str(value.get("name", "{…}"))
+    return str(value)
+
+
+def key_params_text(names: Sequence[str], config: dict[str, Any]) -> str:
+    """The key parameters on one line: ``128 units · relu``.
+
+    Strings (activations, modes) show their value alone; booleans their name
+    when true; everything else ``name value`` (``kernel_size`` shortened to ``kernel``).
+    """
+    parts = []
+    for name in names:
+        if name not in config:
+            continue
+        value = config[name]
+        if isinstance(value, bool):
+            if value:
+                parts.append(name)
+        elif isinstance(value, str):
+            parts.append(value)
+        else:
+            label = name.removesuffix("_size") or name  # kernel_size 3×3 -> kernel 3×3
+            parts.append(f"{label} {format_value(value)}")
+    return " · ".join(parts)
+
+
+def compact_shape(shape: Sequence[int | None] | None) -> str:
+    """An edge label: ``28×28×1`` (the batch left out, ``?`` for a variable size)."""
+    if shape is None:
+        return "?"
+    if len(shape) == 0:
+        return "scalar"
+    return "×".join("?" if d is None else str(d) for d in shape)
+
+
+def count_texts(count: int) -> tuple[str, ...]:
+    """A parameter count from the longest to the shortest form: the card shows what fits."""
+    exact = f"{count:,}"
+    if count < 10_000:
+        short = exact
+    elif count < 1_000_000:
+        short = f"{count / 1000:.1f}K".replace(".0K", "K")
+    else:
+        short = f"{count / 1_000_000:.1f}M".replace(".0M", "M")
+    return (f"{exact} params", exact, short)

@@ -1,0 +1,340 @@
+"""Undo commands: every edit of the document is one :class:`Command` on its undo stack.
+
+A command is a list of small, exactly invertible operations on the project
+(insert or delete a node or an edge at an index, set parameters, a position,
+an edge's port, a settings section, rename a node). ``redo`` applies them in
+order and ``undo`` reverts them in reverse, so undoing restores the project
+byte for byte, list order included. Operations touch only the document's
+project and queue the document's signals; the document emits them, with a
+fresh analysis, once the whole command is done.
+
+Below the operations: the pure rules the document uses to plan compound
+edits (renumbering merge ports, data mappings that follow a node, the layered
+layout, which port an edge takes, the path a new edge would close into a cycle).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from PySide6.QtGui import QUndoCommand
+
+from nodenet.project import Edge, Node, Project
+
+if TYPE_CHECKING:
+    from nodenet.ui.document import Document
+
+
+class Op(Protocol):
+    """One invertible change of a project; ``emit`` queues a signal on the document."""
+
+    def apply(self, doc: Document) -> None: ...
+
+    def revert(self, doc: Document) -> None: ...
+
+
+@dataclass
+class InsertNode:
+    index: int
+    node: Node
+
+    def apply(self, doc: Document) -> None:
+        doc.project.nodes.insert(self.index, self.node)
+        doc.emit_later("nodeAdded", self.node.id)
+
+    def revert(self, doc: Document) -> None:
+        removed = doc.project.nodes.pop(self.index)
+        doc.emit_later("nodeRemoved", removed.id)
+
+
+@dataclass
+class DeleteNode:
+    index: int
+    node: Node
+
+    def apply(self, doc: Document) -> None:
+        InsertNode(self.index, self.node).revert(doc)
+
+    def revert(self, doc: Document) -> None:
+        InsertNode(self.index, self.node).apply(doc)
+
+
+@dataclass
+class InsertEdge:
+    index: int
+    edge: Edge
+
+    def apply(self, doc: Document) -> None:
+        doc.project.edges.insert(self.index, self.edge)
+        e = self.edge
+        doc.emit_later("edgeAdded", e.src, e.dst, e.port)
+
+    def revert(self, doc: Document) -> None:
+        e = doc.project.edges.pop(self.index)
+        doc.emit_later("edgeRemoved", e.src, e.dst, e.port)
+
+
+@dataclass
+class DeleteEdge:
+    index: int
+    edge: Edge
+
+    def apply(self, doc: Document) -> None:
+        InsertEdge(self.index, self.edge).revert(doc)
+
+    def revert(self, doc: Document) -> None:
+        InsertEdge(self.index, self.edge).apply(doc)
+
+
+@dataclass
+class SetEdgePort:
+    """Renumber one edge's target port (merge ports stay 0..k-1)."""
+
+    edge: Edge
+    old: int
+    new: int
+
+    def _set(self, doc: Document, frm: int, to: int) -> None:
+        e = self.edge
+        e.port = to
+        doc.emit_later("edgeRemoved", e.src, e.dst, frm)
+        doc.emit_later("edgeAdded", e.src, e.dst, to)
+
+    def apply(self, doc: Document) -> None:
+        self._set(doc, self.old, self.new)
+
+    def revert(self, doc: Document) -> None:
+        self._set(doc, self.new, self.old)
+
+
+@dataclass
+class SetParams:
+    node: Node
+    old: dict[str, Any]
+    new: dict[str, Any]
+
+    def apply(self, doc: Document) -> None:
+        self.node.params = copy.deepcopy(self.new)
+        doc.emit_later("nodeChanged", self.node.id)
+
+    def revert(self, doc: Document) -> None:
+        self.node.params = copy.deepcopy(self.old)
+        doc.emit_later("nodeChanged", self.node.id)
+
+
+@dataclass
+class SetPos:
+    node: Node
+    old: tuple[float, float]
+    new: tuple[float, float]
+
+    def apply(self, doc: Document) -> None:
+        self.node.pos = [float(self.new[0]), float(self.new[1])]
+        doc.emit_later("nodeMoved", self.node.id)
+
+    def revert(self, doc: Document) -> None:
+        self.node.pos = [float(self.old[0]), float(self.old[1])]
+        doc.emit_later("nodeMoved", self.node.id)
+
+
+@dataclass
+class RenameNode:
+    """Rename a node; its edges follow (the data section is a separate :class:`SetSection`)."""
+
+    old: str
+    new: str
+
+    def _rename(self, doc: Document, frm: str, to: str) -> None:
+        project = doc.project
+        project.node(frm).id = to
+        for e in project.edges:
+            if e.src == frm:
+                e.src = to
+            if e.dst == frm:
+                e.dst = to
+        doc.emit_later("nodeRenamed", frm, to)
+
+    def apply(self, doc: Document) -> None:
+        self._rename(doc, self.old, self.new)
+
+    def revert(self, doc: Document) -> None:
+        self._rename(doc, self.new, self.old)
+
+
+@dataclass
+class SetSection:
+    """Replace the project's ``training`` or ``data`` section."""
+
+    section: str
+    old: dict[str, Any]
+    new: dict[str, Any]
+
+    def _set(self, doc: Document, value: dict[str, Any]) -> None:
+        setattr(doc.project, self.section, copy.deepcopy(value))
+        doc.emit_later("settingsChanged", self.section)
+
+    def apply(self, doc: Document) -> None:
+        self._set(doc, self.new)
+
+    def revert(self, doc: Document) -> None:
+        self._set(doc, self.old)
+
+
+class Command(QUndoCommand):
+    """One undoable edit: a named list of operations applied in order, reverted in reverse."""
+
+    def __init__(self, doc: Document, text: str, ops: list[Op]):
+        super().__init__(text)
+        self.doc = doc
+        self.ops = ops
+
+    def redo(self) -> None:
+        with self.doc.editing():
+            for op in self.ops:
+                op.apply(self.doc)
+
+    def undo(self) -> None:
+        with self.doc.editing():
+            for op in reversed(self.ops):
+                op.revert(self.doc)
+
+
+# -- building the operations of compound edits ---------------------------------
+
+
+def remove_edges_ops(project: Project, doomed: list[Edge], variadic: set[str]) -> list[Op]:
+    """Delete ``doomed`` edges, then renumber the ports of merges that lost one to 0..k-1.
+
+    ``variadic`` names the nodes whose ports are renumbered (merge blocks).
+    Deletions run from the highest list index down so each index stays valid;
+    renumbering runs upwards so no two edges ever share a port.
+    """
+    doomed_ids = {id(e) for e in doomed}
+    ops: list[Op] = [
+        DeleteEdge(i, e)
+        for i, e in sorted(
+            ((i, e) for i, e in enumerate(project.edges) if id(e) in doomed_ids),
+            key=lambda pair: -pair[0],
+        )
+    ]
+    touched = {e.dst for e in doomed if e.dst in variadic}
+    for dst in sorted(touched):
+        kept = sorted(
+            (e for e in project.edges if e.dst == dst and id(e) not in doomed_ids),
+            key=lambda e: e.port,
+        )
+        ops.extend(SetEdgePort(e, e.port, new) for new, e in enumerate(kept) if e.port != new)
+    return ops
+
+
+def remove_nodes_ops(project: Project, ids: set[str], variadic: set[str]) -> list[Op]:
+    """Delete nodes with every edge touching them (merge ports renumbered) and their data
+    mappings."""
+    doomed = [e for e in project.edges if e.src in ids or e.dst in ids]
+    ops = remove_edges_ops(project, doomed, variadic - ids)
+    indexed = [(i, n) for i, n in enumerate(project.nodes) if n.id in ids]
+    ops.extend(DeleteNode(i, n) for i, n in reversed(indexed))
+    data = mapped_data(project.data, lambda node_id: None if node_id in ids else node_id)
+    if data != project.data:
+        ops.append(SetSection("data", copy.deepcopy(project.data), data))
+    return ops
+
+
+def rename_ops(project: Project, old: str, new: str) -> list[Op]:
+    """Rename a node; the data section's mappings of ``old`` now name ``new``."""
+    ops: list[Op] = [RenameNode(old, new)]
+    data = mapped_data(project.data, lambda node_id: new if node_id == old else node_id)
+    if data != project.data:
+        ops.append(SetSection("data", copy.deepcopy(project.data), data))
+    return ops
+
+
+def mapped_data(data: dict[str, Any], rename: Callable[[str], str | None]) -> dict[str, Any]:
+    """``data`` with the node ids of ``inputs`` / ``targets`` renamed (``None`` drops one).
+
+    Keys keep their order; a rename onto a key already present is skipped.
+    """
+    out = copy.deepcopy(data)
+    for key in ("inputs", "targets"):
+        mapping = data.get(key)
+        if not isinstance(mapping, dict):
+            continue
+        renamed: dict[str, Any] = {}
+        for node_id, array in mapping.items():
+            target = rename(node_id)
+            if target is not None and target != node_id and target in mapping:
+                target = node_id
+            if target is not None:
+                renamed[target] = array
+        out[key] = renamed
+    return out
+
+
+# -- rules of the graph used to plan edits ------------------------------------------
+
+
+def fresh_id(base: str, taken: set[str]) -> str:
+    """``base`` if free, else ``base_1``, ``base_2``, ... (as :meth:`Project.unique_id`)."""
+    if base not in taken:
+        return base
+    stem = base.rstrip("0123456789").rstrip("_") or base
+    i = 1
+    while f"{stem}_{i}" in taken:
+        i += 1
+    return f"{stem}_{i}"
+
+
+def resolve_port(project: Project, dst: str, cls: type, port: int | None) -> tuple[str | None, int]:
+    """The port an edge into ``dst`` takes, or why there is none."""
+    if cls.N_INPUTS == 0:
+        return f"{dst} is an {cls.TYPE}: it takes no input", 0
+    fed = {e.port: e.src for e in project.incoming(dst)}
+    free = next(p for p in range(len(fed) + 1) if p not in fed)
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or port < 0):
+        return f"{port!r} is not an input port", 0
+    if cls.N_INPUTS is None:  # a merge: ports fill in order
+        port = free if port is None or port > free else port
+    elif port is None:
+        if free >= cls.N_INPUTS:
+            return f"every input port of {dst} is already connected", 0
+        port = free
+    elif port >= cls.N_INPUTS:
+        return f"{dst} ({cls.TYPE}) has no input port {port}", port
+    if port in fed:
+        if cls.N_INPUTS == 1:
+            return f"{dst} already has an input ({fed[port]}); disconnect it first", port
+        return f"input port {port} of {dst} is already fed by {fed[port]}", port
+    return None, port
+
+
+def path_between(project: Project, start: str, goal: str) -> list[str]:
+    """Node ids along a directed path ``start`` -> ... -> ``goal`` (empty if none)."""
+    children: dict[str, list[str]] = {}
+    for e in project.edges:
+        children.setdefault(e.src, []).append(e.dst)
+    came_from: dict[str, str | None] = {start: None}
+    stack = [start]
+    while stack:
+        node_id = stack.pop()
+        if node_id == goal:
+            path = [node_id]
+            while came_from[path[-1]] is not None:
+                path.append(came_from[path[-1]])
+            return path[::-1]
+        for child in children.get(node_id, ()):
+            if child not in came_from:
+                came_from[child] = node_id
+                stack.append(child)
+    return []
+
+
+def compact_ports(edges: list[Edge], variadic: set[str]) -> list[Edge]:
+    """Renumber the ports of merges to 0..k-1 (a fragment may have lost some inputs)."""
+    for dst in variadic:
+        into = sorted((e for e in edges if e.dst == dst), key=lambda e: e.port)
+        for new, e in enumerate(into):
+            e.port = new
+    return edges

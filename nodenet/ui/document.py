@@ -1,0 +1,471 @@
+"""The Document: the open project, its analysis, its undo stack, and the shared selection.
+
+Views (canvas, inspector, summary, training panel) read ``document.project``
+and ``document.analysis`` and listen to the signals, which carry node ids,
+never objects. Every edit goes through a method here and becomes exactly one
+command on ``undo_stack`` (see :mod:`nodenet.ui.commands`); after each command
+the project is analysed again, then the signals fire, then ``analysisChanged``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from nodenet.engine import block_class
+from nodenet.engine.params import check_params
+from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError
+from nodenet.project import Analysis, Edge, Node, Project, analyze, save
+from nodenet.ui.canvas.layout import layered_layout
+from nodenet.ui.commands import (
+    Command,
+    InsertEdge,
+    InsertNode,
+    Op,
+    SetParams,
+    SetPos,
+    SetSection,
+    compact_ports,
+    fresh_id,
+    path_between,
+    remove_edges_ops,
+    remove_nodes_ops,
+    rename_ops,
+    resolve_port,
+)
+
+BLOCK_MIME = "application/x-nodenet-block"  # palette drag payload: the block type (UTF-8)
+FRAGMENT_MIME = "application/x-nodenet-fragment"  # clipboard payload: a copied fragment (JSON)
+FRAGMENT_FORMAT = "nodenet-fragment"
+SECTIONS = ("training", "data")
+ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+
+
+class ReadOnlyError(NodenetError):
+    """An edit was refused because a training run is using the graph."""
+
+
+READ_ONLY_TEXT = "the graph is read-only while a training run uses it"
+
+
+def default_id(block_type: str) -> str:
+    """Keras's layer naming: ``Conv2D`` -> ``conv2d``, ``SimpleRNN`` -> ``simple_rnn``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", block_type)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def new_project(name: str = "untitled") -> Project:
+    """An empty canvas: one Input and one Output, not connected."""
+    return Project(
+        name=name,
+        nodes=[Node("input", "Input", {}, [0.0, 0.0]), Node("output", "Output", {}, [480.0, 0.0])],
+    )
+
+
+class Selection(QObject):
+    """The ids of the selected nodes, shared by the canvas, the inspector and the menus.
+
+    Given a document, it follows renames and forgets removed nodes.
+    """
+
+    changed = Signal()
+
+    def __init__(self, document: Document | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._ids: list[str] = []
+        if document is not None:
+            document.nodeRemoved.connect(self._forget)
+            document.nodeRenamed.connect(self._rename)
+            document.projectReplaced.connect(self.clear)
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def current(self) -> str | None:
+        """The selected id when exactly one node is selected."""
+        return self._ids[0] if len(self._ids) == 1 else None
+
+    def set(self, ids: list[str]) -> None:
+        ids = list(dict.fromkeys(ids))
+        if ids != self._ids:
+            self._ids = ids
+            self.changed.emit()
+
+    def clear(self) -> None:
+        self.set([])
+
+    def _forget(self, node_id: str) -> None:
+        if node_id in self._ids:
+            self.set([i for i in self._ids if i != node_id])
+
+    def _rename(self, old: str, new: str) -> None:
+        if old in self._ids:
+            self.set([new if i == old else i for i in self._ids])
+
+
+class Document(QObject):
+    """The open project and every way to edit it (one undo command per edit)."""
+
+    nodeAdded = Signal(str)
+    nodeRemoved = Signal(str)
+    nodeChanged = Signal(str)
+    nodeMoved = Signal(str)
+    nodeRenamed = Signal(str, str)
+    edgeAdded = Signal(str, str, int)
+    edgeRemoved = Signal(str, str, int)
+    analysisChanged = Signal()
+    projectReplaced = Signal()
+    dirtyChanged = Signal(bool)
+    readOnlyChanged = Signal(bool)
+    settingsChanged = Signal(str)
+
+    def __init__(self, project: Project | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project: Project = project if project is not None else Project()
+        self.analysis: Analysis = analyze(self.project)
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
+        self.read_only = False
+        # positions for :meth:`layout`; the canvas may install one that knows node sizes
+        self.layout_engine: Callable[[Project], dict[str, tuple[float, float]]] = layered_layout
+        self._depth = 0
+        self._pending: list[tuple[str, tuple]] = []
+
+    # -- machinery used by the commands ----------------------------------------
+
+    @contextlib.contextmanager
+    def editing(self) -> Iterator[None]:
+        """Collect the signals of one command; analyse and emit them when it ends."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self.analysis = analyze(self.project)
+            pending, self._pending = self._pending, []
+            for name, args in pending:
+                getattr(self, name).emit(*args)
+            self.analysisChanged.emit()
+
+    def _clean_changed(self, clean: bool) -> None:
+        self.dirtyChanged.emit(not clean)
+
+    def emit_later(self, signal: str, *args: Any) -> None:
+        self._pending.append((signal, args))
+
+    def _push(self, text: str, ops: list[Op]) -> None:
+        if ops:
+            self.undo_stack.push(Command(self, text, ops))
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(READ_ONLY_TEXT)
+
+    def _variadic(self) -> set[str]:
+        return {n.id for n in self.project.nodes if _is_variadic(n.type)}
+
+    def _node(self, node_id: str) -> Node:
+        try:
+            return self.project.node(node_id)
+        except KeyError:
+            raise NodenetError(f"there is no block named {node_id!r}") from None
+
+    # -- nodes ------------------------------------------------------------------
+
+    def add_node(
+        self,
+        block_type: str,
+        pos: tuple[float, float],
+        params: dict | None = None,
+        node_id: str | None = None,
+    ) -> str:
+        """Add a block; returns its id (Keras-style ``dense``, ``dense_1``, ... if not given)."""
+        self._writable()
+        cls = block_class(block_type)
+        params = copy.deepcopy(params) if params is not None else {}
+        cls.from_config(params)  # raises ParamError naming the block type
+        if node_id is None:
+            node_id = fresh_id(default_id(block_type), {n.id for n in self.project.nodes})
+        else:
+            self.check_id(node_id)
+        node = Node(node_id, block_type, params, list(_point(pos)))
+        self._push(f"Add {block_type} {node_id}", [InsertNode(len(self.project.nodes), node)])
+        return node_id
+
+    def remove_nodes(self, ids: list[str]) -> None:
+        """Delete nodes and every edge touching them; merges' ports are renumbered."""
+        self._writable()
+        doomed = {i for i in ids if self.project.has_node(i)}
+        if not doomed:
+            return
+        text = (
+            f"Delete {next(iter(doomed))}" if len(doomed) == 1 else f"Delete {len(doomed)} blocks"
+        )
+        self._push(text, remove_nodes_ops(self.project, doomed, self._variadic()))
+
+    def move_nodes(self, positions: dict[str, tuple[float, float]]) -> None:
+        self._writable()
+        ops: list[SetPos] = []
+        for node_id, pos in positions.items():
+            node = self._node(node_id)
+            new = _point(pos)
+            if tuple(node.pos) != new:
+                ops.append(SetPos(node, (node.pos[0], node.pos[1]), new))
+        moved = [op.node.id for op in ops]
+        self._push(f"Move {moved[0]}" if len(moved) == 1 else f"Move {len(moved)} blocks", ops)
+
+    def set_params(self, node_id: str, params: dict) -> None:
+        """Replace a node's parameters (the full dict); raises :class:`ParamError` if invalid."""
+        self._writable()
+        node = self._node(node_id)
+        cls = block_class(node.type)
+        errors = check_params(cls.PARAMS, params, node.type)
+        if errors:
+            raise errors[0]
+        cls.from_config(params)  # checks that span several parameters
+        if params == node.params:
+            return
+        changed = sorted(k for k in {*params, *node.params} if params.get(k) != node.params.get(k))
+        text = f"Set {node_id} {', '.join(changed)}"
+        self._push(text, [SetParams(node, copy.deepcopy(node.params), copy.deepcopy(params))])
+
+    def check_id(self, node_id: str) -> None:
+        """Raise :class:`NodenetError` unless ``node_id`` is a valid, unused id."""
+        if not isinstance(node_id, str) or not node_id.strip():
+            raise NodenetError("a block id cannot be empty")
+        if not ID_PATTERN.fullmatch(node_id):
+            raise NodenetError(
+                f"{node_id!r} is not a valid id: use letters, digits, _ . - "
+                "(starting with a letter or _, at most 64 characters)"
+            )
+        if self.project.has_node(node_id):
+            raise NodenetError(f"the id {node_id!r} is already used by another block")
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a node; edges and the data section's mappings follow."""
+        self._writable()
+        self._node(old)
+        if new == old:
+            return
+        self.check_id(new)
+        self._push(f"Rename {old} to {new}", rename_ops(self.project, old, new))
+
+    # -- edges --------------------------------------------------------------------
+
+    def check_connection(self, src: str, dst: str, port: int | None) -> str | None:
+        """``None`` if ``src`` may feed input ``port`` of ``dst``, else the reason (one sentence).
+
+        ``port=None`` means the next free port (merges grow one port per input).
+        """
+        reason, _ = self._plan_connection(src, dst, port)
+        return reason
+
+    def connect(self, src: str, dst: str, port: int | None = None) -> str | None:
+        """Connect, or return the reason it is refused (nothing changes then)."""
+        if self.read_only:
+            return READ_ONLY_TEXT
+        reason, port = self._plan_connection(src, dst, port)
+        if reason is not None:
+            return reason
+        edge = Edge(src, dst, port)
+        self._push(f"Connect {src} → {dst}", [InsertEdge(len(self.project.edges), edge)])
+        return None
+
+    def disconnect(self, src: str, dst: str, port: int) -> None:
+        """Remove an edge; a merge's remaining ports are renumbered 0..k-1."""
+        self._writable()
+        edge = next(
+            (e for e in self.project.edges if (e.src, e.dst, e.port) == (src, dst, port)), None
+        )
+        if edge is None:
+            raise NodenetError(f"there is no edge from {src} to port {port} of {dst}")
+        ops = remove_edges_ops(self.project, [edge], self._variadic())
+        self._push(f"Disconnect {src} → {dst}", ops)
+
+    def _plan_connection(self, src: str, dst: str, port: int | None) -> tuple[str | None, int]:
+        project = self.project
+        for node_id in (src, dst):
+            if not project.has_node(node_id):
+                return f"there is no block named {node_id!r}", 0
+        if src == dst:
+            return f"{src} cannot feed itself", 0
+        if project.node(src).type == "Output":
+            return f"{src} is an Output: it ends the graph and cannot feed {dst}", 0
+        dst_type = project.node(dst).type
+        try:
+            cls = block_class(dst_type)
+        except NodenetError:
+            return f"{dst} has an unknown block type {dst_type!r}", 0
+        reason, port = resolve_port(project, dst, cls, port)
+        if reason is not None:
+            return reason, port
+        cycle = path_between(project, dst, src)
+        if cycle:
+            return f"{src} → {dst} would make a cycle through {' → '.join(cycle)}", port
+        return self._shape_reason(src, dst, port), port
+
+    def _shape_reason(self, src: str, dst: str, port: int) -> str | None:
+        """The shape error ``dst`` would raise with the new input, if every shape is known."""
+        layer = self.analysis.layers.get(dst)
+        shapes = self.analysis.shapes
+        incoming = [e for e in self.project.incoming(dst) if e.port != port]
+        if layer is None or src not in shapes or any(e.src not in shapes for e in incoming):
+            return None
+        by_port = {e.port: shapes[e.src] for e in incoming}
+        by_port[port] = shapes[src]
+        in_shapes = [by_port[p] for p in sorted(by_port)]
+        if not layer.accepts_inputs(len(in_shapes)):
+            return None
+        try:
+            layer.infer_shape(in_shapes)
+        except ShapeError as err:
+            return f"{dst}: {err}"
+        return None
+
+    # -- clipboard, layout, settings -------------------------------------------------
+
+    def copy(self, ids: list[str]) -> dict:
+        """A fragment: the nodes (in project order) and the edges between them."""
+        chosen = set(ids)
+        return {
+            "format": FRAGMENT_FORMAT,
+            "nodes": [n.to_dict() for n in self.project.nodes if n.id in chosen],
+            "edges": [
+                e.to_dict() for e in self.project.edges if e.src in chosen and e.dst in chosen
+            ],
+        }
+
+    def paste(self, fragment: dict, offset: tuple[float, float] = (40, 40)) -> list[str]:
+        """Insert a fragment with fresh ids, shifted by ``offset``, as one command."""
+        self._writable()
+        nodes, edges = _read_fragment(fragment)
+        taken = {n.id for n in self.project.nodes}
+        renamed: dict[str, str] = {}
+        dx, dy = _point(offset)
+        new_nodes = []
+        for n in nodes:
+            renamed[n.id] = fresh_id(n.id, taken)
+            taken.add(renamed[n.id])
+            new_nodes.append(Node(renamed[n.id], n.type, n.params, [n.pos[0] + dx, n.pos[1] + dy]))
+        new_edges = compact_ports(
+            [Edge(renamed[e.src], renamed[e.dst], e.port) for e in edges],
+            {renamed[n.id] for n in nodes if _is_variadic(n.type)},
+        )
+        first_node, first_edge = len(self.project.nodes), len(self.project.edges)
+        ops: list[Op] = [InsertNode(first_node + i, n) for i, n in enumerate(new_nodes)]
+        ops += [InsertEdge(first_edge + i, e) for i, e in enumerate(new_edges)]
+        self._push(f"Paste {len(new_nodes)} block(s)", ops)
+        return [n.id for n in new_nodes]
+
+    def layout(self) -> None:
+        """Layered auto-layout: columns by depth from the inputs, one command."""
+        self._writable()
+        positions = self.layout_engine(self.project)
+        ops: list[SetPos] = []
+        for node in self.project.nodes:
+            new = _point(positions.get(node.id, node.pos))
+            if tuple(node.pos) != new:
+                ops.append(SetPos(node, (node.pos[0], node.pos[1]), new))
+        self._push("Auto layout", ops)
+
+    def set_section(self, section: str, value: dict) -> None:
+        """Replace the ``training`` or ``data`` section (undoable)."""
+        self._writable()
+        if section not in SECTIONS:
+            raise NodenetError(f"unknown project section {section!r} (use training or data)")
+        if not isinstance(value, dict):
+            raise NodenetError(f"the {section} section must be an object")
+        old = getattr(self.project, section)
+        if value == old:
+            return
+        ops = [SetSection(section, copy.deepcopy(old), copy.deepcopy(value))]
+        self._push(f"Change {section} settings", ops)
+
+    # -- whole-document operations ------------------------------------------------------
+
+    def replace_project(self, project: Project) -> None:
+        """Show another project (new / open): the undo history starts over, clean."""
+        self.undo_stack.clear()
+        self.project = project
+        self.analysis = analyze(project)
+        self.projectReplaced.emit()
+        self.analysisChanged.emit()
+        self.undo_stack.setClean()
+        self.dirtyChanged.emit(False)
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Save to ``path`` (or where the project came from) and mark the document clean."""
+        target = save(self.project, path)
+        self.undo_stack.setClean()
+        return target
+
+    def set_read_only(self, flag: bool) -> None:
+        if flag != self.read_only:
+            self.read_only = flag
+            self.readOnlyChanged.emit(flag)
+
+    def is_dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def undo(self) -> None:
+        self._writable()
+        self.undo_stack.undo()
+
+    def redo(self) -> None:
+        self._writable()
+        self.undo_stack.redo()
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _is_variadic(block_type: str) -> bool:
+    try:
+        return block_class(block_type).variadic()
+    except NodenetError:
+        return False
+
+
+def _point(pos: Any) -> tuple[float, float]:
+    x, y = float(pos[0]), float(pos[1])
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise NodenetError(f"a position must be two finite numbers (got {pos!r})")
+    return x, y
+
+
+def _read_fragment(fragment: Any) -> tuple[list[Node], list[Edge]]:
+    """Parse a copied fragment with the project reader; edges must join fragment nodes."""
+    if not isinstance(fragment, dict) or fragment.get("format") != FRAGMENT_FORMAT:
+        raise NodenetError("the clipboard does not hold nodenet blocks")
+    doc = {"format": "nodenet-project", "version": 1, "name": "fragment"}
+    doc.update(nodes=fragment.get("nodes", []), edges=fragment.get("edges", []))
+    try:
+        part = Project.from_dict(doc, "the pasted blocks")
+    except ProjectFileError as err:
+        raise NodenetError(str(err)) from None
+    ids = [n.id for n in part.nodes]
+    if len(set(ids)) != len(ids):
+        raise NodenetError("the pasted blocks repeat an id")
+    known = set(ids)
+    return part.nodes, [e for e in part.edges if e.src in known and e.dst in known]
+
+
+__all__ = [
+    "BLOCK_MIME",
+    "FRAGMENT_MIME",
+    "Document",
+    "ParamError",
+    "ReadOnlyError",
+    "Selection",
+    "default_id",
+    "new_project",
+]

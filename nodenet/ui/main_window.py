@@ -1,0 +1,461 @@
+"""The main window: palette, canvas, inspector, summary, problems and history around one Document.
+
+Menus and the toolbar act on the document through the canvas's editing slots
+(so a key on the canvas and a menu item do the same thing). Files: New, Open,
+Open Recent, Open Sample, Save, Save As, with a prompt before unsaved work is
+lost; a file that cannot be read is reported and the open project stays.
+Window layout and recent files persist in :class:`QSettings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QGraphicsView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStyle,
+    QToolBar,
+    QUndoView,
+    QWidget,
+)
+
+from nodenet.errors import NodenetError, ProjectFileError
+from nodenet.project import Project, load
+from nodenet.ui.app import RecentFiles, app_settings, sample_dir, sample_files
+from nodenet.ui.document import Document, Selection, new_project
+from nodenet.ui.inspector import Inspector
+from nodenet.ui.palette import Palette
+from nodenet.ui.summary import ProblemsView, SummaryView
+
+FILE_FILTER = "nodenet projects (*.json);;All files (*)"
+STATUS_TIMEOUT_MS = 6000
+CASCADE = 40.0  # blocks added at the view centre step this far from one already there
+
+
+def make_canvas(document: Document, selection: Selection) -> QWidget:
+    """The canvas view, or a placeholder label when the canvas package is missing."""
+    try:
+        from nodenet.ui.canvas import CanvasView
+    except ImportError:
+        label = QLabel("The canvas is not available.")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return label
+    return CanvasView(document, selection)
+
+
+class MainWindow(QMainWindow):
+    """The nodenet editor window. ``settings`` defaults to the user's nodenet settings."""
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings if settings is not None else app_settings()
+        self.recent = RecentFiles(self.settings)
+        self.document = Document(new_project(), self)
+        self.selection = Selection(self.document, self)
+        self.canvas = make_canvas(self.document, self.selection)
+        self.setCentralWidget(self.canvas)
+        self.palette = Palette()
+        self.inspector = Inspector(self.document, self.selection)
+        self.summary = SummaryView(self.document)
+        self.problems = ProblemsView(self.document)
+        self.history = QUndoView(self.document.undo_stack)
+        self.history.setEmptyLabel("<opened>")
+        self.docks: dict[str, QDockWidget] = {}
+        self._make_docks()
+        self.actions: dict[str, QAction] = {}
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self.status_label = QLabel()
+        self.statusBar().addPermanentWidget(self.status_label)
+        self._connect()
+        self.resize(1440, 880)
+        self._restore_window_state()
+        self._document_changed()
+        self._update_title()
+
+    # -- construction ------------------------------------------------------------------
+
+    def _make_docks(self) -> None:
+        area = Qt.DockWidgetArea
+        self._dock("palette", "Blocks", self.palette, area.LeftDockWidgetArea)
+        self._dock("inspector", "Inspector", self.inspector, area.RightDockWidgetArea)
+        self._dock("history", "History", self.history, area.RightDockWidgetArea)
+        self._dock("summary", "Summary", self.summary, area.BottomDockWidgetArea)
+        self._dock("problems", "Problems", self.problems, area.BottomDockWidgetArea)
+        self.splitDockWidget(
+            self.docks["inspector"], self.docks["history"], Qt.Orientation.Vertical
+        )
+        self.tabifyDockWidget(self.docks["summary"], self.docks["problems"])
+        self.docks["summary"].raise_()
+        self.resizeDocks(
+            [self.docks["palette"], self.docks["inspector"]], [210, 330], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks(
+            [self.docks["inspector"], self.docks["history"]], [520, 160], Qt.Orientation.Vertical
+        )
+        self.resizeDocks([self.docks["summary"]], [250], Qt.Orientation.Vertical)
+
+    def _dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")  # saveState needs names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+
+    def _action(self, name: str, text: str, slot, shortcut=None, icon=None, tip="") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        action.setStatusTip(tip)
+        hint = f" ({action.shortcut().toString()})" if shortcut is not None else ""
+        action.setToolTip(text.replace("&", "").rstrip("…") + hint)
+        action.triggered.connect(lambda _=False: slot())
+        self.actions[name] = action
+        return action
+
+    def _make_actions(self) -> None:
+        key, icon = QKeySequence.StandardKey, QStyle.StandardPixmap
+        a = self._action
+        a("new", "&New", lambda: self.new_project(), key.New, icon.SP_FileIcon)
+        a("open", "&Open…", lambda: self.open_dialog(), key.Open, icon.SP_DialogOpenButton)
+        a("save", "&Save", lambda: self.save(), key.Save, icon.SP_DialogSaveButton)
+        a("save_as", "Save &As…", lambda: self.save_as(), "Ctrl+Shift+S")
+        a("quit", "&Quit", self.close, key.Quit)
+        a("undo", "&Undo", lambda: self._guarded(self.document.undo), "Ctrl+Z", icon.SP_ArrowBack)
+        a(
+            "redo",
+            "&Redo",
+            lambda: self._guarded(self.document.redo),
+            "Ctrl+Shift+Z",
+            icon.SP_ArrowForward,
+        )
+        a("cut", "Cu&t", lambda: self._canvas("cut_selection"), key.Cut)
+        a("copy", "&Copy", lambda: self._canvas("copy_selection"), key.Copy)
+        a("paste", "&Paste", lambda: self._canvas("paste"), key.Paste)
+        a("duplicate", "&Duplicate", lambda: self._canvas("duplicate_selection"), "Ctrl+D")
+        a(
+            "delete",
+            "De&lete",
+            lambda: self._canvas("delete_selection"),
+            key.Delete,
+            icon.SP_TrashIcon,
+        )
+        a("select_all", "Select &All", self._select_all, key.SelectAll)
+        a("rename", "Re&name…", self._rename, "F2")
+        a("zoom_in", "Zoom &In", lambda: self._canvas("zoom_in"), "Ctrl++")
+        a("zoom_out", "Zoom &Out", lambda: self._canvas("zoom_out"), "Ctrl+-")
+        a("fit", "&Fit to View", lambda: self._canvas("fit_to_view"), "F")
+        a("layout", "Auto &Layout", lambda: self._canvas("auto_layout"), "L")
+        self.actions["redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.actions["undo"].setIconText("Undo")  # the menu says what; the toolbar stays short
+        self.actions["redo"].setIconText("Redo")
+        self.actions["zoom_in"].setIconText("Zoom in")
+        self.actions["zoom_out"].setIconText("Zoom out")
+        self.actions["fit"].setIconText("Fit")
+        self.actions["layout"].setIconText("Layout")
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.actions["new"], self.actions["open"]])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.sample_menu = file_menu.addMenu("Open Sa&mple")
+        self.sample_menu.aboutToShow.connect(self._fill_sample_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.actions["save"], self.actions["save_as"]])
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions["quit"])
+        edit = bar.addMenu("&Edit")
+        edit.addActions([self.actions["undo"], self.actions["redo"]])
+        edit.addSeparator()
+        edit.addActions([self.actions[n] for n in ("cut", "copy", "paste", "duplicate", "delete")])
+        edit.addSeparator()
+        edit.addActions([self.actions["select_all"], self.actions["rename"]])
+        view = bar.addMenu("&View")
+        view.addActions([self.actions[n] for n in ("zoom_in", "zoom_out", "fit", "layout")])
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        self.view_menu = view
+
+    def _make_toolbar(self) -> None:
+        bar = QToolBar("Main", self)
+        bar.setObjectName("toolbar_main")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.setMovable(False)
+        for name in ("new", "open", "save", None, "undo", "redo", "delete", None):
+            if name is None:
+                bar.addSeparator()
+            else:
+                bar.addAction(self.actions[name])
+        bar.addActions([self.actions[n] for n in ("zoom_in", "zoom_out", "fit", "layout")])
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.toolbar = bar
+
+    def _connect(self) -> None:
+        doc = self.document
+        doc.dirtyChanged.connect(self._update_title)
+        doc.projectReplaced.connect(self._update_title)
+        doc.analysisChanged.connect(self._document_changed)
+        doc.readOnlyChanged.connect(self._read_only_changed)
+        stack = doc.undo_stack
+        for signal in (stack.canUndoChanged, stack.canRedoChanged, stack.undoTextChanged):
+            signal.connect(self._update_undo_actions)
+        self.palette.blockActivated.connect(self.add_block)
+        self.summary.nodeActivated.connect(self.show_node)
+        self.problems.nodeActivated.connect(self.show_node)
+        self.problems.countChanged.connect(self._problem_count_changed)
+        message = getattr(self.canvas, "message", None)
+        if message is not None:
+            message.connect(self.show_message)
+
+    # -- files ----------------------------------------------------------------------------
+
+    def new_project(self, ask: bool = True) -> bool:
+        """An empty canvas with one Input and one Output."""
+        if ask and not self.maybe_save():
+            return False
+        self.document.replace_project(new_project())
+        self.show_message("New project")
+        return True
+
+    def open_dialog(self) -> bool:
+        folder = str(self.document.project.path.parent) if self.document.project.path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", folder, FILE_FILTER)
+        return self.open_file(path) if path else False
+
+    def open_file(self, path: str | Path, ask: bool = True) -> bool:
+        """Open a project file; if it cannot be read, say why and keep the current project."""
+        project = self._load(path)
+        if project is None or (ask and not self.maybe_save()):
+            return False
+        self.document.replace_project(project)
+        self.recent.add(path)
+        self._report_opened(project)
+        return True
+
+    def open_sample(self, path: str | Path, ask: bool = True) -> bool:
+        """Open a bundled sample as a new, unsaved project (Save asks where to put it)."""
+        project = self._load(path)
+        if project is None or (ask and not self.maybe_save()):
+            return False
+        project.path = None
+        self.document.replace_project(project)
+        self._report_opened(project)
+        return True
+
+    def _load(self, path: str | Path) -> Project | None:
+        try:
+            return load(path)
+        except ProjectFileError as err:
+            if not Path(path).exists():
+                self.recent.remove(path)
+            problems = str(err).split(": ", 1)[-1].replace("; ", "\n")
+            QMessageBox.critical(
+                self, "Cannot open project", f"{Path(path).name} cannot be opened:\n\n{problems}"
+            )
+            return None
+
+    def _report_opened(self, project: Project) -> None:
+        count = len(self.document.analysis.problems)
+        suffix = f" — {count} problem(s), see Problems" if count else ""
+        self.show_message(f"Opened {project.name}{suffix}")
+        if count:
+            self.docks["problems"].raise_()
+
+    def save(self) -> bool:
+        """Save to the project's file (Save As when it has none). Returns False if not saved."""
+        if self.document.project.path is None:
+            return self.save_as()
+        return self._save_to(self.document.project.path)
+
+    def save_as(self, path: str | Path | None = None) -> bool:
+        if path is None:
+            project = self.document.project
+            folder = project.path.parent if project.path else Path.home()
+            suggested = str(folder / f"{project.name}.json")
+            path, _ = QFileDialog.getSaveFileName(self, "Save project as", suggested, FILE_FILTER)
+            if not path:
+                return False
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".json")
+        return self._save_to(path)
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            saved = self.document.save(path)
+        except (ProjectFileError, OSError) as err:
+            QMessageBox.critical(self, "Cannot save project", str(err))
+            return False
+        self.recent.add(saved)
+        self._update_title()
+        self.show_message(f"Saved {saved}")
+        return True
+
+    def maybe_save(self) -> bool:
+        """Ask before unsaved work is lost. True: go on (saved or discarded); False: cancel."""
+        if not self.document.is_dirty():
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            f"Save the changes to {self.document.project.name}?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
+        )
+        if answer == buttons.Save:
+            return self.save()
+        return answer == buttons.Discard
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent.paths()
+        for i, path in enumerate(paths, 1):
+            action = self.recent_menu.addAction(f"&{i % 10}  {Path(path).name}")
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        if not paths:
+            self.recent_menu.addAction("(no recent files)").setEnabled(False)
+        self.recent_menu.addSeparator()
+        clear = self.recent_menu.addAction("Clear list")
+        clear.setEnabled(bool(paths))
+        clear.triggered.connect(self.recent.clear)
+
+    def _fill_sample_menu(self) -> None:
+        self.sample_menu.clear()
+        for path in sample_files():
+            action = self.sample_menu.addAction(path.stem)
+            action.setStatusTip(str(path))
+            action.triggered.connect(lambda _=False, p=path: self.open_sample(p))
+        if sample_dir() is None or not sample_files():
+            self.sample_menu.addAction("(no samples installed)").setEnabled(False)
+
+    # -- editing ------------------------------------------------------------------------------
+
+    def _canvas(self, slot: str, *args):
+        method = getattr(self.canvas, slot, None)
+        if method is None:
+            self.show_message("The canvas is not available")
+            return None
+        return method(*args)
+
+    def _guarded(self, edit) -> None:
+        try:
+            edit()
+        except NodenetError as err:
+            self.show_message(str(err))
+
+    def _select_all(self) -> None:
+        self.selection.set([n.id for n in self.document.project.nodes])
+
+    def _rename(self) -> None:
+        if self.selection.current() is None:
+            self.show_message("Select one block to rename it")
+        elif self._canvas("rename_node") is None:
+            self.docks["inspector"].raise_()
+            self.inspector.focus_id()
+
+    def view_centre(self) -> QPointF:
+        """The scene point at the centre of the canvas (the origin without a canvas)."""
+        if isinstance(self.canvas, QGraphicsView):
+            return self.canvas.mapToScene(self.canvas.viewport().rect().center())
+        return QPointF(0, 0)
+
+    def add_block(self, block_type: str) -> str | None:
+        """Add a block centred in the view, stepping aside from a block already there."""
+        centre = self.view_centre()
+        busy = self._block_centres()
+        while any(abs(x - centre.x()) < 8 and abs(y - centre.y()) < 8 for x, y in busy):
+            centre += QPointF(CASCADE, CASCADE)
+        if hasattr(self.canvas, "add_block"):
+            return self.canvas.add_block(block_type, centre)
+        try:
+            node_id = self.document.add_node(block_type, (centre.x(), centre.y()))
+        except NodenetError as err:
+            self.show_message(str(err))
+            return None
+        self.selection.set([node_id])
+        return node_id
+
+    def _block_centres(self) -> list[tuple[float, float]]:
+        nodes = getattr(getattr(self.canvas, "canvas_scene", None), "nodes", None)
+        if nodes is None:
+            return [(n.pos[0], n.pos[1]) for n in self.document.project.nodes]
+        centres = [item.sceneBoundingRect().center() for item in nodes.values()]
+        return [(c.x(), c.y()) for c in centres]
+
+    def show_node(self, node_id: str) -> None:
+        """Select a block and bring it into view (from the summary or the problems)."""
+        self.selection.set([node_id])
+        nodes = getattr(getattr(self.canvas, "canvas_scene", None), "nodes", {})
+        if node_id in nodes and isinstance(self.canvas, QGraphicsView):
+            self.canvas.ensureVisible(nodes[node_id], 60, 60)
+
+    # -- state shown by the window ----------------------------------------------------------------
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, STATUS_TIMEOUT_MS)
+
+    def _update_title(self, *_) -> None:
+        dirty = "*" if self.document.is_dirty() else ""
+        self.setWindowTitle(f"{self.document.project.name}{dirty} — nodenet")
+
+    def _update_undo_actions(self, *_) -> None:
+        stack, writable = self.document.undo_stack, not self.document.read_only
+        self.actions["undo"].setEnabled(stack.canUndo() and writable)
+        self.actions["redo"].setEnabled(stack.canRedo() and writable)
+        for name, text in (("undo", stack.undoText()), ("redo", stack.redoText())):
+            self.actions[name].setText(f"&{name.capitalize()} {text}".rstrip())
+            self.actions[name].setToolTip(f"{name.capitalize()} {text}".rstrip())
+
+    def _document_changed(self) -> None:
+        analysis, nodes = self.document.analysis, self.document.project.nodes
+        total = sum(sum(c) for c in analysis.params.values())
+        state = "ready" if analysis.ok else f"{len(analysis.problems)} problem(s)"
+        self.status_label.setText(f"{len(nodes)} blocks · {total:,} params · {state}")
+        self._update_undo_actions()
+
+    def _problem_count_changed(self, count: int) -> None:
+        self.docks["problems"].setWindowTitle(f"Problems ({count})" if count else "Problems")
+
+    def _read_only_changed(self, flag: bool) -> None:
+        for name in ("cut", "paste", "duplicate", "delete", "rename", "layout"):
+            self.actions[name].setEnabled(not flag)
+        self.history.setEnabled(not flag)
+        self._update_undo_actions()
+
+    # -- window life ------------------------------------------------------------------------------
+
+    def _restore_window_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def save_window_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.maybe_save():
+            self.save_window_state()
+            event.accept()
+        else:
+            event.ignore()

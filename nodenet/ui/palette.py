@@ -1,0 +1,229 @@
+"""The block palette: every block of the catalog, grouped by category, with a search box.
+
+Generated from the catalog (``block_types``, ``CATEGORIES``, each class's
+``doc()`` and ``PARAMS``), so a new block appears here with no code. Dragging
+a block starts a ``QDrag`` whose MIME data is :data:`BLOCK_MIME` with the block
+type; double-click or Enter asks the window to add it at the view centre.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDrag,
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QKeyEvent,
+    QPainter,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nodenet.engine import CATEGORIES, block_class, block_types
+from nodenet.engine.params import json_repr
+from nodenet.ui.canvas.style import CATEGORY_COLORS, UNKNOWN_COLOR
+from nodenet.ui.document import BLOCK_MIME
+
+TYPE_ROLE = Qt.ItemDataRole.UserRole
+
+
+def block_tooltip(block_type: str) -> str:
+    """Rich-text help for a block: its one-line doc, ports and key parameters."""
+    cls = block_class(block_type)
+    doc = html.escape(cls.doc(), quote=False)
+    doc = re.sub(r"``(.+?)``", r"<code>\1</code>", doc)
+    if cls.N_INPUTS == 0:
+        ports = "no input (data enters here)"
+    elif cls.N_INPUTS is None:
+        ports = f"{cls.MIN_INPUTS} or more inputs (a port per input)"
+    else:
+        ports = f"{cls.N_INPUTS} input{'s' if cls.N_INPUTS > 1 else ''}"
+    lines = [f"<b>{block_type}</b> <span style='color:#667085'>· {cls.CATEGORY}</span>", doc]
+    lines.append(f"<span style='color:#667085'>{ports}</span>")
+    shown = [p for p in cls.PARAMS if p.name in cls.KEY_PARAMS] or list(cls.PARAMS[:3])
+    if shown:
+        params = ", ".join(
+            f"{p.name}={html.escape(json_repr(p.default), quote=False)}" for p in shown
+        )
+        lines.append(f"<code>{params}</code>")
+    return "<br>".join(lines)
+
+
+def category_icon(category: str, size: int = 12) -> QIcon:
+    """A small rounded swatch in the category's canvas colour."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(CATEGORY_COLORS.get(category, UNKNOWN_COLOR)))
+    painter.drawRoundedRect(1, 1, size - 2, size - 2, 3, 3)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def drag_chip(block_type: str, font: QFont) -> QPixmap:
+    """The picture under the cursor while a block is dragged."""
+    colour = QColor(CATEGORY_COLORS.get(block_class(block_type).CATEGORY, UNKNOWN_COLOR))
+    font = QFont(font)
+    font.setBold(True)
+    width = QFontMetrics(font).horizontalAdvance(block_type) + 24
+    pixmap = QPixmap(width, 24)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(colour)
+    painter.drawRoundedRect(0, 0, width, 24, 7, 7)
+    painter.setFont(font)
+    painter.setPen(QColor("#ffffff"))
+    painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, block_type)
+    painter.end()
+    return pixmap
+
+
+class BlockTree(QTreeWidget):
+    """The tree of blocks; dragging a block carries its type as :data:`BLOCK_MIME`."""
+
+    activated_type = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setHeaderHidden(True)
+        self.setRootIsDecorated(False)
+        self.setIndentation(10)
+        self.setIconSize(QSize(12, 12))
+        self.setUniformRowHeights(True)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.itemDoubleClicked.connect(self._activate)
+
+    def mimeTypes(self) -> list[str]:
+        return [BLOCK_MIME]
+
+    def mimeData(self, items: list[QTreeWidgetItem]) -> QMimeData:
+        mime = QMimeData()
+        types = [item.data(0, TYPE_ROLE) for item in items if item.data(0, TYPE_ROLE)]
+        if types:
+            mime.setData(BLOCK_MIME, types[0].encode("utf-8"))
+            mime.setText(types[0])
+        return mime
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
+    def startDrag(self, supported: Qt.DropAction) -> None:
+        """Drag the current block as a chip in its category colour."""
+        item = self.currentItem()
+        block_type = item.data(0, TYPE_ROLE) if item is not None else None
+        if not block_type:
+            return
+        drag = QDrag(self)
+        drag.setMimeData(self.mimeData([item]))
+        drag.setPixmap(drag_chip(block_type, self.font()))
+        drag.setHotSpot(QPoint(12, 12))
+        drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        item = self.currentItem()
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and item is not None:
+            self._activate(item)
+            return
+        super().keyPressEvent(event)
+
+    def _activate(self, item: QTreeWidgetItem) -> None:
+        block_type = item.data(0, TYPE_ROLE)
+        if block_type:
+            self.activated_type.emit(block_type)
+
+
+class Palette(QWidget):
+    """Search box over the block tree. ``blockActivated(type)``: add this block."""
+
+    blockActivated = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search blocks…")
+        self.search.setClearButtonEnabled(True)
+        self.tree = BlockTree(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        layout.addWidget(self.search)
+        layout.addWidget(self.tree)
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._build()
+        self.search.textChanged.connect(self.set_filter)
+        self.search.returnPressed.connect(self._activate_first)
+        self.tree.activated_type.connect(self.blockActivated)
+
+    def _build(self) -> None:
+        categories: dict[str, QTreeWidgetItem] = {}
+        for category in CATEGORIES:
+            header = QTreeWidgetItem(self.tree, [category])
+            header.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            font = header.font(0)
+            font.setBold(True)
+            header.setFont(0, font)
+            header.setIcon(0, category_icon(category))
+            categories[category] = header
+        for block_type in block_types():
+            cls = block_class(block_type)
+            parent = categories[cls.CATEGORY]
+            item = QTreeWidgetItem(parent, [block_type])
+            item.setData(0, TYPE_ROLE, block_type)
+            item.setToolTip(0, block_tooltip(block_type))
+            item.setFlags(
+                Qt.ItemFlag.ItemIsEnabled
+                | Qt.ItemFlag.ItemIsSelectable
+                | Qt.ItemFlag.ItemIsDragEnabled
+            )
+            self._items[block_type] = item
+        for header in categories.values():
+            header.setHidden(header.childCount() == 0)
+        self.tree.expandAll()
+
+    def item(self, block_type: str) -> QTreeWidgetItem:
+        return self._items[block_type]
+
+    def block_types(self) -> list[str]:
+        return list(self._items)
+
+    def visible_types(self) -> list[str]:
+        return [t for t, item in self._items.items() if not item.isHidden()]
+
+    def set_filter(self, text: str) -> None:
+        """Show the blocks whose name, category or help contains every word of ``text``."""
+        words = text.lower().split()
+        for block_type, item in self._items.items():
+            cls = block_class(block_type)
+            haystack = f"{block_type} {cls.CATEGORY} {cls.doc()}".lower()
+            item.setHidden(not all(w in haystack for w in words))
+        for i in range(self.tree.topLevelItemCount()):
+            header = self.tree.topLevelItem(i)
+            children = [header.child(j) for j in range(header.childCount())]
+            header.setHidden(all(c.isHidden() for c in children))
+        self.tree.expandAll()
+
+    def _activate_first(self) -> None:
+        """Enter in the search box adds the best match: an exact name, a name prefix, any."""
+        visible = self.visible_types()
+        text = self.search.text().strip().lower()
+        if visible:
+            best = min(visible, key=lambda t: (t.lower() != text, not t.lower().startswith(text)))
+            self.blockActivated.emit(best)
