@@ -235,7 +235,8 @@ def test_copy_paste_gives_fresh_ids_keeps_internal_edges_and_compacts_merge_port
     assert doc.undo_stack.count() == count + 1
     assert ("hidden_3", "probs_1", 0) in edges(doc)
     assert ("hidden_3", "cat_1", 0) in edges(doc), "merge port renumbered from 1 to 0"
-    assert doc.project.node("probs_1").pos == [760.0, 40.0]
+    x, y = doc.project.node("probs").pos
+    assert doc.project.node("probs_1").pos == [x + 40.0, y + 40.0], "pasted at an offset"
     assert doc.project.node("probs_1").params == doc.project.node("probs").params
     with pytest.raises(NodenetError, match="does not hold nodenet blocks"):
         doc.paste({"nodes": []})
