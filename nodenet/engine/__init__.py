@@ -1,6 +1,8 @@
 """The numpy engine's public API, used by the GUI, the command line and the exporters.
 
-Never imports Qt. The catalog of blocks, the built model, and the training loop.
+Never imports Qt. The catalog of blocks, the built model and the training loop,
+the settings the GUI builds its forms from, and the data pipeline. Parameter
+descriptors are public in :mod:`nodenet.engine.params`.
 """
 
 from nodenet.engine.catalog import (
@@ -12,13 +14,55 @@ from nodenet.engine.catalog import (
     block_types,
     fmt_shape,
 )
+from nodenet.engine.data import (
+    builtin_datasets,
+    describe_source,
+    load_source,
+    prepare,
+)
+from nodenet.engine.data.preprocess import ENCODINGS, NORMALIZATIONS
+from nodenet.engine.model import Model
+from nodenet.engine.optimizers import NAMES as OPTIMIZER_NAMES
+from nodenet.engine.optimizers import OPTIMIZER_PARAMS, make_optimizer
+from nodenet.engine.runner import Run, build_run, load_arrays, weights_path
+from nodenet.engine.schedules import SCHEDULES
+from nodenet.engine.settings import (
+    EARLY_STOPPING_PARAMS,
+    REDUCE_LR_PARAMS,
+    TRAINING_PARAMS,
+    check_training,
+)
+from nodenet.engine.training import History, evaluate, fit, predict
 
 __all__ = [
     "CATEGORIES",
+    "EARLY_STOPPING_PARAMS",
+    "ENCODINGS",
     "LAYERS",
+    "NORMALIZATIONS",
+    "OPTIMIZER_NAMES",
+    "OPTIMIZER_PARAMS",
+    "REDUCE_LR_PARAMS",
+    "SCHEDULES",
+    "TRAINING_PARAMS",
+    "History",
     "Layer",
+    "Model",
+    "Run",
     "Shape",
     "block_class",
     "block_types",
+    "build_run",
+    "builtin_datasets",
+    "check_training",
+    "describe_source",
+    "evaluate",
+    "fit",
     "fmt_shape",
+    "load_arrays",
+    "load_source",
+    "make_optimizer",
+    "predict",
+    "prepare",
+    "weights_path",
 ]

@@ -46,3 +46,11 @@ def test_diabetes_regression_beats_predicting_the_mean_by_a_wide_margin():
     y_test = run.data.test["targets"]["target"]
     baseline = float(np.mean((y_test - y_train.mean()) ** 2))
     assert test["loss"] < 0.6 * baseline, (test["loss"], baseline)
+
+
+def test_two_input_two_output_sample_learns_both_heads():
+    run, _, test = train("two_in_two_out")
+    assert test["digit_accuracy"] >= 0.93
+    ink = run.data.test["targets"]["ink"]
+    spread = float(np.mean(np.abs(ink - np.median(run.data.train["targets"]["ink"]))))
+    assert test["ink_mae"] < 0.5 * spread, (test["ink_mae"], spread)
