@@ -212,19 +212,23 @@ def _read_weights(path: str) -> dict:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from nodenet.errors import WeightsError
     from nodenet.export import data_npz, export_keras, export_pytorch
-    from nodenet.project import atomic_write
+    from nodenet.export._common import write_file
 
     project = _load(args.file)
     weights = _read_weights(args.weights) if args.weights else None
     exporter = export_keras if args.to == "keras" else export_pytorch
-    code = exporter(project, weights)
+    try:
+        code = exporter(project, weights)
+    except WeightsError as err:
+        raise WeightsError(f"{args.weights}: {err}") from None
     out = Path(args.output)
     try:
         written = code.write(out)
         if args.data:
             written.append(out.with_name(out.stem + "_data.npz"))
-            atomic_write(written[-1], data_npz(project))
+            write_file(written[-1], data_npz(project))
     except OSError as err:
         raise NodenetError(f"{out}: cannot be written: {err.strerror or err}") from None
     for path in written:

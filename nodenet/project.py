@@ -333,6 +333,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        # mkstemp creates 0600 files; give the result the permissions open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(path, 0o666 & ~umask)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

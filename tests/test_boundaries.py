@@ -37,6 +37,28 @@ def test_engine_and_document_sources_never_import_qt():
     assert not offenders, "\n".join(offenders)
 
 
+PUBLIC_FOR_UI = {
+    "nodenet",
+    "nodenet.project",
+    "nodenet.summary",
+    "nodenet.errors",
+    "nodenet.engine",
+    "nodenet.engine.params",
+    "nodenet.export",
+}
+
+
+def test_ui_imports_only_public_apis():
+    offenders = []
+    for path in (PACKAGE / "ui").rglob("*.py"):
+        for module in imported_modules(path):
+            if not module.startswith("nodenet") or module.startswith("nodenet.ui"):
+                continue
+            if module not in PUBLIC_FOR_UI:
+                offenders.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert not offenders, "the UI must use public APIs only:\n" + "\n".join(offenders)
+
+
 def test_importing_the_engine_loads_no_qt_at_run_time():
     code = (
         "import sys, nodenet.engine.catalog, nodenet.project, nodenet.summary\n"

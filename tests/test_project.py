@@ -265,3 +265,12 @@ def test_unique_ids():
     assert p.unique_id("dense") == "dense"
     assert p.unique_id("dense_1") == "dense_2"
     assert p.unique_id("pixels") == "pixels_1"
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = save(mlp(), tmp_path / "p.json")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QStyle,
     QToolBar,
     QUndoView,
@@ -33,6 +34,7 @@ from nodenet.ui.document import Document, Selection, new_project
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.palette import Palette
 from nodenet.ui.summary import ProblemsView, SummaryView
+from nodenet.ui.training import TrainingPanel
 
 FILE_FILTER = "nodenet projects (*.json);;All files (*)"
 STATUS_TIMEOUT_MS = 6000
@@ -90,10 +92,17 @@ class MainWindow(QMainWindow):
         self._dock("history", "History", self.history, area.RightDockWidgetArea)
         self._dock("summary", "Summary", self.summary, area.BottomDockWidgetArea)
         self._dock("problems", "Problems", self.problems, area.BottomDockWidgetArea)
+        self.training_panel = TrainingPanel(self.document)
+        scroll = QScrollArea()  # the panel's forms are tall: let small screens scroll them
+        scroll.setWidget(self.training_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self._dock("training", "Run", scroll, area.BottomDockWidgetArea)
         self.splitDockWidget(
             self.docks["inspector"], self.docks["history"], Qt.Orientation.Vertical
         )
         self.tabifyDockWidget(self.docks["summary"], self.docks["problems"])
+        self.tabifyDockWidget(self.docks["summary"], self.docks["training"])
         self.docks["summary"].raise_()
         self.resizeDocks(
             [self.docks["palette"], self.docks["inspector"]], [210, 330], Qt.Orientation.Horizontal
@@ -182,6 +191,9 @@ class MainWindow(QMainWindow):
         edit.addActions([self.actions[n] for n in ("cut", "copy", "paste", "duplicate", "delete")])
         edit.addSeparator()
         edit.addActions([self.actions["select_all"], self.actions["rename"]])
+        run_menu = bar.addMenu("&Run")
+        run_menu.addActions([self.training_panel.run_action, self.training_panel.stop_action])
+        run_menu.aboutToShow.connect(self.docks["training"].raise_)
         view = bar.addMenu("&View")
         view.addActions([self.actions[n] for n in ("zoom_in", "zoom_out", "fit", "layout")])
         view.addSeparator()
@@ -200,6 +212,8 @@ class MainWindow(QMainWindow):
             else:
                 bar.addAction(self.actions[name])
         bar.addActions([self.actions[n] for n in ("zoom_in", "zoom_out", "fit", "layout")])
+        bar.addSeparator()
+        bar.addActions([self.training_panel.run_action, self.training_panel.stop_action])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.toolbar = bar
 
@@ -300,6 +314,7 @@ class MainWindow(QMainWindow):
             QMessageBox.critical(self, "Cannot save project", str(err))
             return False
         self.recent.add(saved)
+        self.training_panel.on_project_saved()  # weights trained before the project had a file
         self._update_title()
         self.show_message(f"Saved {saved}")
         return True
@@ -455,6 +470,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():
+            self.training_panel.shutdown()  # stop a run and wait for its thread
             self.save_window_state()
             event.accept()
         else:

@@ -103,9 +103,11 @@ def test_window_has_its_docks_menus_and_shortcuts(window):
         "history": Qt.DockWidgetArea.RightDockWidgetArea,
         "summary": Qt.DockWidgetArea.BottomDockWidgetArea,
         "problems": Qt.DockWidgetArea.BottomDockWidgetArea,
+        "training": Qt.DockWidgetArea.BottomDockWidgetArea,
     }
     menus = [a.text() for a in window.menuBar().actions()]
-    assert menus == ["&File", "&Edit", "&View"]
+    assert menus == ["&File", "&Edit", "&Run", "&View"]
+    assert window.training_panel.run_action.shortcut().toString() == "Ctrl+R"
     shortcuts = {n: a.shortcut().toString() for n, a in window.actions.items()}
     assert shortcuts["new"] == QKeySequence("Ctrl+N").toString()
     assert shortcuts["open"] == QKeySequence("Ctrl+O").toString()
@@ -113,7 +115,7 @@ def test_window_has_its_docks_menus_and_shortcuts(window):
     assert shortcuts["undo"] == "Ctrl+Z" and shortcuts["redo"] == "Ctrl+Shift+Z"
     assert shortcuts["rename"] == "F2" and shortcuts["fit"] == "F" and shortcuts["layout"] == "L"
     toggles = [a.text() for a in window.view_menu.actions() if a.isCheckable()]
-    assert toggles == ["Blocks", "Inspector", "History", "Summary", "Problems"]
+    assert toggles == ["Blocks", "Inspector", "History", "Summary", "Problems", "Run"]
 
 
 def test_title_shows_the_project_name_and_a_star_while_dirty(window, tmp_path, no_prompts):

@@ -1,0 +1,23 @@
+"""Export a project to Keras 3 or PyTorch source (with trained weights), import Keras configs.
+
+``export_keras(project, weights)`` and ``export_pytorch(project, weights)`` give
+an :class:`ExportedCode` (the source, and the ``.npz`` it loads when exported
+with weights); ``import_keras(path)`` reads a ``model.to_json()`` file or a
+``.keras`` archive into a project. ``data_npz(project)`` is the prepared data a
+generated module reads when its dataset does not ship with scikit-learn.
+"""
+
+from nodenet.export._common import ExportedCode
+from nodenet.export._data_code import data_npz
+from nodenet.export.keras import export_keras
+from nodenet.export.keras_import import import_keras, import_keras_config
+from nodenet.export.pytorch import export_pytorch
+
+__all__ = [
+    "ExportedCode",
+    "data_npz",
+    "export_keras",
+    "export_pytorch",
+    "import_keras",
+    "import_keras_config",
+]

@@ -1,0 +1,255 @@
+"""Helpers the generated PyTorch code calls for convolution, pooling and recurrent blocks.
+
+Registered with :func:`nodenet.engine.snippets.torch_helper`; the exporter
+writes a helper into the generated module only where the code calls it. They
+move with the hooks of :mod:`nodenet.export._pending_blocks` into the blocks'
+files.
+"""
+
+from __future__ import annotations
+
+from nodenet.engine.snippets import torch_helper
+
+torch_helper(
+    "same_padding",
+    '''
+def same_padding(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Keras's "same" padding of one axis: (before, after), the odd one at the end."""
+    span = (window - 1) * dilation + 1
+    total = max(0, (math.ceil(length / stride) - 1) * stride + span - length)
+    return total // 2, total - total // 2
+''',
+)
+torch_helper(
+    "pad_same",
+    '''
+def pad_same(x: torch.Tensor, window, strides, dilation) -> torch.Tensor:
+    """Keras's zero "same" padding of a channels-first tensor sized only at run time."""
+    axes = zip(x.shape[2:], window, strides, dilation, strict=True)
+    pads = [same_padding(n, k, s, d) for n, k, s, d in axes]
+    return F.pad(x, [p for pair in reversed(pads) for p in pair])
+''',
+)
+torch_helper(
+    "pool_same",
+    '''
+def pool_same(x: torch.Tensor, mode: str, window, strides) -> torch.Tensor:
+    """Keras's "same" pooling of a channels-first tensor sized only at run time.
+
+    Symmetric padding is left to the pool (averages leave it out); an odd
+    padding anywhere replicates the edges first, and averages count them.
+    """
+    pads = [same_padding(n, k, s) for n, k, s in zip(x.shape[2:], window, strides, strict=True)]
+    rank = len(window)
+    if all(before == after for before, after in pads):
+        padding = [before for before, _ in pads]
+        if mode == "max":
+            return (F.max_pool1d, F.max_pool2d)[rank - 1](x, window, strides, padding)
+        average = (F.avg_pool1d, F.avg_pool2d)[rank - 1]
+        return average(x, window, strides, padding, count_include_pad=False)
+    x = F.pad(x, [p for pair in reversed(pads) for p in pair], mode="replicate")
+    if mode == "max":
+        return (F.max_pool1d, F.max_pool2d)[rank - 1](x, window, strides)
+    return (F.avg_pool1d, F.avg_pool2d)[rank - 1](x, window, strides)
+''',
+)
+torch_helper(
+    "time_dropout",
+    '''
+def time_dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Dropout of (batch, steps, features) with one mask per sample, reused at every step."""
+    return x * F.dropout(torch.ones_like(x[:, :1]), rate, training)
+''',
+)
+torch_helper(
+    "with_ones",
+    '''
+def with_ones(x: torch.Tensor) -> torch.Tensor:
+    """x (batch, steps, features) with a last feature of ones, whose input weights hold
+    Keras's single recurrent bias (torch's LSTM and RNN would add a second one)."""
+    return F.pad(x, (0, 1), value=1.0)
+''',
+)
+torch_helper(
+    "merge_pair",
+    '''
+def merge_pair(forward: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
+    """Keras's Bidirectional merge_mode: concat, sum, mul or ave."""
+    if mode == "concat":
+        return torch.cat([forward, backward], dim=-1)
+    if mode == "sum":
+        return forward + backward
+    if mode == "mul":
+        return forward * backward
+    return (forward + backward) / 2
+''',
+)
+torch_helper(
+    "merge_directions",
+    '''
+def merge_directions(outputs: torch.Tensor, mode: str, last_step: bool) -> torch.Tensor:
+    """Merge the two halves of a torch bidirectional output (batch, steps, 2 * units).
+
+    The backward half is in input order, so its last step read is at position 0.
+    """
+    forward, backward = outputs.chunk(2, dim=-1)
+    if last_step:
+        forward, backward = forward[:, -1], backward[:, 0]
+    return merge_pair(forward, backward, mode)
+''',
+)
+torch_helper(
+    "ACTIVATIONS",
+    """
+ACTIVATIONS = {  # Keras's activations by name
+    "linear": lambda x: x,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+    "elu": F.elu,
+    "selu": F.selu,
+    "softplus": F.softplus,
+    "softsign": F.softsign,
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
+    "gelu": F.gelu,
+    "swish": F.silu,
+}
+""",
+)
+torch_helper(
+    "Recurrent",
+    '''
+class Recurrent(nn.Module):
+    """A Keras recurrent layer (SimpleRNN, LSTM or GRU) run step by step.
+
+    Weights are Keras's: kernel (features, k * units), recurrent_kernel
+    (units, k * units) and bias (k * units,), or (2, 3 * units) for a GRU with
+    reset_after; gates in Keras's order (LSTM i, f, c, o; GRU z, r, h).
+    Dropout masks are drawn once per batch and reused at every step; with
+    recurrent_dropout, one per gate for the inputs and one per gate for the
+    state. Input (batch, steps, features); output (batch, units), or
+    (batch, steps, units) in reading order with return_sequences.
+    """
+
+    GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+    def __init__(
+        self,
+        cell: str,
+        features: int,
+        units: int,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        use_bias: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        go_backwards: bool = False,
+        reset_after: bool = True,
+    ):
+        super().__init__()
+        self.cell, self.units, self.gates = cell, units, self.GATES[cell]
+        self.activation = ACTIVATIONS[activation]
+        self.recurrent_activation = ACTIVATIONS[recurrent_activation]
+        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
+        self.return_sequences, self.go_backwards = return_sequences, go_backwards
+        self.reset_after = reset_after and cell == "GRU"
+        width = self.gates * units
+        self.kernel = nn.Parameter(torch.empty(features, width))
+        self.recurrent_kernel = nn.Parameter(torch.empty(units, width))
+        bias_shape = (2, width) if self.reset_after else (width,)
+        self.bias = nn.Parameter(torch.zeros(bias_shape)) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.go_backwards:
+            x = x.flip(1)
+        per_gate = self.gates if self.recurrent_dropout > 0 else 1
+        x_masks = self._masks(self.dropout, per_gate, x[:, 0])
+        h = x.new_zeros(len(x), self.units)
+        h_masks = self._masks(self.recurrent_dropout, self.gates, h)
+        inputs = self._project(x, x_masks)
+        c = torch.zeros_like(h)
+        outputs = []
+        for t in range(x.shape[1]):
+            h, c = self.step(inputs[:, t], h, c, h_masks)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1) if self.return_sequences else h
+
+    def step(self, x, h, c, masks):
+        """The next (h, c) from one step's input pre-activations x (batch, k * units)."""
+        act, gate = self.activation, self.recurrent_activation
+        if self.cell == "SimpleRNN":
+            return act(x + _recur(h, self.recurrent_kernel, masks)), c
+        if self.cell == "LSTM":
+            i, f, g, o = (x + _recur(h, self.recurrent_kernel, masks)).chunk(4, dim=-1)
+            c = gate(f) * c + gate(i) * act(g)
+            return gate(o) * act(c), c
+        x_z, x_r, x_h = x.chunk(3, dim=-1)
+        if self.reset_after:
+            recurrent = _recur(h, self.recurrent_kernel, masks)
+            if self.bias is not None:
+                recurrent = recurrent + self.bias[1]
+            h_z, h_r, h_h = recurrent.chunk(3, dim=-1)
+            z, r = gate(x_z + h_z), gate(x_r + h_r)
+            candidate = act(x_h + r * h_h)
+        else:
+            zr_kernel, h_kernel = self.recurrent_kernel.split([2 * self.units, self.units], 1)
+            zr_masks = None if masks is None else masks[:2]
+            h_z, h_r = _recur(h, zr_kernel, zr_masks).chunk(2, dim=-1)
+            z, r = gate(x_z + h_z), gate(x_r + h_r)
+            h_masked = h if masks is None else h * masks[2]
+            candidate = act(x_h + (r * h_masked) @ h_kernel)
+        return z * h + (1 - z) * candidate, c
+
+    def _masks(self, rate: float, count: int, like: torch.Tensor):
+        """count dropout masks shaped like ``like`` (scaled by 1 / (1 - rate)), or None."""
+        if rate == 0 or not self.training:
+            return None
+        return F.dropout(torch.ones(count, *like.shape, dtype=like.dtype, device=like.device), rate)
+
+    def _project(self, x: torch.Tensor, masks) -> torch.Tensor:
+        """Input pre-activations of every step: (batch, steps, k * units)."""
+        if masks is None:
+            out = x @ self.kernel
+        elif len(masks) == 1:
+            out = (x * masks[0][:, None]) @ self.kernel
+        else:
+            kernels = self.kernel.chunk(self.gates, dim=1)
+            out = torch.cat([(x * m[:, None]) @ k for m, k in zip(masks, kernels, strict=True)], -1)
+        if self.bias is None:
+            return out
+        return out + (self.bias[0] if self.reset_after else self.bias)
+''',
+)
+torch_helper(
+    "_recur",
+    '''
+def _recur(h: torch.Tensor, kernel: torch.Tensor, masks) -> torch.Tensor:
+    """h (batch, units) times a recurrent kernel; with masks, each gate's columns meet h
+    masked for that gate."""
+    if masks is None:
+        return h @ kernel
+    kernels = kernel.chunk(len(masks), dim=1)
+    return torch.cat([(h * m) @ k for m, k in zip(masks, kernels, strict=True)], dim=-1)
+''',
+)
+torch_helper(
+    "Bidirectional",
+    '''
+class Bidirectional(nn.Module):
+    """Keras's Bidirectional: backward_layer reads the sequence from its end; its outputs
+    are flipped back to input order and merged with the forward layer's."""
+
+    def __init__(self, forward_layer: nn.Module, backward_layer: nn.Module, merge_mode="concat"):
+        super().__init__()
+        self.forward_layer, self.backward_layer = forward_layer, backward_layer
+        self.merge_mode = merge_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, y_back = self.forward_layer(x), self.backward_layer(x)
+        if self.backward_layer.return_sequences:
+            y_back = y_back.flip(1)
+        return merge_pair(y, y_back, self.merge_mode)
+''',
+)

@@ -1,0 +1,273 @@
+"""Export a project to a Keras 3 module: the functional graph, compile, fit and the weights.
+
+The module reads like hand-written Keras: ``keras.Input`` per Input node, one
+layer call per block in topological order (variables and layer names from the
+node ids), ``keras.Model(inputs=[...], outputs={output id: tensor})``, then
+``compile`` with the project's optimizer (and schedule), a loss, loss weight
+and metrics per output, and a ``main`` that loads the data and calls ``fit``
+with the project's settings and early stopping. Exported with weights, the
+arrays go to ``<module>_weights.npz`` (Keras layouts, keys ``layer/weight`` in
+Keras order) and ``load_weights`` puts them in with ``layer.set_weights``.
+"""
+
+from __future__ import annotations
+
+from nodenet.engine.snippets import Source, arguments, literal
+from nodenet.export import _pending_blocks  # noqa: F401  (hooks of blocks not yet in their files)
+from nodenet.export._code import block, import_block
+from nodenet.export._common import (
+    ExportedCode,
+    Graph,
+    Weights,
+    banner,
+    npz_bytes,
+    read_graph,
+    split_weights,
+)
+from nodenet.export._data_code import describe_data, holds_validation, load_data_source
+from nodenet.project import Project
+
+OPTIMIZERS = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+    "adamax": "Adamax",
+    "nadam": "Nadam",
+}
+_FUNCTIONS = (
+    "build_model",
+    "compile_model",
+    "load_weights",
+    "load_data",
+    "main",
+    "prepare",
+    "class_weights",
+)
+_CONSTANTS = ("SEED", "EPOCHS", "BATCH_SIZE", "VALIDATION_SPLIT", "WEIGHTS", "DATA", "CLASS_WEIGHT")
+
+
+def export_keras(project: Project, weights: Weights | None = None) -> ExportedCode:
+    """A Keras 3 module for ``project``; with ``weights`` (``node/name`` -> Keras-layout
+    array, as :meth:`nodenet.engine.model.Model.get_weights` gives) also their ``.npz``.
+
+    Raises :class:`nodenet.errors.ValidationError` for an invalid project and
+    :class:`nodenet.errors.WeightsError` for weights that do not fit it.
+    """
+    graph = read_graph(project, reserved=(*_FUNCTIONS, *_CONSTANTS))
+    grouped = split_weights(graph, weights) if weights is not None else None
+    parts = [
+        _constants(graph, grouped is not None),
+        _build_model(graph),
+        _compile_model(graph),
+    ]
+    if grouped is not None:
+        parts.append(_LOAD_WEIGHTS)
+    parts.append(block(load_data_source(graph)))
+    if class_weighted(graph):
+        parts.append(_CLASS_WEIGHTS)
+    parts.append(_main(graph, grouped is not None))
+    body = "\n\n\n".join(parts)
+    source = f"{_docstring(graph, grouped is not None)}\n\n{import_block(body)}\n\n{body}\n"
+    npz = None
+    if grouped is not None:
+        npz = npz_bytes(
+            {
+                f"{_layer_name(graph, i)}/{name}": array
+                for i in graph.order
+                for name, array in grouped[i].items()
+            }
+        )
+    return ExportedCode(source, npz)
+
+
+def _docstring(graph: Graph, with_weights: bool) -> str:
+    lines = [
+        f'"""{banner(graph.project, "a Keras 3 model")}',
+        "",
+        "build_model() is the nodenet graph as a functional model, compile_model() its",
+        "loss, metrics and optimizer; running this file trains it on the project's data.",
+        "It runs on any Keras 3 backend (set KERAS_BACKEND to torch, jax or tensorflow).",
+    ]
+    if with_weights:
+        lines += [
+            "The trained weights nodenet exported sit beside this file in",
+            "<this file's name>_weights.npz; load_weights() puts them in the model.",
+        ]
+    return "\n".join([*lines, '"""'])
+
+
+def _constants(graph: Graph, with_weights: bool) -> str:
+    t = graph.training
+    lines = [
+        f"SEED = {t['seed']}",
+        f"EPOCHS = {t['epochs']}",
+        f"BATCH_SIZE = {t['batch_size']}",
+        f"VALIDATION_SPLIT = {t['validation_split']!r}",
+    ]
+    if not describe_data(graph)["sklearn"]:  # the .npz loader names the nodes
+        lines += [f"INPUTS = {literal(graph.inputs)}", f"OUTPUTS = {literal(graph.outputs)}"]
+    if class_weighted(graph):
+        table = {int(k): float(v) for k, v in t["class_weight"].items()}
+        lines.append(f"CLASS_WEIGHT = {literal(table)}")
+    if with_weights:
+        lines.append('WEIGHTS = Path(__file__).with_name(Path(__file__).stem + "_weights.npz")')
+    return block(lines)
+
+
+def _layer_name(graph: Graph, node_id: str) -> str:
+    """The Keras layer name of a node: its id (Keras refuses a "/" in names)."""
+    return node_id if "/" not in node_id else graph.names[node_id]
+
+
+def _build_model(graph: Graph) -> str:
+    lines = []
+    for node_id in graph.order:
+        layer, var = graph.layers[node_id], graph.names[node_id]
+        class_name, args = layer.keras_layer()
+        if layer.TYPE == "Output":
+            continue
+        name = _layer_name(graph, node_id)
+        if layer.TYPE == "Input":
+            shape = Source(literal(list(args.pop("shape"))))
+            options = {"shape": shape, **args, "name": name}
+            lines.append(f"{var} = keras.Input({arguments([], options)})")
+            continue
+        positional = [args.pop(k) for k in layer.KERAS_REQUIRED if k in args]
+        call = f"layers.{class_name}({arguments(positional, {**args, 'name': name})})"
+        inputs = [graph.names[s] for s in graph.sources[node_id]]
+        tensors = inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"
+        lines.append(f"{var} = {call}({tensors})")
+    inputs = ", ".join(graph.names[i] for i in graph.inputs)
+    outputs = ", ".join(f'"{o}": {graph.names[graph.sources[o][0]]}' for o in graph.outputs)
+    lines.append(
+        f"return keras.Model(inputs=[{inputs}], outputs={{{outputs}}}, "
+        f"name={literal(graph.project.name)})"
+    )
+    doc = f'"""The nodenet graph {graph.project.name} as a Keras functional model."""'
+    return "def build_model() -> keras.Model:\n" + block([doc, *lines], 4)
+
+
+def _compile_model(graph: Graph) -> str:
+    heads = {o: graph.layers[o].config for o in graph.outputs}
+    options = {
+        "optimizer": Source(_optimizer(graph.training["optimizer"])),
+        "loss": {o: c["loss"] for o, c in heads.items()},
+    }
+    if any(c["loss_weight"] != 1.0 for c in heads.values()):
+        options["loss_weights"] = {o: c["loss_weight"] for o, c in heads.items()}
+    metrics = {o: Source(_list(c["metrics"])) for o, c in heads.items() if c["metrics"]}
+    if metrics:
+        options["metrics"] = metrics
+    call = ["model.compile("] + [f"    {k}={literal(v)}," for k, v in options.items()] + [")"]
+    doc = '"""The project\'s optimizer, and per output its loss, loss weight and metrics."""'
+    return "def compile_model(model: keras.Model) -> None:\n" + block([doc, *call], 4)
+
+
+def _list(values: list) -> str:
+    return "[" + ", ".join(literal(v) for v in values) + "]"
+
+
+def _optimizer(config: dict) -> str:
+    """``keras.optimizers.Adam(learning_rate=...)``: the arguments that differ from Keras's
+    defaults, a schedule written in full."""
+    from nodenet.engine.optimizers import OPTIMIZERS as NODENET_OPTIMIZERS
+    from nodenet.engine.optimizers import check_optimizer
+
+    values, _ = check_optimizer(config)
+    name = values.pop("name")
+    defaults = {p.name: p.default for p in NODENET_OPTIMIZERS.get(name).PARAMS}
+    args = {}
+    for key, value in values.items():
+        if key == "learning_rate":
+            args[key] = Source(_schedule(value)) if isinstance(value, dict) else value
+        elif value != defaults[key]:
+            args[key] = value
+    return f"keras.optimizers.{OPTIMIZERS[name]}({arguments([], args)})"
+
+
+def _schedule(config: dict) -> str:
+    config = dict(config)
+    name = config.pop("schedule")
+    return f"keras.optimizers.schedules.{name}({arguments([], config)})"
+
+
+_LOAD_WEIGHTS = '''def load_weights(model: keras.Model, path: Path) -> None:
+    """Set each layer's weights from the .npz nodenet wrote (keys "layer/weight", in the
+    layer's own order, Keras layouts)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        for layer in model.layers:
+            keys = [key for key in arrays.files if key.split("/", 1)[0] == layer.name]
+            if keys:
+                layer.set_weights([arrays[key] for key in keys])'''
+
+
+def class_weighted(graph: Graph) -> bool:
+    """Whether training weighs samples by class (class_weight, for one output only)."""
+    return bool(graph.training["class_weight"]) and len(graph.outputs) == 1
+
+
+_CLASS_WEIGHTS = '''def class_weights(target: np.ndarray) -> np.ndarray:
+    """Keras's class_weight as one weight per sample, from one-hot or integer targets."""
+    if target.ndim > 1 and target.shape[-1] > 1:
+        labels = target.argmax(axis=-1)
+    else:
+        labels = target.reshape(len(target)).round()
+    return np.array([CLASS_WEIGHT.get(int(c), 1.0) for c in labels], dtype=np.float32)'''
+
+
+def _callbacks(graph: Graph) -> list[str]:
+    t, callbacks = graph.training, []
+    stop = t["early_stopping"]
+    if stop:
+        options = {"monitor": stop["monitor"], "patience": stop["patience"]}
+        if stop["min_delta"]:
+            options["min_delta"] = stop["min_delta"]
+        if stop["mode"] != "auto":
+            options["mode"] = stop["mode"]
+        options["restore_best_weights"] = stop["restore_best"]
+        callbacks.append(f"keras.callbacks.EarlyStopping({arguments([], options)})")
+    plateau = t["reduce_lr_on_plateau"]
+    if plateau:
+        from nodenet.engine.schedules import REDUCE_LR_PARAMS
+
+        defaults = {p.name: p.default for p in REDUCE_LR_PARAMS}
+        options = {k: v for k, v in plateau.items() if v != defaults[k]}
+        callbacks.append(f"keras.callbacks.ReduceLROnPlateau({arguments([], options)})")
+    return callbacks
+
+
+def _main(graph: Graph, with_weights: bool) -> str:
+    t = graph.training
+    fit = ["x", "y", "epochs=args.epochs", "batch_size=BATCH_SIZE"]
+    held_out = holds_validation(graph)  # True, False, or None: known only from the data file
+    if t["validation_split"] and not held_out:
+        fit.append("validation_split=VALIDATION_SPLIT")
+    if held_out is not False:
+        fit.append('validation_data=data.get("validation")')
+    fit.append(f"shuffle={t['shuffle']}")
+    if class_weighted(graph):  # as sample weights: fit refuses class_weight for named outputs
+        (output_id,) = graph.outputs
+        fit.append(f'sample_weight={{"{output_id}": class_weights(y["{output_id}"])}}')
+    callbacks = _callbacks(graph)
+    if callbacks:
+        fit.append(f"callbacks=[{', '.join(callbacks)}]")
+    lines = [
+        "parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
+        'parser.add_argument("--epochs", type=int, default=EPOCHS)',
+        "args = parser.parse_args()",
+        "keras.utils.set_random_seed(SEED)",
+        "data = load_data()",
+        "model = build_model()",
+        "compile_model(model)",
+    ]
+    if with_weights:
+        lines.append("load_weights(model, WEIGHTS)")
+    lines += ["model.summary()", 'x, y = data["train"]', "model.fit("]
+    lines += [*(f"    {a}," for a in fit), ")"]
+    lines += ['if "test" in data:', '    model.evaluate(*data["test"], batch_size=BATCH_SIZE)']
+    doc = '"""Train as nodenet would: seed, epochs, batch size, validation, callbacks."""'
+    body = "def main() -> None:\n" + block([doc, *lines], 4)
+    return body + '\n\n\nif __name__ == "__main__":\n    main()'

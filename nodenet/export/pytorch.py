@@ -1,0 +1,161 @@
+"""Export a project to a PyTorch module and training script, layer for layer as in Keras.
+
+The generated ``nn.Module`` owns one submodule per weighted block (named
+after the node) and its ``forward`` takes the Inputs and returns the Outputs
+(a dict keyed by Output id when there are several), computing every block as
+Keras 3 does: tensors stay channels-last and are moved around torch's
+channels-first convolutions and pools, "same" padding goes where Keras puts
+it, recurrent gates and biases are Keras's. ``reset_parameters`` draws every
+weight as its Keras initializer would. Exported with weights, the arrays go to
+``<module>_weights.npz`` in torch layouts, keyed like ``state_dict()``.
+
+The rest of the module trains it as the project says (see
+:mod:`nodenet.export._torch_training`), on one device or under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nodenet.engine.snippets import TORCH_HELPERS, torch_init
+from nodenet.export import _pending_blocks  # noqa: F401  (hooks of blocks not yet in their files)
+from nodenet.export._code import (
+    block,
+    class_name,
+    docstring,
+    global_names,
+    import_block,
+    wrap,
+)
+from nodenet.export._common import (
+    ExportedCode,
+    Graph,
+    Weights,
+    banner,
+    npz_bytes,
+    read_graph,
+    split_weights,
+)
+from nodenet.export._torch_training import RESERVED, training_code
+from nodenet.project import Project
+
+
+def export_pytorch(project: Project, weights: Weights | None = None) -> ExportedCode:
+    """A PyTorch module and training script for ``project``; with ``weights``
+    (``node/name`` -> Keras-layout array) also the ``.npz`` of its ``state_dict``.
+
+    Raises :class:`nodenet.errors.ValidationError` for an invalid project and
+    :class:`nodenet.errors.WeightsError` for weights that do not fit it.
+    """
+    graph = read_graph(project, reserved=(*RESERVED, *TORCH_HELPERS))
+    grouped = split_weights(graph, weights) if weights is not None else None
+    name = class_name(project.name, taken=(*TORCH_HELPERS, *RESERVED))
+    constants, *training = training_code(graph, name, grouped is not None)
+    body = "\n\n\n".join([module_class(graph, name), *training])
+    code = "\n\n\n".join([constants, *_helpers(body), body])
+    head = "\n\n".join([_docstring(graph, name, grouped is not None), import_block(code)])
+    source = f"{head}\n\n{code}"
+    npz = npz_bytes(torch_state(graph, grouped)) if grouped is not None else None
+    return ExportedCode(source.rstrip("\n") + "\n", npz)
+
+
+def _docstring(graph: Graph, name: str, with_weights: bool) -> str:
+    text = (
+        f"{banner(graph.project, 'a PyTorch model and its training')}\n\n"
+        f"{name} mirrors the nodenet graph layer for layer with Keras 3 semantics: tensors "
+        "stay channels-last, convolutions and pools are padded where Keras pads, recurrent "
+        "layers keep Keras's gates and biases, and reset_parameters() draws each weight as "
+        "its Keras initializer does."
+    )
+    if with_weights:
+        text += (
+            " The weights nodenet exported sit beside this file in <this file's name>"
+            "_weights.npz (torch layouts, state_dict keys); main() loads them."
+        )
+    text += "\n\nRun it on one device, or with DistributedDataParallel on several:"
+    lines = docstring(text)[:-1]
+    return "\n".join([*lines, "", *_USAGE, '"""'])
+
+
+_USAGE = (
+    "    python THIS_FILE.py [--epochs N] [--device cpu|cuda]",
+    "    torchrun --nproc_per_node N THIS_FILE.py [--device cpu|cuda]",
+)
+
+
+def _helpers(code: str) -> list[str]:
+    """The helper sources ``code`` calls, with the helpers they call in turn."""
+    wanted: set[str] = set()
+    pending = [code]
+    while pending:
+        used = global_names(pending.pop())
+        for name, source in TORCH_HELPERS.items():
+            if name not in wanted and name in used:
+                wanted.add(name)
+                pending.append(source)
+    return [source.rstrip("\n") for name, source in TORCH_HELPERS.items() if name in wanted]
+
+
+def module_class(graph: Graph, name: str) -> str:
+    """The ``nn.Module`` of the graph: submodules, Keras's initial weights, forward."""
+    modules, inits = [], []
+    for node_id in graph.computing():
+        layer, attr = graph.layers[node_id], f"self.{graph.names[node_id]}"
+        shapes = graph.input_shapes(node_id)
+        constructor = layer.torch_module(shapes)
+        if constructor is None:
+            continue
+        modules.append(f"{attr} = {constructor}")
+        refs = layer.torch_weights(attr, shapes)
+        for spec in layer.weight_specs(shapes):
+            for target in refs.get(spec.name, []):
+                inits += _commented(torch_init(spec.initializer, target, spec.shape))
+    doc = f"The nodenet graph {graph.project.name}, computed as Keras computes it."
+    lines = [f"class {name}(nn.Module):", *docstring(doc, 4), ""]
+    lines += ["    def __init__(self) -> None:", "        super().__init__()"]
+    lines += [block(modules, 8)] if modules else []
+    if inits:
+        lines += ["        self.reset_parameters()", "", "    def reset_parameters(self) -> None:"]
+        lines += docstring("Every weight drawn as its Keras initializer draws it.", 8)
+        lines.append(block(inits, 8))
+    lines += ["", *_forward(graph)]
+    return "\n".join(lines)
+
+
+def _commented(lines: list[str]) -> list[str]:
+    """Lines with their trailing comment dropped where it would make them too long."""
+    return [line if len(line) + 8 <= 100 else line.split("  # ")[0] for line in lines]
+
+
+def _forward(graph: Graph) -> list[str]:
+    params = ", ".join(f"{graph.names[i]}: torch.Tensor" for i in graph.inputs)
+    multi = len(graph.outputs) > 1
+    returns = "dict[str, torch.Tensor]" if multi else "torch.Tensor"
+    lines = []
+    for node_id in graph.computing():
+        layer = graph.layers[node_id]
+        args = [graph.names[s] for s in graph.sources[node_id]]
+        attr = f"self.{graph.names[node_id]}"
+        expr = layer.torch_forward(attr, args, graph.input_shapes(node_id))
+        lines.append(f"{graph.names[node_id]} = {expr}")
+    results = [graph.names[graph.sources[o][0]] for o in graph.outputs]
+    if multi:
+        pairs = ", ".join(f'"{o}": {r}' for o, r in zip(graph.outputs, results, strict=True))
+        lines.append(f"return {{{pairs}}}")
+    else:
+        lines.append(f"return {results[0]}")
+    head = f"    def forward(self, {params}) -> {returns}:"
+    return [wrap(head), block(lines, 8)]
+
+
+def torch_state(graph: Graph, grouped: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The module's ``state_dict`` arrays (torch layouts) from Keras-layout weights per node."""
+    state = {}
+    for node_id in graph.computing():
+        layer, weights = graph.layers[node_id], grouped[node_id]
+        shapes = graph.input_shapes(node_id)
+        if layer.torch_module(shapes) is None:
+            continue
+        for key, array in layer.torch_state(weights, shapes).items():
+            state[f"{graph.names[node_id]}.{key}"] = np.ascontiguousarray(array, np.float32)
+    return state
