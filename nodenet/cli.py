@@ -131,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_epoch=progress.epoch,
             should_stop=stop.is_set,
             epochs=args.epochs,
+            progress_interval=0.1,  # a terminal needs no more than 10 updates a second
         )
     finally:
         progress.close()

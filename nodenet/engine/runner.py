@@ -47,6 +47,7 @@ class Run:
         on_epoch: Callable | None = None,
         should_stop: Callable[[], bool] | None = None,
         epochs: int | None = None,
+        progress_interval: float = 0.0,
     ) -> History:
         t = self.training
         train, val = self.data.train, self.data.val
@@ -68,6 +69,7 @@ class Run:
             on_batch=on_batch,
             on_epoch=on_epoch,
             should_stop=should_stop,
+            progress_interval=progress_interval,
         )
 
     def evaluate_test(self) -> dict[str, float] | None:

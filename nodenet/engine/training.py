@@ -190,12 +190,14 @@ def fit(
     on_batch: Callback | None = None,
     on_epoch: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    progress_interval: float = 0.0,
 ) -> History:
     """Train ``model`` on inputs ``x`` and targets ``y`` (keyed by Input / Output id).
 
     ``on_batch`` receives ``{"epoch", "batch", "batches", "loss", <metrics>,
     "learning_rate", "samples_per_sec"}`` after each batch (running means over
-    the epoch); ``on_epoch`` receives the epoch's logs, ``val_*`` included.
+    the epoch), at most every ``progress_interval`` seconds but always for an
+    epoch's last batch; ``on_epoch`` receives the epoch's logs, ``val_*`` included.
     Raises :class:`TrainingError` when the loss becomes NaN or infinite (the
     weights stay those of the last finite step).
     """
@@ -224,6 +226,7 @@ def fit(
     scorer = _Scorer(model, y)
     history = History()
     batches = math.ceil(n / batch_size)
+    last_report = -math.inf
     for epoch in range(epochs):
         scorer.reset()
         order = order_rng.permutation(n) if shuffle else np.arange(n)
@@ -249,8 +252,11 @@ def fit(
                 )
             opt.apply(params, grads)
             scorer.add_total(loss, len(idx))
-            if on_batch is not None:
-                elapsed = time.perf_counter() - start_time
+            now = time.perf_counter()
+            due = now - last_report >= progress_interval or b == batches - 1
+            if on_batch is not None and due:
+                last_report = now
+                elapsed = now - start_time
                 on_batch(
                     {
                         "epoch": epoch + 1,

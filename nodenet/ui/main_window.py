@@ -4,6 +4,8 @@ Menus and the toolbar act on the document through the canvas's editing slots
 (so a key on the canvas and a menu item do the same thing). Files: New, Open,
 Open Recent, Open Sample, Save, Save As, with a prompt before unsaved work is
 lost; a file that cannot be read is reported and the open project stays.
+File → Export previews the Keras 3 or PyTorch code (with the Run panel's trained
+weights); File → Import Keras model reads a ``model.to_json()`` file or ``.keras``.
 Window layout and recent files persist in :class:`QSettings`.
 """
 
@@ -28,15 +30,18 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.errors import NodenetError, ProjectFileError
+from nodenet.export import import_keras
 from nodenet.project import Project, load
 from nodenet.ui.app import RecentFiles, app_settings, sample_dir, sample_files
 from nodenet.ui.document import Document, Selection, new_project
+from nodenet.ui.export_dialog import ExportDialog
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.palette import Palette
 from nodenet.ui.summary import ProblemsView, SummaryView
 from nodenet.ui.training import TrainingPanel
 
 FILE_FILTER = "nodenet projects (*.json);;All files (*)"
+KERAS_FILTER = "Keras models (*.json *.keras);;All files (*)"
 STATUS_TIMEOUT_MS = 6000
 CASCADE = 40.0  # blocks added at the view centre step this far from one already there
 
@@ -72,6 +77,7 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self._make_docks()
         self.actions: dict[str, QAction] = {}
+        self.export_dialog: ExportDialog | None = None
         self._make_actions()
         self._make_menus()
         self._make_toolbar()
@@ -139,6 +145,9 @@ class MainWindow(QMainWindow):
         a("open", "&Open…", lambda: self.open_dialog(), key.Open, icon.SP_DialogOpenButton)
         a("save", "&Save", lambda: self.save(), key.Save, icon.SP_DialogSaveButton)
         a("save_as", "Save &As…", lambda: self.save_as(), "Ctrl+Shift+S")
+        a("import_keras", "&Import Keras model…", lambda: self.import_keras_dialog())
+        a("export_keras", "&Keras 3 code…", lambda: self.export_code("keras"), "Ctrl+E")
+        a("export_pytorch", "&PyTorch code…", lambda: self.export_code("pytorch"), "Ctrl+Shift+E")
         a("quit", "&Quit", self.close, key.Quit)
         a("undo", "&Undo", lambda: self._guarded(self.document.undo), "Ctrl+Z", icon.SP_ArrowBack)
         a(
@@ -183,6 +192,10 @@ class MainWindow(QMainWindow):
         self.sample_menu.aboutToShow.connect(self._fill_sample_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.actions["save"], self.actions["save_as"]])
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions["import_keras"])
+        export_menu = file_menu.addMenu("&Export")
+        export_menu.addActions([self.actions["export_keras"], self.actions["export_pytorch"]])
         file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         edit = bar.addMenu("&Edit")
@@ -334,6 +347,37 @@ class MainWindow(QMainWindow):
         if answer == buttons.Save:
             return self.save()
         return answer == buttons.Discard
+
+    def import_keras_dialog(self) -> bool:
+        folder = str(self.document.project.path.parent) if self.document.project.path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Import Keras model", folder, KERAS_FILTER)
+        return self.import_keras_file(path) if path else False
+
+    def import_keras_file(self, path: str | Path, ask: bool = True) -> bool:
+        """Replace the project by an imported Keras model (unsaved); if the file cannot be
+        imported, say why (the blocks nodenet lacks, by name) and keep the current project."""
+        try:
+            project = import_keras(path)
+        except NodenetError as err:
+            text = str(err).replace("; ", "\n")
+            QMessageBox.critical(self, "Cannot import the Keras model", text)
+            return False
+        if ask and not self.maybe_save():
+            return False
+        project.path = None
+        self.document.replace_project(project)
+        self._report_opened(project)
+        return True
+
+    def export_code(self, target: str) -> ExportDialog:
+        """Open the export preview (``target`` "keras" or "pytorch") of the project."""
+        if self.export_dialog is not None:
+            self.export_dialog.close()
+            self.export_dialog.deleteLater()
+        weights = self.training_panel.trained_weights
+        self.export_dialog = ExportDialog(self.document.project, target, weights, self)
+        self.export_dialog.open()
+        return self.export_dialog
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

@@ -271,3 +271,20 @@ def test_missing_input_data_is_named():
     del x["b"]
     with pytest.raises(DataError, match="no data for the Input 'b'"):
         fit(Model(two_heads()), x, y)
+
+
+def test_progress_interval_reports_the_last_batch_of_every_epoch_at_least():
+    x, y = data(64)
+    seen = []
+    fit(
+        Model(two_heads(), seed=1),
+        x,
+        y,
+        epochs=3,
+        batch_size=8,
+        seed=0,
+        on_batch=seen.append,
+        progress_interval=3600.0,
+    )
+    # the first batch is due (nothing reported yet), then only each epoch's last one
+    assert [(b["epoch"], b["batch"]) for b in seen] == [(1, 1), (1, 8), (2, 8), (3, 8)]

@@ -1,4 +1,4 @@
-"""Every UI test gets its own QSettings folder: tests never read or write the user's."""
+"""UI test setup: isolated QSettings per test, and a clean clipboard at the end."""
 
 import pytest
 
@@ -8,3 +8,10 @@ from tests.ui import isolated_settings
 @pytest.fixture(autouse=True)
 def _isolated_qsettings(tmp_path_factory):
     isolated_settings(tmp_path_factory.mktemp("qsettings"))
+
+
+@pytest.fixture(autouse=True)
+def _clear_clipboard(qapp):
+    """Data a test left on the clipboard crashes Qt's offscreen platform at exit."""
+    yield
+    qapp.clipboard().clear()

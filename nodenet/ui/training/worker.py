@@ -127,6 +127,7 @@ class TrainingWorker(QObject):
             on_epoch=progress.on_epoch,
             should_stop=self.stop_event.is_set,
             epochs=progress.epochs,
+            progress_interval=self.batch_interval,
         )
         fit_seconds = time.perf_counter() - start
         progress.emit_epochs()
@@ -187,7 +188,8 @@ class _Progress:
     def on_batch(self, logs: dict[str, Any]) -> None:
         """After every batch: hot, so cheap unless a signal is due."""
         worker = self.worker
-        worker.steps += 1
+        # the engine reports at most every batch_interval: count steps from the logs
+        worker.steps = (logs["epoch"] - 1) * logs["batches"] + logs["batch"]
         self._last_batch = logs
         if self._due():
             self.emit_epochs()
