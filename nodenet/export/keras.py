@@ -13,7 +13,7 @@ Keras order) and ``load_weights`` puts them in with ``layer.set_weights``.
 from __future__ import annotations
 
 from nodenet.engine.snippets import Source, arguments, literal
-from nodenet.export import _pending_blocks  # noqa: F401  (hooks of blocks not yet in their files)
+from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
 from nodenet.export._code import block, import_block
 from nodenet.export._common import (
     ExportedCode,

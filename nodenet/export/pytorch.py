@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from nodenet.engine.snippets import TORCH_HELPERS, torch_init
-from nodenet.export import _pending_blocks  # noqa: F401  (hooks of blocks not yet in their files)
+from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
 from nodenet.export._code import (
     block,
     class_name,

@@ -20,7 +20,7 @@ import pytest
 
 from nodenet.engine.catalog import block_class, block_types
 from nodenet.engine.snippets import TORCH_HELPERS
-from nodenet.export import _pending_blocks  # noqa: F401  (hooks of blocks not yet in their files)
+from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
 from nodenet.export._code import global_names
 from nodenet.project import Edge, Node, Project
 from tests.engine.gradcheck import concrete

@@ -1,20 +1,19 @@
-"""Export hooks of the convolution, pooling and recurrent blocks, waiting for their files.
+"""Export hooks of the convolution, pooling and recurrent block families.
 
-Every block carries its own Keras 3 and PyTorch snippets (the export hooks of
-:class:`nodenet.engine.layer.Layer`). The files of these blocks (``conv.py``,
-``pooling.py``, ``recurrent.py``) were being optimized when the exporters were
-written, so their hooks live here for now: one function per hook, registered
-onto the classes at import time by :func:`register`. The lead will move each
-function into its block's file as a method (and ``KERAS_REQUIRED`` as a class
-attribute) and delete this module; a hook a class already defines itself is
-never replaced.
+Every block carries its Keras 3 and PyTorch snippets as the export hooks of
+:class:`nodenet.engine.layer.Layer`, and a new block defines them in its own file.
+The hooks of these three families are long (padding arithmetic, channel order,
+gate reordering), so they live here, one function per hook, beside the numerics
+files they translate (``conv.py``, ``pooling.py``, ``recurrent.py``), which stay
+readable at under 500 lines. :func:`register` attaches them to the classes at
+import time; a hook a class defines itself is never replaced.
 
 Recurrent blocks: GRU (``reset_after``), LSTM and SimpleRNN with their default
 activations and no recurrent dropout run on torch's own modules (GRU gates
 reordered z, r, h -> r, z, n; LSTM and SimpleRNN carry Keras's single bias as
 the weights of a constant input feature, since torch's have two biases);
 anything else runs the generated ``Recurrent`` module, a step loop with
-Keras's weights, gate order and dropout masks (see ``_pending_helpers``).
+Keras's weights, gate order and dropout masks (see :mod:`.torch_helpers`).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from nodenet.engine.snippets import (
     torch_activation,
     torch_pad,
 )
-from nodenet.export import _pending_helpers  # noqa: F401  (registers their torch helpers)
+from nodenet.export import torch_helpers  # noqa: F401  (registers their torch helpers)
 
 # -- convolutions -----------------------------------------------------------------------
 

@@ -1,9 +1,7 @@
 """Helpers the generated PyTorch code calls for convolution, pooling and recurrent blocks.
 
 Registered with :func:`nodenet.engine.snippets.torch_helper`; the exporter
-writes a helper into the generated module only where the code calls it. They
-move with the hooks of :mod:`nodenet.export._pending_blocks` into the blocks'
-files.
+writes a helper into the generated module only where the code calls it.
 """
 
 from __future__ import annotations
