@@ -121,14 +121,7 @@ class Project:
 
     def unique_id(self, base: str) -> str:
         """``base`` if free, else ``base_1``, ``base_2``, ..."""
-        taken = {n.id for n in self.nodes}
-        if base not in taken:
-            return base
-        stem = base.rstrip("0123456789").rstrip("_") or base
-        i = 1
-        while f"{stem}_{i}" in taken:
-            i += 1
-        return f"{stem}_{i}"
+        return unique_name(base, {n.id for n in self.nodes})
 
     # -- JSON -------------------------------------------------------------------
 
@@ -160,6 +153,17 @@ class Project:
 
     def copy(self) -> Project:
         return Project.from_dict(self.to_dict())
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base`` if not in ``taken``, else ``base_1``, ``base_2``, ... (``x_1`` -> ``x_2``)."""
+    if base not in taken:
+        return base
+    stem = base.rstrip("0123456789").rstrip("_") or base
+    i = 1
+    while f"{stem}_{i}" in taken:
+        i += 1
+    return f"{stem}_{i}"
 
 
 def _num(value: float) -> float | int:

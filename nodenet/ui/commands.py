@@ -276,17 +276,6 @@ def mapped_data(data: dict[str, Any], rename: Callable[[str], str | None]) -> di
 # -- rules of the graph used to plan edits ------------------------------------------
 
 
-def fresh_id(base: str, taken: set[str]) -> str:
-    """``base`` if free, else ``base_1``, ``base_2``, ... (as :meth:`Project.unique_id`)."""
-    if base not in taken:
-        return base
-    stem = base.rstrip("0123456789").rstrip("_") or base
-    i = 1
-    while f"{stem}_{i}" in taken:
-        i += 1
-    return f"{stem}_{i}"
-
-
 def resolve_port(project: Project, dst: str, cls: type, port: int | None) -> tuple[str | None, int]:
     """The port an edge into ``dst`` takes, or why there is none."""
     if cls.N_INPUTS == 0:

@@ -23,7 +23,7 @@ from PySide6.QtGui import QUndoStack
 from nodenet.engine import block_class
 from nodenet.engine.params import check_params
 from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError
-from nodenet.project import Analysis, Edge, Node, Project, analyze, save
+from nodenet.project import Analysis, Edge, Node, Project, analyze, save, unique_name
 from nodenet.ui.canvas.layout import layered_layout
 from nodenet.ui.commands import (
     Command,
@@ -34,7 +34,6 @@ from nodenet.ui.commands import (
     SetPos,
     SetSection,
     compact_ports,
-    fresh_id,
     path_between,
     remove_edges_ops,
     remove_nodes_ops,
@@ -194,7 +193,7 @@ class Document(QObject):
         params = copy.deepcopy(params) if params is not None else {}
         cls.from_config(params)  # raises ParamError naming the block type
         if node_id is None:
-            node_id = fresh_id(default_id(block_type), {n.id for n in self.project.nodes})
+            node_id = unique_name(default_id(block_type), {n.id for n in self.project.nodes})
         else:
             self.check_id(node_id)
         node = Node(node_id, block_type, params, list(_point(pos)))
@@ -353,7 +352,7 @@ class Document(QObject):
         dx, dy = _point(offset)
         new_nodes = []
         for n in nodes:
-            renamed[n.id] = fresh_id(n.id, taken)
+            renamed[n.id] = unique_name(n.id, taken)
             taken.add(renamed[n.id])
             new_nodes.append(Node(renamed[n.id], n.type, n.params, [n.pos[0] + dx, n.pos[1] + dy]))
         new_edges = compact_ports(
