@@ -64,6 +64,10 @@ class Model:
         for node_id in self.order:
             for src in self.sources[node_id]:
                 self.consumers[src].append(node_id)
+        for node_id in self.order:  # a gradient into data is never read: blocks may skip it
+            sources = self.sources[node_id]
+            fed_by_data = bool(sources) and all(self.layers[s].TYPE == "Input" for s in sources)
+            self.layers[node_id].needs_input_grad = not fed_by_data
         self.specs: dict[str, list[WeightSpec]] = {
             i: self.layers[i].weight_specs([self.shapes[s] for s in self.sources[i]])
             for i in self.order
@@ -241,10 +245,8 @@ class Model:
             )
             for name, wg in wgrads.items():
                 weight_grads[f"{node_id}/{name}"] = wg
-            if layer.TYPE == "Input":
-                continue
             for src, ig in zip(self.sources[node_id], input_grads, strict=False):
-                if ig is None:
+                if ig is None or self.layers[src].TYPE == "Input":
                     continue
                 if src in grads:
                     grads[src] = grads[src] + ig

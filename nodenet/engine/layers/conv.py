@@ -1,26 +1,21 @@
 """Convolution blocks: Conv1D, Conv2D, Conv2DTranspose, UpSampling1D, UpSampling2D.
 
 Images are channels-last: ``(batch, steps, channels)`` and ``(batch, rows,
-cols, channels)``. A convolution is im2col (a strided window view copied to a
-``(batch * positions, kernel_positions * channels)`` matrix) and one matrix
-product; its input gradient is col2im, one slice-add per kernel offset. The
-transposed convolution is the same pair of operations the other way round.
-The copies and slice-adds around the products run on parts of the batch in a
-few threads (:func:`over_batch`), as the products do inside BLAS. The window
-helpers here are shared with :mod:`nodenet.engine.layers.pooling`.
+cols, channels)``. A convolution is im2col (every window copied to a row of a
+matrix) and one matrix product; its input gradient is one product per kernel
+offset, each block added into the image (col2im). Narrow windows (few input
+channels, as in a first layer on gray images) are copied offset-major instead,
+the bias riding in the product as a row of ones. A relu is applied in place.
+The transposed convolution is the same pair of operations the other way round.
+The window helpers live in :mod:`nodenet.engine.layers.windows`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from nodenet.engine import activations
 from nodenet.engine.layer import (
@@ -33,177 +28,27 @@ from nodenet.engine.layer import (
     known,
     register,
 )
+from nodenet.engine.layers.windows import (
+    NARROW,
+    Pads,
+    as_tuple,
+    channel_sums,
+    col2im_product,
+    crop_spatial,
+    im2col,
+    im2col_t,
+    output_length,
+    pad_spatial,
+    relu_masked,
+    same_pads,
+    transpose_crops,
+    window_weight_product,
+    window_weight_product_t,
+)
 from nodenet.engine.params import Bool, Choice, Int, IntTuple
 from nodenet.errors import ParamError, ShapeError
 
-Pads = list[tuple[int, int]]  # (before, after) per spatial axis
-
-# -- element-wise work over parts of the batch, on several cores --------------------
-
-_PARALLEL_MIN = 1 << 18  # elements: below this, starting threads costs more than it saves
-_workers: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, size)
-
-
-def thread_count() -> int:
-    """Threads for element-wise work: OMP_NUM_THREADS or OPENBLAS_NUM_THREADS, else the cores."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return min(os.cpu_count() or 1, 8)
-
-
-def over_batch(work: Callable[[slice], object], batch: int, size: int) -> None:
-    """Run ``work(part)`` on slices ``part`` that split ``range(batch)``, in parallel.
-
-    numpy releases the GIL inside copies and ufunc loops, so element-wise work
-    on disjoint parts of the batch runs on several cores, like the matrix
-    products do. ``size`` (elements touched) below a threshold, or one thread,
-    runs ``work`` once here on the whole batch. Results do not depend on the split.
-    """
-    threads = min(thread_count(), batch)
-    if threads < 2 or size < _PARALLEL_MIN:
-        work(slice(0, batch))
-        return
-    key = (os.getpid(), threads - 1)  # a forked child needs threads of its own
-    if key not in _workers:
-        _workers[key] = ThreadPoolExecutor(threads - 1, thread_name_prefix="nodenet")
-    bounds = [batch * i // threads for i in range(threads + 1)]
-    parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
-    pending = [_workers[key].submit(work, part) for part in parts[1:]]
-    work(parts[0])
-    for future in pending:
-        future.result()
-
-
-# -- window geometry, shared with pooling ------------------------------------
-
-
-def output_length(
-    length: int | None, window: int, stride: int, padding: str, dilation: int = 1
-) -> int | None:
-    """Positions of a (dilated) window along one axis, as Keras computes them.
-
-    ``padding`` is ``"valid"``, ``"same"`` or ``"causal"``; ``None`` stays ``None``.
-    A valid result below 1 means the window does not fit.
-    """
-    if length is None:
-        return None
-    span = (window - 1) * dilation + 1
-    if padding == "valid":
-        return (length - span) // stride + 1
-    return (length - 1) // stride + 1
-
-
-def same_pads(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """Keras's "same" padding of one axis: split evenly, the odd one at the end."""
-    span = (window - 1) * dilation + 1
-    out = (length - 1) // stride + 1
-    total = max(0, (out - 1) * stride + span - length)
-    return total // 2, total - total // 2
-
-
-def pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
-    """``x`` (batch, *spatial, channels) padded with ``value``; ``x`` itself if no padding."""
-    if not any(before or after for before, after in pads):
-        return x
-    spatial = [n + b + a for n, (b, a) in zip(x.shape[1:-1], pads, strict=True)]
-    out = np.full((x.shape[0], *spatial, x.shape[-1]), value, dtype=x.dtype)
-    inner = tuple(slice(b, b + n) for n, (b, _) in zip(x.shape[1:-1], pads, strict=True))
-    out[(slice(None), *inner)] = x
-    return out
-
-
-def crop_spatial(x: np.ndarray, crops: Pads) -> np.ndarray:
-    """``x`` (batch, *spatial, channels) cropped; a negative amount pads with zeros.
-
-    ``crop_spatial(g, [(-b, -a), ...])`` is the adjoint of ``crop_spatial(x, [(b, a), ...])``,
-    which makes it the backward of both padding and cropping.
-    """
-    x = pad_spatial(x, [(max(-b, 0), max(-a, 0)) for b, a in crops])
-    inner = tuple(
-        slice(max(b, 0), n - max(a, 0)) for n, (b, a) in zip(x.shape[1:-1], crops, strict=True)
-    )
-    return x[(slice(None), *inner)]
-
-
-def offset_slices(offset, strides, dilation, out) -> tuple[slice, ...]:
-    """The spatial slices of a padded input that kernel ``offset`` meets at every position."""
-    return tuple(
-        slice(o * d, o * d + s * (m - 1) + 1, s)
-        for o, s, d, m in zip(offset, strides, dilation, out, strict=True)
-    )
-
-
-def window_view(xp: np.ndarray, kernel, strides, dilation, out) -> np.ndarray:
-    """A read-only view (batch, *out, *kernel, channels) of every window of ``xp``."""
-    sn, *ss, sc = xp.strides
-    shape = (xp.shape[0], *out, *kernel, xp.shape[-1])
-    steps = (
-        sn,
-        *(s * st for s, st in zip(ss, strides, strict=True)),
-        *(s * d for s, d in zip(ss, dilation, strict=True)),
-        sc,
-    )
-    return as_strided(xp, shape, steps, writeable=False)
-
-
-def im2col(xp: np.ndarray, kernel, strides, dilation, out, ones: bool = False) -> np.ndarray:
-    """Windows of ``xp`` as a matrix (batch * prod(out), prod(kernel) * channels).
-
-    With ``ones`` a last column of ones is appended, so that one matrix product
-    with ``[kernel; bias]`` also adds the bias.
-    """
-    view = window_view(xp, kernel, strides, dilation, out)
-    width = math.prod(view.shape[1 + len(out) :])
-    cols = np.empty((xp.shape[0] * math.prod(out), width + ones), dtype=xp.dtype)
-    if ones:
-        cols[:, -1] = 1
-    target = cols[:, :width].reshape(view.shape)  # splitting axes: a view, written in place
-    over_batch(lambda part: np.copyto(target[part], view[part]), len(xp), cols.size)
-    return cols
-
-
-def col2im(blocks: np.ndarray, padded_shape, kernel, strides, dilation) -> np.ndarray:
-    """Adjoint of :func:`im2col`: sum per-offset blocks into an image.
-
-    ``blocks`` is (prod(kernel), batch, *out, channels): what each kernel
-    offset contributes at every output position, in row-major offset order.
-    Each block is contiguous, so each of the prod(kernel) slice-adds is fast.
-    """
-    out = blocks.shape[2:-1]
-    image = np.zeros(padded_shape, dtype=blocks.dtype)
-    wheres = [(slice(None), *offset_slices(o, strides, dilation, out)) for o in np.ndindex(*kernel)]
-
-    def add(part: slice) -> None:
-        part_image = image[part]
-        for block, where in zip(blocks, wheres, strict=True):
-            part_image[where] += block[part]
-
-    over_batch(add, padded_shape[0], blocks.size)
-    return image
-
-
-def per_offset_product(a: np.ndarray, kernel: np.ndarray, shape) -> np.ndarray:
-    """``a`` (rows, k) times each offset's (k, n) matrix of ``kernel`` (*window, n, k).
-
-    Returns (prod(window), *shape, n): one contiguous block per kernel offset.
-    """
-    window, n, k = kernel.shape[:-2], kernel.shape[-2], kernel.shape[-1]
-    stack = kernel.reshape(-1, n, k).transpose(0, 2, 1)  # (offsets, k, n)
-    return np.matmul(a, stack).reshape(math.prod(window), *shape, n)
-
-
-def channel_sums(g2: np.ndarray) -> np.ndarray:
-    """Column sums of (rows, channels) as one matrix-vector product (a bias gradient)."""
-    return np.ones(g2.shape[0], dtype=g2.dtype) @ g2
-
-
 # -- convolutions ---------------------------------------------------------------
-
-
-def _as_tuple(value, rank: int) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, list) else (value,) * rank
 
 
 def example(shape: tuple, **params) -> Example:
@@ -222,9 +67,7 @@ class _Conv(Layer):
     def sizes(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """kernel_size, strides and dilation_rate, each as one int per spatial axis."""
         c = self.config
-        return tuple(
-            _as_tuple(c[k], self.RANK) for k in ("kernel_size", "strides", "dilation_rate")
-        )
+        return tuple(as_tuple(c[k], self.RANK) for k in ("kernel_size", "strides", "dilation_rate"))
 
     def check_config(self):
         _, strides, dilation = self.sizes()
@@ -275,6 +118,25 @@ class _Conv(Layer):
             )
         return specs
 
+    def forward(self, weights, inputs, ctx):
+        """As :meth:`Layer.forward`, with a relu applied in place.
+
+        The relu's gradient needs only where the output is positive, so the
+        output stands in for the pre-activation in the cache.
+        """
+        if self.config["activation"] != "relu":
+            return super().forward(weights, inputs, ctx)
+        z, cache = self._forward(weights, inputs, ctx)
+        a = activations.relu_inplace(z)
+        return a, (cache, a, a)
+
+    def backward(self, weights, cache, grad, from_logits=False):
+        """As :meth:`Layer.backward`; a relu's gradient is taken inside :meth:`_backward`."""
+        if self.config["activation"] != "relu" or from_logits:
+            return super().backward(weights, cache, grad, from_logits)
+        inner, _, a = cache
+        return self._backward(weights, inner, grad, positive=a)
+
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
         kernel = weights["kernel"]
@@ -282,26 +144,39 @@ class _Conv(Layer):
         xp = pad_spatial(x, pads)
         _, strides, dilation = self.sizes()
         out = self.infer_shape([x.shape[1:]])[:-1]
-        # with a bias, cols gets a column of ones and the matrix a last row: the bias
         matrix = kernel.reshape(-1, kernel.shape[-1])  # (kh * kw * in, out)
-        if "bias" in weights:
-            matrix = np.vstack([matrix, weights["bias"]])
-        cols = im2col(xp, kernel.shape[:-2], strides, dilation, out, ones="bias" in weights)
-        z = cols @ matrix
+        if len(matrix) <= NARROW:  # few channels: offset-major windows, the bias rides along
+            if "bias" in weights:
+                matrix = np.vstack([matrix, weights["bias"]])
+            cols = im2col_t(xp, kernel.shape[:-2], strides, dilation, out, ones="bias" in weights)
+            z = cols.T @ matrix
+        else:
+            cols = im2col(xp, kernel.shape[:-2], strides, dilation, out)
+            z = cols @ matrix
+            if "bias" in weights:  # added per sample: one long row, not many short ones
+                per_sample = z.reshape(len(x), math.prod(out) * len(weights["bias"]))
+                per_sample += np.tile(weights["bias"], math.prod(out))
         return z.reshape(x.shape[0], *out, kernel.shape[-1]), (cols, xp.shape, pads)
 
-    def _backward(self, weights, cache, grad):
+    def _backward(self, weights, cache, grad, positive=None):
+        """``positive``: a relu's output; the gradient passes only where it is above zero."""
         cols, padded_shape, pads = cache
         kernel = weights["kernel"]
+        width = kernel.size // kernel.shape[-1]
+        if positive is not None:
+            grad = relu_masked(grad, positive)
         g2 = grad.reshape(-1, kernel.shape[-1])
-        both = cols.T @ g2  # (kh * kw * in [+ 1], out): the bias row comes with the ones column
-        grads = {"kernel": both[: kernel.size // kernel.shape[-1]].reshape(kernel.shape)}
+        if width <= NARROW:  # cols is offset-major, with a row of ones for a bias
+            both = window_weight_product_t(cols, g2, len(grad))
+        else:
+            both = window_weight_product(cols, g2)
+        grads = {"kernel": np.ascontiguousarray(both[:width]).reshape(kernel.shape)}
         if "bias" in weights:
-            grads["bias"] = both[-1].copy()
-        # (kh, kw, in, out): per offset, dx = grad @ kernel[offset].T
-        blocks = per_offset_product(g2, kernel, grad.shape[:-1])
+            grads["bias"] = both[width].copy() if len(both) > width else channel_sums(g2)
+        if not getattr(self, "needs_input_grad", True):  # fed by data: nobody reads dx
+            return [None], grads
         _, strides, dilation = self.sizes()
-        dxp = col2im(blocks, padded_shape, kernel.shape[:-2], strides, dilation)
+        dxp = col2im_product(g2, kernel, padded_shape, strides, dilation)
         return [crop_spatial(dxp, pads)], grads
 
 
@@ -387,28 +262,6 @@ class Conv2D(_Conv):
 
 
 # -- transposed convolution -----------------------------------------------------
-
-
-def transpose_crops(
-    kernel: int, stride: int, dilation: int, padding: str, output_padding: int | None
-) -> tuple[int, int]:
-    """How much to cut (negative: add) at each end of a full transposed convolution.
-
-    The full output of one axis has ``(length - 1) * stride + span`` positions;
-    Keras keeps the window its ``padding`` and ``output_padding`` define.
-    """
-    span = (kernel - 1) * dilation + 1
-    if padding == "valid":
-        extra = max(span, stride) - span if output_padding is None else output_padding
-        before, after = span - 1, span - 1 + extra
-    else:
-        if output_padding is None:
-            total = stride + span - 2
-        else:
-            total = span + span % 2 - 2 + output_padding
-        before = min(total // 2 + total % 2, span - 1)
-        after = total - before
-    return span - 1 - before, span - 1 - after
 
 
 @register
@@ -501,14 +354,15 @@ class Conv2DTranspose(_Conv):
         n_in, n_out = kernel.shape[-1], kernel.shape[-2]
         x2 = x.reshape(-1, n_in)
         # per offset, the stamp of every input pixel: x @ kernel[offset].T
-        blocks = per_offset_product(x2, kernel, x.shape[:-1])
         full = (x.shape[0], *self.full_shape(x.shape[1:-1]), n_out)
         _, strides, dilation = self.sizes()
-        z = crop_spatial(col2im(blocks, full, kernel.shape[:-2], strides, dilation), self.crops())
+        z = crop_spatial(col2im_product(x2, kernel, full, strides, dilation), self.crops())
         z = z + weights["bias"] if "bias" in weights else np.ascontiguousarray(z)
         return z, (x2, x.shape)
 
-    def _backward(self, weights, cache, grad):
+    def _backward(self, weights, cache, grad, positive=None):
+        if positive is not None:
+            grad = relu_masked(grad, positive)
         x2, x_shape = cache
         kernel = weights["kernel"]
         taps = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)  # (in, kh * kw * filters)
