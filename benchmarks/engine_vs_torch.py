@@ -21,6 +21,9 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+# as nodenet/__init__.py does: BLAS workers sleep right after a product instead of
+# spinning on the second core (this script loads numpy before nodenet)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 import itertools
 

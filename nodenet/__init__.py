@@ -9,7 +9,7 @@ import os
 # OpenBLAS worker threads busy-wait after every matrix product and take the CPU
 # from the rest of the training step; let them sleep soon. Must be set before
 # numpy loads OpenBLAS, so it lives here; a user's own setting wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 __version__ = "0.1.0"
 
