@@ -24,7 +24,7 @@ def imported_modules(path: Path) -> set[str]:
 
 def headless_files() -> list[Path]:
     files = list((PACKAGE / "engine").rglob("*.py"))
-    files += [PACKAGE / name for name in ("project.py", "summary.py", "errors.py")]
+    files += [PACKAGE / name for name in ("project.py", "validation.py", "summary.py", "errors.py")]
     return files
 
 

@@ -1,0 +1,271 @@
+"""Validation of a project and inference of its shapes and parameter counts.
+
+Every problem names its node (or field) in one sentence. The names are
+re-exported by :mod:`nodenet.project`, where the rest of the document lives.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nodenet.engine.catalog import LAYERS, Layer, Shape
+from nodenet.engine.params import check_params
+from nodenet.errors import ParamError, ShapeError
+
+if TYPE_CHECKING:
+    from nodenet.project import Edge, Node, Project
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a project, naming the node (or field) at fault."""
+
+    message: str
+    node: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.node if self.node is not None else self.field
+        return f"{where}: {self.message}" if where is not None else self.message
+
+
+@dataclass
+class Analysis:
+    """What :func:`analyze` learns: problems, topological order, shapes, parameter counts."""
+
+    problems: list[Problem]
+    order: list[str]  # node ids in topological order (nodes in cycles left out)
+    shapes: dict[str, Shape]  # output shape of every node whose shape could be inferred
+    params: dict[str, tuple[int, int]]  # (trainable, non-trainable) per node
+    layers: dict[str, Layer]  # a layer object per node whose params are valid
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problems_for(self, node_id: str) -> list[Problem]:
+        return [p for p in self.problems if p.node == node_id]
+
+    def input_shapes(self, project: Project, node_id: str) -> list[Shape] | None:
+        shapes = [self.shapes.get(e.src) for e in project.incoming(node_id)]
+        return None if any(s is None for s in shapes) else shapes
+
+
+def validate(project: Project) -> list[Problem]:
+    """Every problem of the project, each naming its node or field."""
+    return analyze(project).problems
+
+
+def analyze(project: Project) -> Analysis:
+    """Validate the graph and infer shapes and parameter counts, as far as possible."""
+    problems: list[Problem] = []
+    ids = [n.id for n in project.nodes]
+    seen: set[str] = set()
+    for node_id in ids:
+        if node_id in seen:
+            problems.append(Problem("the id is used by more than one node", node_id))
+        seen.add(node_id)
+    by_id = {n.id: n for n in project.nodes}
+
+    layers: dict[str, Layer] = {}
+    for n in project.nodes:
+        if n.type not in LAYERS:
+            problems.append(Problem(f"unknown block type {n.type!r}", n.id))
+            continue
+        cls = LAYERS.get(n.type)
+        errors = check_params(cls.PARAMS, n.params, n.type)
+        if errors:
+            problems.extend(Problem(str(e), n.id) for e in errors)
+            continue
+        try:
+            layers[n.id] = cls(n.params, n.id)
+        except ParamError as err:
+            problems.append(Problem(str(err), n.id))
+
+    if not project.inputs():
+        problems.append(Problem("the graph has no Input block", field="nodes"))
+    if not project.outputs():
+        problems.append(Problem("the graph has no Output block", field="nodes"))
+
+    problems.extend(_check_training(project.training))
+    problems.extend(_check_edges(project, by_id))
+    order, cyclic = _topological_order(project)
+    for node_id in cyclic:
+        problems.append(Problem("is part of a cycle", node_id))
+    problems.extend(_check_ports(project, by_id))
+    problems.extend(_check_reaches_output(project, by_id))
+
+    shapes: dict[str, Shape] = {}
+    params: dict[str, tuple[int, int]] = {}
+    for node_id in order:
+        layer = layers.get(node_id)
+        if layer is None:
+            continue
+        in_shapes = [shapes.get(e.src) for e in project.incoming(node_id)]
+        if any(s is None for s in in_shapes) or not layer.accepts_inputs(len(in_shapes)):
+            continue
+        try:
+            shapes[node_id] = tuple(layer.infer_shape(in_shapes))
+            params[node_id] = layer.count_params(in_shapes)
+        except ShapeError as err:
+            shapes.pop(node_id, None)
+            problems.append(Problem(str(err), node_id))
+    return Analysis(problems, order, shapes, params, layers)
+
+
+def _check_training(training: Any) -> list[Problem]:
+    from nodenet.engine.settings import check_training
+
+    problems = []
+    for text in check_training(training):
+        where, _, message = text.partition(" ")
+        problems.append(Problem(message, field=where.rstrip(":")))
+    return problems
+
+
+def _check_edges(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+    problems = []
+    taken: dict[tuple[str, int], Edge] = {}
+    for e in project.edges:
+        where = f"{e.src} -> {e.dst}"
+        if e.src not in by_id:
+            if e.dst in by_id:
+                problems.append(Problem(f"edge from a missing node {e.src!r}", e.dst))
+            else:
+                problems.append(Problem(f"edge between missing nodes ({where})", field="edges"))
+            continue
+        if e.dst not in by_id:
+            problems.append(Problem(f"edge to a missing node {e.dst!r}", e.src))
+            continue
+        if e.src == e.dst:
+            problems.append(Problem("is connected to itself", e.src))
+            continue
+        src_type = by_id[e.src].type
+        if src_type == "Output":
+            problems.append(
+                Problem(
+                    f"an Output ends the graph; it cannot feed {e.dst!r} "
+                    "(connect from the block before it)",
+                    e.src,
+                )
+            )
+        dst_cls = LAYERS.get(by_id[e.dst].type) if by_id[e.dst].type in LAYERS else None
+        if dst_cls is not None:
+            if dst_cls.N_INPUTS == 0:
+                problems.append(
+                    Problem(f"{dst_cls.TYPE} takes no input, but {where} feeds it", e.dst)
+                )
+                continue
+            if dst_cls.N_INPUTS is not None and e.port >= dst_cls.N_INPUTS:
+                problems.append(
+                    Problem(
+                        f"edge from {e.src!r} to input port {e.port}, but {dst_cls.TYPE} has "
+                        f"{dst_cls.N_INPUTS} input port(s)",
+                        e.dst,
+                    )
+                )
+                continue
+        key = (e.dst, e.port)
+        if key in taken:
+            problems.append(
+                Problem(
+                    f"input port {e.port} is fed by both {taken[key].src!r} and {e.src!r}", e.dst
+                )
+            )
+        taken[key] = e
+    return problems
+
+
+def _check_ports(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+    problems = []
+    for n in project.nodes:
+        if n.type not in LAYERS:
+            continue
+        cls = LAYERS.get(n.type)
+        ports = sorted({e.port for e in project.incoming(n.id) if e.src in by_id})
+        if cls.N_INPUTS is not None:
+            for port in range(cls.N_INPUTS):
+                if port not in ports:
+                    problems.append(Problem(f"input port {port} is not connected", n.id))
+        else:
+            if len(ports) < cls.MIN_INPUTS:
+                problems.append(
+                    Problem(
+                        f"{cls.TYPE} needs at least {cls.MIN_INPUTS} inputs, "
+                        f"{len(ports)} connected",
+                        n.id,
+                    )
+                )
+            missing = [p for p in range(max(ports, default=-1) + 1) if p not in ports]
+            if missing:
+                problems.append(
+                    Problem(
+                        f"input port {missing[0]} is not connected (ports are filled in order)",
+                        n.id,
+                    )
+                )
+    return problems
+
+
+def _topological_order(project: Project) -> tuple[list[str], list[str]]:
+    """Kahn's algorithm, ties broken by file order; returns (order, nodes in cycles)."""
+    ids = list(dict.fromkeys(n.id for n in project.nodes))
+    index = {node_id: i for i, node_id in enumerate(ids)}
+    indegree = dict.fromkeys(ids, 0)
+    children: dict[str, list[str]] = {node_id: [] for node_id in ids}
+    for e in project.edges:
+        if e.src in index and e.dst in index and e.src != e.dst:
+            indegree[e.dst] += 1
+            children[e.src].append(e.dst)
+    ready = [(index[i], i) for i in ids if indegree[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, node_id = heapq.heappop(ready)
+        order.append(node_id)
+        for child in children[node_id]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(ready, (index[child], child))
+    done = set(order)
+    remaining = [i for i in ids if i not in done]
+    # nodes downstream of a cycle are blocked, not cyclic: keep only those on a cycle
+    cyclic = [i for i in remaining if _on_cycle(i, children, set(remaining))]
+    return order, cyclic
+
+
+def _on_cycle(start: str, children: dict[str, list[str]], within: set[str]) -> bool:
+    stack, seen = list(children[start]), set()
+    while stack:
+        node_id = stack.pop()
+        if node_id == start:
+            return True
+        if node_id in seen or node_id not in within:
+            continue
+        seen.add(node_id)
+        stack.extend(children[node_id])
+    return False
+
+
+def _check_reaches_output(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+    parents: dict[str, list[str]] = {i: [] for i in by_id}
+    for e in project.edges:
+        if e.src in by_id and e.dst in by_id:
+            parents[e.dst].append(e.src)
+    reached = set()
+    stack = [n.id for n in project.nodes if n.type == "Output"]
+    while stack:
+        node_id = stack.pop()
+        if node_id in reached:
+            continue
+        reached.add(node_id)
+        stack.extend(parents[node_id])
+    if not project.outputs():
+        return []
+    return [
+        Problem("does not reach any Output (its result is unused)", n.id)
+        for n in project.nodes
+        if n.id not in reached
+    ]
