@@ -41,6 +41,7 @@ PUBLIC_FOR_UI = {
     "nodenet",
     "nodenet.project",
     "nodenet.summary",
+    "nodenet.samples",
     "nodenet.errors",
     "nodenet.engine",
     "nodenet.engine.params",

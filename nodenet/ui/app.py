@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-import nodenet
+from nodenet.samples import sample_dir
 
 ORGANIZATION = "nodenet"
 APPLICATION = "nodenet"
@@ -28,15 +28,6 @@ def app_settings() -> QSettings:
     return QSettings(
         QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
     )
-
-
-def sample_dir() -> Path | None:
-    """The bundled sample projects: inside the package if installed so, else the source tree."""
-    package = Path(nodenet.__file__).resolve().parent
-    for candidate in (package / "sample_projects", package.parent / "sample_projects"):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def sample_files() -> list[Path]:

@@ -1,0 +1,160 @@
+"""The bundled sample projects: what each one is, what it promises, and loading it.
+
+A sample is an ordinary project file in ``sample_projects/`` with one extra
+top-level key, ``"sample"`` (kept by :mod:`nodenet.project` like any key it
+does not know)::
+
+    "sample": {
+      "title": "MNIST: two hidden layers of 128",
+      "description": "One paragraph shown in File > Open Sample and on the welcome page.",
+      "order": 20,
+      "promise": {"output": "digit", "metric": "accuracy", "at_least": 0.95},
+      "fallback": {
+        "missing": "mnist_5k",
+        "data": { ...a whole "data" section... },
+        "shapes": {"pixels": [64]},
+        "promise": {"output": "digit", "metric": "accuracy", "at_least": 0.95}
+      }
+    }
+
+``promise`` is the test result the sample reaches when trained to the end
+(``at_least`` for scores, ``at_most`` for errors); ``benchmarks/train_samples.py``
+checks every promise. ``fallback`` lets a sample written for a dataset of the
+``datasets`` extra run without it: when the built-in dataset ``missing`` is
+not installed, :func:`load_sample` swaps in the fallback's data section, Input
+shapes and promise.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nodenet
+from nodenet.engine import builtin_datasets
+from nodenet.errors import ProjectFileError
+from nodenet.project import Project, load
+
+
+@dataclass(frozen=True)
+class Promise:
+    """A sample's expected test result: ``metric`` of ``output`` at least / at most ``bound``."""
+
+    output: str
+    metric: str
+    bound: float
+    higher_is_better: bool = True
+
+    def met_by(self, value: float) -> bool:
+        return value >= self.bound if self.higher_is_better else value <= self.bound
+
+    def __str__(self) -> str:
+        sign = "≥" if self.higher_is_better else "≤"
+        return f"{self.output} {self.metric} {sign} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One bundled sample project (as written, before any fallback)."""
+
+    name: str  # the file's stem, e.g. "digits_mlp"
+    path: Path
+    title: str
+    description: str
+    order: int
+    promise: Promise | None
+    fallback: dict[str, Any] | None
+
+    def uses_fallback(self) -> bool:
+        """True when the dataset the sample is written for is not installed here."""
+        if not self.fallback:
+            return False
+        missing = self.fallback.get("missing")
+        return not any(d["name"] == missing and d["available"] for d in builtin_datasets())
+
+    def effective_promise(self) -> Promise | None:
+        """The promise that holds on this machine (the fallback's when it applies)."""
+        if self.uses_fallback() and self.fallback.get("promise"):
+            return _promise(self.fallback["promise"], self.path)
+        return self.promise
+
+
+def sample_dir() -> Path | None:
+    """The bundled samples: inside the package if installed so, else the source tree."""
+    package = Path(nodenet.__file__).resolve().parent
+    for candidate in (package / "sample_projects", package.parent / "sample_projects"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def list_samples() -> list[Sample]:
+    """Every sample, in its ``order`` (then by name). Files without a ``sample`` key are skipped."""
+    folder = sample_dir()
+    if folder is None:
+        return []
+    found = [read_sample(path) for path in sorted(folder.glob("*.json"))]
+    return sorted((s for s in found if s is not None), key=lambda s: (s.order, s.name))
+
+
+def find_sample(name: str) -> Sample:
+    """The sample called ``name`` (file stem); ProjectFileError naming the choices if none."""
+    samples = list_samples()
+    for sample in samples:
+        if sample.name == name:
+            return sample
+    names = ", ".join(s.name for s in samples)
+    raise ProjectFileError(f"no sample called {name!r}; the samples are: {names}")
+
+
+def read_sample(path: Path) -> Sample | None:
+    """The :class:`Sample` described by project file ``path``, or None if it has no metadata."""
+    meta = load(path).extra.get("sample")
+    if not isinstance(meta, dict):
+        return None
+    where = f"{path.name}: sample"
+    for key in ("title", "description"):
+        if not isinstance(meta.get(key), str) or not meta[key].strip():
+            raise ProjectFileError(f"{where}.{key} must be a non-empty text")
+    promise = meta.get("promise")
+    fallback = meta.get("fallback")
+    if fallback is not None and not isinstance(fallback, dict):
+        raise ProjectFileError(f"{where}.fallback must be an object")
+    return Sample(
+        name=path.stem,
+        path=path,
+        title=meta["title"].strip(),
+        description=" ".join(meta["description"].split()),
+        order=int(meta.get("order", 1000)),
+        promise=_promise(promise, path) if promise is not None else None,
+        fallback=copy.deepcopy(fallback),
+    )
+
+
+def load_sample(sample: Sample | str) -> Project:
+    """The sample's project, with its fallback applied when its dataset is not installed.
+
+    The project keeps ``path`` so relative data paths resolve, but it is a
+    copy: saving it is the caller's choice (the GUI asks for a new name).
+    """
+    if isinstance(sample, str):
+        sample = find_sample(sample)
+    project = load(sample.path)
+    if sample.uses_fallback():
+        project.data = copy.deepcopy(sample.fallback["data"])
+        for node_id, shape in sample.fallback.get("shapes", {}).items():
+            project.node(node_id).params["shape"] = list(shape)
+    return project
+
+
+def _promise(doc: Any, path: Path) -> Promise:
+    where = f"{path.name}: sample.promise"
+    if not isinstance(doc, dict) or not {"output", "metric"} <= doc.keys():
+        raise ProjectFileError(f"{where} needs 'output', 'metric' and 'at_least' or 'at_most'")
+    if "at_least" in doc:
+        return Promise(doc["output"], doc["metric"], float(doc["at_least"]), True)
+    if "at_most" in doc:
+        return Promise(doc["output"], doc["metric"], float(doc["at_most"]), False)
+    raise ProjectFileError(f"{where} needs 'at_least' or 'at_most'")
