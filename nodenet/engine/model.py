@@ -17,6 +17,7 @@ import numpy as np
 
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
+from nodenet.engine.layers import conv_pool
 from nodenet.errors import DataError, ValidationError, WeightsError
 
 
@@ -43,9 +44,12 @@ class Model:
         float32 for training; float64 for gradient checks.
     seed : int, optional
         Seeds the weight initializers (the same seed gives the same weights).
+    fuse : bool
+        Run each convolution that feeds only a max pooling as one step with it
+        (:mod:`nodenet.engine.layers.conv_pool`; same results, less work).
     """
 
-    def __init__(self, project, dtype=np.float32, seed: int | None = None):
+    def __init__(self, project, dtype=np.float32, seed: int | None = None, fuse: bool = True):
         from nodenet.project import analyze
 
         analysis = analyze(project)
@@ -68,6 +72,8 @@ class Model:
             sources = self.sources[node_id]
             fed_by_data = bool(sources) and all(self.layers[s].TYPE == "Input" for s in sources)
             self.layers[node_id].needs_input_grad = not fed_by_data
+        self.pool_after: dict[str, str] = self._fuse_conv_pools() if fuse else {}
+        self._conv_before = {pool: conv for conv, pool in self.pool_after.items()}
         self.specs: dict[str, list[WeightSpec]] = {
             i: self.layers[i].weight_specs([self.shapes[s] for s in self.sources[i]])
             for i in self.order
@@ -76,6 +82,21 @@ class Model:
         self.weights: dict[str, dict[str, np.ndarray]] = {}
         self.initialize(seed)
         self._caches: dict[str, object] = {}
+
+    def _fuse_conv_pools(self) -> dict[str, str]:
+        """Convolutions run as one step with the max pooling they alone feed: conv id -> pool id.
+
+        See :mod:`nodenet.engine.layers.conv_pool`; the results are the same.
+        """
+        pairs = {}
+        for node_id in self.order:
+            consumers, sources = self.consumers[node_id], self.sources[node_id]
+            if len(consumers) != 1 or len(sources) != 1:
+                continue
+            layer, pool = self.layers[node_id], self.layers[consumers[0]]
+            if conv_pool.fusable(layer, pool, self.shapes[sources[0]]):
+                pairs[node_id] = consumers[0]
+        return pairs
 
     def _head(self, node_id: str) -> Head:
         config = self.layers[node_id].config
@@ -207,11 +228,18 @@ class Model:
         self._caches = {}
         for node_id in self.order:
             layer = self.layers[node_id]
+            if node_id in self._conv_before:  # computed with its convolution
+                continue
             if node_id in inputs and layer.TYPE == "Input":
                 xs = [inputs[node_id]]
             else:
                 xs = [values[s] for s in self.sources[node_id]]
-            values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
+            if node_id in self.pool_after:
+                pool = self.pool_after[node_id]
+                args = (layer, self.layers[pool], self.weights[node_id], xs[0], ctx)
+                values[pool], cache = conv_pool.forward(*args)
+            else:
+                values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
             if keep:
                 self._caches[node_id] = cache
         return {h.id: values[h.id] for h in self.heads}
@@ -240,9 +268,16 @@ class Model:
                 g, from_logits = grads.pop(node_id), False
             else:
                 continue
-            input_grads, wgrads = layer.backward(
-                self.weights[node_id], self._caches[node_id], g, from_logits=from_logits
-            )
+            if node_id in self._conv_before:  # its convolution takes the gradient
+                grads[self._conv_before[node_id]] = g
+                continue
+            cache = self._caches[node_id]
+            if node_id in self.pool_after:
+                input_grads, wgrads = conv_pool.backward(layer, self.weights[node_id], cache, g)
+            else:
+                input_grads, wgrads = layer.backward(
+                    self.weights[node_id], cache, g, from_logits=from_logits
+                )
             for name, wg in wgrads.items():
                 weight_grads[f"{node_id}/{name}"] = wg
             for src, ig in zip(self.sources[node_id], input_grads, strict=False):

@@ -110,7 +110,7 @@ class _Pooling(Layer):
         dxp = np.zeros(padded_shape, dtype=grad.dtype)
         if self.MODE == "max":
             blocks, y = data
-            pieces = _first_max_mask(blocks, y) * grad
+            pieces = first_max_mask(blocks, y) * grad
         else:
             pieces = itertools.repeat(grad / data, len(windows))
         for window, piece in zip(windows, pieces, strict=True):
@@ -183,7 +183,7 @@ def pool_tiles(
             for block in blocks[1:]:
                 op(y[chunk], block, out=y[chunk])
             if mask is not None:
-                _first_max_mask(blocks, y[chunk], out=mask[:, chunk])
+                first_max_mask(blocks, y[chunk], out=mask[:, chunk])
 
     over_batch(work, batch, xp.size)
     return y, mask
@@ -241,7 +241,7 @@ def _reduce(op, blocks) -> np.ndarray:
     return y
 
 
-def _first_max_mask(blocks, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def first_max_mask(blocks, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """(windows, batch, *out, channels) bool: where each offset holds its window's first maximum.
 
     Offsets are visited in row-major order, so a tie sends the gradient to the
