@@ -21,9 +21,14 @@ EXIT_INTERNAL = 70  # a bug in nodenet
 
 
 def _load(path: str):
+    """The project at ``path``; a sample whose dataset is missing runs on its fallback."""
     from nodenet.project import load
+    from nodenet.samples import with_fallback
 
-    return load(path)
+    project, note = with_fallback(load(path))
+    if note:
+        print(note, file=sys.stderr)
+    return project
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -109,10 +114,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import threading
 
     from nodenet.engine.runner import build_run, weights_path
-    from nodenet.project import atomic_write
+    from nodenet.project import write_file
 
     project = _load(args.file)
-    run = build_run(project)
+    run = build_run(project, allow_outside_data=args.allow_outside_data)
     stop = threading.Event()
 
     def interrupt(signum, frame):
@@ -150,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "weights": str(weights_out),
         "history_file": str(history_out),
     }
-    atomic_write(history_out, json.dumps(result, indent=2) + "\n")
+    write_file(history_out, json.dumps(result, indent=2) + "\n")
     if args.json:
         _print_json(result)
     else:
@@ -165,7 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from nodenet.engine.runner import build_run
 
-    run = build_run(_load(args.file))
+    run = build_run(_load(args.file), allow_outside_data=args.allow_outside_data)
     run.model.load_weights(args.weights)
     result = run.evaluate_test()
     if result is None:
@@ -183,7 +188,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nodenet.engine.runner import build_run, load_arrays
-    from nodenet.project import atomic_write
+    from nodenet.project import write_file
 
     run = build_run(_load(args.file), load_data=False)
     run.model.load_weights(args.weights)
@@ -194,22 +199,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     outputs = run.model.predict(arrays)
     buffer = io.BytesIO()
     np.savez(buffer, **outputs)
-    atomic_write(args.output, buffer.getvalue())
+    write_file(args.output, buffer.getvalue())
     shapes = ", ".join(f"{k} {v.shape}" for k, v in outputs.items())
     print(f"{args.output}: {shapes}", file=sys.stderr)
     return 0
 
 
 def _read_weights(path: str) -> dict:
-    import numpy as np
-
     from nodenet.errors import WeightsError
+    from nodenet.safeio import read_npz
 
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise WeightsError(f"{path}: not a readable weights file ({err})") from None
+    return read_npz(path, WeightsError)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -229,7 +229,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = code.write(out)
         if args.data:
             written.append(out.with_name(out.stem + "_data.npz"))
-            write_file(written[-1], data_npz(project))
+            write_file(written[-1], data_npz(project, allow_outside_data=args.allow_outside_data))
     except OSError as err:
         raise NodenetError(f"{out}: cannot be written: {err.strerror or err}") from None
     for path in written:
@@ -297,6 +297,12 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
             help="history JSON (default: NAME.history.json beside the weights)",
         )
         p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    if name in ("train", "evaluate", "export"):
+        p.add_argument(
+            "--allow-outside-data",
+            action="store_true",
+            help="read data files outside the project's folder too (refused by default)",
+        )
     if name in ("evaluate", "predict"):
         p.add_argument("--weights", metavar="W", required=True, help="trained weights (.npz)")
     if name == "predict":

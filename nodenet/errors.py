@@ -50,3 +50,24 @@ class WeightsError(NodenetError):
 
 class TrainingError(NodenetError):
     """Training stopped on a fault (a NaN loss, bad data, an exception in a layer)."""
+
+
+class OutsideDataError(DataError):
+    """A data path leads outside the project's folder and reading there was not allowed.
+
+    ``field`` is the project field (``data.source.path``), ``path`` the resolved
+    file and ``folder`` the project's folder; a caller that asks the user may
+    retry with ``allow_outside_data=True`` (command line: ``--allow-outside-data``).
+    """
+
+    def __init__(self, field: str, given: str, path, folder):
+        self.field, self.given, self.path, self.folder = field, given, path, folder
+        super().__init__(
+            f"{field}: {given!r} leads to {path}, outside the project folder {folder}; "
+            "nodenet reads data only inside the project's folder unless allowed "
+            "(command line: --allow-outside-data; engine: allow_outside_data=True)"
+        )
+
+
+class SaveError(NodenetError):
+    """A file cannot be written (no permission, a full disk); any previous file is intact."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from nodenet.engine.catalog import Shape, fmt_shape
-from nodenet.errors import NodenetError, ProjectFileError
+from nodenet.errors import NodenetError, ProjectFileError, SaveError
 
 FORMAT = "nodenet-project"
 VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64  # lists and objects nested deeper than this are refused (a project needs ~6)
 
 DEFAULT_TRAINING: dict[str, Any] = {
     "optimizer": {"name": "adam", "learning_rate": 0.001},
@@ -211,6 +213,7 @@ def _from_dict(doc: Any, source: str) -> Project:
             f"{source}: version {version} was written by a newer nodenet "
             f"(this one reads up to version {VERSION})"
         )
+    _check_depth(doc, source)
     doc = migrate(doc)
     problems: list[str] = []
     name = doc.get("name", "untitled")
@@ -232,6 +235,37 @@ def _from_dict(doc: Any, source: str) -> Project:
     merged_training = copy.deepcopy(DEFAULT_TRAINING)
     merged_training.update(copy.deepcopy(training))
     return Project(name, nodes, edges, merged_training, copy.deepcopy(data), extra)
+
+
+def _check_depth(doc: Any, source: str) -> None:
+    """Refuse values nested deeper than :data:`MAX_DEPTH` and text that cannot be written
+    back as UTF-8 (an unpaired ``\\ud800`` escape), naming where (no recursion)."""
+    stack: list[tuple[Any, tuple]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        where = ".".join(str(p) for p in path[:6]) or "the document"
+        if len(path) > MAX_DEPTH:
+            raise ProjectFileError(
+                f"{source}: {where}: values nested more than {MAX_DEPTH} levels deep"
+            )
+        if isinstance(value, dict):
+            stack.extend((item, (*path, key)) for key, item in value.items())
+            stack.extend((key, (*path, "(key)")) for key in value)
+        elif isinstance(value, list):
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
+        elif isinstance(value, str) and not _utf8(value):
+            raise ProjectFileError(
+                f"{source}: {where}: text holds an unpaired surrogate escape (like \\ud800), "
+                "which is not a character"
+            )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def migrate(doc: dict) -> dict:
@@ -308,9 +342,12 @@ def dumps(doc: dict[str, Any]) -> str:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
-    A crash or a full disk never leaves a half-written file: the old one stays.
+    A crash or a full disk never leaves a half-written file: the old one stays,
+    and the temporary file is removed. The new file gets the permissions
+    ``open()`` would give it. Raises :class:`OSError`; :func:`write_file` turns
+    that into a nodenet error naming the file.
     """
     path = Path(path)
     if isinstance(data, str):
@@ -321,15 +358,51 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            # mkstemp creates 0600 files; give the result the permissions open() would
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
-        # mkstemp creates 0600 files; give the result the permissions open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(path, 0o666 & ~umask)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(path.parent)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask (read once: reading it means setting it, which is not thread-safe)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable where the platform allows it (POSIX folders open read-only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_file(
+    path: str | os.PathLike, data: bytes | str, error: type[NodenetError] = SaveError
+) -> Path:
+    """:func:`atomic_write`, raising ``error`` with one sentence naming the file on failure.
+
+    A missing folder, no permission or a full disk leave any previous file intact.
+    """
+    try:
+        atomic_write(path, data)
+    except UnicodeEncodeError as err:
+        raise error(f"{path}: cannot be saved: text holds {err.object[err.start]!r}") from None
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        raise error(
+            f"{path}: cannot be saved: {reason} (any previous file is left intact)"
+        ) from None
+    return Path(path)
 
 
 def save(project: Project, path: str | os.PathLike | None = None) -> Path:
@@ -337,10 +410,7 @@ def save(project: Project, path: str | os.PathLike | None = None) -> Path:
     target = Path(path) if path is not None else project.path
     if target is None:
         raise ProjectFileError("the project has no file yet: choose where to save it")
-    try:
-        atomic_write(target, project.to_json())
-    except OSError as err:
-        raise ProjectFileError(f"{target}: cannot be saved: {err.strerror or err}") from None
+    write_file(target, project.to_json(), ProjectFileError)
     project.path = target
     return target
 
@@ -368,4 +438,5 @@ __all__ = [
     "save",
     "shape_text",
     "validate",
+    "write_file",
 ]

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nodenet
 from nodenet.engine import builtin_datasets
 from nodenet.errors import ProjectFileError
 from nodenet.project import Project, load
+from nodenet.safeio import bundled_samples
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,7 @@ class Sample:
 
     def uses_fallback(self) -> bool:
         """True when the dataset the sample is written for is not installed here."""
-        if not self.fallback:
-            return False
-        missing = self.fallback.get("missing")
-        return not any(d["name"] == missing and d["available"] for d in builtin_datasets())
+        return bool(self.fallback) and not _installed(self.fallback.get("missing"))
 
     def effective_promise(self) -> Promise | None:
         """The promise that holds on this machine (the fallback's when it applies)."""
@@ -83,11 +80,8 @@ class Sample:
 
 def sample_dir() -> Path | None:
     """The bundled samples: inside the package if installed so, else the source tree."""
-    package = Path(nodenet.__file__).resolve().parent
-    for candidate in (package / "sample_projects", package.parent / "sample_projects"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    folders = bundled_samples()
+    return folders[0] if folders else None
 
 
 def list_samples() -> list[Sample]:
@@ -141,12 +135,32 @@ def load_sample(sample: Sample | str) -> Project:
     """
     if isinstance(sample, str):
         sample = find_sample(sample)
-    project = load(sample.path)
-    if sample.uses_fallback():
-        project.data = copy.deepcopy(sample.fallback["data"])
-        for node_id, shape in sample.fallback.get("shapes", {}).items():
-            project.node(node_id).params["shape"] = list(shape)
-    return project
+    return with_fallback(load(sample.path))[0]
+
+
+def with_fallback(project: Project) -> tuple[Project, str | None]:
+    """``project``, with its sample fallback applied if its dataset is not installed here.
+
+    Returns the project (changed in place) and a sentence saying what was swapped,
+    or None when nothing was. Projects without sample metadata are returned as they are.
+    """
+    meta = project.extra.get("sample")
+    fallback = meta.get("fallback") if isinstance(meta, dict) else None
+    if not isinstance(fallback, dict) or _installed(fallback.get("missing")):
+        return project, None
+    project.data = copy.deepcopy(fallback["data"])
+    for node_id, shape in fallback.get("shapes", {}).items():
+        project.node(node_id).params["shape"] = list(shape)
+    source = project.data.get("source", {}).get("name", "another dataset")
+    note = (
+        f"{project.name}: the dataset {fallback.get('missing')!r} is not installed "
+        f"(pip install 'nodenet[datasets]'); running the sample on {source!r} instead"
+    )
+    return project, note
+
+
+def _installed(dataset: object) -> bool:
+    return any(d["name"] == dataset and d["available"] for d in builtin_datasets())
 
 
 def _promise(doc: Any, path: Path) -> Promise:

@@ -10,9 +10,12 @@ import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nodenet.engine.catalog import LAYERS, Layer, Shape
+from nodenet.engine.catalog import LAYERS, Layer, Shape, fmt_shape
 from nodenet.engine.params import check_params
 from nodenet.errors import ParamError, ShapeError
+from nodenet.safeio import over_budget, size_of
+
+BYTES_PER_VALUE = 4  # weights and activations are float32
 
 if TYPE_CHECKING:
     from nodenet.project import Edge, Node, Project
@@ -112,12 +115,68 @@ def analyze(project: Project) -> Analysis:
         except ShapeError as err:
             shapes.pop(node_id, None)
             problems.append(Problem(str(err), node_id))
+    problems.extend(_check_memory(project, order, shapes, params))
     return Analysis(problems, order, shapes, params, layers)
+
+
+def _check_memory(
+    project: Project,
+    order: list[str],
+    shapes: dict[str, Shape],
+    params: dict[str, tuple[int, int]],
+) -> list[Problem]:
+    """Weights and activations (float32) checked against the memory budget, before any
+    allocation: each node's weights, each node's output for one sample, all weights
+    together, and a training batch's outputs of every node (kept for the backward pass).
+    """
+    problems = []
+    per_sample = 0
+    outputs = {n.id for n in project.outputs()}
+    for node_id in order:
+        if node_id in params:
+            count = sum(params[node_id])
+            reason = over_budget(count * BYTES_PER_VALUE)
+            if reason is not None:
+                problems.append(Problem(f"its {count:,} weights would take {reason}", node_id))
+        if node_id in shapes and node_id not in outputs:
+            size = size_of(shapes[node_id], BYTES_PER_VALUE)
+            per_sample += size
+            reason = over_budget(size)
+            if reason is not None:
+                shape = fmt_shape(shapes[node_id])
+                problems.append(
+                    Problem(f"one sample's output, of shape {shape}, would take {reason}", node_id)
+                )
+    if problems:
+        return problems
+    total = sum(sum(p) for p in params.values())
+    reason = over_budget(total * BYTES_PER_VALUE)
+    if reason is not None:
+        return [Problem(f"the model's {total:,} weights would take {reason}", field="nodes")]
+    batch = project.training.get("batch_size") if isinstance(project.training, dict) else None
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0:
+        reason = over_budget(batch * per_sample)
+        if reason is not None:
+            problems.append(
+                Problem(
+                    f"the outputs of every block for a batch of {batch} samples would take "
+                    f"{reason}; use a smaller batch",
+                    field="training.batch_size",
+                )
+            )
+    return problems
 
 
 def _check_training(training: Any) -> list[Problem]:
     from nodenet.engine.settings import check_training
 
+    optimizer = training.get("optimizer") if isinstance(training, dict) else None
+    if isinstance(optimizer, dict) and not isinstance(optimizer.get("name"), str):
+        # a list or object as the name would reach a registry lookup (unhashable)
+        name = optimizer.get("name")
+        return [
+            Problem(f"must be an optimizer's name (got {name!r})", field="training.optimizer.name")
+        ]
     problems = []
     for text in check_training(training):
         where, _, message = text.partition(" ")

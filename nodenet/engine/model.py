@@ -18,7 +18,7 @@ import numpy as np
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
 from nodenet.engine.layers import conv_pool
-from nodenet.errors import DataError, ValidationError, WeightsError
+from nodenet.errors import DataError, NodenetError, TrainingError, ValidationError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -172,22 +172,26 @@ class Model:
             np.copyto(self.weights[node_id][name], np.asarray(flat[key], dtype=self.dtype))
 
     def save_weights(self, path: str | os.PathLike) -> Path:
-        """Write every weight to ``path`` (``.npz``) atomically."""
-        from nodenet.project import atomic_write
+        """Write every weight to ``path`` (``.npz``) atomically.
+
+        A failed write (no permission, a full disk) leaves any previous file intact
+        and raises :class:`WeightsError` naming the file.
+        """
+        from nodenet.project import write_file
 
         buffer = io.BytesIO()
         np.savez(buffer, **self.get_weights())
-        atomic_write(path, buffer.getvalue())
+        write_file(path, buffer.getvalue(), WeightsError)
         return Path(path)
 
     def load_weights(self, path: str | os.PathLike) -> None:
-        """Read weights saved by :meth:`save_weights`; never unpickles anything."""
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                flat = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError) as err:
-            raise WeightsError(f"{path}: not a readable weights file ({err})") from None
-        self.set_weights(flat, source=str(path))
+        """Read weights saved by :meth:`save_weights`; never unpickles anything.
+
+        Each array's header is checked against the memory budget before it is read.
+        """
+        from nodenet.safeio import read_npz
+
+        self.set_weights(read_npz(path, WeightsError), source=str(path))
 
     # -- computation -------------------------------------------------------------
 
@@ -234,12 +238,17 @@ class Model:
                 xs = [inputs[node_id]]
             else:
                 xs = [values[s] for s in self.sources[node_id]]
-            if node_id in self.pool_after:
-                pool = self.pool_after[node_id]
-                args = (layer, self.layers[pool], self.weights[node_id], xs[0], ctx)
-                values[pool], cache = conv_pool.forward(*args)
-            else:
-                values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
+            try:
+                if node_id in self.pool_after:
+                    pool = self.pool_after[node_id]
+                    args = (layer, self.layers[pool], self.weights[node_id], xs[0], ctx)
+                    values[pool], cache = conv_pool.forward(*args)
+                else:
+                    values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
+            except (NodenetError, MemoryError):
+                raise
+            except Exception as err:  # a bug in a block: say which block
+                raise _blame(err, node_id, layer, "forward") from err
             if keep:
                 self._caches[node_id] = cache
         return {h.id: values[h.id] for h in self.heads}
@@ -272,12 +281,18 @@ class Model:
                 grads[self._conv_before[node_id]] = g
                 continue
             cache = self._caches[node_id]
-            if node_id in self.pool_after:
-                input_grads, wgrads = conv_pool.backward(layer, self.weights[node_id], cache, g)
-            else:
-                input_grads, wgrads = layer.backward(
-                    self.weights[node_id], cache, g, from_logits=from_logits
-                )
+            try:
+                if node_id in self.pool_after:
+                    args = (layer, self.weights[node_id], cache, g)
+                    input_grads, wgrads = conv_pool.backward(*args)
+                else:
+                    input_grads, wgrads = layer.backward(
+                        self.weights[node_id], cache, g, from_logits=from_logits
+                    )
+            except (NodenetError, MemoryError):
+                raise
+            except Exception as err:  # a bug in a block: say which block
+                raise _blame(err, node_id, layer, "backward") from err
             for name, wg in wgrads.items():
                 weight_grads[f"{node_id}/{name}"] = wg
             for src, ig in zip(self.sources[node_id], input_grads, strict=False):
@@ -322,6 +337,12 @@ class Model:
             k: np.concatenate(v) if v else np.zeros((0, *self.shapes[k]), self.dtype)
             for k, v in parts.items()
         }
+
+
+def _blame(err: Exception, node_id: str, layer: Layer, step: str) -> TrainingError:
+    """A TrainingError for a bug ``err`` raised inside a block, naming the block and pass."""
+    what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return TrainingError(f"the block {node_id!r} ({layer.TYPE}) failed in its {step} pass ({what})")
 
 
 def _length(arrays: dict[str, np.ndarray]) -> int:

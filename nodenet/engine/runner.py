@@ -17,6 +17,7 @@ from nodenet.engine import settings
 from nodenet.engine.model import Model
 from nodenet.engine.training import History, evaluate, fit
 from nodenet.errors import DataError, ValidationError
+from nodenet.safeio import read_npz
 
 
 def weights_path(project) -> Path | None:
@@ -90,8 +91,20 @@ def _count(split: dict) -> int:
     return len(next(iter(arrays.values()))) if arrays else 0
 
 
-def build_run(project, *, load_data: bool = True, seed: int | None = None) -> Run:
-    """Validate the project, build its model (seeded weights) and prepare its data."""
+def build_run(
+    project,
+    *,
+    load_data: bool = True,
+    seed: int | None = None,
+    allow_outside_data: bool = False,
+) -> Run:
+    """Validate the project, build its model (seeded weights) and prepare its data.
+
+    Data paths must resolve inside the project's folder unless
+    ``allow_outside_data``; otherwise :class:`nodenet.errors.OutsideDataError`
+    (a :class:`DataError`) names the field and the path, and the caller may ask
+    the user and call again with ``allow_outside_data=True``.
+    """
     from nodenet.project import analyze
 
     analysis = analyze(project)
@@ -101,11 +114,15 @@ def build_run(project, *, load_data: bool = True, seed: int | None = None) -> Ru
     if seed is not None:
         training["seed"] = seed
     model = Model(project, seed=training["seed"])
-    data = prepare_data(project, model, training["seed"]) if load_data else None
+    data = (
+        prepare_data(project, model, training["seed"], allow_outside_data=allow_outside_data)
+        if load_data
+        else None
+    )
     return Run(project, model, data, training)
 
 
-def prepare_data(project, model: Model, seed: int | None):
+def prepare_data(project, model: Model, seed: int | None, *, allow_outside_data: bool = False):
     """The project's data, prepared and checked against the model's Inputs and Outputs."""
     from nodenet.engine.data import prepare
 
@@ -114,14 +131,15 @@ def prepare_data(project, model: Model, seed: int | None):
     input_specs = {i: (model.shapes[i], model.layers[i].config["dtype"]) for i in model.input_ids}
     output_specs = {h.id: (model.shapes[h.id], h.loss) for h in model.heads}
     return prepare(
-        project.data, input_specs, output_specs, base_dir(project), seed if seed is not None else 0
+        project.data,
+        input_specs,
+        output_specs,
+        base_dir(project),
+        seed if seed is not None else 0,
+        allow_outside_data=allow_outside_data,
     )
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Arrays of an ``.npz`` file, never unpickling anything."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    """Arrays of an ``.npz`` file, never unpickling anything, within the memory budget."""
+    return read_npz(path, DataError)

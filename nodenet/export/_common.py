@@ -12,9 +12,10 @@ import numpy as np
 from nodenet import __version__
 from nodenet.engine import settings
 from nodenet.engine.catalog import Layer, Shape, WeightSpec
-from nodenet.errors import ValidationError, WeightsError
+from nodenet.errors import SaveError, ValidationError, WeightsError
 from nodenet.export._code import identifiers
-from nodenet.project import Project, analyze, atomic_write
+from nodenet.project import Project, analyze
+from nodenet.project import write_file as project_write_file
 
 Weights = dict[str, np.ndarray]  # "node_id/weight_name" -> array, Keras layout
 
@@ -46,11 +47,12 @@ class ExportedCode:
 
 
 def write_file(path: Path, data: bytes | str) -> None:
-    """Write atomically, readable as any new file (a temporary file starts private)."""
-    atomic_write(path, data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    """Write atomically (temporary file, fsync, rename), readable as any new file.
+
+    Raises :class:`nodenet.errors.SaveError` naming the file when it cannot be
+    written; any previous file is left intact.
+    """
+    project_write_file(path, data, SaveError)
 
 
 @dataclass

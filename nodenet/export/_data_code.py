@@ -23,15 +23,17 @@ from nodenet.export._common import Graph, npz_bytes
 SKLEARN = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 
 
-def data_npz(project) -> bytes:
+def data_npz(project, *, allow_outside_data: bool = False) -> bytes:
     """The project's prepared data as the ``.npz`` a generated module reads.
 
     Keys ``train/<node id>``, ``validation/<node id>``, ``test/<node id>``;
-    raises :class:`nodenet.errors.DataError` when the data cannot be prepared.
+    raises :class:`nodenet.errors.DataError` when the data cannot be prepared
+    (and :class:`nodenet.errors.OutsideDataError` for a data path outside the
+    project's folder, unless ``allow_outside_data``).
     """
     from nodenet.engine.runner import build_run
 
-    run = build_run(project)
+    run = build_run(project, allow_outside_data=allow_outside_data)
     arrays = {}
     for part, split in (("train", run.data.train), ("validation", run.data.val)):
         _add_part(arrays, part, split)
@@ -118,22 +120,27 @@ def _sklearn_loader(graph: Graph, name: str) -> list[str]:
 
 
 def _split_lines(split: dict, seed: int, parts: dict, doc: list[str]) -> list[str]:
-    """Hold out the test and validation fractions (of all samples), as nodenet does."""
-    lines = []
-    state = "SEED" if split["seed"] == seed else str(split["seed"])
+    """Hold out the test and validation fractions (of all samples) exactly as nodenet does:
+    one seeded permutation, the test samples first, then the validation samples."""
     test, validation = split["test"], split["validation"]
-    for part, fraction, of_rest in (
-        ("test", test, test),
-        ("validation", validation, validation / (1 - test)),
-    ):
+    if not (test or validation):
+        return []
+    state = "SEED" if split["seed"] == seed else str(split["seed"])
+    lines = [
+        f"order = np.random.default_rng({state}).permutation(len(x))  # nodenet's split",
+        f"n_test, n_validation = round({test!r} * len(x)), round({validation!r} * len(x))",
+    ]
+    held = (
+        ("test", test, "", "n_test"),
+        ("validation", validation, "n_test", "n_test + n_validation"),
+    )
+    for part, fraction, start, stop in held:
         if not fraction:
             continue
-        lines.append(
-            f"x, x_{part}, y, y_{part} = "
-            f"train_test_split(x, y, test_size={of_rest!r}, random_state={state})"
-        )
+        lines.append(f"x_{part}, y_{part} = x[order[{start}:{stop}]], y[order[{start}:{stop}]]")
         parts[part] = f"x_{part}, y_{part}"
         doc.append(f"{fraction:.0%} held out for {'testing' if part == 'test' else part}")
+    lines.append("x, y = x[order[n_test + n_validation :]], y[order[n_test + n_validation :]]")
     return lines
 
 

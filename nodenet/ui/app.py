@@ -1,6 +1,8 @@
-"""Starting the GUI: the application object, its settings, the bundled samples, recent files.
+"""Starting the GUI: the application object, its settings, recent files.
 
-``run(path)`` is what ``nodenet`` and ``nodenet FILE`` call. Settings (window
+``run(path)`` is what ``nodenet`` and ``nodenet FILE`` call: ``nodenet`` opens
+the welcome page (new project, recent files, the samples), ``nodenet FILE``
+that file, ``nodenet --new`` an empty project. Settings (window
 layout, recent files) live in an INI file under the user's configuration
 directory, organization and application both ``nodenet``; tests point Qt's
 INI path elsewhere or pass their own :class:`QSettings`.
@@ -10,15 +12,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from nodenet.samples import sample_dir
+if TYPE_CHECKING:
+    from nodenet.ui.main_window import MainWindow
 
 ORGANIZATION = "nodenet"
 APPLICATION = "nodenet"
-DEFAULT_SAMPLE = "digits_mlp.json"
 MAX_RECENT = 10
 RECENT_KEY = "files/recent"
 
@@ -28,17 +31,6 @@ def app_settings() -> QSettings:
     return QSettings(
         QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
     )
-
-
-def sample_files() -> list[Path]:
-    folder = sample_dir()
-    return sorted(folder.glob("*.json")) if folder is not None else []
-
-
-def default_sample() -> Path | None:
-    folder = sample_dir()
-    path = folder / DEFAULT_SAMPLE if folder is not None else None
-    return path if path is not None and path.is_file() else None
 
 
 class RecentFiles:
@@ -69,26 +61,34 @@ class RecentFiles:
         self.settings.sync()
 
 
-def run(path: str | None, new: bool = False) -> int:
-    """Open the main window on ``path`` (or the bundled sample, or a new project); run Qt.
+def start_window(path: str | None, new: bool = False) -> MainWindow:
+    """The main window as ``nodenet [FILE] [--new]`` opens it (not yet shown).
 
-    ``new`` starts from an empty canvas with one Input and one Output. Returns
-    the exit code of the event loop.
+    ``path``: that project (when it cannot be read, the error is shown and the
+    welcome page follows); ``new``: an empty canvas with one Input and one
+    Output; neither: the welcome page.
     """
     from nodenet.ui.main_window import MainWindow
 
+    window = MainWindow()
+    if new:
+        window.new_project(ask=False)
+    elif path is None:
+        window.welcome.show(returnable=False)
+    elif not window.open_file(path, ask=False):
+        print(f"nodenet: {path} could not be opened", file=sys.stderr)
+        window.welcome.show(returnable=False)
+    return window
+
+
+def run(path: str | None, new: bool = False) -> int:
+    """Start Qt, open the window as :func:`start_window` says, run the event loop.
+
+    Returns the exit code of the event loop.
+    """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    window = MainWindow()
-    opened = False
-    if path is not None and not new:
-        opened = window.open_file(path, ask=False)
-        if not opened:
-            print(f"nodenet: {path} could not be opened", file=sys.stderr)
-    elif not new and default_sample() is not None:
-        opened = window.open_sample(default_sample(), ask=False)
-    if not opened:
-        window.new_project(ask=False)
+    window = start_window(path, new)
     window.show()
     return app.exec()

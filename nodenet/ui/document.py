@@ -402,8 +402,19 @@ class Document(QObject):
         self.dirtyChanged.emit(False)
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Save to ``path`` (or where the project came from) and mark the document clean."""
-        target = save(self.project, path)
+        """Save to ``path`` (or where the project came from) and mark the document clean.
+
+        A project still called "untitled" takes the file's name (its exports use it).
+        """
+        unnamed = path is not None and self.project.name == Project().name
+        if unnamed:
+            self.project.name = Path(path).stem
+        try:
+            target = save(self.project, path)
+        except BaseException:
+            if unnamed:
+                self.project.name = Project().name
+            raise
         self.undo_stack.setClean()
         return target
 

@@ -246,6 +246,9 @@ class ExportDialog(QDialog):
             path = path.with_suffix(".py")
         try:
             written = self.code.write(path)
+        except NodenetError as err:  # SaveError: names the file and the reason
+            QMessageBox.critical(self, "Cannot save the code", str(err))
+            return []
         except OSError as err:
             QMessageBox.critical(
                 self, "Cannot save the code", f"{path} cannot be written:\n\n{err.strerror or err}"

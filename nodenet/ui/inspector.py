@@ -212,6 +212,8 @@ class RegularizerEditor(Editor):
         self.enabled = QCheckBox()
         self.enabled.setToolTip("apply a penalty")
         self.fields = {key: QLineEdit() for key in ("l1", "l2")}
+        for key, field in self.fields.items():
+            field.setToolTip(f"the {key} penalty factor (a number >= 0)")
         row.addWidget(self.enabled)
         for key, field in self.fields.items():
             row.addWidget(QLabel(key))

@@ -32,13 +32,17 @@ from PySide6.QtWidgets import (
 from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.export import import_keras
 from nodenet.project import Project, load
-from nodenet.ui.app import RecentFiles, app_settings, sample_dir, sample_files
+from nodenet.ui import autosave
+from nodenet.ui.app import RecentFiles, app_settings
 from nodenet.ui.document import Document, Selection, new_project
 from nodenet.ui.export_dialog import ExportDialog
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.palette import Palette
+from nodenet.ui.sample_gallery import open_sample_copy
+from nodenet.ui.shortcuts import finish_actions
 from nodenet.ui.summary import ProblemsView, SummaryView
 from nodenet.ui.training import TrainingPanel
+from nodenet.ui.welcome import Welcome
 
 FILE_FILTER = "nodenet projects (*.json);;All files (*)"
 KERAS_FILTER = "Keras models (*.json *.keras);;All files (*)"
@@ -79,8 +83,10 @@ class MainWindow(QMainWindow):
         self.actions: dict[str, QAction] = {}
         self.export_dialog: ExportDialog | None = None
         self._make_actions()
+        self.welcome = Welcome(self)  # the welcome page; File → Open Sample…; Help → Welcome
         self._make_menus()
         self._make_toolbar()
+        finish_actions(self)  # status tips, the remaining shortcuts, Edit → Find Block
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label)
         self._connect()
@@ -88,6 +94,7 @@ class MainWindow(QMainWindow):
         self._restore_window_state()
         self._document_changed()
         self._update_title()
+        self.work_guard = autosave.install(self)  # autosave; offer what a crash left
 
     # -- construction ------------------------------------------------------------------
 
@@ -181,6 +188,9 @@ class MainWindow(QMainWindow):
         self.actions["zoom_out"].setIconText("Zoom out")
         self.actions["fit"].setIconText("Fit")
         self.actions["layout"].setIconText("Layout")
+        for name in ("fit", "layout"):  # one-letter keys: only while the canvas has the focus
+            self.actions[name].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.canvas.addAction(self.actions[name])
 
     def _make_menus(self) -> None:
         bar = self.menuBar()
@@ -188,8 +198,7 @@ class MainWindow(QMainWindow):
         file_menu.addActions([self.actions["new"], self.actions["open"]])
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.sample_menu = file_menu.addMenu("Open Sa&mple")
-        self.sample_menu.aboutToShow.connect(self._fill_sample_menu)
+        file_menu.addAction(self.actions["open_sample"])
         file_menu.addSeparator()
         file_menu.addActions([self.actions["save"], self.actions["save_as"]])
         file_menu.addSeparator()
@@ -213,6 +222,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
         self.view_menu = view
+        bar.addMenu("&Help").addAction(self.actions["welcome"])
 
     def _make_toolbar(self) -> None:
         bar = QToolBar("Main", self)
@@ -274,7 +284,7 @@ class MainWindow(QMainWindow):
 
     def open_sample(self, path: str | Path, ask: bool = True) -> bool:
         """Open a bundled sample as a new, unsaved project (Save asks where to put it)."""
-        project = self._load(path)
+        project = self._load(path, open_sample_copy)
         if project is None or (ask and not self.maybe_save()):
             return False
         project.path = None
@@ -282,9 +292,9 @@ class MainWindow(QMainWindow):
         self._report_opened(project)
         return True
 
-    def _load(self, path: str | Path) -> Project | None:
+    def _load(self, path: str | Path, read=load) -> Project | None:
         try:
-            return load(path)
+            return read(path)
         except ProjectFileError as err:
             if not Path(path).exists():
                 self.recent.remove(path)
@@ -324,7 +334,7 @@ class MainWindow(QMainWindow):
         try:
             saved = self.document.save(path)
         except (ProjectFileError, OSError) as err:
-            QMessageBox.critical(self, "Cannot save project", str(err))
+            QMessageBox.critical(self, "Cannot save project", autosave.save_error_text(path, err))
             return False
         self.recent.add(saved)
         self.training_panel.on_project_saved()  # weights trained before the project had a file
@@ -393,15 +403,6 @@ class MainWindow(QMainWindow):
         clear = self.recent_menu.addAction("Clear list")
         clear.setEnabled(bool(paths))
         clear.triggered.connect(self.recent.clear)
-
-    def _fill_sample_menu(self) -> None:
-        self.sample_menu.clear()
-        for path in sample_files():
-            action = self.sample_menu.addAction(path.stem)
-            action.setStatusTip(str(path))
-            action.triggered.connect(lambda _=False, p=path: self.open_sample(p))
-        if sample_dir() is None or not sample_files():
-            self.sample_menu.addAction("(no samples installed)").setEnabled(False)
 
     # -- editing ------------------------------------------------------------------------------
 
@@ -516,6 +517,7 @@ class MainWindow(QMainWindow):
         if self.maybe_save():
             self.training_panel.shutdown()  # stop a run and wait for its thread
             self.save_window_state()
+            self.work_guard.finish()  # saved or discarded: no recovery file left
             event.accept()
         else:
             event.ignore()

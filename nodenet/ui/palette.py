@@ -160,6 +160,9 @@ class Palette(QWidget):
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search blocks…")
         self.search.setClearButtonEnabled(True)
+        self.search.setToolTip(
+            "Filter the blocks by name, category or help (Ctrl+F); Enter adds the best match"
+        )
         self.tree = BlockTree(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)

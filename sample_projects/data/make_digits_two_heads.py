@@ -21,8 +21,13 @@ def main() -> None:
     meta = np.stack([q.sum(axis=(1, 2, 3)) / 16.0 for q in quadrants], axis=1)
     ink = ((image.sum(axis=(1, 2, 3)) - 20.0) / 2.0)[:, None]
     out = Path(__file__).with_name("digits_two_heads.npz")
-    np.savez_compressed(out, image=image, meta=meta.astype(np.float32),
-                        digit=digits.target.astype(np.int32), ink=ink.astype(np.float32))
+    np.savez_compressed(
+        out,
+        image=image,
+        meta=meta.astype(np.float32),
+        digit=digits.target.astype(np.int32),
+        ink=ink.astype(np.float32),
+    )
     print(f"wrote {out}")
 
 

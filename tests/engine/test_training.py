@@ -251,7 +251,7 @@ def test_weights_files_with_pickled_objects_are_refused(tmp_path):
     flat = {k: v for k, v in model.get_weights().items()}
     flat["da/kernel"] = np.array([object()] * 30, dtype=object).reshape(5, 6)
     np.savez(tmp_path / "evil.npz", **flat)
-    with pytest.raises(WeightsError, match="not a readable weights file"):
+    with pytest.raises(WeightsError, match=r"evil\.npz: array 'da/kernel' holds Python objects"):
         model.load_weights(tmp_path / "evil.npz")
 
 
@@ -288,3 +288,22 @@ def test_progress_interval_reports_the_last_batch_of_every_epoch_at_least():
     )
     # the first batch is due (nothing reported yet), then only each epoch's last one
     assert [(b["epoch"], b["batch"]) for b in seen] == [(1, 1), (1, 8), (2, 8), (3, 8)]
+
+
+@pytest.mark.parametrize("step", ["forward", "backward"])
+def test_a_bug_inside_a_block_is_reported_naming_the_block_and_the_pass(step, monkeypatch):
+    model = Model(two_heads(), seed=0)
+    rnn = model.layers["rnn"]
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("simulated")
+
+    monkeypatch.setattr(rnn, step, broken)  # this instance only
+    rng = np.random.default_rng(0)
+    x = {"a": rng.normal(size=(8, 5)), "b": rng.normal(size=(8, 4, 3))}
+    y = {"label": np.eye(3)[rng.integers(0, 3, 8)], "size": rng.normal(size=(8, 1))}
+    with pytest.raises(TrainingError) as caught:
+        fit(model, x, y, epochs=1, batch_size=4)
+    expected = f"the block 'rnn' (LSTM) failed in its {step} pass (ZeroDivisionError: simulated)"
+    assert expected in str(caught.value)
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)

@@ -1,7 +1,9 @@
 """UI test setup: isolated QSettings per test, and a clean clipboard at the end."""
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
+from nodenet.ui.main_window import MainWindow
 from tests.ui import isolated_settings
 
 
@@ -15,3 +17,41 @@ def _clear_clipboard(qapp):
     """Data a test left on the clipboard crashes Qt's offscreen platform at exit."""
     yield
     qapp.clipboard().clear()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_recovery(tmp_path_factory, monkeypatch):
+    """Autosave's recovery files go to a fresh folder per test, never the user's."""
+    monkeypatch.setenv("NODENET_RECOVERY_DIR", str(tmp_path_factory.mktemp("recovery")))
+
+
+@pytest.fixture
+def no_prompts(monkeypatch):
+    """Fail if a message box would block; record the ones a test expects."""
+    shown = []
+
+    def critical(parent, title, text, *args):
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    def question(*args):
+        raise AssertionError("unexpected prompt")
+
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return shown
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """Shown main windows; closing them at teardown asks nothing."""
+
+    def make() -> MainWindow:
+        window = MainWindow()
+        # closing at teardown must not ask about unsaved work
+        qtbot.addWidget(window, before_close_func=lambda w: w.document.undo_stack.setClean())
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    return make

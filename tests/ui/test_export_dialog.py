@@ -206,7 +206,7 @@ def test_a_file_that_cannot_be_written_is_reported(qtbot, monkeypatch, tmp_path,
     dialog = dialog_for(qtbot, load(SAMPLE), "pytorch")
     save_to(monkeypatch, tmp_path / "missing" / "model.py")
     qtbot.mouseClick(dialog.save_button, LEFT)
-    assert len(messages) == 1 and "model.py cannot be written" in messages[0][1]
+    assert len(messages) == 1 and "model.py: cannot be saved: No such file" in messages[0][1]
     assert dialog.isVisible() and not (tmp_path / "missing").exists()
 
 

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QMessageBox
 
 from nodenet.engine import block_types
 from nodenet.project import load
@@ -29,38 +29,14 @@ def config(tmp_path) -> Path:
 
 
 @pytest.fixture
-def make_window(qtbot, config):
-    def make() -> MainWindow:
-        window = MainWindow()
-        # closing at teardown must not ask about unsaved work
-        qtbot.addWidget(window, before_close_func=lambda w: w.document.undo_stack.setClean())
-        window.show()
-        qtbot.waitExposed(window)
-        return window
-
-    return make
+def make_window(make_window, config):
+    """Windows sharing one settings folder, ``config``."""
+    return make_window
 
 
 @pytest.fixture
 def window(make_window) -> MainWindow:
     return make_window()
-
-
-@pytest.fixture
-def no_prompts(monkeypatch):
-    """Fail if a message box would block; record the ones a test expects."""
-    shown = []
-
-    def critical(parent, title, text, *args):
-        shown.append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    def question(*args):
-        raise AssertionError("unexpected prompt")
-
-    monkeypatch.setattr(QMessageBox, "critical", critical)
-    monkeypatch.setattr(QMessageBox, "question", question)
-    return shown
 
 
 def answer(monkeypatch, button: QMessageBox.StandardButton) -> list:
@@ -106,7 +82,7 @@ def test_window_has_its_docks_menus_and_shortcuts(window):
         "training": Qt.DockWidgetArea.BottomDockWidgetArea,
     }
     menus = [a.text() for a in window.menuBar().actions()]
-    assert menus == ["&File", "&Edit", "&Run", "&View"]
+    assert menus == ["&File", "&Edit", "&Run", "&View", "&Help"]
     assert window.training_panel.run_action.shortcut().toString() == "Ctrl+R"
     shortcuts = {n: a.shortcut().toString() for n, a in window.actions.items()}
     assert shortcuts["new"] == QKeySequence("Ctrl+N").toString()
@@ -125,9 +101,28 @@ def test_title_shows_the_project_name_and_a_star_while_dirty(window, tmp_path, n
     window.document.undo()
     assert window.windowTitle() == "untitled — nodenet"
     window.document.redo()
-    assert window.save_as(tmp_path / "model")  # .json is added
-    assert window.windowTitle() == "untitled — nodenet"
-    assert (tmp_path / "model.json").is_file()
+    assert window.save_as(tmp_path / "model")  # .json is added; the project takes its name
+    assert window.windowTitle() == "model — nodenet"
+    assert load(tmp_path / "model.json").name == "model"
+    window.save_as(tmp_path / "copy.json")  # a named project keeps its name
+    assert load(tmp_path / "copy.json").name == "model"
+
+
+def test_one_letter_canvas_keys_do_not_fire_while_another_control_has_the_focus(window, qtbot):
+    window.open_file(str(SAMPLE))
+    first = window.document.project.nodes[1].id
+    window.document.move_nodes({first: (900.0, 900.0)})  # out of its layer
+    window.selection.set([first])
+    combo = window.inspector.findChild(QComboBox)
+    combo.setFocus()
+    qtbot.waitUntil(combo.hasFocus)
+    qtbot.keyClick(combo, Qt.Key.Key_L)  # "L" is Auto Layout, but only on the canvas
+    assert list(window.document.project.node(first).pos) == [900.0, 900.0]
+    window.canvas.setFocus()
+    qtbot.waitUntil(window.canvas.hasFocus)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_L)
+    assert window.document.undo_stack.undoText() == "Auto layout"
+    assert list(window.document.project.node(first).pos) != [900.0, 900.0]
 
 
 def test_double_clicking_the_palette_adds_every_block_then_undo_and_redo_all(window):
@@ -195,7 +190,7 @@ def test_save_and_reopen_give_the_identical_document(window, make_window, tmp_pa
     other = make_window()
     assert other.open_file(path)
     assert other.document.project.to_json() == saved
-    assert other.windowTitle() == "untitled — nodenet"
+    assert other.windowTitle() == "two_heads — nodenet"  # named after its file when saved
     assert not other.document.is_dirty()
 
 
@@ -229,7 +224,7 @@ def test_unsaved_work_prompts_save_discard_or_cancel(window, tmp_path, monkeypat
     target = tmp_path / "kept.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (str(target), ""))
     assert window.open_file(SAMPLE)
-    assert load(target).to_json() == edited
+    assert load(target).to_json() == edited.replace('"name": "untitled"', '"name": "kept"')
     assert window.document.project.name == "digits_mlp"
     window.document.remove_nodes(["probs"])
     answer(monkeypatch, QMessageBox.StandardButton.Discard)
@@ -266,10 +261,9 @@ def test_recent_files_and_window_layout_persist(window, make_window, tmp_path, n
 
 
 def test_open_sample_opens_an_unsaved_copy(window, monkeypatch, tmp_path):
-    window.sample_menu.aboutToShow.emit()
-    samples = {a.text(): a for a in window.sample_menu.actions()}
-    assert "digits_mlp" in samples
-    samples["digits_mlp"].trigger()
+    window.actions["open_sample"].trigger()
+    card = window.welcome.sample_dialog.gallery.card("digits_mlp")
+    QTest.mouseClick(card, LEFT, NO_MOD, card.rect().center())
     assert window.document.project.name == "digits_mlp"
     assert window.document.project.path is None, "Save must not overwrite the bundled sample"
     target = tmp_path / "mine.json"
@@ -343,9 +337,9 @@ def test_palette_double_click_cascades_from_the_centre(window):
 
 @pytest.mark.parametrize(
     ("path", "new", "expected"),
-    [(None, False, "digits_mlp"), (None, True, "untitled"), (SAMPLE, False, "digits_mlp")],
+    [(None, False, "untitled"), (None, True, "untitled"), (SAMPLE, False, "digits_mlp")],
 )
-def test_run_opens_the_sample_a_new_project_or_the_given_file(config, path, new, expected):
+def test_run_opens_the_welcome_page_a_new_project_or_the_given_file(config, path, new, expected):
     seen = []
 
     def close_the_window():
@@ -353,6 +347,7 @@ def test_run_opens_the_sample_a_new_project_or_the_given_file(config, path, new,
             if isinstance(widget, MainWindow) and widget.isVisible():
                 project = widget.document.project
                 seen.append((project.name, project.path, [n.type for n in project.nodes]))
+                assert widget.welcome.active == (path is None and not new)
                 widget.close()
 
     QTimer.singleShot(0, close_the_window)

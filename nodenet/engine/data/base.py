@@ -161,6 +161,8 @@ def check_array(name: str, array: np.ndarray) -> np.ndarray:
         raise DataError(f"{name}: is a single number, not an array of samples")
     if array.shape[0] == 0:
         raise DataError(f"{name}: has no samples")
+    if array.size == 0:
+        raise DataError(f"{name}: its samples hold no values (shape {array.shape})")
     if array.dtype.kind == "f":
         check_finite(name, array)
     return array

@@ -1,9 +1,13 @@
 """The user's own data: CSV and NPZ files (IDX lives in :mod:`.idx`).
 
-Paths are taken relative to the project file's folder (``base_dir``); absolute
-paths and ``~`` work too. Nothing read is ever executed or unpickled: NPZ files
-are opened with ``allow_pickle=False`` and CSV cells are parsed as numbers or
-labels only.
+Paths are taken relative to the project file's folder (``base_dir``) and must
+stay inside it (no ``..`` out of it, no absolute path or symlink elsewhere)
+unless the caller passes ``allow_outside_data=True``. A CSV file may take up to
+:data:`CSV_MEMORY_FACTOR` times its size in memory while parsed, which is
+checked against the memory budget (:mod:`nodenet.safeio`). Nothing read is
+ever executed or unpickled: NPZ files are read member by member without pickles
+(:func:`nodenet.safeio.read_npz`) and CSV cells are parsed as numbers or labels
+only.
 
 CSV source options (``{"kind": "csv", "path": "train.csv", ...}``):
 
@@ -38,7 +42,6 @@ from __future__ import annotations
 
 import csv
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,7 @@ from nodenet.engine.data.base import (
     read_options,
 )
 from nodenet.errors import DataError
+from nodenet.safeio import fmt_bytes, inside_folder, over_budget, read_npz
 
 CSV_OPTIONS: dict[str, Any] = {
     "path": "",
@@ -65,16 +69,35 @@ CSV_OPTIONS: dict[str, Any] = {
     "test_path": None,
 }
 NPZ_OPTIONS: dict[str, Any] = {"path": "", "test_path": None, "classes": None}
+CSV_MEMORY_FACTOR = 16  # bytes of parsed cells (Python strings) per byte of file, at most
 
 
-def resolve_path(where: str, path: Any, base_dir: Path | None) -> Path:
-    """``path`` relative to ``base_dir`` (absolute paths and ``~`` kept); must exist."""
-    if not isinstance(path, str) or not path.strip():
+def resolve_path(
+    where: str,
+    path: Any,
+    base_dir: Path | None,
+    *,
+    field: str = "data.source.path",
+    allow_outside_data: bool = False,
+) -> Path:
+    """``path`` relative to ``base_dir`` (the project's folder); must exist.
+
+    Absolute paths and ``~`` are taken as given, but unless
+    ``allow_outside_data`` a path resolving outside ``base_dir`` (the current
+    directory when ``None``), through ``..``, an absolute path or a symlink,
+    raises :class:`nodenet.errors.OutsideDataError` naming ``field``.
+    """
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
         raise DataError(f"{where}: needs a file path (got {path!r})")
     full = Path(path).expanduser()
-    if not full.is_absolute() and base_dir is not None:
-        full = Path(base_dir) / full
-    if not full.exists():
+    if not full.is_absolute():
+        full = Path(base_dir if base_dir is not None else Path.cwd()) / full
+    try:
+        inside_folder(field, path, full, base_dir, allow_outside_data)
+        exists = full.exists()
+    except (OSError, RuntimeError, ValueError) as err:  # a symlink loop, a name too long
+        raise DataError(f"{field}: {path!r} cannot be opened ({err})") from None
+    if not exists:
         raise DataError(f"{path}: no such file (looked for {full})")
     return full
 
@@ -82,8 +105,13 @@ def resolve_path(where: str, path: Any, base_dir: Path | None) -> Path:
 # -- CSV ------------------------------------------------------------------------
 
 
-def load_csv(options: dict[str, Any], base_dir: Path | None) -> Dataset:
-    """Read a CSV source; see the module docstring for the options."""
+def load_csv(
+    options: dict[str, Any], base_dir: Path | None, *, allow_outside_data: bool = False
+) -> Dataset:
+    """Read a CSV source; see the module docstring for the options.
+
+    Paths outside ``base_dir`` are refused unless ``allow_outside_data``.
+    """
     opts = read_options("csv source", options, CSV_OPTIONS)
     if opts["task"] not in (None, *TASKS):
         raise DataError(f"csv source: option 'task' must be one of {TASKS}, got {opts['task']!r}")
@@ -91,12 +119,18 @@ def load_csv(options: dict[str, Any], base_dir: Path | None) -> Dataset:
         raise DataError(
             f"csv source: option 'delimiter' must be one character, got {opts['delimiter']!r}"
         )
-    path = resolve_path("csv source", opts["path"], base_dir)
+    path = resolve_path("csv source", opts["path"], base_dir, allow_outside_data=allow_outside_data)
     table = _CsvTable.read(path, opts["delimiter"], opts["header"])
     x, y, classes, task, features, targets = table.split(opts, opts["classes"])
     arrays = {"x": x, "y": y}
     if opts["test_path"] is not None:
-        test_path = resolve_path("csv source: test_path", opts["test_path"], base_dir)
+        test_path = resolve_path(
+            "csv source: test_path",
+            opts["test_path"],
+            base_dir,
+            field="data.source.test_path",
+            allow_outside_data=allow_outside_data,
+        )
         test = _CsvTable.read(test_path, opts["delimiter"], opts["header"])
         if opts["header"] and test.columns != table.columns:
             raise DataError(f"{test_path.name}: its columns differ from those of {path.name}")
@@ -124,6 +158,12 @@ class _CsvTable:
     def read(cls, path: Path, delimiter: str, header: bool) -> _CsvTable:
         rows, lines = [], []
         try:
+            reason = over_budget(path.stat().st_size * CSV_MEMORY_FACTOR)
+            if reason is not None:
+                raise DataError(
+                    f"{path.name}: {fmt_bytes(path.stat().st_size)} of CSV would take about "
+                    f"{reason}; convert it to .npz"
+                )
             with open(path, encoding="utf-8-sig", newline="") as f:
                 reader = csv.reader(f, delimiter=delimiter)
                 for row in reader:
@@ -288,21 +328,35 @@ class _CsvTable:
 # -- NPZ ------------------------------------------------------------------------
 
 
-def load_npz(options: dict[str, Any], base_dir: Path | None) -> Dataset:
-    """Read an NPZ source; see the module docstring for the options."""
+def load_npz(
+    options: dict[str, Any], base_dir: Path | None, *, allow_outside_data: bool = False
+) -> Dataset:
+    """Read an NPZ source; see the module docstring for the options.
+
+    Paths outside ``base_dir`` are refused unless ``allow_outside_data``.
+    """
     opts = read_options("npz source", options, NPZ_OPTIONS)
     classes_opt = opts["classes"] or {}
-    if not isinstance(classes_opt, dict):
+    if not isinstance(classes_opt, dict) or not all(
+        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in classes_opt.values()
+    ):
         raise DataError("npz source: option 'classes' must map array names to class lists")
-    path = resolve_path("npz source", opts["path"], base_dir)
-    arrays = _train_names(_read_npz(path))
+    path = resolve_path("npz source", opts["path"], base_dir, allow_outside_data=allow_outside_data)
+    arrays = _train_names(read_npz(path))
     if opts["test_path"] is not None:
-        test_path = resolve_path("npz source: test_path", opts["test_path"], base_dir)
-        for name, array in _train_names(_read_npz(test_path)).items():
+        test_path = resolve_path(
+            "npz source: test_path",
+            opts["test_path"],
+            base_dir,
+            field="data.source.test_path",
+            allow_outside_data=allow_outside_data,
+        )
+        for name, array in _train_names(read_npz(test_path)).items():
             arrays[name if name.endswith(TEST_SUFFIX) else name + TEST_SUFFIX] = array
     dataset = Dataset(arrays, DatasetMeta(path.stem, "classification", f"NPZ file {path.name}"))
     for name in dataset.names():
         if arrays[name].dtype.kind in "US":
+            arrays[name] = _label_column(path.name, name, arrays[name])
             arrays[name], classes = encode_labels(
                 f"{path.name}: array {name!r}", arrays[name], classes_opt.get(name)
             )
@@ -310,7 +364,9 @@ def load_npz(options: dict[str, Any], base_dir: Path | None) -> Dataset:
             test = name + TEST_SUFFIX
             if test in arrays:
                 arrays[test], _ = encode_labels(
-                    f"{path.name}: array {test!r}", arrays[test], classes
+                    f"{path.name}: array {test!r}",
+                    _label_column(path.name, test, arrays[test]),
+                    classes,
                 )
     y = arrays.get("y")
     if y is not None and y.dtype.kind == "f":
@@ -318,33 +374,16 @@ def load_npz(options: dict[str, Any], base_dir: Path | None) -> Dataset:
     return dataset
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, without unpickling anything."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except ValueError:
+def _label_column(file: str, name: str, array: np.ndarray) -> np.ndarray:
+    """Text labels as one label per sample, shape ``(samples,)``; (samples, 1) is flattened."""
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
         raise DataError(
-            f"{path.name}: not an .npz archive (it may hold pickled data, which nodenet never "
-            "loads)"
-        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path.name}: not a readable .npz file ({err})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path.name}: holds a single .npy array; save named arrays with np.savez")
-    with archive:
-        return {key: _npz_array(path.name, archive, key) for key in archive.files}
-
-
-def _npz_array(file: str, archive: Any, key: str) -> np.ndarray:
-    try:
-        return archive[key]
-    except ValueError:
-        raise DataError(
-            f"{file}: array {key!r} holds Python objects; nodenet never unpickles data "
-            "(save numbers or text)"
-        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{file}: array {key!r} cannot be read ({err})") from None
+            f"{file}: array {name!r} holds text of shape {array.shape}; text labels must be "
+            "one per sample, shape (samples,)"
+        )
+    return array
 
 
 def _train_names(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -3,8 +3,9 @@
 An IDX file is a 4-byte magic number (two zero bytes, a type code, the number
 of dimensions), one big-endian uint32 per dimension, then the values in
 big-endian C order. The header is checked, and the size it claims is compared
-with the file before any array is allocated: a raw file must have exactly that
-size; a gzip stream is read in bounded chunks and must end exactly there.
+with the memory budget (:mod:`nodenet.safeio`) and with the file before any
+array is allocated: a raw file must have exactly that size; a gzip stream is
+read in bounded chunks and must end exactly there.
 
 Source options (``{"kind": "idx", ...}``): ``path``, a folder holding the
 standard MNIST file names (``train-images-idx3-ubyte``,
@@ -29,10 +30,10 @@ import numpy as np
 from nodenet.engine.data.base import Dataset, DatasetMeta, read_options
 from nodenet.engine.data.files import resolve_path
 from nodenet.errors import DataError
+from nodenet.safeio import inside_folder, over_budget
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_DIMS = 8
-MAX_BYTES = 8 * 2**30  # refuse headers claiming more than 8 GiB
 CHUNK = 2**24
 IDX_OPTIONS: dict[str, Any] = {
     "path": None,
@@ -88,10 +89,10 @@ def _read_header(name: str, f: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
         raise DataError(f"{name}: the header is cut short")
     dims = struct.unpack(f">{ndim}I", raw_dims)
     dtype = np.dtype(IDX_TYPES[code])
-    if math.prod(dims) * dtype.itemsize > MAX_BYTES:
+    reason = over_budget(math.prod(dims) * dtype.itemsize)
+    if reason is not None:
         raise DataError(
-            f"{name}: the header claims an array of shape {dims}, larger than "
-            f"{MAX_BYTES // 2**30} GiB"
+            f"{name}: the header claims an array of shape {dims}, which would take {reason}"
         )
     return dtype, dims
 
@@ -124,22 +125,36 @@ def _read_exactly(name: str, f: BinaryIO, dims: tuple, expected: int) -> bytes:
     return data
 
 
-def load_idx(options: dict[str, Any], base_dir: Path | None) -> Dataset:
-    """Read an IDX source; see the module docstring for the options."""
+def load_idx(
+    options: dict[str, Any], base_dir: Path | None, *, allow_outside_data: bool = False
+) -> Dataset:
+    """Read an IDX source; see the module docstring for the options.
+
+    Paths outside ``base_dir`` (also through a symlink in the folder) are
+    refused unless ``allow_outside_data``.
+    """
     opts = read_options("idx source", options, IDX_OPTIONS)
+    allow = allow_outside_data
     files = {
-        key: resolve_path(f"idx source: {key}", opts[key], base_dir)
+        key: resolve_path(
+            f"idx source: {key}",
+            opts[key],
+            base_dir,
+            field=f"data.source.{key}",
+            allow_outside_data=allow,
+        )
         for key in ARRAY_OF
         if opts[key] is not None
     }
     if opts["path"] is not None:
-        folder = resolve_path("idx source", opts["path"], base_dir)
+        folder = resolve_path("idx source", opts["path"], base_dir, allow_outside_data=allow)
         if not folder.is_dir():
             raise DataError(f"{opts['path']}: must be a folder holding the IDX files")
         for key, (stem, rank) in STANDARD_NAMES.items():
             found = _find_standard(folder, stem, rank)
             if key not in files and found is not None:
-                files[key] = found
+                given = str(Path(opts["path"]) / found.name)
+                files[key] = inside_folder("data.source.path", given, found, base_dir, allow)
     for pair in (("images", "labels"), ("test_images", "test_labels")):
         given = [k for k in pair if k in files]
         if len(given) == 1 or (pair[0] == "images" and not given):

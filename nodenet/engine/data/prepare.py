@@ -27,9 +27,11 @@ from nodenet.engine.data.base import (
 )
 from nodenet.engine.data.files import load_csv, load_npz
 from nodenet.errors import DataError
+from nodenet.safeio import over_budget, size_of
 
 Shape = tuple
 SOURCE_KINDS = ("builtin", "csv", "npz", "idx")
+MAX_PREVIEW_CLASSES = 10_000  # larger labels get no class balance in the preview
 
 
 @dataclass
@@ -71,10 +73,18 @@ class PreparedData:
 # -- sources ------------------------------------------------------------------------
 
 
-def load_source(source: Any, base_dir: Path | None = None, seed: int = 1671) -> Dataset:
+def load_source(
+    source: Any,
+    base_dir: Path | None = None,
+    seed: int = 1671,
+    *,
+    allow_outside_data: bool = False,
+) -> Dataset:
     """Read ``data.source`` (``{"kind": "builtin", "name": "digits"}``, ...) into a Dataset.
 
-    Paths are relative to ``base_dir`` (the project file's folder). ``seed``
+    Paths are relative to ``base_dir`` (the project file's folder) and must
+    resolve inside it unless ``allow_outside_data`` (else
+    :class:`nodenet.errors.OutsideDataError`, naming the field). ``seed``
     drives the synthetic generators unless the source gives its own ``seed``.
     Raises :class:`DataError` naming the file, option or array at fault.
     """
@@ -88,11 +98,11 @@ def load_source(source: Any, base_dir: Path | None = None, seed: int = 1671) -> 
     if kind == "builtin":
         dataset = load_builtin(options.pop("name", None), options, seed)
     elif kind == "csv":
-        dataset = load_csv(options, base_dir)
+        dataset = load_csv(options, base_dir, allow_outside_data=allow_outside_data)
     elif kind == "npz":
-        dataset = load_npz(options, base_dir)
+        dataset = load_npz(options, base_dir, allow_outside_data=allow_outside_data)
     elif kind == "idx":
-        dataset = idx.load_idx(options, base_dir)
+        dataset = idx.load_idx(options, base_dir, allow_outside_data=allow_outside_data)
     else:
         raise DataError(f"data.source.kind must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
     return check_dataset(dataset)
@@ -131,11 +141,16 @@ def builtin_datasets() -> list[dict[str, Any]]:
 
 
 def describe_source(
-    source: Any, base_dir: Path | None = None, seed: int = 1671, rows: int = 5
+    source: Any,
+    base_dir: Path | None = None,
+    seed: int = 1671,
+    rows: int = 5,
+    *,
+    allow_outside_data: bool = False,
 ) -> dict[str, Any]:
     """A plain-data summary for a preview: arrays (shape, dtype, range), class balance,
     the first ``rows`` samples (flattened, at most 12 values each). JSON-friendly."""
-    ds = load_source(source, base_dir, seed)
+    ds = load_source(source, base_dir, seed, allow_outside_data=allow_outside_data)
     arrays = {
         name: {
             "shape": list(a.shape),
@@ -149,7 +164,13 @@ def describe_source(
     for name, a in ds.arrays.items():
         stem = name[: -len("_test")] if ds.is_test_name(name) else name
         labelled = stem in ds.meta.classes or (ds.meta.task == "classification" and stem == "y")
-        if labelled and a.ndim == 1 and a.dtype.kind in "iu" and a.min() >= 0:
+        if (
+            labelled
+            and a.ndim == 1
+            and a.dtype.kind in "iu"
+            and a.min() >= 0
+            and a.max() < MAX_PREVIEW_CLASSES  # a label of 10**12 must not allocate 8 TB
+        ):
             counts = np.bincount(a).tolist()
             names = ds.meta.classes.get(stem) or [str(i) for i in range(len(counts))]
             balance[name] = dict(
@@ -226,6 +247,8 @@ def prepare(
     base_dir: Path | None = None,
     seed: int = 1671,
     dataset: Dataset | None = None,
+    *,
+    allow_outside_data: bool = False,
 ) -> PreparedData:
     """Load, split and preprocess the data of a project for its Input and Output nodes.
 
@@ -238,6 +261,8 @@ def prepare(
     base_dir : the project file's folder, for relative paths.
     seed : the run's seed (synthetic data, and the split unless ``split.seed``).
     dataset : an already loaded dataset, instead of ``data_config["source"]``.
+    allow_outside_data : read files outside ``base_dir`` too (default: refuse
+        them with :class:`nodenet.errors.OutsideDataError`).
 
     Raises
     ------
@@ -247,7 +272,9 @@ def prepare(
     if not isinstance(data_config, Mapping):
         raise DataError("data must be an object")
     if dataset is None:
-        ds = load_source(data_config.get("source"), base_dir, seed)
+        ds = load_source(
+            data_config.get("source"), base_dir, seed, allow_outside_data=allow_outside_data
+        )
     else:
         ds = check_dataset(Dataset(dict(dataset.arrays), dataset.meta))
     pre = preprocess.read_preprocess(data_config.get("preprocess") or {})
@@ -340,8 +367,20 @@ def _fit_stats(inputs, input_specs, pre, train, meta: PreparedMeta) -> dict[str,
     return stats
 
 
+def _check_budget(node: str, name: str, array: np.ndarray, shape: tuple) -> None:
+    """Refuse, before allocating, prepared float32 arrays larger than the memory budget."""
+    size = max(size_of((len(array), *shape), 4), array.size * 4)
+    reason = over_budget(size)
+    if reason is not None:
+        raise DataError(
+            f"{node}: the data ({name!r}, {len(array)} samples for shape {tuple(shape)}) "
+            f"would take {reason}"
+        )
+
+
 def _input(node: str, name: str, array: np.ndarray, spec: tuple, scale, stats) -> np.ndarray:
     shape, dtype = spec
+    _check_budget(node, name, array, shape)
     if dtype == "int32":
         if array.dtype.kind == "f" and not (array == np.round(array)).all():
             raise DataError(
@@ -360,6 +399,7 @@ def _target(
     node: str, name: str, array: np.ndarray, spec: tuple, pre, ds: Dataset, meta: PreparedMeta
 ) -> np.ndarray:
     shape, loss = spec
+    _check_budget(node, name, array, shape)
     encoding = preprocess.pick(pre["target_encoding"], (node, name), "auto")
     classes = ds.meta.classes.get(name)
     target, meta.encodings[node] = preprocess.encode_target(

@@ -121,9 +121,11 @@ class DataPanel(QScrollArea):
 
     def _build_source(self) -> None:
         self.kind = QComboBox()
+        self.kind.setToolTip("Where the data comes from: a built-in dataset or a file")
         for key, text in KINDS.items():
             self.kind.addItem(text, key)
         self.dataset = QComboBox()
+        self.dataset.setToolTip("The built-in dataset (its description is on each entry)")
         for name, info in self.datasets.items():
             self.dataset.addItem(f"{name} ({info['task']})", name)
             index = self.dataset.count() - 1
@@ -133,7 +135,9 @@ class DataPanel(QScrollArea):
         self.options_form: ParamForm | None = None
         self._options_of: str | None = None
         self.path = QLineEdit()
+        self.path.setToolTip("The data file (or folder), relative to the project's folder")
         self.test_path = QLineEdit()
+        self.test_path.setToolTip("A separate test file with the same columns (optional)")
         self.test_path.setPlaceholderText("optional: a file with the same columns")
         self.csv_form = ParamForm(CSV_SPECS)
         self.source_box = QGroupBox("Source")
@@ -258,6 +262,11 @@ class DataPanel(QScrollArea):
             mapping = self.data.get(key) or {}
             for node in nodes:
                 combo = QComboBox()
+                combo.setToolTip(
+                    f"The array that feeds {node.id}"
+                    if key == "inputs"
+                    else f"The array {node.id} is trained to predict"
+                )
                 combo.addItem(AUTO, None)
                 names = list(self._names)
                 if mapping.get(node.id) and mapping[node.id] not in names:
@@ -444,6 +453,7 @@ def _with_button(edit: QLineEdit, slot) -> QWidget:
     row.setContentsMargins(0, 0, 0, 0)
     row.addWidget(edit, 1)
     button = QPushButton("Browse…")
+    button.setToolTip("Choose the file")
     button.clicked.connect(slot)
     row.addWidget(button)
     return host

@@ -184,6 +184,7 @@ class ParamForm(QWidget):
         boxes = {}
         for choice in spec.choices:
             box = QCheckBox(str(choice))
+            box.setToolTip(f"{spec.help} ({choice})" if spec.help else str(choice))
             row.addWidget(box)
             boxes[choice] = box
         row.addStretch(1)

@@ -136,6 +136,7 @@ class TrainingPanel(QWidget):
         top.addWidget(self.progress, 1)
         top.addWidget(self.rate)
         self.banner = QFrame()
+        self.banner.setObjectName("run_banner")  # its style must not frame the label too
         banner_row = QHBoxLayout(self.banner)
         banner_row.setContentsMargins(8, 4, 4, 4)
         banner_row.addWidget(self.message, 1)
@@ -163,10 +164,16 @@ class TrainingPanel(QWidget):
 
     def _build_actions(self) -> None:
         self.run_action = QAction("&Run training", self)
-        self.run_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.run_action.setShortcuts([QKeySequence("Ctrl+R"), QKeySequence("F5")])
+        self.run_action.setToolTip("Train the model on its data (Ctrl+R, F5)")
+        self.run_action.setStatusTip("Train the model; the graph is read-only while it runs")
         self.run_action.triggered.connect(self.run)
         self.stop_action = QAction("&Stop training", self)
-        self.stop_action.setShortcuts([QKeySequence("Ctrl+."), QKeySequence(Qt.Key.Key_Escape)])
+        self.stop_action.setShortcuts(
+            [QKeySequence("Ctrl+."), QKeySequence(Qt.Key.Key_Escape), QKeySequence("Shift+F5")]
+        )
+        self.stop_action.setToolTip("Stop training after the current batch (Esc)")
+        self.stop_action.setStatusTip("Stop after the current batch, keeping the weights so far")
         self.stop_action.triggered.connect(self.stop)
         for action in (self.run_action, self.stop_action):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -269,7 +276,11 @@ class TrainingPanel(QWidget):
 
     def show_message(self, text: str, kind: str = "error") -> None:
         self.message.setText(text)
-        self.banner.setStyleSheet(f"QFrame {{ {BANNER_STYLES[kind]} }}")
+        style = BANNER_STYLES[kind]
+        text_colour = style.rsplit("color:", 1)[1]
+        self.banner.setStyleSheet(
+            f"QFrame#run_banner {{ {style} }} QLabel {{ color:{text_colour} }}"
+        )
         self.banner.show()
 
     @Slot()

@@ -7,7 +7,9 @@ training. Curves downsample (``peak``) and clip to the view.
 
 A *run* is one press of Run: its colour, its settings and its history. Runs of
 the same project stay overlaid until the project is replaced; the run list
-shows or hides each one.
+shows or hides each one. The newest :data:`MAX_RUNS` (one per colour) are kept:
+each run's curves cost memory and drawing time, so a long session drops its
+oldest finished runs.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ RUN_COLOURS = (
     "#7f7f7f",
     "#bcbd22",
 )
+# runs kept, one per colour: a new run drops the oldest finished ones beyond this
+MAX_RUNS = len(RUN_COLOURS)
 NOT_PLOTTED = {"epoch", "epochs", "epoch_seconds", "step", "batch", "batches", "samples_per_sec"}
 LOSS, LEARNING_RATE, BATCH = "loss", "learning_rate", "batch_loss"
 TEXT_COLOUR = "#303030"
@@ -127,6 +131,7 @@ class TrainingPlots(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.runs: dict[int, RunRecord] = {}
+        self.max_runs = MAX_RUNS
         self.plots: dict[str, pg.PlotItem] = {}
         self._widgets: dict[str, pg.PlotWidget] = {}
         self._next_id = 1
@@ -191,7 +196,14 @@ class TrainingPlots(QWidget):
         self.run_list.blockSignals(True)
         self.run_list.addItem(item)
         self.run_list.blockSignals(False)
+        self._drop_old_runs()
         return run_id
+
+    def _drop_old_runs(self) -> None:
+        """Keep the newest ``max_runs`` runs (runs still training are never dropped)."""
+        finished = [i for i, record in self.runs.items() if record.status != "running"]
+        for run_id in finished[: max(0, len(self.runs) - self.max_runs)]:
+            self.remove_run(run_id)
 
     def add_batch(self, run_id: int, logs: dict[str, Any]) -> None:
         """Record a batch's smoothed loss at its fractional epoch."""

@@ -146,6 +146,7 @@ class SettingsPanel(QScrollArea):
         host = QWidget()
         self.setWidget(host)
         self.optimizer_name = QComboBox()
+        self.optimizer_name.setToolTip("The optimizer that updates the weights")
         self.optimizer_name.addItems(list(OPTIMIZER_NAMES))
         self.learning_rate = LearningRateEditor()
         self.optimizer_form: ParamForm | None = None

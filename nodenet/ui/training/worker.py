@@ -102,7 +102,7 @@ class TrainingWorker(QObject):
             )
         except Exception as err:  # a bug must not take the application down
             traceback.print_exc(file=sys.stderr)
-            self.failed.emit(f"unexpected error ({type(err).__name__}): {err}")
+            self.failed.emit(describe_failure(err))
         else:
             self.finished.emit(result)
         finally:
@@ -151,7 +151,14 @@ class TrainingWorker(QObject):
                 "weights_error": None,
             }
         except (OSError, NodenetError) as err:
-            return {"weights_file": None, "weights_error": f"{self.save_to}: {err}"}
+            return {"weights_file": None, "weights_error": str(err)}
+
+
+def describe_failure(err: Exception) -> str:
+    """One sentence for an unexpected exception (a failing block is already named by the
+    engine, which raises a TrainingError for it)."""
+    what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return f"unexpected error ({what})"
 
 
 def leave_a_core() -> contextlib.AbstractContextManager:
