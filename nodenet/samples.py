@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from nodenet.engine import builtin_datasets
-from nodenet.errors import ProjectFileError
+from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.project import Project, load
 from nodenet.safeio import bundled_samples
 
@@ -84,12 +84,20 @@ def sample_dir() -> Path | None:
     return folders[0] if folders else None
 
 
-def list_samples() -> list[Sample]:
-    """Every sample, in its ``order`` (then by name). Files without a ``sample`` key are skipped."""
+def list_samples(skip_unreadable: bool = False) -> list[Sample]:
+    """Every sample, in its ``order`` (then by name). Files without a ``sample`` key are skipped.
+
+    A file that cannot be read raises, unless ``skip_unreadable`` (the GUI's galleries)
+    leaves it out.
+    """
     folder = sample_dir()
-    if folder is None:
-        return []
-    found = [read_sample(path) for path in sorted(folder.glob("*.json"))]
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder is not None else []:
+        try:
+            found.append(read_sample(path))
+        except NodenetError:
+            if not skip_unreadable:
+                raise
     return sorted((s for s in found if s is not None), key=lambda s: (s.order, s.name))
 
 

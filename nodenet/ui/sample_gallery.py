@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from nodenet.errors import NodenetError
 from nodenet.project import Project, load
-from nodenet.samples import Sample, list_samples, load_sample, read_sample, sample_dir
+from nodenet.samples import Sample, list_samples, load_sample, read_sample
 from nodenet.ui.canvas import style
 from nodenet.ui.document import Document
 
@@ -66,23 +66,6 @@ _thumbnails: dict[tuple[str, int, int, float], tuple[int, QImage]] = {}
 
 
 # -- finding and opening samples ---------------------------------------------------------
-
-
-def available_samples() -> list[Sample]:
-    """:func:`list_samples`, leaving out a sample file that cannot be read instead of failing."""
-    try:
-        return list_samples()
-    except NodenetError:
-        pass
-    folder, found = sample_dir(), []
-    for path in sorted(folder.glob("*.json")) if folder is not None else []:
-        try:
-            sample = read_sample(path)
-        except NodenetError:
-            continue
-        if sample is not None:
-            found.append(sample)
-    return sorted(found, key=lambda s: (s.order, s.name))
 
 
 def open_sample_copy(path: str | Path) -> Project:
@@ -249,7 +232,7 @@ class SampleGallery(QWidget):
         self.grid.setSpacing(GAP)
         self.cards: list[SampleCard] = []
         self.columns = 0
-        for sample in available_samples() if samples is None else samples:
+        for sample in list_samples(skip_unreadable=True) if samples is None else samples:
             try:
                 card = SampleCard(sample, self)
             except (NodenetError, OSError):  # a broken sample file: leave it out of the gallery

@@ -187,7 +187,6 @@ def test_a_broken_sample_file_is_left_out_of_the_gallery(start, tmp_path, monkey
     shutil.copy(SAMPLE, tmp_path / "good.json")
     (tmp_path / "broken.json").write_text('{"format": "nodenet", "nodes": [')
     monkeypatch.setattr("nodenet.samples.sample_dir", lambda: tmp_path)
-    monkeypatch.setattr("nodenet.ui.sample_gallery.sample_dir", lambda: tmp_path)
     window = start()
     assert [card.sample.name for card in window.welcome.page.gallery.cards] == ["good"]
 
