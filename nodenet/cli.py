@@ -7,6 +7,7 @@ With ``--json`` a command prints exactly one JSON document on stdout.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -188,6 +189,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nodenet.engine.runner import build_run, load_arrays
+    from nodenet.errors import DataError
     from nodenet.project import write_file
 
     run = build_run(_load(args.file), load_data=False)
@@ -196,7 +198,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ids = run.model.input_ids
     if len(ids) == 1 and ids[0] not in arrays and len(arrays) == 1:
         arrays = {ids[0]: next(iter(arrays.values()))}
-    outputs = run.model.predict(arrays)
+    try:
+        outputs = run.model.predict(arrays)
+    except DataError as err:  # the inputs do not fit the model: the --input file is at fault
+        raise DataError(f"{args.input}: {err}") from None
     buffer = io.BytesIO()
     np.savez(buffer, **outputs)
     write_file(args.output, buffer.getvalue())
@@ -249,6 +254,9 @@ def cmd_import_keras(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    from nodenet.platform_check import check_gui_platform
+
+    check_gui_platform()  # before Qt, which aborts the process when it cannot open a window
     try:
         from nodenet.ui.app import run
     except ImportError as err:
@@ -279,11 +287,26 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 _NO_JSON = ("predict", "export", "import-keras")
 
 
+def _training_count(name: str) -> Callable[[str], int]:
+    """An argparse type: a whole number in the range of the project's ``training.<name>``."""
+
+    def parse(text: str) -> int:
+        from nodenet.engine.settings import TRAINING_PARAMS
+
+        param = next(p for p in TRAINING_PARAMS if p.name == name)
+        try:
+            return param.coerce(int(text))
+        except (ValueError, NodenetError):
+            raise argparse.ArgumentTypeError(f"must be {param.expected()} (got {text!r})") from None
+
+    return parse
+
+
 def _add_options(name: str, p: argparse.ArgumentParser) -> None:
     if name == "train":
         p.add_argument(
             "--epochs",
-            type=int,
+            type=_training_count("epochs"),
             help="override the project's epochs (0 writes the freshly initialized weights)",
         )
         p.add_argument(
@@ -352,21 +375,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _looks_like_a_file(word: str) -> bool:
+    return Path(word).exists() or "/" in word or word.endswith(".json")
+
+
+def _not_a_command(word: str) -> str:
+    """The usage error for a first word that is neither a command nor a file."""
+    commands = ["gui", *COMMANDS]
+    close = difflib.get_close_matches(word, commands, n=1)
+    if close:
+        return f"nodenet: {word!r} is not a nodenet command; did you mean {close[0]!r}?"
+    return (
+        f"nodenet: {word!r} is neither a nodenet command nor a file; the commands are "
+        f"{', '.join(commands)} (nodenet --help)"
+    )
+
+
+def _naming_the_file(args: argparse.Namespace, message: str) -> str:
+    """``message``, led by the command's FILE unless it already names a file it was given."""
+    given = [
+        str(value)
+        for key in ("file", "weights", "input", "output", "weights_out", "history_out")
+        if (value := getattr(args, key, None))
+    ]
+    if args.run is cmd_gui or not args.file or any(path in message for path in given):
+        return message
+    return f"{args.file}: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     known = {"gui", *COMMANDS, "-h", "--help", "--version"}
-    if not argv or argv[0] == "--new" or (argv[0] not in known and not argv[0].startswith("-")):
+    word = argv[0] if argv else None
+    if word is None or word == "--new":
+        argv = ["gui", *argv]
+    elif word not in known and not word.startswith("-"):
+        if not _looks_like_a_file(word):  # a mistyped command, not a file to open
+            print(_not_a_command(word), file=sys.stderr)
+            return EXIT_USAGE
         argv = ["gui", *argv]
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except ValidationError as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
+            print(_naming_the_file(args, str(problem)), file=sys.stderr)
         return EXIT_PROBLEMS
     except NodenetError as err:
-        print(f"nodenet: {err}", file=sys.stderr)
+        print(f"nodenet: {_naming_the_file(args, str(err))}", file=sys.stderr)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         print("nodenet: interrupted", file=sys.stderr)

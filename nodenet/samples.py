@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from nodenet.engine import builtin_datasets
+from nodenet.engine.data.real import EXTRA_HINT
 from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.project import Project, load
 from nodenet.safeio import bundled_samples
@@ -162,7 +163,7 @@ def with_fallback(project: Project) -> tuple[Project, str | None]:
     source = project.data.get("source", {}).get("name", "another dataset")
     note = (
         f"{project.name}: the dataset {fallback.get('missing')!r} is not installed "
-        f"(pip install 'nodenet[datasets]'); running the sample on {source!r} instead"
+        f"({EXTRA_HINT}); running the sample on {source!r} instead"
     )
     return project, note
 

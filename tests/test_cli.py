@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,77 @@ def test_console_script_runs_as_a_separate_process():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["total_params"] == 10_309
+
+
+@pytest.fixture
+def gui_calls(monkeypatch):
+    """The GUI command replaced by a recorder: which file it would open."""
+    import nodenet.cli
+
+    calls = []
+
+    def fake_gui(args):
+        calls.append((args.file, args.new))
+        return 0
+
+    monkeypatch.setattr(nodenet.cli, "cmd_gui", fake_gui)
+    return calls
+
+
+def test_a_first_word_that_is_a_file_opens_the_gui(gui_calls, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model").write_text("{}")  # an existing file, whatever its name
+    for argv in (["some/file.json"], ["missing.json"], ["model"], ["x.json", "--new"], []):
+        assert main(argv) == 0, capsys.readouterr().err
+    assert main(["--new"]) == 0
+    assert gui_calls == [
+        ("some/file.json", False),
+        ("missing.json", False),
+        ("model", False),
+        ("x.json", True),
+        (None, False),
+        (None, True),
+    ]
+
+
+def test_a_mistyped_command_is_named_with_the_closest_one(gui_calls, capsys):
+    assert main(["trian", "x.json"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "nodenet: 'trian' is not a nodenet command; did you mean 'train'?\n"
+    assert out == "" and gui_calls == []
+    assert main(["sumary", "x.json"]) == 2
+    assert "did you mean 'summary'?" in capsys.readouterr().err
+
+
+def test_a_word_like_no_command_lists_the_commands(gui_calls, capsys):
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'frobnicate' is neither a nodenet command nor a file" in err
+    assert "train" in err and "import-keras" in err and gui_calls == []
+
+
+def test_an_unknown_word_never_reaches_qt_without_a_display():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "nodenet", "trian", "x.json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "nodenet: 'trian' is not a nodenet command; did you mean 'train'?\n"
+
+
+def test_errors_name_the_file_they_are_about(capsys, tmp_path):
+    doc = json.loads((FIXTURES / "otto_mlp.json").read_text())
+    doc["nodes"][1]["params"]["units"] = 0
+    path = tmp_path / "bad_units.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "summary", str(path))
+    assert code == 1
+    assert err.splitlines() == [f"{path}: dense_1: units must be an integer >= 1 (got 0)"]
+    # a message that already names a file the command was given is left as it is
+    code, _, err = run(capsys, "summary", str(tmp_path / "missing.json"))
+    assert err.count("missing.json") == 1

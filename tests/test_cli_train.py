@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nodenet.cli import main
 from nodenet.engine.model import Model
@@ -106,7 +107,20 @@ def test_a_project_without_data_says_so(tmp_path, capsys):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(doc))
     assert main(["train", str(path)]) == 1
-    assert "no data source" in capsys.readouterr()[1]
+    err = capsys.readouterr()[1]
+    assert err.startswith(f"nodenet: {path}: ") and "no data source" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("epochs", ["-3", "100001", "x", "1.5"])
+def test_out_of_range_epochs_are_a_usage_error_naming_the_option(tmp_path, capsys, epochs):
+    path = copy_sample(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(path), "--epochs", epochs])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr()[1]
+    assert f"argument --epochs: must be an integer from 0 to 100000 (got '{epochs}')" in err
+    assert not (tmp_path / "digits_mlp.weights.npz").exists()
 
 
 def test_ctrl_c_stops_training_cleanly_and_saves_complete_files(tmp_path):
@@ -161,3 +175,17 @@ def test_train_runs_on_a_copy_of_the_sample_folder(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_inputs_that_do_not_fit_name_the_input_file(tmp_path, capsys):
+    path = copy_sample(tmp_path)
+    weights = tmp_path / "w.npz"
+    Model(load(path)).save_weights(weights)
+    wrong = tmp_path / "wrong_inputs.npz"
+    np.savez(wrong, a=np.zeros((2, 64), np.float32), b=np.zeros((2, 3), np.float32))
+    out = tmp_path / "y.npz"
+    argv = ["predict", str(path), "--weights", str(weights), "--input", str(wrong)]
+    assert main([*argv, "--output", str(out)]) == 1
+    err = capsys.readouterr()[1]
+    assert err == f"nodenet: {wrong}: no data for the Input 'pixels'\n"
+    assert not out.exists()

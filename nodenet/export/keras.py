@@ -25,6 +25,7 @@ from nodenet.export._common import (
     split_weights,
 )
 from nodenet.export._data_code import describe_data, holds_validation, load_data_source
+from nodenet.keras_backend import PREFERENCE, backend_choice_source
 from nodenet.project import Project
 
 OPTIMIZERS = {
@@ -70,7 +71,7 @@ def export_keras(project: Project, weights: Weights | None = None) -> ExportedCo
         parts.append(_CLASS_WEIGHTS)
     parts.append(_main(graph, grouped is not None))
     body = "\n\n\n".join(parts)
-    source = f"{_docstring(graph, grouped is not None)}\n\n{import_block(body)}\n\n{body}\n"
+    source = f"{_docstring(graph, grouped is not None)}\n\n{_imports(body)}\n\n{body}\n"
     npz = None
     if grouped is not None:
         npz = npz_bytes(
@@ -83,13 +84,29 @@ def export_keras(project: Project, weights: Weights | None = None) -> ExportedCo
     return ExportedCode(source, npz)
 
 
+def _imports(body: str) -> str:
+    """The imports ``body`` needs, the backend choice between the standard library's and
+    Keras's: Keras reads KERAS_BACKEND once, when it is imported."""
+    choice = backend_choice_source()
+    stdlib, third_party = import_block(f"{body}\n{choice}").split("\n\n")
+    lines = [*stdlib.splitlines(), "import importlib.util"]
+    plain = sorted((line for line in lines if line.startswith("import ")), key=_module)
+    froms = [line for line in lines if line.startswith("from ")]
+    return "\n".join([*plain, *froms]) + f"\n\n{choice}\n\n{third_party}"
+
+
+def _module(import_line: str) -> str:
+    return import_line.split()[1]
+
+
 def _docstring(graph: Graph, with_weights: bool) -> str:
     lines = [
         f'"""{banner(graph.project, "a Keras 3 model")}',
         "",
         "build_model() is the nodenet graph as a functional model, compile_model() its",
         "loss, metrics and optimizer; running this file trains it on the project's data.",
-        "It runs on any Keras 3 backend (set KERAS_BACKEND to torch, jax or tensorflow).",
+        "It runs on any Keras 3 backend: the one KERAS_BACKEND names, else the first",
+        f"installed of {', '.join(PREFERENCE)} (main() prints which).",
     ]
     if with_weights:
         lines += [
@@ -258,6 +275,7 @@ def _main(graph: Graph, with_weights: bool) -> str:
         "parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
         'parser.add_argument("--epochs", type=int, default=EPOCHS)',
         "args = parser.parse_args()",
+        'print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")',
         "keras.utils.set_random_seed(SEED)",
         "data = load_data()",
         "model = build_model()",

@@ -90,5 +90,8 @@ def run(path: str | None, new: bool = False) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     window = start_window(path, new)
-    window.show()
+    if window.start_maximized:  # a small screen: all of it
+        window.showMaximized()
+    else:
+        window.show()
     return app.exec()

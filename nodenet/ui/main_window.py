@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -32,17 +32,20 @@ from PySide6.QtWidgets import (
 from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.export import import_keras
 from nodenet.project import Project, load
+from nodenet.samples import with_fallback
 from nodenet.ui import autosave
 from nodenet.ui.app import RecentFiles, app_settings
 from nodenet.ui.document import Document, Selection, new_project
 from nodenet.ui.export_dialog import ExportDialog
 from nodenet.ui.inspector import Inspector
+from nodenet.ui.notice import NoticeBar
 from nodenet.ui.palette import Palette
 from nodenet.ui.sample_gallery import open_sample_copy
 from nodenet.ui.shortcuts import finish_actions
 from nodenet.ui.summary import ProblemsView, SummaryView
 from nodenet.ui.training import TrainingPanel
 from nodenet.ui.welcome import Welcome
+from nodenet.ui.window_layout import fit_to_screen, grow_run_area
 
 FILE_FILTER = "nodenet projects (*.json);;All files (*)"
 KERAS_FILTER = "Keras models (*.json *.keras);;All files (*)"
@@ -90,8 +93,10 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label)
         self._connect()
-        self.resize(1440, 880)
-        self._restore_window_state()
+        restored = self._restore_window_state()
+        self.notice.clear()  # a notice belongs to the project it was about
+        self.start_maximized = fit_to_screen(self, restored)  # show() honours it
+        self._placed = False
         self._document_changed()
         self._update_title()
         self.work_guard = autosave.install(self)  # autosave; offer what a crash left
@@ -239,11 +244,16 @@ class MainWindow(QMainWindow):
         bar.addActions([self.training_panel.run_action, self.training_panel.stop_action])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.toolbar = bar
+        self.addToolBarBreak()
+        self.notice = NoticeBar(self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.notice)
 
     def _connect(self) -> None:
         doc = self.document
         doc.dirtyChanged.connect(self._update_title)
         doc.projectReplaced.connect(self._update_title)
+        doc.projectReplaced.connect(self.notice.clear)
+        self.training_panel.revealRequested.connect(self.show_run_view)
         doc.analysisChanged.connect(self._document_changed)
         doc.readOnlyChanged.connect(self._read_only_changed)
         stack = doc.undo_stack
@@ -273,26 +283,32 @@ class MainWindow(QMainWindow):
         return self.open_file(path) if path else False
 
     def open_file(self, path: str | Path, ask: bool = True) -> bool:
-        """Open a project file; if it cannot be read, say why and keep the current project."""
-        project = self._load(path)
-        if project is None or (ask and not self.maybe_save()):
+        """Open a project file; if it cannot be read, say why and keep the current project.
+
+        A sample whose dataset is not installed runs on its stand-in, and a notice
+        says so with the command that installs the real one.
+        """
+        loaded = self._load(path, lambda p: with_fallback(load(p)))
+        if loaded is None or (ask and not self.maybe_save()):
             return False
+        project, note = loaded
         self.document.replace_project(project)
         self.recent.add(path)
-        self._report_opened(project)
+        self._report_opened(project, note)
         return True
 
     def open_sample(self, path: str | Path, ask: bool = True) -> bool:
         """Open a bundled sample as a new, unsaved project (Save asks where to put it)."""
-        project = self._load(path, open_sample_copy)
-        if project is None or (ask and not self.maybe_save()):
+        loaded = self._load(path, open_sample_copy)
+        if loaded is None or (ask and not self.maybe_save()):
             return False
+        project, note = loaded
         project.path = None
         self.document.replace_project(project)
-        self._report_opened(project)
+        self._report_opened(project, note)
         return True
 
-    def _load(self, path: str | Path, read=load) -> Project | None:
+    def _load(self, path: str | Path, read):
         try:
             return read(path)
         except ProjectFileError as err:
@@ -304,7 +320,9 @@ class MainWindow(QMainWindow):
             )
             return None
 
-    def _report_opened(self, project: Project) -> None:
+    def _report_opened(self, project: Project, note: str | None = None) -> None:
+        if note:
+            self.notice.show_notice(note)
         count = len(self.document.analysis.problems)
         suffix = f" — {count} problem(s), see Problems" if count else ""
         self.show_message(f"Opened {project.name}{suffix}")
@@ -343,20 +361,33 @@ class MainWindow(QMainWindow):
         return True
 
     def maybe_save(self) -> bool:
-        """Ask before unsaved work is lost. True: go on (saved or discarded); False: cancel."""
-        if not self.document.is_dirty():
+        """Ask before unsaved work is lost: edits, or trained weights not yet written.
+
+        True: go on (saved or discarded); False: cancel.
+        """
+        edits, weights = self.document.is_dirty(), self.training_panel.weights_unsaved
+        if not edits and not weights:
             return True
+        name = self.document.project.name
+        if edits and weights:
+            text = f"Save the changes to {name} and its trained weights?"
+        elif edits:
+            text = f"Save the changes to {name}?"
+        else:
+            text = f"The weights trained for {name} are not saved. Save them?"
         buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
             self,
-            "Unsaved changes",
-            f"Save the changes to {self.document.project.name}?",
+            "Unsaved changes" if edits else "Unsaved trained weights",
+            text,
             buttons.Save | buttons.Discard | buttons.Cancel,
             buttons.Save,
         )
-        if answer == buttons.Save:
-            return self.save()
-        return answer == buttons.Discard
+        if answer != buttons.Save:
+            return answer == buttons.Discard
+        if edits or self.document.project.path is None:
+            return self.save()  # writes the weights too once the project has a file
+        return self.training_panel.save_weights() is not None
 
     def import_keras_dialog(self) -> bool:
         folder = str(self.document.project.path.parent) if self.document.project.path else ""
@@ -458,6 +489,22 @@ class MainWindow(QMainWindow):
         centres = [item.sceneBoundingRect().center() for item in nodes.values()]
         return [(c.x(), c.y()) for c in centres]
 
+    def show_run_view(self) -> None:
+        """Bring the Run panel forward, with room for its curves (Run, Evaluate, Ctrl+R)."""
+        dock = self.docks["training"]
+        dock.show()
+        dock.raise_()
+        QTimer.singleShot(0, self._grow_run_area)  # once the raised panel has its layout
+
+    def _grow_run_area(self, tries: int = 3) -> None:
+        """Grow the Run dock until its curves have their height; a resize settles over a
+        few layout passes, so look again after each (at most ``tries`` times)."""
+        panel = self.training_panel
+        if panel.tabs.currentWidget() is not panel.plots:
+            return
+        if grow_run_area(self, self.docks["training"], panel.plots.main_plot()) and tries > 1:
+            QTimer.singleShot(0, lambda: self._grow_run_area(tries - 1))
+
     def show_node(self, node_id: str) -> None:
         """Select a block and bring it into view (from the summary or the problems)."""
         self.selection.set([node_id])
@@ -500,18 +547,26 @@ class MainWindow(QMainWindow):
 
     # -- window life ------------------------------------------------------------------------------
 
-    def _restore_window_state(self) -> None:
+    def _restore_window_state(self) -> bool:
+        """The saved window geometry and dock layout; False when none was saved."""
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        restored = geometry is not None and self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        return bool(restored)
 
     def save_window_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._placed:  # the frame is known now: keep all of it on the screen
+            self._placed = True
+            if not self.isMaximized():
+                fit_to_screen(self, restored=True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():

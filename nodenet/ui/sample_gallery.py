@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from nodenet.errors import NodenetError
 from nodenet.project import Project, load
-from nodenet.samples import Sample, list_samples, load_sample, read_sample
+from nodenet.samples import Sample, list_samples, load_sample, with_fallback
 from nodenet.ui.canvas import style
 from nodenet.ui.document import Document
 
@@ -68,16 +68,16 @@ _thumbnails: dict[tuple[str, int, int, float], tuple[int, QImage]] = {}
 # -- finding and opening samples ---------------------------------------------------------
 
 
-def open_sample_copy(path: str | Path) -> Project:
-    """The sample at ``path`` as an untitled project (Save asks where to put it).
+def open_sample_copy(path: str | Path) -> tuple[Project, str | None]:
+    """The sample at ``path`` as an untitled project (Save asks where to put it), and
+    the sentence saying which stand-in dataset it runs on, if any.
 
-    Its fallback applies when its dataset is missing (:func:`load_sample`), and
+    Its fallback applies when its dataset is missing (:func:`with_fallback`), and
     data files named relative to the sample become absolute, so the copy trains
     wherever it is saved. A project file without sample metadata opens as is.
     """
     path = Path(path)
-    sample = read_sample(path)
-    project = load_sample(sample) if sample is not None else load(path)
+    project, note = with_fallback(load(path))
     source = (project.data or {}).get("source")
     if isinstance(source, dict):
         project.data = copy.deepcopy(project.data)
@@ -86,7 +86,7 @@ def open_sample_copy(path: str | Path) -> Project:
             if isinstance(value, str) and value and not Path(value).is_absolute():
                 project.data["source"][key] = str((path.parent / value).resolve())
     project.path = None
-    return project
+    return project, note
 
 
 # -- thumbnails ------------------------------------------------------------------------

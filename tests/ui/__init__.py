@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSettings, Qt
@@ -9,6 +10,17 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 
 SAMPLE = Path(__file__).parents[2] / "sample_projects" / "digits_mlp.json"
+SCREEN = (1920, 1080)  # the offscreen screen the GUI tests run on (Qt's own default: 800x800)
+
+
+def offscreen_platform(width: int, height: int, folder: Path) -> str:
+    """A ``QT_QPA_PLATFORM`` value for Qt's offscreen platform with one screen of
+    ``width`` x ``height`` pixels (its configuration file is written into ``folder``)."""
+    screen = {"name": f"screen_{width}x{height}", "x": 0, "y": 0, "width": width}
+    screen |= {"height": height, "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}
+    config = folder / f"offscreen_{width}x{height}.json"
+    config.write_text(json.dumps({"screens": [screen]}))
+    return f"offscreen:configfile={config}"
 
 
 def isolated_settings(folder: Path) -> None:

@@ -1,10 +1,18 @@
 """UI test setup: isolated QSettings per test, and a clean clipboard at the end."""
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from nodenet.ui.main_window import MainWindow
-from tests.ui import isolated_settings
+from tests.ui import SCREEN, isolated_settings, offscreen_platform
+
+if os.environ.get("QT_QPA_PLATFORM") == "offscreen":  # before the QApplication exists
+    # a desktop-sized screen, as people have, not Qt's offscreen default of 800x800
+    os.environ["QT_QPA_PLATFORM"] = offscreen_platform(*SCREEN, Path(tempfile.mkdtemp()))
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +56,15 @@ def make_window(qtbot):
 
     def make() -> MainWindow:
         window = MainWindow()
-        # closing at teardown must not ask about unsaved work
-        qtbot.addWidget(window, before_close_func=lambda w: w.document.undo_stack.setClean())
+        qtbot.addWidget(window, before_close_func=_forget_unsaved_work)
         window.show()
         qtbot.waitExposed(window)
         return window
 
     return make
+
+
+def _forget_unsaved_work(window: MainWindow) -> None:
+    """Closing at teardown must not ask about unsaved edits or trained weights."""
+    window.document.undo_stack.setClean()
+    window.training_panel.weights_unsaved = False

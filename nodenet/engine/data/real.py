@@ -24,7 +24,7 @@ import numpy as np
 from nodenet.engine.data.base import Dataset, DatasetMeta, register_builtin
 from nodenet.errors import DataError
 
-EXTRA_HINT = "pip install 'nodenet[datasets]'"
+EXTRA_HINT = 'pip install -e ".[datasets]" in the nodenet checkout'
 
 
 def _fresh(arrays: dict[str, np.ndarray], classes: list[str] | None, **extra: Any) -> Dataset:

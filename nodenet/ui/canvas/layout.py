@@ -28,6 +28,7 @@ SWEEPS = 12
 PLACEMENT_ROUNDS = 7  # odd: the last sweep goes rightwards, so chains leave inputs straight
 COMPONENT_GAP = 2 * style.ROW_GAP
 DUMMY_HEIGHT = style.LINE_HEIGHT
+WRAP_ZOOM = 0.85  # wrapped_layout folds a long graph until it fits its view at this zoom
 
 
 @dataclass
@@ -331,3 +332,47 @@ def _pack(graph: _Graph, column: list[str], wanted: list[float]) -> list[float]:
             blocks[-1][1] += count
     z = [b[0] / b[1] for b in blocks for _ in range(int(b[1]))]
     return [zi + offset for zi, offset in zip(z, offsets, strict=True)]
+
+
+def wrapped_layout(
+    project: Project, view: tuple[float, float] = (800.0, 500.0)
+) -> dict[str, tuple[float, float]]:
+    """:func:`layered_layout` folded into bands, like lines of text, so that a long
+    chain fits a view of ``view`` (width, height) at the largest zoom.
+
+    Columns ``0 .. k-1`` form the first band, ``k .. 2k-1`` the second under it,
+    and so on; ``k`` is the largest that lets the whole drawing fit ``view`` at
+    :data:`WRAP_ZOOM` (else the one that fits it largest). A graph that fits
+    unfolded comes back as :func:`layered_layout`.
+    """
+    positions = layered_layout(project)
+    if not positions:
+        return positions
+    pitch = style.NODE_WIDTH + style.LAYER_GAP
+    columns = {node_id: round(x / pitch) for node_id, (x, _) in positions.items()}
+    bottom = max(
+        y + style.node_height(input_port_count(project, node_id))
+        for node_id, (_, y) in positions.items()
+    )
+    band = bottom - min(y for _, y in positions.values()) + COMPONENT_GAP
+    count = max(columns.values()) + 1
+    margin = 96.0  # what fitting the view leaves around the graph
+
+    def zoom(per_band: int) -> float:
+        bands = -(-count // per_band)
+        width = per_band * pitch - style.LAYER_GAP + margin
+        height = bands * band - COMPONENT_GAP + margin
+        return min(view[0] / width, view[1] / height)
+
+    readable = [k for k in range(count, 0, -1) if zoom(k) >= WRAP_ZOOM]
+    per_band = readable[0] if readable else max(range(count, 0, -1), key=zoom)
+    per_band = -(-count // -(-count // per_band))  # as many bands, evenly filled
+    if per_band >= count:
+        return positions
+    return {
+        node_id: (
+            float((columns[node_id] % per_band) * pitch),
+            float(round(y + (columns[node_id] // per_band) * band)),
+        )
+        for node_id, (_, y) in positions.items()
+    }

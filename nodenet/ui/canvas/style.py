@@ -78,7 +78,7 @@ MAX_ZOOM = 4.0
 DETAIL_ZOOM = 0.55  # below this scale cards show only their id, edges drop their labels
 OVERVIEW_ZOOM = 0.12  # below this scale cards show no text at all
 OVERVIEW_PT = 8.0  # on-screen size of the id on a zoomed-out card
-READABLE_ZOOM = 0.75  # a project opens at least this close, its inputs in view
+READABLE_ZOOM = 0.6  # a project opens at least this close, its inputs in view
 
 
 def category_color(category: str) -> str:

@@ -65,6 +65,8 @@ class CanvasView(CanvasEditing, QGraphicsView):
         self._press_positions: dict[str, QPointF] = {}
         self._paste_count = 0
         self._fitted = False
+        self._untouched = False  # as show_start left it: a resize shows the graph again
+        self._starting = False
         document.layout_engine = layered_layout
         self._setup_view()
         self.minimap = Minimap(self)
@@ -73,6 +75,7 @@ class CanvasView(CanvasEditing, QGraphicsView):
         selection.changed.connect(self._selection_from_model)
         document.readOnlyChanged.connect(self._read_only_changed)
         document.projectReplaced.connect(self._project_replaced)
+        document.undo_stack.indexChanged.connect(self._touched)
         # the shared selection follows a rename before the scene does: select again after
         document.nodeRenamed.connect(self._after_rename)
         self._read_only_changed(document.read_only)
@@ -160,7 +163,12 @@ class CanvasView(CanvasEditing, QGraphicsView):
 
     # -- zoom and pan ----------------------------------------------------------------------
 
+    def _touched(self, *_) -> None:
+        if not self._starting:
+            self._untouched = False
+
     def zoom_by(self, factor: float, anchor_under_mouse: bool = True) -> None:
+        self._touched()
         current = self.zoom()
         target = min(max(current * factor, style.MIN_ZOOM), style.MAX_ZOOM)
         if abs(target - current) < 1e-9:
@@ -204,6 +212,14 @@ class CanvasView(CanvasEditing, QGraphicsView):
         opens at that zoom with its left edge (the inputs) in view; the minimap
         and F show the rest.
         """
+        self._starting = True
+        try:
+            self._show_start()
+        finally:
+            self._starting = False
+        self._untouched = True
+
+    def _show_start(self) -> None:
         rect = self.canvas_scene.graph_rect()
         self.fit_to_view()
         if rect.isEmpty() or self.zoom() >= style.READABLE_ZOOM:
@@ -217,6 +233,7 @@ class CanvasView(CanvasEditing, QGraphicsView):
         self.minimap.schedule()
 
     def scroll_by(self, dx: float, dy: float) -> None:
+        self._touched()
         h, v = self.horizontalScrollBar(), self.verticalScrollBar()
         h.setValue(h.value() + round(dx))
         v.setValue(v.value() + round(dy))
@@ -251,6 +268,7 @@ class CanvasView(CanvasEditing, QGraphicsView):
     # -- mouse ---------------------------------------------------------------------------
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._touched()
         if self.interaction is not None:
             return
         button = event.button()
@@ -422,6 +440,8 @@ class CanvasView(CanvasEditing, QGraphicsView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        if self._fitted and self._untouched:  # the window or a dock moved, not the user
+            self.show_start()
         self._place_overlays()
 
     def showEvent(self, event: QShowEvent) -> None:

@@ -65,6 +65,7 @@ class TrainingPanel(QWidget):
     trainingStarted = Signal()  # the worker exists (``controller.worker``), not yet running
     trainingFinished = Signal(object)  # the worker's finished dict
     trainingFailed = Signal(str)
+    revealRequested = Signal()  # Run or Evaluate was asked for: the panel wants to be seen
 
     def __init__(self, document, parent: QWidget | None = None, *, batch_interval: float = 0.05):
         super().__init__(parent)
@@ -193,6 +194,7 @@ class TrainingPanel(QWidget):
         """Validate, then train a snapshot of the project in the background."""
         if self.running:
             return
+        self.revealRequested.emit()
         problems = self.document.analysis.problems
         if problems:
             lines = [f"• {p}" for p in problems[:MAX_PROBLEMS_SHOWN]]
@@ -201,14 +203,16 @@ class TrainingPanel(QWidget):
             count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
             self.show_message(f"Cannot run: the graph has {count}:\n" + "\n".join(lines))
             return
-        self._start("train", batch_interval=self.batch_interval)
         self.show_tab("Curves")
+        self._start("train", batch_interval=self.batch_interval)
 
     @Slot()
     def evaluate(self) -> None:
         """Evaluate the trained (or loaded) weights on the test split, without training."""
         if self.running or self.trained_weights is None:
             return
+        self.show_tab("Evaluation")
+        self.revealRequested.emit()
         self._start("evaluate", epochs=0, initial_weights=self.trained_weights, save_to=None)
 
     @Slot()
@@ -339,7 +343,9 @@ class TrainingPanel(QWidget):
             return
         self._prepared, self._started_at = True, time.perf_counter()
         if self._mode == "train":
-            self._run_id = self.plots.new_run(self._settings, epochs=info["epochs"])
+            self._run_id = self.plots.new_run(
+                self._settings, epochs=info["epochs"], heads=info["outputs"]
+            )
         val = f", validating on {info['val']:,}" if info["val"] else ""
         test = f", testing on {info['test']:,}" if info["test"] else ""
         self.status.setText(

@@ -7,14 +7,19 @@ training. Curves downsample (``peak``) and clip to the view.
 
 A *run* is one press of Run: its colour, its settings and its history. Runs of
 the same project stay overlaid until the project is replaced; the run list
-shows or hides each one. The newest :data:`MAX_RUNS` (one per colour) are kept:
-each run's curves cost memory and drawing time, so a long session drops its
-oldest finished runs.
+shows or hides each one. A model with several outputs logs each head's loss and
+metrics with the Output's id in front (``digit_accuracy``): each quantity goes on
+the plot of its metric (every head's accuracy on the Accuracy plot, every head's
+loss beside the total on the Loss plot), drawn in a lighter shade of the run's
+colour per head. The learning-rate strip shows only once a run's rate changes.
+The newest :data:`MAX_RUNS` (one per colour) are kept: each run's curves cost
+memory and drawing time, so a long session drops its oldest finished runs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +104,7 @@ class RunRecord:
     name: str
     colour: str
     settings: dict[str, Any]
+    heads: tuple[str, ...] = ()  # the Output ids, when the model has several
     series: dict[str, Series] = field(default_factory=dict)  # epoch key (or BATCH) -> points
     curves: dict[str, pg.PlotDataItem] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
@@ -112,14 +118,38 @@ class RunRecord:
         return {k: s.data()[1].tolist() for k, s in self.series.items() if k != BATCH}
 
 
-def plot_key(log_key: str) -> str:
-    """The plot a logged quantity goes on: ``val_accuracy`` shares ``accuracy``'s plot."""
+def split_key(log_key: str, heads: Sequence[str] = ()) -> tuple[str, str | None]:
+    """The plot a logged quantity goes on, and the Output (head) it belongs to.
+
+    ``val_accuracy`` shares ``accuracy``'s plot; with ``heads`` (the Output ids of
+    a model with several outputs) ``val_digit_accuracy`` goes on the accuracy plot
+    as head ``digit``, and ``ink_loss`` on the loss plot as head ``ink``.
+    """
+    if log_key == BATCH:
+        return LOSS, None
     base = log_key[4:] if log_key.startswith("val_") else log_key
-    return LOSS if log_key == BATCH else base
+    if len(heads) > 1:
+        for head in sorted(heads, key=len, reverse=True):  # the longest id that fits
+            if base.startswith(head + "_") and len(base) > len(head) + 1:
+                return base[len(head) + 1 :], head
+    return base, None
+
+
+def plot_key(log_key: str, heads: Sequence[str] = ()) -> str:
+    """The plot a logged quantity goes on (see :func:`split_key`)."""
+    return split_key(log_key, heads)[0]
+
+
+ACRONYMS = {"mae", "mse", "rmse", "mape", "msle", "auc", "iou"}
 
 
 def _title(key: str) -> str:
-    return {LOSS: "Loss", LEARNING_RATE: "Learning rate"}.get(key, key.replace("_", " "))
+    """``accuracy`` -> "Accuracy", ``mae`` -> "MAE", ``top_k_accuracy`` -> "Top k accuracy"."""
+    if key in ACRONYMS:
+        return key.upper()
+    return {LOSS: "Loss", LEARNING_RATE: "Learning rate"}.get(
+        key, key.replace("_", " ").capitalize()
+    )
 
 
 class TrainingPlots(QWidget):
@@ -172,12 +202,17 @@ class TrainingPlots(QWidget):
     # -- runs ---------------------------------------------------------------------
 
     def new_run(
-        self, settings: dict[str, Any], name: str | None = None, epochs: int | None = None
+        self,
+        settings: dict[str, Any],
+        name: str | None = None,
+        epochs: int | None = None,
+        heads: Sequence[str] = (),
     ) -> int:
         """Start a run (its curves appear as values arrive); returns its id.
 
         With ``epochs``, the x axes span the whole run while it trains, so they stay
-        still (and cheap to draw) and show how far along it is.
+        still (and cheap to draw) and show how far along it is. ``heads``: the
+        model's Output ids, whose per-output logs then share their metric's plot.
         """
         if epochs:
             self._x_max = max(self._x_max, epochs)
@@ -186,7 +221,7 @@ class TrainingPlots(QWidget):
         run_id = self._next_id
         self._next_id += 1
         colour = RUN_COLOURS[(run_id - 1) % len(RUN_COLOURS)]
-        record = RunRecord(run_id, name or f"Run {run_id}", colour, settings)
+        record = RunRecord(run_id, name or f"Run {run_id}", colour, settings, tuple(heads))
         self.runs[run_id] = record
         item = QListWidgetItem(_swatch(colour), self._item_text(record))
         item.setData(Qt.ItemDataRole.UserRole, run_id)
@@ -233,7 +268,7 @@ class TrainingPlots(QWidget):
         """Forget every run (a different project was opened)."""
         for record in self.runs.values():
             for key, curve in record.curves.items():
-                self.plots[plot_key(key)].removeItem(curve)
+                self.plots[plot_key(key, record.heads)].removeItem(curve)
         self.runs.clear()
         self.run_list.clear()
         self._next_id = 1
@@ -242,7 +277,7 @@ class TrainingPlots(QWidget):
         """Take a finished run's curves off the plots and out of the list."""
         record = self.runs.pop(run_id)
         for key, curve in record.curves.items():
-            self.plots[plot_key(key)].removeItem(curve)
+            self.plots[plot_key(key, record.heads)].removeItem(curve)
         item = self._item(run_id)
         if item is not None:
             self.run_list.takeItem(self.run_list.row(item))
@@ -253,6 +288,10 @@ class TrainingPlots(QWidget):
         for curve in record.curves.values():
             curve.setVisible(visible)
         self.runToggled.emit(run_id, visible)
+
+    def main_plot(self) -> pg.PlotWidget:
+        """The loss plot, there from the start: the one the others share a row with."""
+        return self._widgets[LOSS]
 
     def curve(self, run_id: int, key: str) -> pg.PlotDataItem | None:
         """The curve of ``key`` (``loss``, ``val_accuracy``, ``batch_loss`` ...) of a run."""
@@ -297,6 +336,7 @@ class TrainingPlots(QWidget):
             if record.dirty:
                 if LEARNING_RATE in record.dirty:
                     self._fit_learning_rate_range()
+                    self._show_learning_rate_if_it_varies(record)
                 record.dirty.clear()
                 self._update_item(record)
 
@@ -326,6 +366,16 @@ class TrainingPlots(QWidget):
             curve.setSymbol(None)
             record.marked.discard(key)
 
+    def _show_learning_rate_if_it_varies(self, record: RunRecord) -> None:
+        """The learning-rate strip takes room only once some run's rate changes."""
+        widget = self._widgets.get(LEARNING_RATE)
+        if widget is None or not widget.isHidden():
+            return
+        rates = record.series[LEARNING_RATE].data()[1]
+        if rates.size > 1 and rates.max() > rates.min():
+            widget.show()
+            self._relayout()
+
     def _fit_learning_rate_range(self) -> None:
         """From 0 to just above the largest rate (autorange fails on a constant rate)."""
         highest = [
@@ -344,8 +394,12 @@ class TrainingPlots(QWidget):
         record.dirty.add(key)
 
     def _make_curve(self, record: RunRecord, key: str) -> pg.PlotDataItem:
-        plot = self._plot(plot_key(key))
+        name, head = split_key(key, record.heads)
+        plot = self._plot(name)
         colour = QColor(record.colour)
+        if head is not None:  # one shade per output; on the loss plot the total is darkest
+            shade = record.heads.index(head) + (name == LOSS)
+            colour = colour.lighter(100 + 45 * shade)
         if key == BATCH:
             colour.setAlpha(110)
             pen = pg.mkPen(colour, width=1)
@@ -353,9 +407,10 @@ class TrainingPlots(QWidget):
         else:
             val = key.startswith("val_")
             style = Qt.PenStyle.DashLine if val else Qt.PenStyle.SolidLine
-            pen = pg.mkPen(colour, width=2, style=style)
+            width = 1.5 if head is not None and name == LOSS else 2
+            pen = pg.mkPen(colour, width=width, style=style)
             label = "" if key == LEARNING_RATE else "validation" if val else "train"
-            options = {"name": f"{record.name} {label}".strip()}
+            options = {"name": " ".join(filter(None, (record.name, head, label)))}
         curve = plot.plot([], [], pen=pen, **options)
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
@@ -373,6 +428,7 @@ class TrainingPlots(QWidget):
         widget.setMinimumSize(240, 110 if key == LEARNING_RATE else 170)
         if key == LEARNING_RATE:
             widget.setMaximumHeight(170)
+            widget.hide()  # until a run's rate changes (a constant rate says nothing)
         plot = widget.getPlotItem()
         plot.setTitle(_title(key), color=TEXT_COLOUR, size="11pt")
         for side in ("left", "bottom"):
@@ -411,13 +467,16 @@ class TrainingPlots(QWidget):
         for widget in self._widgets.values():
             self._grid.removeWidget(widget)
         columns = min(len(main), 3) if len(main) != 4 else 2
+        for column in range(3):  # plots of a row share its width equally
+            self._grid.setColumnStretch(column, 1 if column < columns else 0)
         for i, key in enumerate(main):
             self._grid.addWidget(self._widgets[key], i // columns, i % columns)
             self._grid.setRowStretch(i // columns, 3)
         if LEARNING_RATE in self._widgets:
             rows = -(-len(main) // columns)
-            self._grid.addWidget(self._widgets[LEARNING_RATE], rows, 0, 1, columns)
-            self._grid.setRowStretch(rows, 1)
+            strip = self._widgets[LEARNING_RATE]
+            self._grid.addWidget(strip, rows, 0, 1, columns)
+            self._grid.setRowStretch(rows, 0 if strip.isHidden() else 1)
 
     # -- the run list ---------------------------------------------------------------
 

@@ -235,6 +235,7 @@ class _Progress:
             "epochs": self.epochs,
             "batches": self.batches,
             "params": trainable + frozen,
+            "outputs": [head.id for head in run.model.heads],
         }
 
     def seen(self, logs: dict[str, Any]) -> int:
