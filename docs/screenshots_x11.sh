@@ -4,7 +4,7 @@
 #   first-start-WxH.png   `nodenet sample_projects/digits_mlp.json`, the README's command
 #   running-WxH.png       a click on the canvas, Ctrl+R, a few seconds into the run
 #   finished-WxH.png      the same run when it has ended
-# The run is the MNIST-1D GRU sample (about a minute on two cores; needs the datasets extra).
+# The run is the MNIST CNN sample (a minute or two on two cores; needs the datasets extra).
 #
 #   apt-get install xvfb xdotool imagemagick   # once
 #   bash docs/screenshots_x11.sh               # writes docs/images/first-run/
@@ -31,11 +31,11 @@ shoot() {  # shoot WIDTH HEIGHT
     kill "$app"
     wait "$app" 2>/dev/null || true
 
-    cp sample_projects/mnist1d_gru.json "$config/"  # its weights are written beside it
-    nodenet "$config/mnist1d_gru.json" &
+    cp sample_projects/mnist_cnn.json "$config/"  # its weights are written beside it
+    nodenet "$config/mnist_cnn.json" &
     app=$!
     local window
-    window=$(xdotool search --sync --name "mnist1d_gru — nodenet" | head -1)
+    window=$(xdotool search --sync --name "mnist_cnn — nodenet" | head -1)
     sleep 3
     # a click on an empty spot of the canvas, then Ctrl+R there
     read -r x y < <(python3 - "$window" <<'EOF'
@@ -48,9 +48,9 @@ EOF
 )
     xdotool mousemove "$x" "$y" click 1
     xdotool key ctrl+r
-    sleep 25
+    sleep 12
     import -window root "$out/running-$size.png"
-    sleep 150  # the run stops early after about 25 epochs, well within this
+    sleep 240  # the run stops early after about 15 epochs, well within this
     import -window root "$out/finished-$size.png"
     kill "$app"
     wait "$app" 2>/dev/null || true

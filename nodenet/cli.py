@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nodenet import __version__
-from nodenet.errors import NodenetError, ValidationError
+from nodenet.errors import NodenetError, ValidationError, shorten
 
 EXIT_PROBLEMS = 1  # the input has problems (validate, a bad file)
 EXIT_USAGE = 2  # argparse's own code for bad arguments
@@ -49,7 +50,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
     else:
         for p in problems:
-            print(p)
+            print(_error_line(str(p)))
         if not problems:
             print(f"{args.file}: no problems")
     return EXIT_PROBLEMS if problems else 0
@@ -114,8 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from nodenet.engine.runner import build_run, weights_path
+    from nodenet.engine.runner import build_run, file_digest, weights_path
     from nodenet.project import write_file
+    from nodenet.safeio import remove_stale_temps
 
     project = _load(args.file)
     run = build_run(project, allow_outside_data=args.allow_outside_data)
@@ -150,12 +152,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.history_out
         else weights_out.with_name(weights_out.name.replace(".weights.npz", "") + ".history.json")
     )
+    # weights first, then the history naming their sha256: a kill in between leaves new
+    # weights beside a history whose digest no longer matches (runner.history_matches)
     result = {
         **history.to_dict(),
         "test": test,
         "weights": str(weights_out),
+        "weights_sha256": file_digest(weights_out),
         "history_file": str(history_out),
     }
+    remove_stale_temps(history_out)
     write_file(history_out, json.dumps(result, indent=2) + "\n")
     if args.json:
         _print_json(result)
@@ -184,29 +190,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import io
-
-    import numpy as np
-
-    from nodenet.engine.runner import build_run, load_arrays
+    from nodenet.engine.runner import build_run, load_arrays, write_predictions
     from nodenet.errors import DataError
-    from nodenet.project import write_file
 
     run = build_run(_load(args.file), load_data=False)
     run.model.load_weights(args.weights)
-    arrays = load_arrays(args.input)
+    arrays = load_arrays(args.input)  # refuses text arrays, naming the file and the array
     ids = run.model.input_ids
     if len(ids) == 1 and ids[0] not in arrays and len(arrays) == 1:
         arrays = {ids[0]: next(iter(arrays.values()))}
-    try:
-        outputs = run.model.predict(arrays)
+    try:  # batch by batch into the output file: never all the outputs in memory
+        shapes = write_predictions(run.model, arrays, args.output)
     except DataError as err:  # the inputs do not fit the model: the --input file is at fault
         raise DataError(f"{args.input}: {err}") from None
-    buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
-    write_file(args.output, buffer.getvalue())
-    shapes = ", ".join(f"{k} {v.shape}" for k, v in outputs.items())
-    print(f"{args.output}: {shapes}", file=sys.stderr)
+    print(f"{args.output}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()), file=sys.stderr)
     return 0
 
 
@@ -265,8 +262,29 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def _print_json(doc) -> None:
-    json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
+    """Print ``doc`` as strict JSON: NaN and infinities (a diverged loss) become ``null``,
+    as JSON has no such numbers; ``allow_nan=False`` makes any one left a bug, not output."""
+    json.dump(_finite_json(doc), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _finite_json(value):
+    """``value`` with every non-finite float replaced by ``None`` (recursively)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+MAX_ERROR_LINE = 500  # characters of one printed error line
+
+
+def _error_line(text: str) -> str:
+    """One printed error line, cut to :data:`MAX_ERROR_LINE` characters."""
+    return shorten(text, MAX_ERROR_LINE)
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -420,17 +438,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except ValidationError as err:
         for problem in err.problems:
-            print(_naming_the_file(args, str(problem)), file=sys.stderr)
+            print(_error_line(_naming_the_file(args, str(problem))), file=sys.stderr)
         return EXIT_PROBLEMS
     except NodenetError as err:
-        print(f"nodenet: {_naming_the_file(args, str(err))}", file=sys.stderr)
+        print(_error_line(f"nodenet: {_naming_the_file(args, str(err))}"), file=sys.stderr)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         print("nodenet: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # a bug: say so in one line, not a traceback
         print(
-            f"nodenet: internal error ({type(err).__name__}: {err}); please report it",
+            _error_line(f"nodenet: internal error ({type(err).__name__}: {err}); please report it"),
             file=sys.stderr,
         )
         return EXIT_INTERNAL

@@ -6,6 +6,31 @@ command line prints it without a traceback and the GUI shows it in a dialog.
 
 from __future__ import annotations
 
+from typing import Any
+
+MESSAGE_TEXT_CHARS = 80  # user-supplied text echoed in a message is cut to this many characters
+
+
+def shorten(text: Any, limit: int = MESSAGE_TEXT_CHARS) -> str:
+    """``text`` (or its ``str``) cut to ``limit`` characters with an ellipsis and the full length.
+
+    Use it wherever a message echoes user input (ids, type names, paths, keys) so that a
+    megabyte-long name gives a readable one-line message.
+    """
+    text = text if isinstance(text, str) else str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[: max(limit - 1, 1)]}… ({len(text):,} characters)"
+
+
+def brief(value: Any, limit: int = MESSAGE_TEXT_CHARS) -> str:
+    """``repr(value)`` cut like :func:`shorten` (a huge list or number in a message)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"<an integer of about {value.bit_length() * 0.30103:,.0f} digits>"
+    return shorten(text, limit)
+
 
 class NodenetError(Exception):
     """Base of every error nodenet raises on purpose."""

@@ -15,18 +15,27 @@ import functools
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nodenet.engine.catalog import Shape, fmt_shape
-from nodenet.errors import NodenetError, ProjectFileError, SaveError
+from nodenet.errors import NodenetError, ProjectFileError, SaveError, brief, shorten
 
 FORMAT = "nodenet-project"
 VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64  # lists and objects nested deeper than this are refused (a project needs ~6)
+MAX_VALUES = 4_000_000  # JSON values (an upper bound counted on the text before parsing)
+MAX_NODES = 100_000
+MAX_EDGES = 250_000
+MAX_PORT = MAX_EDGES  # an input port past the number of edges can never be filled in order
+MAX_INT_DIGITS = 20  # JSON integers: int64 range and a little more, never 4,300 digits
+MAX_ID_CHARS = 200
+MAX_PROBLEMS = 8  # structural problems listed in one load error; the rest are counted
+ID_SEPARATOR = "/"  # weights are keyed "node_id/weight_name"
 
 DEFAULT_TRAINING: dict[str, Any] = {
     "optimizer": {"name": "adam", "learning_rate": 0.001},
@@ -71,6 +80,51 @@ class Edge:
 
 
 @dataclass
+class EdgeIndex:
+    """Edges by target (sorted by port) and by source, as of when it was built."""
+
+    into: dict[str, list[Edge]]
+    out_of: dict[str, list[Edge]]
+
+    @classmethod
+    def build(cls, edges: list[Edge]) -> EdgeIndex:
+        into: dict[str, list[Edge]] = {}
+        out_of: dict[str, list[Edge]] = {}
+        for e in edges:
+            into.setdefault(e.dst, []).append(e)
+            out_of.setdefault(e.src, []).append(e)
+        for items in into.values():
+            items.sort(key=lambda e: e.port)
+        return cls(into, out_of)
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return self.into.get(node_id, [])
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return self.out_of.get(node_id, [])
+
+
+def id_problem(node_id: Any) -> str | None:
+    """Why ``node_id`` cannot be a block id, or ``None``: the rule every loader shares.
+
+    An id is a non-empty string of at most :data:`MAX_ID_CHARS` characters without
+    ``/`` (weights are keyed ``node_id/weight_name``) or control characters.
+    """
+    if not isinstance(node_id, str) or not node_id.strip():
+        return f"id must be a non-empty string (got {brief(node_id)})"
+    if len(node_id) > MAX_ID_CHARS:
+        return f"id {shorten(node_id)!r} is longer than {MAX_ID_CHARS} characters"
+    if ID_SEPARATOR in node_id:
+        return (
+            f"id {shorten(node_id)!r} contains {ID_SEPARATOR!r}, which separates the block "
+            "from the weight name in weights files"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in node_id):
+        return f"id {shorten(node_id)!r} contains a control character"
+    return None
+
+
+@dataclass
 class Project:
     """The whole document. ``path`` is where it was loaded from (not saved)."""
 
@@ -94,11 +148,19 @@ class Project:
         return any(n.id == node_id for n in self.nodes)
 
     def incoming(self, node_id: str) -> list[Edge]:
-        """Edges into ``node_id``, by port."""
+        """Edges into ``node_id``, by port. O(edges): for many nodes use :meth:`edge_index`."""
         return sorted((e for e in self.edges if e.dst == node_id), key=lambda e: e.port)
 
     def outgoing(self, node_id: str) -> list[Edge]:
+        """Edges out of ``node_id``. O(edges): for many nodes use :meth:`edge_index`."""
         return [e for e in self.edges if e.src == node_id]
+
+    def edge_index(self) -> EdgeIndex:
+        """Incoming and outgoing edges of every node, built in one O(edges) pass.
+
+        A snapshot: build it again after an edit (the GUI edits edges in place).
+        """
+        return EdgeIndex.build(self.edges)
 
     def inputs(self) -> list[Node]:
         return [n for n in self.nodes if n.type == "Input"]
@@ -161,40 +223,113 @@ def _num(value: float) -> float | int:
 # -- reading -----------------------------------------------------------------
 
 
+class _BadNumber(ValueError):
+    """Raised from inside the JSON parser's number hooks."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _BadNumber(f"an integer of {digits:,} digits is too large (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumber(f"the number {shorten(text, 40)} is beyond the range of a float")
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _BadNumber(f"{text} is not a JSON number (use a finite number or null)")
+
+
 def parse_json(text: str, source: str) -> Any:
-    """``json.loads`` with errors that give the line and column."""
+    """``json.loads`` within bounds, with errors that give the line and column.
+
+    Refused, each with one sentence: text longer than :data:`MAX_FILE_BYTES`, more than
+    :data:`MAX_VALUES` values (counted on the text before any object is built), nesting
+    deeper than :data:`MAX_DEPTH`, integers of more than :data:`MAX_INT_DIGITS` digits,
+    floats beyond float range, and ``NaN`` / ``Infinity``.
+    """
+    source = shorten(source)
+    if not isinstance(text, str):
+        raise ProjectFileError(f"{source}: expected JSON text (got {type(text).__name__})")
+    if len(text) > MAX_FILE_BYTES:
+        raise ProjectFileError(
+            f"{source}: {len(text):,} characters is too long for a project "
+            f"(limit {MAX_FILE_BYTES // 2**20} MiB)"
+        )
+    _check_counts(text, source)
     try:
-        return json.loads(text)
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
     except json.JSONDecodeError as err:
         raise ProjectFileError(
             f"{source}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
         ) from None
+    except _BadNumber as err:
+        raise ProjectFileError(f"{source}: {err}") from None
+    except ValueError as err:  # Python's own int digit limit, should a hook be bypassed
+        raise ProjectFileError(f"{source}: a number cannot be read ({shorten(err)})") from None
     except RecursionError:
-        raise ProjectFileError(f"{source}: JSON nested too deeply") from None
+        raise ProjectFileError(
+            f"{source}: JSON nested too deeply (at most {MAX_DEPTH} levels)"
+        ) from None
+
+
+def _check_counts(text: str, source: str) -> None:
+    """Refuse text with too many values before ``json.loads`` builds them.
+
+    Brackets and commas inside strings count too, so the count is an upper bound. Depth
+    is checked by the parser (its RecursionError) and after parsing (:func:`_check_depth`).
+    """
+    values = text.count("[") + text.count("{") + text.count(",")
+    if values > MAX_VALUES:
+        raise ProjectFileError(
+            f"{source}: holds up to {values:,} JSON values, more than a project may "
+            f"({MAX_VALUES:,})"
+        )
 
 
 def load(path: str | os.PathLike) -> Project:
     """Read a project file. Raises :class:`ProjectFileError` with the file's name."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ProjectFileError(
-                f"{path}: {size / 1e6:.0f} MB is too large for a project file "
-                f"(limit {MAX_FILE_BYTES // 2**20} MiB)"
-            )
-        raw = path.read_bytes()
-    except ProjectFileError:
-        raise
-    except OSError as err:
-        raise ProjectFileError(f"{path}: cannot be read: {err.strerror or err}") from None
+    name = shorten(str(path))
+    raw = read_bounded(path, MAX_FILE_BYTES, "a project file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ProjectFileError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    project = Project.from_json(text, str(path))
+        raise ProjectFileError(f"{name}: not UTF-8 text (byte {err.start})") from None
+    project = Project.from_json(text, name)
     project.path = path
     return project
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused once more than ``limit`` bytes have been read.
+
+    Reads at most ``limit + 1`` bytes, whatever ``st_size`` says (a pipe or a device
+    reports 0), and only from a regular file.
+    """
+    name = shorten(str(path))
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block open() forever
+            raise ProjectFileError(f"{name}: not a regular file, so not {what}")
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except ProjectFileError:
+        raise
+    except OSError as err:
+        raise ProjectFileError(f"{name}: cannot be read: {err.strerror or err}") from None
+    if len(raw) > limit:
+        raise ProjectFileError(f"{name}: more than {limit // 2**20} MiB, too large for {what}")
+    return raw
 
 
 def _from_dict(doc: Any, source: str) -> Project:
@@ -203,11 +338,13 @@ def _from_dict(doc: Any, source: str) -> Project:
     fmt = doc.get("format")
     if fmt != FORMAT:
         raise ProjectFileError(
-            f"{source}: not a nodenet project (format is {fmt!r}, expected {FORMAT!r})"
+            f"{source}: not a nodenet project (format is {brief(fmt)}, expected {FORMAT!r})"
         )
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ProjectFileError(f"{source}: version must be a positive integer (got {version!r})")
+        raise ProjectFileError(
+            f"{source}: version must be a positive integer (got {brief(version)})"
+        )
     if version > VERSION:
         raise ProjectFileError(
             f"{source}: version {version} was written by a newer nodenet "
@@ -218,10 +355,10 @@ def _from_dict(doc: Any, source: str) -> Project:
     problems: list[str] = []
     name = doc.get("name", "untitled")
     if not isinstance(name, str):
-        problems.append(f"name must be a string (got {name!r})")
+        problems.append(f"name must be a string (got {brief(name)})")
         name = "untitled"
-    nodes = _read_list(doc, "nodes", _read_node, problems)
-    edges = _read_list(doc, "edges", _read_edge, problems)
+    nodes = _read_list(doc, "nodes", _read_node, problems, MAX_NODES)
+    edges = _read_list(doc, "edges", _read_edge, problems, MAX_EDGES)
     training = doc.get("training", DEFAULT_TRAINING)
     if not isinstance(training, dict):
         problems.append("training must be an object")
@@ -229,7 +366,10 @@ def _from_dict(doc: Any, source: str) -> Project:
     if not isinstance(data, dict):
         problems.append("data must be an object")
     if problems:
-        raise ProjectFileError(f"{source}: " + "; ".join(problems))
+        shown = problems[:MAX_PROBLEMS]
+        more = len(problems) - len(shown)
+        tail = f"; and {more:,} more problem(s)" if more else ""
+        raise ProjectFileError(f"{source}: " + "; ".join(shown) + tail)
     known = {"format", "version", "name", "nodes", "edges", "training", "data"}
     extra = {k: v for k, v in doc.items() if k not in known}
     merged_training = copy.deepcopy(DEFAULT_TRAINING)
@@ -238,26 +378,49 @@ def _from_dict(doc: Any, source: str) -> Project:
 
 
 def _check_depth(doc: Any, source: str) -> None:
-    """Refuse values nested deeper than :data:`MAX_DEPTH` and text that cannot be written
-    back as UTF-8 (an unpaired ``\\ud800`` escape), naming where (no recursion)."""
-    stack: list[tuple[Any, tuple]] = [(doc, ())]
+    """Refuse values nested deeper than :data:`MAX_DEPTH`, numbers beyond float range and
+    text that cannot be written back as UTF-8 (an unpaired ``\\ud800`` escape), naming
+    where (no recursion; the path to a value is a linked ``(parent, key)`` pair, so each
+    value costs O(1))."""
+    stack: list[tuple[Any, int, Any]] = [(doc, 0, None)]
     while stack:
-        value, path = stack.pop()
-        where = ".".join(str(p) for p in path[:6]) or "the document"
-        if len(path) > MAX_DEPTH:
+        value, depth, path = stack.pop()
+        if depth > MAX_DEPTH:
             raise ProjectFileError(
-                f"{source}: {where}: values nested more than {MAX_DEPTH} levels deep"
+                f"{source}: {_where(path)}: values nested more than {MAX_DEPTH} levels deep"
             )
         if isinstance(value, dict):
-            stack.extend((item, (*path, key)) for key, item in value.items())
-            stack.extend((key, (*path, "(key)")) for key in value)
+            stack.extend((item, depth + 1, (path, key)) for key, item in value.items())
+            stack.extend((key, depth + 1, (path, "(key)")) for key in value)
         elif isinstance(value, list):
-            stack.extend((item, (*path, i)) for i, item in enumerate(value))
+            stack.extend((item, depth + 1, (path, i)) for i, item in enumerate(value))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and not _finite(value):
+            raise ProjectFileError(
+                f"{source}: {_where(path)}: {brief(value, 40)} is not a finite number "
+                "within float range"
+            )
         elif isinstance(value, str) and not _utf8(value):
             raise ProjectFileError(
-                f"{source}: {where}: text holds an unpaired surrogate escape (like \\ud800), "
-                "which is not a character"
+                f"{source}: {_where(path)}: text holds an unpaired surrogate escape "
+                "(like \\ud800), which is not a character"
             )
+
+
+def _where(path: Any) -> str:
+    """``nodes.3.params.units``: where a value sits, for a message (first six steps)."""
+    keys = []
+    while path is not None:
+        path, key = path
+        keys.append(str(key))
+    return shorten(".".join(reversed(keys[-6:])) or "the document")
+
+
+def _finite(value: int | float) -> bool:
+    """Whether ``value`` is a float-range finite number (a huge int like 10**400 is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _utf8(text: str) -> bool:
@@ -273,10 +436,13 @@ def migrate(doc: dict) -> dict:
     return doc
 
 
-def _read_list(doc, key, read_item, problems):
+def _read_list(doc, key, read_item, problems, limit):
     items = doc.get(key, [])
     if not isinstance(items, list):
         problems.append(f"{key} must be a list")
+        return []
+    if len(items) > limit:
+        problems.append(f"{key}: {len(items):,} items, more than a project may hold ({limit:,})")
         return []
     out = []
     for i, item in enumerate(items):
@@ -284,6 +450,8 @@ def _read_list(doc, key, read_item, problems):
             out.append(read_item(item))
         except ValueError as err:
             problems.append(f"{key}[{i}]: {err}")
+            if len(problems) > MAX_PROBLEMS * 50:  # enough to count "and N more" cheaply
+                break
     return out
 
 
@@ -291,13 +459,15 @@ def _read_node(item: Any) -> Node:
     if not isinstance(item, dict):
         raise ValueError("a node must be an object")
     node_id, node_type = item.get("id"), item.get("type")
-    if not isinstance(node_id, str) or not node_id.strip():
-        raise ValueError(f"id must be a non-empty string (got {node_id!r})")
+    problem = id_problem(node_id)
+    if problem is not None:
+        raise ValueError(problem)
+    where = shorten(node_id)
     if not isinstance(node_type, str):
-        raise ValueError(f"{node_id}: type must be a string (got {node_type!r})")
+        raise ValueError(f"{where}: type must be a string (got {brief(node_type)})")
     params = item.get("params", {})
     if not isinstance(params, dict):
-        raise ValueError(f"{node_id}: params must be an object")
+        raise ValueError(f"{where}: params must be an object")
     pos = item.get("pos", [0, 0])
     if (
         not isinstance(pos, list)
@@ -305,7 +475,7 @@ def _read_node(item: Any) -> Node:
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
         or not all(math.isfinite(v) and abs(v) < 1e9 for v in pos)
     ):
-        raise ValueError(f"{node_id}: pos must be two finite numbers [x, y]")
+        raise ValueError(f"{where}: pos must be two finite numbers [x, y]")
     return Node(node_id, node_type, copy.deepcopy(params), [float(pos[0]), float(pos[1])])
 
 
@@ -315,8 +485,11 @@ def _read_edge(item: Any) -> Edge:
     src, dst, port = item.get("from"), item.get("to"), item.get("port", 0)
     if not isinstance(src, str) or not isinstance(dst, str):
         raise ValueError("from and to must be node ids (strings)")
+    where = f"{shorten(src)} -> {shorten(dst)}"
     if not isinstance(port, int) or isinstance(port, bool) or port < 0:
-        raise ValueError(f"{src} -> {dst}: port must be a non-negative integer (got {port!r})")
+        raise ValueError(f"{where}: port must be a non-negative integer (got {brief(port)})")
+    if port > MAX_PORT:
+        raise ValueError(f"{where}: port {brief(port)} is past the last possible port {MAX_PORT:,}")
     return Edge(src, dst, port)
 
 
@@ -349,9 +522,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     ``open()`` would give it. Raises :class:`OSError`; :func:`write_file` turns
     that into a nodenet error naming the file.
     """
+    from nodenet.safeio import remove_stale_temps  # numpy: loaded only when saving
+
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
+    remove_stale_temps(path)  # what a write killed before its rename left behind
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -427,6 +603,7 @@ def shape_text(shape: Shape | None) -> str:
 __all__ = [
     "Analysis",
     "Edge",
+    "EdgeIndex",
     "Node",
     "NodenetError",
     "Problem",
@@ -434,7 +611,9 @@ __all__ = [
     "analyze",
     "atomic_write",
     "dumps",
+    "id_problem",
     "load",
+    "parse_json",
     "save",
     "shape_text",
     "validate",

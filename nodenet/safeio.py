@@ -20,9 +20,13 @@ Three guards every reader of a project, a dataset or a weights file goes through
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import stat
+import tempfile
+import time
 import tokenize
 import zipfile
 import zlib
@@ -30,11 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nodenet.errors import DataError, NodenetError, OutsideDataError
+from nodenet.errors import DataError, NodenetError, OutsideDataError, SaveError, brief, shorten
 
 BUDGET_VARIABLE = "NODENET_MEMORY_BUDGET"
 DEFAULT_BUDGET_CAP = 4 * 2**30
 MAX_NPY_HEADER = 10_000  # bytes; numpy's own limit for untrusted headers
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; longer paths make Path.resolve crawl
+MAX_NAME_CHARS = 255  # NAME_MAX: one component of a path
+STALE_TEMP_SECONDS = 60  # a temporary file this old was left by a killed write
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 # what goes wrong while parsing a damaged or hostile archive
 _PARSE_ERRORS = (
@@ -76,8 +83,12 @@ def memory_budget() -> int:
 
 
 def fmt_bytes(size: float) -> str:
-    """``1536`` -> ``"1.5 KiB"``; ``10**10`` -> ``"9.3 GiB"``."""
-    size = float(size)
+    """``1536`` -> ``"1.5 KiB"``; ``10**10`` -> ``"9.3 GiB"``; sizes past float range
+    (an int of 400 digits) -> ``"more than 1e300 bytes"``."""
+    try:
+        size = float(size)
+    except OverflowError:
+        return "more than 1e300 bytes"
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if size < 1024 or unit == "PiB":
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
@@ -121,10 +132,15 @@ def read_npz(path: str | os.PathLike, error: type = DataError) -> dict[str, np.n
     path = Path(path)
     name = path.name
     try:
-        with path.open("rb") as f:
-            start = f.read(6)
+        with open_regular(path, error) as f:
+            return _read_archive(name, f, error)
     except OSError as err:
         raise error(f"{name}: cannot be read: {err.strerror or err}") from None
+
+
+def _read_archive(name: str, f, error: type) -> dict[str, np.ndarray]:
+    start = f.read(6)
+    f.seek(0)
     if start.startswith(b"\x93NUMPY"):
         raise error(f"{name}: holds a single .npy array; save named arrays with np.savez")
     if not start.startswith(b"PK"):
@@ -132,7 +148,7 @@ def read_npz(path: str | os.PathLike, error: type = DataError) -> dict[str, np.n
         hint = " (it may hold pickled data, which nodenet never loads)" if pickled else ""
         raise error(f"{name}: not an .npz archive{hint}")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(f) as archive:
             return _read_members(name, archive, error)
     except NodenetError:
         raise
@@ -221,6 +237,7 @@ def inside_folder(
     refused too. The data of nodenet's bundled samples is always allowed, so a
     copy of a sample opened in the GUI reads it from wherever it is saved.
     """
+    check_path_length(field, str(full))
     if allow:
         return full
     root = Path(folder if folder is not None else Path.cwd()).resolve()
@@ -236,3 +253,144 @@ def bundled_samples() -> list[Path]:
     package = Path(__file__).resolve().parent
     candidates = (package / "sample_projects", package.parent / "sample_projects")
     return [c.resolve() for c in candidates if c.is_dir()]
+
+
+def check_path_length(field: str, path: str) -> None:
+    """Refuse, before it is resolved, a path longer than the system could open.
+
+    ``Path.resolve`` on a megabyte path takes a minute; no file system accepts
+    more than :data:`MAX_PATH_CHARS` characters, or :data:`MAX_NAME_CHARS` in
+    one component, so such a path names no file anyway.
+    """
+    if len(path) > MAX_PATH_CHARS:
+        raise DataError(
+            f"{field}: the path {brief(path)} is longer than {MAX_PATH_CHARS:,} characters"
+        )
+    longest = max(re.split(r"[\\/]", path), key=len)
+    if len(longest) > MAX_NAME_CHARS:
+        raise DataError(
+            f"{field}: the path {brief(path)} has a name longer than {MAX_NAME_CHARS} characters"
+        )
+
+
+# -- regular files only -------------------------------------------------------------------
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def kind_of(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words (``"a named pipe (FIFO)"``)."""
+    return next((words for test, words in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: str | os.PathLike, error: type = DataError):
+    """``path`` opened for binary reading, if it is a regular file; else ``error``.
+
+    Pipes, devices and sockets are refused before they are opened (a FIFO would
+    block the reader forever; ``/dev/zero`` never ends and its ``st_size`` says
+    0), and again on the opened descriptor, which is opened without blocking,
+    so a file swapped for a pipe in between cannot hang the reader either.
+    """
+    path = Path(path)
+    before = os.stat(path).st_mode
+    if not stat.S_ISREG(before):
+        raise error(_not_regular(path, before))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(_not_regular(path, mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_regular(where: str, path: Path) -> None:
+    """Refuse, naming ``where``, a path that is neither a regular file nor a folder."""
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DataError(f"{where}: {_not_regular(path, mode)}")
+
+
+def _not_regular(path: Path, mode: int) -> str:
+    name = shorten(path.name)
+    return f"{name} is {kind_of(mode)}, not a regular file; nodenet reads only regular files"
+
+
+# -- streamed atomic writes -----------------------------------------------------------------
+
+
+def remove_stale_temps(path: str | os.PathLike, age: float = STALE_TEMP_SECONDS) -> None:
+    """Remove ``.NAME.*.tmp`` files beside ``path`` older than ``age`` seconds.
+
+    An atomic write (:func:`nodenet.project.atomic_write`, :func:`atomic_stream`)
+    writes ``.NAME.<random>.tmp`` then renames it; a process killed in between
+    leaves it behind. The next write to the same target removes it; a younger
+    one may belong to a write still running and is left alone.
+    """
+    path = Path(path)
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for candidate in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                info = candidate.lstat()
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > age:
+                    candidate.unlink()
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+@contextlib.contextmanager
+def atomic_stream(path: str | os.PathLike, error: type[NodenetError] = SaveError):
+    """A binary file to write ``path`` through: a temporary file renamed over ``path``.
+
+    Like :func:`nodenet.project.atomic_write`, for data too large to hold in
+    memory: a failure (or an exception in the ``with`` body) leaves any previous
+    file intact and removes the temporary file; an :class:`OSError` becomes
+    ``error`` naming the file.
+    """
+    path = Path(path)
+    remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise error(_cannot_save(path, err)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise error(_cannot_save(path, err)) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _cannot_save(path: Path, err: OSError) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{path}: cannot be saved: {reason} (any previous file is left intact)"
+
+
+def _umask() -> int:
+    from nodenet.project import _umask as project_umask
+
+    return project_umask()

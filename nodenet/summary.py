@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodenet.engine.catalog import fmt_shape
-from nodenet.errors import ValidationError
+from nodenet.errors import ValidationError, shorten
 from nodenet.project import Project, analyze
 
 BYTES_PER_PARAM = 4  # float32
+CONNECTED_SHOWN = 3  # sources named in a text row's "Connected to" before "… and N more"
+CELL_CHARS = 60  # an id or type in a text row is cut to this many characters
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ class Summary:
         header = ("Layer (type)", "Output Shape", "Param #", "Connected to")
         body = [
             (
-                f"{r.id} ({r.type})",
+                f"{shorten(r.id, CELL_CHARS)} ({shorten(r.type, CELL_CHARS)})",
                 fmt_shape(r.output_shape),
                 f"{r.params:,}",
-                ", ".join(r.connected_to) or "-",
+                connected_text(r.connected_to),
             )
             for r in self.rows
         ]
@@ -95,13 +97,24 @@ class Summary:
         return "\n".join(out)
 
 
+def connected_text(sources: tuple[str, ...] | list[str], shown: int = CONNECTED_SHOWN) -> str:
+    """``a, b, c … and 9,997 more``: a "Connected to" cell of bounded length."""
+    if not sources:
+        return "-"
+    names = ", ".join(shorten(s, CELL_CHARS) for s in sources[:shown])
+    more = len(sources) - shown
+    return f"{names} … and {more:,} more" if more > 0 else names
+
+
 def _size(count: int) -> str:
-    size = float(count * BYTES_PER_PARAM)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.2f} {unit}"
-        size /= 1024
-    return f"{size:.2f} GB"
+    """``count`` float32 values in B / KB / MB / GB (integer arithmetic: never overflows)."""
+    size = count * BYTES_PER_PARAM
+    for power, unit in enumerate(("B", "KB", "MB")):
+        if size < 1024 ** (power + 1):
+            return f"{size / 1024**power:.2f} {unit}"
+    if size < 2**100:
+        return f"{size / 1024**3:.2f} GB"
+    return f"{size // 1024**3:,} GB"
 
 
 def summarize(project: Project) -> Summary:
@@ -111,9 +124,10 @@ def summarize(project: Project) -> Summary:
         raise ValidationError(analysis.problems)
     types = {n.id: n.type for n in project.nodes}
     rows = []
+    index = analysis.index or project.edge_index()
     for node_id in analysis.order:
         trainable, non_trainable = analysis.params[node_id]
-        sources = tuple(e.src for e in project.incoming(node_id))
+        sources = tuple(e.src for e in index.incoming(node_id))
         rows.append(
             Row(
                 node_id, types[node_id], analysis.shapes[node_id], trainable, non_trainable, sources

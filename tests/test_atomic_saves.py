@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +262,16 @@ def test_every_nodenet_write_goes_through_atomic_write():
 
 def test_nodenet_errors_are_what_the_cli_catches():
     assert issubclass(SaveError, NodenetError) and issubclass(WeightsError, NodenetError)
+
+
+def test_a_project_save_removes_what_a_killed_save_left_behind(tmp_path):
+    target = tmp_path / "model.json"
+    stale = tmp_path / ".model.json.k1ll3d.tmp"  # a save killed before its rename
+    stale.write_text("{")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    running = tmp_path / ".model.json.busy.tmp"  # a save that may still be writing
+    running.write_text("{")
+    project_module.atomic_write(target, "{}")
+    assert target.read_text() == "{}"
+    assert not stale.exists() and running.exists()

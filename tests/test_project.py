@@ -274,3 +274,17 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_edge_index_agrees_with_incoming_and_outgoing():
+    """The O(edges) index analyze and summary use gives what the per-node queries give."""
+    project = Project(
+        nodes=[Node(i, "Dense", {"units": 2}) for i in "abcd"],
+        edges=[Edge("a", "c", 1), Edge("b", "c", 0), Edge("a", "d", 0), Edge("c", "d", 1)],
+    )
+    index = project.edge_index()
+    for node in [*project.nodes, Node("missing", "Dense")]:
+        assert index.incoming(node.id) == project.incoming(node.id)
+        assert index.outgoing(node.id) == project.outgoing(node.id)
+    project.edges[0].port = 5  # the GUI edits in place: a new index sees it, the old does not
+    assert project.edge_index().incoming("c") == project.incoming("c")

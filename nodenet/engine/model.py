@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
 from nodenet.engine.layers import conv_pool
 from nodenet.errors import DataError, NodenetError, TrainingError, ValidationError, WeightsError
+from nodenet.safeio import BUDGET_VARIABLE, fmt_bytes, memory_budget, over_budget, size_of
+
+NUMERIC_KINDS = "biuf"  # booleans, integers and floats: what a model can take
+INFERENCE_FACTOR = 3  # an inference batch is sized for this many times its blocks' outputs
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,9 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.order: list[str] = list(analysis.order)
         self.layers: dict[str, Layer] = {i: analysis.layers[i] for i in self.order}
+        index = analysis.index or project.edge_index()
         self.sources: dict[str, list[str]] = {
-            i: [e.src for e in project.incoming(i)] for i in self.order
+            i: [e.src for e in index.incoming(i)] for i in self.order
         }
         self.shapes = dict(analysis.shapes)
         self.input_ids = [n.id for n in project.nodes if n.type == "Input"]
@@ -175,10 +181,13 @@ class Model:
         """Write every weight to ``path`` (``.npz``) atomically.
 
         A failed write (no permission, a full disk) leaves any previous file intact
-        and raises :class:`WeightsError` naming the file.
+        and raises :class:`WeightsError` naming the file. Temporary files that an
+        earlier, killed write left beside ``path`` are removed.
         """
         from nodenet.project import write_file
+        from nodenet.safeio import remove_stale_temps
 
+        remove_stale_temps(path)  # left by a write killed before its rename
         buffer = io.BytesIO()
         np.savez(buffer, **self.get_weights())
         write_file(path, buffer.getvalue(), WeightsError)
@@ -195,13 +204,22 @@ class Model:
 
     # -- computation -------------------------------------------------------------
 
-    def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The fed arrays cast to the model dtype, after checking names and shapes."""
+    def check_inputs(
+        self, inputs: dict[str, np.ndarray], cast: bool = True
+    ) -> dict[str, np.ndarray]:
+        """The fed arrays after checking names, dtypes and shapes; cast to the model dtype
+        unless ``cast`` is false (then :meth:`cast_batch` casts each batch as it is used,
+        so a large uint8 input is never copied whole as float32)."""
         out = {}
         for node_id in self.input_ids:
             if node_id not in inputs:
                 raise DataError(f"no data for the Input {node_id!r}")
             array = np.asarray(inputs[node_id])
+            if array.dtype.kind not in NUMERIC_KINDS:
+                raise DataError(
+                    f"{node_id}: the data holds {array.dtype} values ({_kind_words(array)}), "
+                    "not numbers"
+                )
             shape = self.shapes[node_id]
             if array.ndim != len(shape) + 1 or any(
                 d is not None and d != a for d, a in zip(shape, array.shape[1:], strict=False)
@@ -210,9 +228,37 @@ class Model:
                     f"{node_id}: the data has shape {fmt_shape(array.shape[1:])} "
                     f"but the Input has shape {fmt_shape(shape)}"
                 )
+            out[node_id] = array
+        return self.cast_batch(out) if cast else out
+
+    def cast_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Checked inputs cast to what each Input takes (int32 or the model dtype)."""
+        out = {}
+        for node_id, array in inputs.items():
             want = np.int32 if self.layers[node_id].config["dtype"] == "int32" else self.dtype
             out[node_id] = array if array.dtype == want else array.astype(want)
         return out
+
+    def sample_bytes(self) -> int:
+        """Bytes of the outputs of every block for one sample, all kept until a pass ends."""
+        itemsize = self.dtype.itemsize
+        return sum(size_of(self.shapes[i], itemsize) for i in self.order)
+
+    def inference_batch(self, requested: int) -> int:
+        """The largest batch, at most ``requested``, whose forward pass fits the budget.
+
+        A batch is sized for :data:`INFERENCE_FACTOR` times its blocks' outputs (the
+        temporaries inside a block: convolution windows, gates), and is at least one
+        sample. Raises :class:`DataError` when one sample's outputs alone do not fit.
+        """
+        per_sample, budget = self.sample_bytes(), memory_budget()
+        if per_sample > budget:
+            raise DataError(
+                f"one sample needs {fmt_bytes(per_sample)} for the outputs of every block, "
+                f"more than the memory budget of {fmt_bytes(budget)} "
+                f"(set {BUDGET_VARIABLE} to change it)"
+            )
+        return max(1, min(int(requested), budget // (INFERENCE_FACTOR * per_sample)))
 
     def forward(
         self,
@@ -322,16 +368,40 @@ class Model:
                     grads[key] = grads[key] + extra if key in grads else extra
         return total
 
+    def predict_batches(
+        self, inputs: dict[str, np.ndarray], batch_size: int = 256
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Outputs keyed by Output id, one batch after another, in sample order.
+
+        The batch is made smaller than ``batch_size`` when its forward pass would
+        not fit the memory budget (:meth:`inference_batch`).
+        """
+        inputs = self.check_inputs(inputs, cast=False)
+        n = _length(inputs)
+        batch_size = self.inference_batch(batch_size)
+        for start in range(0, n, batch_size):
+            batch = {k: v[start : start + batch_size] for k, v in inputs.items()}
+            yield self.forward(self.cast_batch(batch), training=False)
+
+    def output_bytes(self, n: int) -> int:
+        """Bytes of the outputs of every head for ``n`` samples."""
+        return sum(size_of((n, *self.shapes[h.id]), self.dtype.itemsize) for h in self.heads)
+
     def predict(
         self, inputs: dict[str, np.ndarray], batch_size: int = 256
     ) -> dict[str, np.ndarray]:
-        """Outputs for all samples of ``inputs``, computed batch by batch."""
-        inputs = self.check_inputs(inputs)
-        n = _length(inputs)
+        """Outputs for all samples of ``inputs``, computed batch by batch.
+
+        The gathered outputs are checked against the memory budget first; the
+        command line's ``predict`` writes them batch by batch instead.
+        """
+        n = _length(self.check_inputs(inputs, cast=False))
+        reason = over_budget(self.output_bytes(n))
+        if reason is not None:
+            raise DataError(f"the outputs for {n:,} samples would take {reason}")
         parts: dict[str, list[np.ndarray]] = {h.id: [] for h in self.heads}
-        for start in range(0, n, batch_size):
-            batch = {k: v[start : start + batch_size] for k, v in inputs.items()}
-            for key, value in self.forward(batch, training=False).items():
+        for outputs in self.predict_batches(inputs, batch_size):
+            for key, value in outputs.items():
                 parts[key].append(value)
         return {
             k: np.concatenate(v) if v else np.zeros((0, *self.shapes[k]), self.dtype)
@@ -343,6 +413,12 @@ def _blame(err: Exception, node_id: str, layer: Layer, step: str) -> TrainingErr
     """A TrainingError for a bug ``err`` raised inside a block, naming the block and pass."""
     what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     return TrainingError(f"the block {node_id!r} ({layer.TYPE}) failed in its {step} pass ({what})")
+
+
+def _kind_words(array: np.ndarray) -> str:
+    return {"U": "text", "S": "bytes", "O": "objects", "c": "complex numbers"}.get(
+        array.dtype.kind, "not numbers"
+    )
 
 
 def _length(arrays: dict[str, np.ndarray]) -> int:

@@ -12,7 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nodenet.errors import ParamError
+from nodenet.errors import ParamError, brief
+
+# Every integer setting is bounded even where its descriptor names no maximum: a size, a
+# count or a port larger than this is refused before anything is allocated from it.
+INT_LIMIT = 2**31 - 1
+MAX_RANK = 32  # dimensions of a shape parameter (Keras models use up to ~6)
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,7 @@ class Param:
         return value
 
     def fail(self, expected: str, value: Any) -> ParamError:
-        return ParamError(f"{self.name} must be {expected} (got {value!r})", self.name)
+        return ParamError(f"{self.name} must be {expected} (got {brief(value)})", self.name)
 
     def describe(self) -> str:
         """A short type description for the block reference."""
@@ -37,6 +42,22 @@ class Param:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _in_limit(value: int, limit: int = INT_LIMIT) -> bool:
+    return -limit <= value <= limit
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` (not a number, a bool, inf, nan, or an
+    integer beyond float range such as ``10**400``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,11 @@ class Int(Param):
             value = int(value)
         if not _is_int(value):
             return self._raise(value)
+        limit = max(INT_LIMIT, abs(self.min or 0), abs(self.max or 0))
+        if not _in_limit(value, limit):
+            bounded = self.min is not None and self.max is not None
+            suffix = "" if bounded else f" (at most {limit:,} in size)"
+            raise self.fail(self.expected() + suffix, value)
         if (self.min is not None and value < self.min) or (
             self.max is not None and value > self.max
         ):
@@ -88,11 +114,10 @@ class Float(Param):
     def coerce(self, value: Any) -> Any:
         if value is None and self.optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        number = _as_float(value)
+        if number is None:
             raise self.fail(self.expected(), value)
-        value = float(value)
-        if not math.isfinite(value):
-            raise self.fail(self.expected(), value)
+        value = number
         low_bad = self.min is not None and (
             value < self.min or (self.min_exclusive and value == self.min)
         )
@@ -161,7 +186,7 @@ class IntTuple(Param):
         if (
             not isinstance(value, list | tuple)
             or len(value) != self.length
-            or not all(_is_int(v) for v in value)
+            or not all(_is_int(v) and _in_limit(v) for v in value)
             or (self.min is not None and any(v < self.min for v in value))
         ):
             raise self.fail(self.describe(), value)
@@ -191,9 +216,11 @@ class ShapeParam(Param):
             value = [value]
         if not isinstance(value, list | tuple) or len(value) < self.min_rank:
             raise self.fail(self.describe(), value)
+        if len(value) > MAX_RANK:
+            raise self.fail(f"{self.describe()}, at most {MAX_RANK} of them", value)
         out = []
         for dim in value:
-            ok = (_is_int(dim) and dim >= 1) or (dim is None and self.allow_none)
+            ok = (_is_int(dim) and 1 <= dim <= INT_LIMIT) or (dim is None and self.allow_none)
             ok = ok or (self.allow_minus_one and dim == -1 and not isinstance(dim, bool))
             if not ok:
                 raise self.fail(self.describe(), value)
@@ -225,12 +252,10 @@ class Regularizer(Param):
             raise self.fail(expected, value)
         out = {}
         for key in ("l1", "l2"):
-            v = value.get(key, 0.0)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
+            v = _as_float(value.get(key, 0.0))
+            if v is None or not v >= 0:
                 raise self.fail(expected, value)
-            if not math.isfinite(v):
-                raise self.fail(expected, value)
-            out[key] = float(v)
+            out[key] = v
         return out
 
     def describe(self) -> str:
@@ -268,8 +293,9 @@ class NumberList(Param):
     def coerce(self, value: Any) -> Any:
         ok = isinstance(value, list | tuple) and len(value) > 0
         for v in value if ok else ():
-            ok = ok and not isinstance(v, bool) and isinstance(v, int | float)
-            ok = ok and math.isfinite(v) and (not self.integer or float(v).is_integer())
+            number = _as_float(v)
+            ok = ok and number is not None and (not self.integer or number.is_integer())
+            ok = ok and (not self.integer or _in_limit(int(number or 0)))
             ok = ok and (self.min is None or v >= self.min)
         if ok and self.increasing:
             ok = all(a < b for a, b in itertools.pairwise(value))
@@ -323,13 +349,15 @@ def resolve_params(specs: tuple[Param, ...], given: dict[str, Any], owner: str) 
 def check_params(specs: tuple[Param, ...], given: Any, owner: str) -> list[ParamError]:
     """Every problem with ``given`` against ``specs``, each a :class:`ParamError`."""
     if not isinstance(given, dict):
-        return [ParamError(f"params of a {owner} block must be an object (got {given!r})")]
+        return [ParamError(f"params of a {owner} block must be an object (got {brief(given)})")]
     known = {p.name: p for p in specs}
     errors = []
     for name in given:
         if name not in known:
             names = ", ".join(known) or "none"
-            errors.append(ParamError(f"{owner} has no parameter {name!r} (it has: {names})", name))
+            errors.append(
+                ParamError(f"{owner} has no parameter {brief(name)} (it has: {names})", name)
+            )
     for name, spec in known.items():
         if name in given:
             try:

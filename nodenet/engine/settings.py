@@ -7,11 +7,15 @@ The optimizer's own fields are checked by :func:`nodenet.engine.optimizers.make_
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from nodenet.engine.params import Bool, Choice, Float, Int, Text, check_params
 from nodenet.engine.schedules import REDUCE_LR_PARAMS
-from nodenet.errors import NodenetError
+from nodenet.errors import NodenetError, shorten
+
+MESSAGE_CHARS = 300  # a problem echoing a long name is cut to this length
 
 TRAINING_PARAMS = (
     Int("epochs", 10, "passes over the training data", min=0, max=100_000),
@@ -71,14 +75,11 @@ def check_training(training: Any) -> list[str]:
         for err in check_params(specs, value, f"training.{key}"):
             problems.append(_prefixed(f"training.{key}", err))
     class_weight = training.get("class_weight")
-    if class_weight is not None and not (
-        isinstance(class_weight, dict)
-        and all(
-            str(k).isdigit() and isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-            for k, v in class_weight.items()
+    if class_weight is not None and not _valid_class_weight(class_weight):
+        problems.append(
+            "training.class_weight must map class indices (0, 1, 2, ... at most "
+            f"{MAX_CLASS_INDEX:,}) to non-negative finite weights"
         )
-    ):
-        problems.append("training.class_weight must map class indices to non-negative weights")
     if "optimizer" in training:
         from nodenet.engine.optimizers import make_optimizer
 
@@ -86,7 +87,31 @@ def check_training(training: Any) -> list[str]:
             make_optimizer(training["optimizer"])
         except NodenetError as err:
             problems.append(str(err))
-    return problems
+    return [shorten(text, MESSAGE_CHARS) for text in problems]
+
+
+MAX_CLASS_INDEX = 1_000_000
+_CLASS_INDEX = re.compile(r"[0-9]{1,7}")
+
+
+def _valid_class_weight(class_weight: Any) -> bool:
+    """A dict of ASCII-decimal class indices (``"2"``, not ``"²"``) to finite weights >= 0."""
+    if not isinstance(class_weight, dict):
+        return False
+    for key, weight in class_weight.items():
+        text = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        if not isinstance(text, str) or not _CLASS_INDEX.fullmatch(text):
+            return False
+        if int(text) > MAX_CLASS_INDEX:
+            return False
+        try:
+            ok = not isinstance(weight, bool) and isinstance(weight, int | float)
+            ok = ok and math.isfinite(float(weight)) and weight >= 0
+        except OverflowError:
+            ok = False
+        if not ok:
+            return False
+    return True
 
 
 def _prefixed(section: str, err) -> str:

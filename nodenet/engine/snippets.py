@@ -32,8 +32,8 @@ def literal(value: Any) -> str:
         return repr(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f'float("{value}")'
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):  # repr escapes what JSON would leave raw (lone surrogates)
+        return json.dumps(value, ensure_ascii=False) if value.isprintable() else repr(value)
     if isinstance(value, list | tuple):
         items = [literal(v) for v in value]
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"

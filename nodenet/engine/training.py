@@ -297,14 +297,19 @@ def fit(
 def evaluate(
     model: Model, x: Arrays, y: Arrays, batch_size: int = 256, prefix: str = ""
 ) -> dict[str, float]:
-    """Loss and metrics over all samples, in inference mode (Keras ``evaluate``)."""
-    x = model.check_inputs(x)
+    """Loss and metrics over all samples, in inference mode (Keras ``evaluate``).
+
+    The batch is made smaller than ``batch_size`` when its forward pass would not
+    fit the memory budget (:meth:`Model.inference_batch`).
+    """
+    x = model.check_inputs(x, cast=False)
     n = _length({**x, **y})
     if n == 0:
         raise DataError("there are no samples to evaluate")
+    batch_size = model.inference_batch(batch_size)
     scorer = _Scorer(model, y)
     for start in range(0, n, batch_size):
-        xb = {k: v[start : start + batch_size] for k, v in x.items()}
+        xb = model.cast_batch({k: v[start : start + batch_size] for k, v in x.items()})
         yb = {k: v[start : start + batch_size] for k, v in y.items()}
         loss, _ = scorer.score(model.forward(xb, training=False), yb, None, want_grads=False)
         scorer.add_total(loss + model.regularization(), len(next(iter(yb.values()))))

@@ -1,9 +1,14 @@
-"""Writing Python source: identifiers from node ids, imports from use, long lines wrapped.
+"""Writing Python source: quoted text, identifiers from node ids, imports, long lines wrapped.
 
-Shared by the Keras and PyTorch exporters. Imports are derived from the
-finished code (a name is imported when the code uses it), so the generated
-modules never carry a dead import; lines are wrapped the way ``ruff format``
-wraps calls, so they stay within 100 characters.
+Shared by the Keras and PyTorch exporters. Text from a project or an imported
+model (its name, node ids, paths, setting values) reaches generated source only
+through :func:`py_str` (a one-line string literal, built by ``repr``) or, in
+docstrings, :func:`doc_text` (escaped so that it can never close the docstring);
+:func:`py_value` and :func:`py_arguments` apply :func:`py_str` to every string
+inside a value. Names in code come from :func:`identifiers` and :func:`class_name`.
+Imports are derived from the finished code (a name is imported when the code
+uses it), so the generated modules never carry a dead import; lines are wrapped
+the way ``ruff format`` wraps calls, so they stay within 100 characters.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import re
 import textwrap
 import tokenize
 from collections.abc import Iterable
+from typing import Any
+
+from nodenet.engine.snippets import Source, literal
 
 LINE = 100
 
@@ -70,29 +78,87 @@ def identifiers(ids: Iterable[str], reserved: Iterable[str] = ()) -> dict[str, s
     """
     taken = set(RESERVED) | set(reserved)
     names: dict[str, str] = {}
+    used: set[str] = set()
     for node_id in ids:
-        name = re.sub(r"\W", "_", node_id, flags=re.ASCII) or "node"
+        name = re.sub(r"\W", "_", str(node_id), flags=re.ASCII) or "node"
         if name[0].isdigit() or name.startswith("_"):
             name = "n" + name if name[0].isdigit() else "n" + name.lstrip("_")
         while name in taken:
             name += "_"
         base = name
         i = 2
-        while name in names.values():
+        while name in used or name in taken:
             name, i = f"{base}_{i}", i + 1
         names[node_id] = name
+        used.add(name)
     return names
 
 
 def class_name(text: str, taken: Iterable[str] = ()) -> str:
     """``digits_mlp`` -> ``DigitsMlp``; ``Model`` when nothing usable is left."""
-    words = re.findall(r"[A-Za-z0-9]+", text)
+    words = re.findall(r"[A-Za-z0-9]+", str(text))
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
     if name[0].isdigit():
         name = "Model" + name
     while name in set(taken) or name in RESERVED:
         name += "Model"
     return name
+
+
+def py_str(value: str) -> str:
+    """``value`` as a one-line Python string literal that evaluates back to it exactly.
+
+    Built by ``repr``, which escapes backslashes, quotes, line breaks and every
+    character that is not printable (``\\x00``, ``\\u2028``, a lone ``\\ud800``);
+    double quotes, as ``ruff format`` writes them, where the text holds none.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"py_str takes text, not {type(value).__name__}")
+    text = repr(str(value))
+    if text[0] == "'" and '"' not in value:
+        return f'"{text[1:-1]}"'
+    return text
+
+
+def py_value(value: Any) -> str:
+    """A JSON-like value as source: strings through :func:`py_str`, lists as tuples (as
+    Keras writes sizes), dicts with their keys quoted; :class:`Source` as it is."""
+    if isinstance(value, Source):
+        return str(value)
+    if isinstance(value, str):
+        return py_str(value)
+    if isinstance(value, list | tuple):
+        items = [py_value(v) for v in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py_value(k)}: {py_value(v)}" for k, v in value.items()) + "}"
+    return literal(value)
+
+
+def py_list(values: Iterable[Any]) -> str:
+    """``[a, b]`` with each item through :func:`py_value`."""
+    return "[" + ", ".join(py_value(v) for v in values) + "]"
+
+
+def py_arguments(positional: list[Any], keywords: dict[str, Any]) -> str:
+    """``a, b, key=value`` for a call, every value through :func:`py_value`."""
+    for key in keywords:
+        if not (isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key)):
+            raise ValueError(f"{key!r} cannot be a keyword argument")
+    parts = [py_value(v) for v in positional]
+    parts += [f"{k}={py_value(v)}" for k, v in keywords.items()]
+    return ", ".join(parts)
+
+
+def doc_text(value: Any) -> str:
+    """Text for a docstring or a comment, as source that cannot end or break it.
+
+    The docstring reads the text as ``repr`` shows it, without the quotes: one
+    line, printable, ``\\n`` or ``\\ud800`` for what is not; in the source its
+    backslashes are doubled and its ``"`` escaped.
+    """
+    shown = repr(str(value))[1:-1]
+    return shown.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def global_names(code: str) -> set[str]:
@@ -190,9 +256,14 @@ _PAIRS = {"(": ")", "[": "]", "{": "}"}
 def _top_level_pairs(line: str) -> list[tuple[int, int]]:
     """(opening, closing) indices of the non-empty brackets not nested in others."""
     pairs, depth, quote, start = [], 0, None, 0
+    escaped = False
     for i, ch in enumerate(line):
         if quote:
-            if ch == quote and line[i - 1] != "\\":
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
@@ -209,9 +280,14 @@ def _top_level_pairs(line: str) -> list[tuple[int, int]]:
 
 def _split_top_level(body: str) -> list[str]:
     parts, depth, quote, start = [], 0, None, 0
+    escaped = False
     for i, ch in enumerate(body):
         if quote:
-            if ch == quote and body[i - 1] != "\\":
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
@@ -233,9 +309,16 @@ def block(lines: Iterable[str], indent: int = 0) -> str:
 
 
 def docstring(text: str, indent: int = 0, width: int = LINE - 8) -> list[str]:
-    """A docstring of ``text`` (paragraphs split by blank lines) wrapped at ``width``."""
+    """A docstring of ``text`` (paragraphs split by blank lines) wrapped at ``width``.
+
+    ``text`` is the generator's own prose, any project text in it through
+    :func:`doc_text`; words are never broken, so no escape is split.
+    """
     pad = " " * indent
-    paragraphs = [textwrap.wrap(p, width - indent) for p in text.split("\n\n")]
+    paragraphs = [
+        textwrap.wrap(p, width - indent, break_long_words=False, break_on_hyphens=False)
+        for p in text.split("\n\n")
+    ]
     lines = []
     for i, paragraph in enumerate(paragraphs):
         if i:

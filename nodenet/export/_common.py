@@ -13,7 +13,7 @@ from nodenet import __version__
 from nodenet.engine import settings
 from nodenet.engine.catalog import Layer, Shape, WeightSpec
 from nodenet.errors import SaveError, ValidationError, WeightsError
-from nodenet.export._code import identifiers
+from nodenet.export._code import doc_text, identifiers
 from nodenet.project import Project, analyze
 from nodenet.project import write_file as project_write_file
 
@@ -86,11 +86,12 @@ def read_graph(project: Project, reserved: tuple[str, ...] = ()) -> Graph:
     if analysis.problems:
         raise ValidationError(analysis.problems)
     order = list(analysis.order)
+    index = analysis.index or project.edge_index()
     return Graph(
         project=project,
         order=order,
         layers={i: analysis.layers[i] for i in order},
-        sources={i: [e.src for e in project.incoming(i)] for i in order},
+        sources={i: [e.src for e in index.incoming(i)] for i in order},
         shapes=dict(analysis.shapes),
         inputs=[n.id for n in project.inputs()],
         outputs=[n.id for n in project.outputs()],
@@ -127,5 +128,5 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def banner(project: Project, what: str) -> str:
-    """The first line of a generated module's docstring."""
-    return f"{project.name}: {what}, exported by nodenet {__version__}."
+    """The first line of a generated module's docstring (the name escaped by :func:`doc_text`)."""
+    return f"{doc_text(project.name)}: {what}, exported by nodenet {__version__}."

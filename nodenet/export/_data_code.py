@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nodenet.engine.data import preprocess
-from nodenet.export._code import docstring
+from nodenet.export._code import doc_text, docstring, py_str, py_value
 from nodenet.export._common import Graph, npz_bytes
 
 SKLEARN = ("digits", "iris", "wine", "breast_cancer", "diabetes")
@@ -82,8 +82,10 @@ def _npz_loader(graph: Graph, source: dict) -> list[str]:
     ]
 
 
-def _sentence(what: str) -> str:
-    return f"The {what} data" if "/" not in what and "." not in what else f"The data of {what}"
+def _sentence(what: object) -> str:
+    """Prose naming the data, the name or path escaped by :func:`doc_text`."""
+    text = doc_text(what)
+    return f"The {text} data" if "/" not in text and "." not in text else f"The data of {text}"
 
 
 def _sklearn_loader(graph: Graph, name: str) -> list[str]:
@@ -91,18 +93,20 @@ def _sklearn_loader(graph: Graph, name: str) -> list[str]:
     pre = preprocess.read_preprocess(data.get("preprocess") or {})
     split = preprocess.read_split(data.get("split") or {}, graph.training["seed"] or 0)
     doc, body = [f"scikit-learn's {name} dataset, prepared as nodenet prepares it"], []
+    if name not in SKLEARN:
+        raise ValueError(f"{name!r} is not a scikit-learn dataset")
     body.append(f"x, y = load_{name}(return_X_y=True)")
     body.append("x = x.astype(np.float32)")
     if pre["scale"] is not None:
-        body.append(f"x = x * {pre['scale']!r}")
-        doc.append(f"inputs scaled by {pre['scale']!r}")
+        body.append(f"x = x * {py_value(pre['scale'])}")
+        doc.append(f"inputs scaled by {doc_text(pre['scale'])}")
     if "x" in pre["reshape"]:
-        body.append(f"x = x.reshape(len(x), {', '.join(str(d) for d in pre['reshape']['x'])})")
+        body.append(f"x = x.reshape(len(x), {_dims(pre['reshape']['x'])})")
     parts = {"train": "x, y"}
     body += _split_lines(split, graph.training["seed"], parts, doc)
     stats = _stats_lines(graph, pre, body, doc)
-    inputs = ", ".join(f'"{i}": {_input_expr(graph, i, pre, stats)}' for i in graph.inputs)
-    targets = ", ".join(f'"{o}": {_target_expr(graph, o, pre, doc)}' for o in graph.outputs)
+    inputs = ", ".join(f"{py_str(i)}: {_input_expr(graph, i, pre, stats)}" for i in graph.inputs)
+    targets = ", ".join(f"{py_str(o)}: {_target_expr(graph, o, pre, doc)}" for o in graph.outputs)
     body += [
         "",
         "def prepare(features, labels):",
@@ -125,10 +129,11 @@ def _split_lines(split: dict, seed: int, parts: dict, doc: list[str]) -> list[st
     test, validation = split["test"], split["validation"]
     if not (test or validation):
         return []
-    state = "SEED" if split["seed"] == seed else str(split["seed"])
+    state = "SEED" if split["seed"] == seed else py_value(split["seed"])
     lines = [
         f"order = np.random.default_rng({state}).permutation(len(x))  # nodenet's split",
-        f"n_test, n_validation = round({test!r} * len(x)), round({validation!r} * len(x))",
+        f"n_test, n_validation = round({py_value(test)} * len(x)), "
+        f"round({py_value(validation)} * len(x))",
     ]
     held = (
         ("test", test, "", "n_test"),
@@ -186,7 +191,7 @@ def _fit_shape(expr: str, shape: tuple, sample: tuple | None) -> str:
         return expr
     if None in shape:
         return f"({expr})[..., None]" if shape[-1] == 1 else expr
-    return f"({expr}).reshape(-1, {', '.join(str(d) for d in shape)})"
+    return f"({expr}).reshape(-1, {_dims(shape)})"
 
 
 def _target_expr(graph: Graph, node_id: str, pre: dict, doc: list[str]) -> str:
@@ -201,12 +206,19 @@ def _target_expr(graph: Graph, node_id: str, pre: dict, doc: list[str]) -> str:
             encoding = "onehot"
     if encoding == "onehot":
         doc.append("targets one-hot")
-        return f"np.eye({shape[-1]}, dtype=np.float32)[labels]"
+        return f"np.eye({_dims(shape[-1:])}, dtype=np.float32)[labels]"
     if loss == "sparse_categorical_crossentropy":
         return "labels.astype(np.int64)"
     if None in shape:
         return "labels.astype(np.float32)"
-    return f"labels.astype(np.float32).reshape(-1, {', '.join(str(d) for d in shape)})"
+    return f"labels.astype(np.float32).reshape(-1, {_dims(shape)})"
+
+
+def _dims(sizes) -> str:
+    """``3, 4``: sizes (ints) as the arguments of a reshape."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in sizes):
+        raise ValueError(f"sizes must be integers (got {sizes!r})")
+    return ", ".join(str(d) for d in sizes)
 
 
 def describe_data(graph: Graph) -> dict[str, Any]:

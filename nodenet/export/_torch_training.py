@@ -13,8 +13,17 @@ from __future__ import annotations
 
 from nodenet.engine.metrics import direction_of
 from nodenet.engine.optimizers import check_optimizer
-from nodenet.engine.snippets import Source, arguments, literal
-from nodenet.export._code import block, docstring, total, wrap
+from nodenet.engine.snippets import Source
+from nodenet.export._code import (
+    block,
+    doc_text,
+    docstring,
+    py_arguments,
+    py_str,
+    py_value,
+    total,
+    wrap,
+)
 from nodenet.export._common import Graph
 from nodenet.export._data_code import load_data_source
 from nodenet.export._torch_templates import (
@@ -96,35 +105,43 @@ def training_code(graph: Graph, model_class: str, with_weights: bool) -> list[st
 
 
 def _losses(graph: Graph) -> list[str]:
-    return list(dict.fromkeys(graph.layers[o].config["loss"] for o in graph.outputs))
+    return list(dict.fromkeys(_loss(graph.layers[o].config["loss"]) for o in graph.outputs))
+
+
+def _loss(name: str) -> str:
+    """A loss's name, which the generated code calls: one of :data:`LOSSES` only."""
+    if name not in LOSSES:
+        raise ValueError(f"{name!r} has no PyTorch export")
+    return name
 
 
 def _constants(graph: Graph, with_weights: bool, optimizer: dict) -> str:
     t = graph.training
     lines = [
-        f"SEED = {t['seed'] if t['seed'] is not None else 0}",
-        f"EPOCHS = {t['epochs']}",
-        f"BATCH_SIZE = {t['batch_size']}",
-        f"VALIDATION_SPLIT = {t['validation_split']!r}",
-        f"SHUFFLE = {t['shuffle']}",
-        f"INPUTS = {literal(graph.inputs)}",
-        f"OUTPUTS = {literal(graph.outputs)}",
+        f"SEED = {py_value(t['seed'] if t['seed'] is not None else 0)}",
+        f"EPOCHS = {py_value(t['epochs'])}",
+        f"BATCH_SIZE = {py_value(t['batch_size'])}",
+        f"VALIDATION_SPLIT = {py_value(t['validation_split'])}",
+        f"SHUFFLE = {py_value(bool(t['shuffle']))}",
+        f"INPUTS = {py_value(graph.inputs)}",
+        f"OUTPUTS = {py_value(graph.outputs)}",
     ]
     if any(loss.endswith("crossentropy") for loss in _losses(graph)):
         lines.append("EPSILON = 1e-7  # Keras's fuzz factor: probabilities are clipped to it")
     stop = t["early_stopping"]
     if stop:
+        monitor = py_str(stop["monitor"])
         lines += [
-            f'MONITOR = "{stop["monitor"]}"  # early stopping, as keras.callbacks.EarlyStopping',
-            f"PATIENCE = {stop['patience']}",
-            f"MIN_DELTA = {stop['min_delta']!r}",
-            f"RESTORE_BEST = {stop['restore_best']}",
+            f"MONITOR = {monitor}  # early stopping, as keras.callbacks.EarlyStopping",
+            f"PATIENCE = {py_value(stop['patience'])}",
+            f"MIN_DELTA = {py_value(stop['min_delta'])}",
+            f"RESTORE_BEST = {py_value(bool(stop['restore_best']))}",
         ]
     if _class_weighted(graph):
         table = {int(k): float(v) for k, v in t["class_weight"].items()}
-        lines.append(f"CLASS_WEIGHT = {literal(table)}")
+        lines.append(f"CLASS_WEIGHT = {py_value(table)}")
     if optimizer.get("weight_decay") and optimizer["name"] != "adamw":
-        lines.append(f"WEIGHT_DECAY = {optimizer['weight_decay']!r}  # Keras's, decoupled")
+        lines.append(f"WEIGHT_DECAY = {py_value(optimizer['weight_decay'])}  # Keras's, decoupled")
     if with_weights:
         lines.append('WEIGHTS = Path(__file__).with_name(Path(__file__).stem + "_weights.npz")')
     return block(lines)
@@ -136,7 +153,7 @@ def _build_model(model_class: str) -> str:
 
 def _head(graph: Graph, output_id: str, what: str) -> str:
     """``outputs`` of one head: the tensor itself for a one-output model."""
-    return what if len(graph.outputs) == 1 else f'{what}["{output_id}"]'
+    return what if len(graph.outputs) == 1 else f"{what}[{py_str(output_id)}]"
 
 
 def _class_weighted(graph: Graph) -> bool:
@@ -149,15 +166,15 @@ def _compute_loss(graph: Graph) -> str:
     terms = []
     for o in graph.outputs:
         config = graph.layers[o].config
-        values = f'{config["loss"]}({_head(graph, o, "outputs")}, targets["{o}"])'
-        weight = "" if config["loss_weight"] == 1.0 else f"{config['loss_weight']!r} * "
+        values = f"{_loss(config['loss'])}({_head(graph, o, 'outputs')}, targets[{py_str(o)}])"
+        weight = "" if config["loss_weight"] == 1.0 else f"{py_value(config['loss_weight'])} * "
         terms.append(f"{weight}{values}.mean()")
     if not _class_weighted(graph):
         head = "def compute_loss(outputs, targets: dict) -> torch.Tensor:"
         return "\n".join([head, *docstring(doc, 4), *total(terms, 4)])
     (output_id,) = graph.outputs
-    loss = graph.layers[output_id].config["loss"]
-    target = f'targets["{output_id}"]'
+    loss = _loss(graph.layers[output_id].config["loss"])
+    target = f"targets[{py_str(output_id)}]"
     lines = [
         f"values = {loss}(outputs, {target})",
         "if training:",
@@ -172,7 +189,7 @@ def _compute_loss(graph: Graph) -> str:
 
 def _metric(graph: Graph, output_id: str, name: str) -> str | None:
     """A torch expression of a metric's batch mean, or None for Keras's stateful ones."""
-    p, t = _head(graph, output_id, "outputs"), f'targets["{output_id}"]'
+    p, t = _head(graph, output_id, "outputs"), f"targets[{py_str(output_id)}]"
     loss = graph.layers[output_id].config["loss"]
     if name == "mae":
         return f"({p} - {t}).abs().mean()"
@@ -196,12 +213,12 @@ def _metrics(graph: Graph) -> str:
             if expr is None:
                 skipped.append(key)
             else:
-                entries.append(f'"{key}": {expr},')
+                entries.append(f"{py_str(key)}: {expr},")
     doc = "Batch means of the metrics Keras reports per output."
     if _class_weighted(graph):
         doc += " Unlike Keras's, they are not weighted by class_weight while training."
     if skipped:
-        doc += f" Not computed here (Keras's stateful metrics): {', '.join(skipped)}."
+        doc += f" Not computed here (Keras's stateful metrics): {doc_text(', '.join(skipped))}."
     lines = ["def metrics(outputs, targets: dict) -> dict[str, torch.Tensor]:", *docstring(doc, 4)]
     if not entries:
         return "\n".join([*lines, "    return {}"])
@@ -218,9 +235,9 @@ def _regularization_terms(graph: Graph) -> list[str]:
                 continue
             for ref in refs.get(spec.name, []):
                 if spec.regularizer.get("l1"):
-                    terms.append(f"{spec.regularizer['l1']!r} * {ref}.abs().sum()")
+                    terms.append(f"{py_value(spec.regularizer['l1'])} * {ref}.abs().sum()")
                 if spec.regularizer.get("l2"):
-                    terms.append(f"{spec.regularizer['l2']!r} * {ref}.square().sum()")
+                    terms.append(f"{py_value(spec.regularizer['l2'])} * {ref}.square().sum()")
     return terms
 
 
@@ -233,23 +250,23 @@ def _regularization(terms: list[str]) -> str:
 def _learning_rate(schedule: dict) -> str:
     c = dict(schedule)
     name = c.pop("schedule")
-    lines = [f"Keras's {name}({arguments([], c)}) at an optimizer step."]
+    lines = [f"Keras's {doc_text(name)}({doc_text(py_arguments([], c))}) at an optimizer step."]
     if name in ("ExponentialDecay", "InverseTimeDecay"):
-        lines.append(f"progress = step / {c['decay_steps']}")
+        lines.append(f"progress = step / {py_value(c['decay_steps'])}")
         if c["staircase"]:
             lines.append("progress = math.floor(progress)")
-        lr0, rate = c["initial_learning_rate"], c["decay_rate"]
+        lr0, rate = py_value(c["initial_learning_rate"]), py_value(c["decay_rate"])
         if name == "ExponentialDecay":
-            lines.append(f"return {lr0!r} * {rate!r} ** progress")
+            lines.append(f"return {lr0} * {rate} ** progress")
         else:
-            lines.append(f"return {lr0!r} / (1 + {rate!r} * progress)")
+            lines.append(f"return {lr0} / (1 + {rate} * progress)")
     elif name == "PiecewiseConstantDecay":
         lines += [
-            f"for boundary, value in zip({literal(c['boundaries'])}, "
-            f"{literal(c['values'][:-1])}, strict=True):",
+            f"for boundary, value in zip({py_value(c['boundaries'])}, "
+            f"{py_value(c['values'][:-1])}, strict=True):",
             "    if step <= boundary:",
             "        return value",
-            f"return {c['values'][-1]!r}",
+            f"return {py_value(c['values'][-1])}",
         ]
     else:
         lines += _cosine_lines(c)
@@ -258,19 +275,20 @@ def _learning_rate(schedule: dict) -> str:
 
 
 def _cosine_lines(c: dict) -> list[str]:
-    lr0, steps, alpha = c["initial_learning_rate"], c["decay_steps"], c["alpha"]
-    target, warmup = c["warmup_target"], c["warmup_steps"]
-    if target is None:
+    lr0, alpha = py_value(c["initial_learning_rate"]), py_value(c["alpha"])
+    steps, warmup = py_value(c["decay_steps"]), py_value(c["warmup_steps"])
+    if c["warmup_target"] is None:
         return [
             f"cosine = 0.5 * (1 + math.cos(math.pi * min(step, {steps}) / {steps}))",
-            f"return {lr0!r} * ((1 - {alpha!r}) * cosine + {alpha!r})",
+            f"return {lr0} * ((1 - {alpha}) * cosine + {alpha})",
         ]
+    target = py_value(c["warmup_target"])
     return [
-        f"step = min(step, {steps + warmup})",
+        f"step = min(step, {py_value(c['decay_steps'] + c['warmup_steps'])})",
         f"if step < {warmup}:",
-        f"    return ({target!r} - {lr0!r}) * step / {warmup} + {lr0!r}",
+        f"    return ({target} - {lr0}) * step / {warmup} + {lr0}",
         f"cosine = 0.5 * (1 + math.cos(math.pi * (step - {warmup}) / {steps}))",
-        f"return {target!r} * ((1 - {alpha!r}) * cosine + {alpha!r})",
+        f"return {target} * ((1 - {alpha}) * cosine + {alpha})",
     ]
 
 
@@ -289,8 +307,8 @@ def _make_optimizer(optimizer: dict) -> str:
     if name == "nadam":
         args["momentum_decay"] = 1.0  # Keras's momentum schedule: 0.96 ** step
     where = "" if name == "rmsprop" else "torch.optim."  # torch's puts epsilon outside the root
-    call = f"{where}{torch_class}(model.parameters(), {arguments([], args)})"
-    doc = f"The project's {name} optimizer, configured as Keras configures it."
+    call = f"{where}{torch_class}(model.parameters(), {py_arguments([], args)})"
+    doc = f"The project's {doc_text(name)} optimizer, configured as Keras configures it."
     head = "def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:"
     return "\n".join([head, *docstring(doc, 4), block([f"return {call}"], 4)])
 
@@ -304,14 +322,15 @@ def _step_lines(graph: Graph, optimizer: dict) -> list[str]:
     if optimizer["clipnorm"]:
         lines += [
             "for parameter in net.parameters():  # Keras's clipnorm: each array on its own",
-            f"    nn.utils.clip_grad_norm_(parameter, {optimizer['clipnorm']!r})",
+            f"    nn.utils.clip_grad_norm_(parameter, {py_value(optimizer['clipnorm'])})",
         ]
     if optimizer["global_clipnorm"]:
         lines.append(
-            f"nn.utils.clip_grad_norm_(net.parameters(), {optimizer['global_clipnorm']!r})"
+            f"nn.utils.clip_grad_norm_(net.parameters(), {py_value(optimizer['global_clipnorm'])})"
         )
     if optimizer["clipvalue"]:
-        lines.append(f"nn.utils.clip_grad_value_(net.parameters(), {optimizer['clipvalue']!r})")
+        clip = py_value(optimizer["clipvalue"])
+        lines.append(f"nn.utils.clip_grad_value_(net.parameters(), {clip})")
     if optimizer.get("weight_decay") and optimizer["name"] != "adamw":
         lines += [
             "with torch.no_grad():  # Keras's weight decay, before the update",
@@ -379,10 +398,11 @@ def _plateau(graph: Graph) -> tuple[list[str], list[str]]:
         "min_lr": plateau["min_lr"],
     }
     create = [
-        f"plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, {arguments([], options)})"
+        f"plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "
+        f"{py_arguments([], options)})"
     ]
-    monitor = plateau["monitor"]
-    step = [f'if "{monitor}" in logs:', f'    plateau.step(logs["{monitor}"])']
+    monitor = py_str(plateau["monitor"])
+    step = [f"if {monitor} in logs:", f"    plateau.step(logs[{monitor}])"]
     return create, step
 
 

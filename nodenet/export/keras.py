@@ -12,9 +12,17 @@ Keras order) and ``load_weights`` puts them in with ``layer.set_weights``.
 
 from __future__ import annotations
 
-from nodenet.engine.snippets import Source, arguments, literal
+from nodenet.engine.snippets import Source
 from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
-from nodenet.export._code import block, import_block
+from nodenet.export._code import (
+    block,
+    doc_text,
+    import_block,
+    py_arguments,
+    py_list,
+    py_str,
+    py_value,
+)
 from nodenet.export._common import (
     ExportedCode,
     Graph,
@@ -119,16 +127,16 @@ def _docstring(graph: Graph, with_weights: bool) -> str:
 def _constants(graph: Graph, with_weights: bool) -> str:
     t = graph.training
     lines = [
-        f"SEED = {t['seed']}",
-        f"EPOCHS = {t['epochs']}",
-        f"BATCH_SIZE = {t['batch_size']}",
-        f"VALIDATION_SPLIT = {t['validation_split']!r}",
+        f"SEED = {py_value(t['seed'])}",
+        f"EPOCHS = {py_value(t['epochs'])}",
+        f"BATCH_SIZE = {py_value(t['batch_size'])}",
+        f"VALIDATION_SPLIT = {py_value(t['validation_split'])}",
     ]
     if not describe_data(graph)["sklearn"]:  # the .npz loader names the nodes
-        lines += [f"INPUTS = {literal(graph.inputs)}", f"OUTPUTS = {literal(graph.outputs)}"]
+        lines += [f"INPUTS = {py_value(graph.inputs)}", f"OUTPUTS = {py_value(graph.outputs)}"]
     if class_weighted(graph):
         table = {int(k): float(v) for k, v in t["class_weight"].items()}
-        lines.append(f"CLASS_WEIGHT = {literal(table)}")
+        lines.append(f"CLASS_WEIGHT = {py_value(table)}")
     if with_weights:
         lines.append('WEIGHTS = Path(__file__).with_name(Path(__file__).stem + "_weights.npz")')
     return block(lines)
@@ -148,22 +156,22 @@ def _build_model(graph: Graph) -> str:
             continue
         name = _layer_name(graph, node_id)
         if layer.TYPE == "Input":
-            shape = Source(literal(list(args.pop("shape"))))
+            shape = Source(py_value(list(args.pop("shape"))))
             options = {"shape": shape, **args, "name": name}
-            lines.append(f"{var} = keras.Input({arguments([], options)})")
+            lines.append(f"{var} = keras.Input({py_arguments([], options)})")
             continue
         positional = [args.pop(k) for k in layer.KERAS_REQUIRED if k in args]
-        call = f"layers.{class_name}({arguments(positional, {**args, 'name': name})})"
+        call = f"layers.{_known(class_name)}({py_arguments(positional, {**args, 'name': name})})"
         inputs = [graph.names[s] for s in graph.sources[node_id]]
         tensors = inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"
         lines.append(f"{var} = {call}({tensors})")
     inputs = ", ".join(graph.names[i] for i in graph.inputs)
-    outputs = ", ".join(f'"{o}": {graph.names[graph.sources[o][0]]}' for o in graph.outputs)
+    outputs = ", ".join(f"{py_str(o)}: {graph.names[graph.sources[o][0]]}" for o in graph.outputs)
     lines.append(
         f"return keras.Model(inputs=[{inputs}], outputs={{{outputs}}}, "
-        f"name={literal(graph.project.name)})"
+        f"name={py_str(graph.project.name)})"
     )
-    doc = f'"""The nodenet graph {graph.project.name} as a Keras functional model."""'
+    doc = f'"""The nodenet graph {doc_text(graph.project.name)} as a Keras functional model."""'
     return "def build_model() -> keras.Model:\n" + block([doc, *lines], 4)
 
 
@@ -175,16 +183,19 @@ def _compile_model(graph: Graph) -> str:
     }
     if any(c["loss_weight"] != 1.0 for c in heads.values()):
         options["loss_weights"] = {o: c["loss_weight"] for o, c in heads.items()}
-    metrics = {o: Source(_list(c["metrics"])) for o, c in heads.items() if c["metrics"]}
+    metrics = {o: Source(py_list(c["metrics"])) for o, c in heads.items() if c["metrics"]}
     if metrics:
         options["metrics"] = metrics
-    call = ["model.compile("] + [f"    {k}={literal(v)}," for k, v in options.items()] + [")"]
+    call = ["model.compile("] + [f"    {k}={py_value(v)}," for k, v in options.items()] + [")"]
     doc = '"""The project\'s optimizer, and per output its loss, loss weight and metrics."""'
     return "def compile_model(model: keras.Model) -> None:\n" + block([doc, *call], 4)
 
 
-def _list(values: list) -> str:
-    return "[" + ", ".join(literal(v) for v in values) + "]"
+def _known(name: str) -> str:
+    """A Keras class name from nodenet's own tables, written as a name in code."""
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"{name!r} is not a Keras class name")
+    return name
 
 
 def _optimizer(config: dict) -> str:
@@ -202,13 +213,13 @@ def _optimizer(config: dict) -> str:
             args[key] = Source(_schedule(value)) if isinstance(value, dict) else value
         elif value != defaults[key]:
             args[key] = value
-    return f"keras.optimizers.{OPTIMIZERS[name]}({arguments([], args)})"
+    return f"keras.optimizers.{OPTIMIZERS[name]}({py_arguments([], args)})"
 
 
 def _schedule(config: dict) -> str:
     config = dict(config)
     name = config.pop("schedule")
-    return f"keras.optimizers.schedules.{name}({arguments([], config)})"
+    return f"keras.optimizers.schedules.{_known(name)}({py_arguments([], config)})"
 
 
 _LOAD_WEIGHTS = '''def load_weights(model: keras.Model, path: Path) -> None:
@@ -245,14 +256,14 @@ def _callbacks(graph: Graph) -> list[str]:
         if stop["mode"] != "auto":
             options["mode"] = stop["mode"]
         options["restore_best_weights"] = stop["restore_best"]
-        callbacks.append(f"keras.callbacks.EarlyStopping({arguments([], options)})")
+        callbacks.append(f"keras.callbacks.EarlyStopping({py_arguments([], options)})")
     plateau = t["reduce_lr_on_plateau"]
     if plateau:
         from nodenet.engine.schedules import REDUCE_LR_PARAMS
 
         defaults = {p.name: p.default for p in REDUCE_LR_PARAMS}
         options = {k: v for k, v in plateau.items() if v != defaults[k]}
-        callbacks.append(f"keras.callbacks.ReduceLROnPlateau({arguments([], options)})")
+        callbacks.append(f"keras.callbacks.ReduceLROnPlateau({py_arguments([], options)})")
     return callbacks
 
 
@@ -264,10 +275,11 @@ def _main(graph: Graph, with_weights: bool) -> str:
         fit.append("validation_split=VALIDATION_SPLIT")
     if held_out is not False:
         fit.append('validation_data=data.get("validation")')
-    fit.append(f"shuffle={t['shuffle']}")
+    fit.append(f"shuffle={py_value(bool(t['shuffle']))}")
     if class_weighted(graph):  # as sample weights: fit refuses class_weight for named outputs
         (output_id,) = graph.outputs
-        fit.append(f'sample_weight={{"{output_id}": class_weights(y["{output_id}"])}}')
+        key = py_str(output_id)
+        fit.append(f"sample_weight={{{key}: class_weights(y[{key}])}}")
     callbacks = _callbacks(graph)
     if callbacks:
         fit.append(f"callbacks=[{', '.join(callbacks)}]")

@@ -27,10 +27,22 @@ from typing import Any
 from nodenet.engine.catalog import LAYERS, Layer
 from nodenet.engine.optimizers import OPTIMIZERS
 from nodenet.engine.params import Int, Param, Regularizer
-from nodenet.errors import NodenetError, ParamError, ProjectFileError
-from nodenet.project import DEFAULT_TRAINING, Edge, Node, Project
+from nodenet.errors import NodenetError, ProjectFileError, brief, shorten
+from nodenet.project import (
+    DEFAULT_TRAINING,
+    MAX_DEPTH,
+    Edge,
+    Node,
+    Project,
+    _check_depth,
+    parse_json,
+    read_bounded,
+)
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024  # a .keras member is inflated this much at a time
+# what reading a malformed config can raise; each becomes a typed error naming the layer
+_MALFORMED = (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError)
 COLUMN, ROW = 240, 120  # layout spacing, as the sample projects use
 
 # Keras settings that change nothing nodenet computes
@@ -98,29 +110,46 @@ def import_keras(path: str | os.PathLike) -> Project:
     :class:`NodenetError` listing whatever nodenet cannot represent.
     """
     path = Path(path)
+    name = shorten(str(path))
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                info = archive.getinfo("config.json")
-                if info.file_size > MAX_CONFIG_BYTES:
-                    raise ProjectFileError(f"{path}: its config.json is too large")
-                raw = archive.read(info)
+        if path.is_file() and zipfile.is_zipfile(path):
+            raw = _read_member(path, "config.json", MAX_CONFIG_BYTES)
         else:
-            if path.stat().st_size > MAX_CONFIG_BYTES:
-                raise ProjectFileError(f"{path}: too large for a Keras model config")
-            raw = path.read_bytes()
+            raw = read_bounded(path, MAX_CONFIG_BYTES, "a Keras model config")
     except KeyError:
-        raise ProjectFileError(f"{path}: a .keras archive without config.json") from None
-    except (OSError, zipfile.BadZipFile) as err:
-        raise ProjectFileError(f"{path}: cannot be read ({err})") from None
+        raise ProjectFileError(f"{name}: a .keras archive without config.json") from None
+    except (OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as err:
+        raise ProjectFileError(f"{name}: cannot be read ({shorten(str(err))})") from None
     try:
-        config = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ProjectFileError(f"{path}: not a JSON Keras model config ({err})") from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ProjectFileError(f"{name}: not UTF-8 text (byte {err.start})") from None
+    config = parse_json(text, name)
     try:
         return import_keras_config(config, default_name=path.stem)
     except NodenetError as err:
-        raise type(err)(f"{path}: {err}") from None
+        raise type(err)(f"{name}: {err}") from None
+
+
+def _read_member(path: Path, member: str, limit: int) -> bytes:
+    """A zip member's bytes, inflated in chunks and refused past ``limit`` bytes, whatever
+    size the archive claims for it (a lying header inflates no more than ``limit + 1``)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+        if info.file_size > limit:
+            raise ProjectFileError(
+                f"{shorten(str(path))}: its {member} is larger than {limit // 2**20} MiB"
+            )
+        chunks, total = [], 0
+        with archive.open(info) as f:
+            while chunk := f.read(CHUNK_BYTES):
+                total += len(chunk)
+                if total > limit:
+                    raise ProjectFileError(
+                        f"{shorten(str(path))}: its {member} inflates past {limit // 2**20} MiB"
+                    )
+                chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def import_keras_config(config: dict, default_name: str = "imported") -> Project:
@@ -130,20 +159,62 @@ def import_keras_config(config: dict, default_name: str = "imported") -> Project
     layer or loss nodenet cannot represent.
     """
     if isinstance(config, str):
-        config = json.loads(config)
-    if not isinstance(config, dict) or "config" not in config:
-        raise ProjectFileError("not a Keras model config (no class_name and config)")
+        config = parse_json(config, "the Keras model config")
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ProjectFileError("not a Keras model config (no class_name and config object)")
+    _check_depth(config, "the Keras model config")
     kind, body = config.get("class_name"), config["config"]
-    reader = _Reader(body.get("name") or default_name)
+    name = body.get("name") or default_name
+    if not isinstance(name, str):
+        raise ProjectFileError(f"the model's name must be a string (got {brief(name)})")
+    reader = _Reader(name)
     if kind == "Sequential":
         reader.sequential(body)
     elif kind in ("Functional", "Model"):
         reader.functional(body)
     else:
-        raise ProjectFileError(f"a {kind!r} config is not a Keras Sequential or functional model")
-    reader.compile(config.get("compile_config") or {})
+        raise ProjectFileError(
+            f"a {brief(kind)} config is not a Keras Sequential or functional model"
+        )
+    compile_config = config.get("compile_config") or {}
+    if not isinstance(compile_config, dict):
+        raise ProjectFileError(f"compile_config must be an object (got {brief(compile_config)})")
+    try:
+        reader.compile(compile_config)
+    except _MALFORMED as err:
+        reader.problems.append(f"compile_config: malformed ({_why(err)})")
     reader.fail_on_problems()
-    return reader.project()
+    return _checked(reader.project())
+
+
+def _checked(project: Project) -> Project:
+    """``project`` if the loader would open what it saves; otherwise a clear refusal."""
+    try:
+        Project.from_json(project.to_json(), "the imported project")
+    except ProjectFileError as err:
+        raise ProjectFileError(f"the model cannot become a nodenet project: {err}") from None
+    return project
+
+
+def _why(err: BaseException) -> str:
+    return shorten(f"{type(err).__name__}: {err}", 120)
+
+
+def _layer_name(layer: Any, index: int) -> str:
+    """A layer's name for messages, whatever its config holds."""
+    if isinstance(layer, dict):
+        config = layer.get("config")
+        name = layer.get("name") or (config.get("name") if isinstance(config, dict) else None)
+        if isinstance(name, str):
+            return repr(shorten(name))
+    return f"#{index}"
+
+
+def _list_field(body: dict, key: str) -> list:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise ProjectFileError(f"{key} must be a list (got {brief(value)})")
+    return value
 
 
 class _Reader:
@@ -162,37 +233,65 @@ class _Reader:
 
     def sequential(self, body: dict) -> None:
         previous = None
-        for index, layer in enumerate(body.get("layers", [])):
-            if index == 0 and layer.get("class_name") != "InputLayer":
-                shape = _first_shape(layer, body)
-                if shape is None:
-                    self.problems.append("the Sequential model has no input shape")
-                    return
-                previous = self.add_input("input", shape, "float32")
-            node_id = self.add_layer(layer, [previous] if previous else [])
+        for index, layer in enumerate(_list_field(body, "layers")):
+            try:
+                if not isinstance(layer, dict):
+                    raise TypeError(f"a layer must be an object (got {brief(layer)})")
+                if index == 0 and layer.get("class_name") != "InputLayer":
+                    shape = _first_shape(layer, body)
+                    if shape is None:
+                        self.problems.append("the Sequential model has no input shape")
+                        return
+                    previous = self.add_input("input", shape, "float32")
+                node_id = self.add_layer(layer, [previous] if previous else [])
+            except _MALFORMED as err:
+                self.malformed(layer, index, err)
+                continue
             previous = node_id or previous
         if previous is not None:
             self.outputs.append(("output", previous))
 
     def functional(self, body: dict) -> None:
-        for layer in body.get("layers", []):
-            name = layer.get("name") or layer.get("config", {}).get("name")
-            inbound = layer.get("inbound_nodes") or []
-            if len(inbound) > 1:
-                self.problems.append(f"layer {name!r} is shared ({len(inbound)} calls)")
-            sources = _sources(inbound[0]) if inbound else []
-            for source, node_index in sources:
-                if node_index:
-                    self.problems.append(f"layer {name!r} reads call {node_index} of {source!r}")
-            self.add_layer(layer, [s for s, _ in sources], name)
-        outputs = body.get("output_layers")
+        for index, layer in enumerate(_list_field(body, "layers")):
+            try:
+                self.functional_layer(layer)
+            except _MALFORMED as err:
+                self.malformed(layer, index, err)
+        try:
+            self.output_layers(body.get("output_layers"))
+        except _MALFORMED as err:
+            self.problems.append(f"output_layers: malformed ({_why(err)})")
+
+    def functional_layer(self, layer: Any) -> None:
+        if not isinstance(layer, dict):
+            raise TypeError(f"a layer must be an object (got {brief(layer)})")
+        config = layer.get("config") or {}
+        name = layer.get("name") or (config.get("name") if isinstance(config, dict) else None)
+        _text(name, "name")
+        inbound = layer.get("inbound_nodes") or []
+        if not isinstance(inbound, list):
+            raise TypeError(f"inbound_nodes must be a list (got {brief(inbound)})")
+        if len(inbound) > 1:
+            self.problems.append(f"layer {name!r} is shared ({len(inbound)} calls)")
+        sources = _sources(inbound[0]) if inbound else []
+        for source, node_index in sources:
+            if node_index:
+                self.problems.append(f"layer {name!r} reads call {brief(node_index)} of {source!r}")
+        self.add_layer(layer, [s for s, _ in sources], name)
+
+    def output_layers(self, outputs: Any) -> None:
         if isinstance(outputs, dict):
             named = list(outputs.items())
         else:
+            if outputs is not None and not isinstance(outputs, list):
+                raise TypeError(f"a list of layer references (got {brief(outputs)})")
             refs = [outputs] if outputs and isinstance(outputs[0], str) else outputs or []
-            named = [("output" if len(refs) == 1 else f"{r[0]}_output", r) for r in refs]
+            named = [("output" if len(refs) == 1 else f"{_ref(r)}_output", r) for r in refs]
         for output_id, ref in named:
-            self.outputs.append((output_id, ref[0]))
+            self.outputs.append((_text(output_id, "output name"), _ref(ref)))
+
+    def malformed(self, layer: Any, index: int, err: BaseException) -> None:
+        self.problems.append(f"layer {_layer_name(layer, index)}: malformed config ({_why(err)})")
 
     # -- layers ------------------------------------------------------------------------
 
@@ -204,11 +303,15 @@ class _Reader:
         return node_id
 
     def add_layer(self, layer: dict, sources: list[str], name: str | None = None) -> str | None:
-        kind, config = layer.get("class_name"), layer.get("config") or {}
-        name = name or config.get("name") or kind.lower()
+        kind, config = _text(layer.get("class_name"), "class_name"), layer.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be an object (got {brief(config)})")
+        name = _text(name or config.get("name") or kind.lower(), "name")
         if kind == "InputLayer":
-            shape = (config.get("batch_shape") or config.get("batch_input_shape"))[1:]
-            return self.add_input(name, shape, config.get("dtype", "float32"))
+            batch_shape = config.get("batch_shape") or config.get("batch_input_shape")
+            shape = _shape(batch_shape, "batch_shape")
+            dtype = config.get("dtype", "float32")
+            return self.add_input(name, shape, dtype if isinstance(dtype, str) else "float32")
         if kind in ("Functional", "Sequential", "Model"):
             self.problems.append(f"layer {name!r} is a nested model")
             return None
@@ -226,7 +329,9 @@ class _Reader:
         specs = {p.name: p for p in cls.PARAMS}
         for key, value in config.items():
             if key not in specs and key not in _IGNORED and not _neutral(value):
-                self.problems.append(f"{cls.TYPE} {name!r}: {key}={value!r} is not supported")
+                self.problems.append(
+                    f"{cls.TYPE} {name!r}: {shorten(key)}={brief(value)} is not supported"
+                )
         params = {}
         for key, spec in specs.items():
             if key in config:
@@ -238,19 +343,24 @@ class _Reader:
             del params["strides"]
         try:
             cls(params, name)
-        except ParamError as err:
+        except NodenetError as err:
             self.problems.append(f"{cls.TYPE} {name!r}: {err}")
         return params
 
     def bidirectional(self, config: dict, name: str) -> dict:
         inner = config.get("layer") or {}
+        if not isinstance(inner, dict):
+            raise TypeError(f"layer must be an object (got {brief(inner)})")
         kind = inner.get("class_name")
         if kind not in ("SimpleRNN", "LSTM", "GRU"):
-            self.missing.append(f"Bidirectional({kind}) ({name})")
+            self.missing.append(f"Bidirectional({shorten(str(kind))}) ({name})")
             return {}
         if config.get("merge_mode") is None:
             self.problems.append(f"Bidirectional {name!r}: merge_mode=None is not supported")
-        params = self.params(LAYERS.get(kind), inner.get("config") or {}, name)
+        inner_config = inner.get("config") or {}
+        if not isinstance(inner_config, dict):
+            raise TypeError(f"layer.config must be an object (got {brief(inner_config)})")
+        params = self.params(LAYERS.get(kind), inner_config, name)
         params.pop("go_backwards", None)
         params["layer"] = kind
         if config.get("merge_mode", "concat") != "concat":
@@ -272,7 +382,9 @@ class _Reader:
 
     def initializer(self, spec: Param, value: dict, where: str) -> Any:
         kind, config = value.get("class_name"), value.get("config") or {}
-        name = _INITIALIZERS.get(kind)
+        if not isinstance(config, dict):
+            raise TypeError(f"{spec.name}.config must be an object (got {brief(config)})")
+        name = _INITIALIZERS.get(kind) if isinstance(kind, str) else None
         if kind == "RandomUniform" and (config.get("minval"), config.get("maxval")) == (
             -0.05,
             0.05,
@@ -290,11 +402,15 @@ class _Reader:
     def regularizer(self, value: Any, where: str) -> Any:
         if value is None:
             return None
+        if not isinstance(value, dict):
+            raise TypeError(f"a regularizer must be an object (got {brief(value)})")
         kind, config = value.get("class_name"), value.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"the regularizer's config must be an object (got {brief(config)})")
         if kind not in ("L1", "L2", "L1L2"):
-            self.problems.append(f"{where}: the regularizer {kind} is not supported")
+            self.problems.append(f"{where}: the regularizer {brief(kind)} is not supported")
             return _SKIP
-        return {"l1": float(config.get("l1", 0.0)), "l2": float(config.get("l2", 0.0))}
+        return {"l1": config.get("l1", 0.0), "l2": config.get("l2", 0.0)}
 
     # -- compile settings --------------------------------------------------------------
 
@@ -328,7 +444,7 @@ class _Reader:
         name = value.get("class_name") if isinstance(value, dict) else value
         key = _snake(name) if isinstance(name, str) else None
         if key not in _LOSSES:
-            self.problems.append(f"the loss {name!r} is not one nodenet has")
+            self.problems.append(f"the loss {brief(name)} is not one nodenet has")
             return _SKIP
         return _LOSSES[key]
 
@@ -344,11 +460,13 @@ class _Reader:
 
     def optimizer(self, value: Any) -> None:
         kind = value.get("class_name") if isinstance(value, dict) else value
-        name = str(kind).lower()
+        name = kind.lower() if isinstance(kind, str) else ""
         if name not in OPTIMIZERS:
-            self.problems.append(f"the optimizer {kind!r} is not one nodenet has")
+            self.problems.append(f"the optimizer {brief(kind)} is not one nodenet has")
             return
         config = value.get("config", {}) if isinstance(value, dict) else {}
+        if not isinstance(config, dict):
+            raise TypeError(f"the optimizer's config must be an object (got {brief(config)})")
         known = {p.name for p in OPTIMIZERS.get(name).PARAMS}
         settings = {k: v for k, v in config.items() if k in known and v is not None}
         if isinstance(settings.get("learning_rate"), dict):
@@ -387,7 +505,28 @@ def _neutral(value: Any) -> bool:
 
 
 def _short(value: Any) -> str:
-    return value.get("class_name", "an object") if isinstance(value, dict) else repr(value)
+    return brief(value.get("class_name", "an object") if isinstance(value, dict) else value)
+
+
+def _text(value: Any, field: str) -> str:
+    """``value`` if it is a string, else a TypeError naming ``field``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a string (got {brief(value)})")
+    return value
+
+
+def _ref(ref: Any) -> str:
+    """The layer name of an output reference ``[name, node_index, tensor_index]``."""
+    if not isinstance(ref, list | tuple) or not ref or not isinstance(ref[0], str):
+        raise TypeError(f"a layer reference must be [name, index, index] (got {brief(ref)})")
+    return ref[0]
+
+
+def _shape(batch_shape: Any, field: str) -> list:
+    """The shape without its batch dimension, from a ``[None, d1, d2, ...]`` batch shape."""
+    if not isinstance(batch_shape, list | tuple) or not 2 <= len(batch_shape) <= MAX_DEPTH:
+        raise TypeError(f"{field} must be a list [batch, dims...] (got {brief(batch_shape)})")
+    return list(batch_shape[1:])
 
 
 def _snake(name: str) -> str:
@@ -404,7 +543,7 @@ def _first_shape(layer: dict, body: dict) -> list | None:
         body.get("build_input_shape"),
     ):
         if shape:
-            return list(shape)[1:]
+            return _shape(shape, "input shape")
     return None
 
 
@@ -412,21 +551,41 @@ def _sources(call: Any) -> list[tuple[str, int]]:
     """(layer name, call index) of each tensor a layer call reads, in order."""
     if isinstance(call, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
         args = call.get("args") or []
+        if not isinstance(args, list):
+            raise TypeError(f"inbound_nodes args must be a list (got {brief(args)})")
         tensors = args[0] if args and isinstance(args[0], list) else args[:1]
         refs = []
         for tensor in tensors:
+            if not isinstance(tensor, dict) or not isinstance(tensor.get("config") or {}, dict):
+                raise TypeError(f"an inbound tensor must be an object (got {brief(tensor)})")
             history = (tensor.get("config") or {}).get("keras_history") or []
             if history:
-                refs.append((history[0], history[1]))
+                refs.append(_history(history))
         return refs
-    return [(ref[0], ref[1]) for ref in call]  # Keras 2: [[name, node, tensor, kwargs], ...]
+    if not isinstance(call, list):
+        raise TypeError(f"an inbound node must be a list or an object (got {brief(call)})")
+    return [_history(ref) for ref in call]  # Keras 2: [[name, node, tensor, kwargs], ...]
+
+
+def _history(ref: Any) -> tuple[str, int]:
+    """(layer name, call index) from ``[name, node_index, tensor_index, ...]``."""
+    if (
+        not isinstance(ref, list)
+        or len(ref) < 2
+        or not isinstance(ref[0], str)
+        or not isinstance(ref[1], int)
+        or isinstance(ref[1], bool)
+    ):
+        raise TypeError(f"a tensor reference must be [name, index, index] (got {brief(ref)})")
+    return ref[0], ref[1]
 
 
 def layout(project: Project) -> None:
-    """Place nodes in columns by depth from the Inputs, rows in file order."""
+    """Place nodes in columns by depth from the Inputs, rows in file order (O(nodes + edges))."""
+    index = project.edge_index()
     depth: dict[str, int] = {}
     for node in project.nodes:
-        sources = [e.src for e in project.incoming(node.id)]
+        sources = [e.src for e in index.incoming(node.id)]
         depth[node.id] = 1 + max((depth.get(s, 0) for s in sources), default=-1)
     rows: dict[int, int] = {}
     for node in project.nodes:

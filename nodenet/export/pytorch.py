@@ -22,9 +22,11 @@ from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet 
 from nodenet.export._code import (
     block,
     class_name,
+    doc_text,
     docstring,
     global_names,
     import_block,
+    py_str,
     wrap,
 )
 from nodenet.export._common import (
@@ -49,7 +51,7 @@ def export_pytorch(project: Project, weights: Weights | None = None) -> Exported
     """
     graph = read_graph(project, reserved=(*RESERVED, *TORCH_HELPERS))
     grouped = split_weights(graph, weights) if weights is not None else None
-    name = class_name(project.name, taken=(*TORCH_HELPERS, *RESERVED))
+    name = class_name(project.name, taken=(*TORCH_HELPERS, *RESERVED, *graph.names.values()))
     constants, *training = training_code(graph, name, grouped is not None)
     body = "\n\n\n".join([module_class(graph, name), *training])
     code = "\n\n\n".join([constants, *_helpers(body), body])
@@ -110,7 +112,7 @@ def module_class(graph: Graph, name: str) -> str:
         for spec in layer.weight_specs(shapes):
             for target in refs.get(spec.name, []):
                 inits += _commented(torch_init(spec.initializer, target, spec.shape))
-    doc = f"The nodenet graph {graph.project.name}, computed as Keras computes it."
+    doc = f"The nodenet graph {doc_text(graph.project.name)}, computed as Keras computes it."
     lines = [f"class {name}(nn.Module):", *docstring(doc, 4), ""]
     lines += ["    def __init__(self) -> None:", "        super().__init__()"]
     lines += [block(modules, 8)] if modules else []
@@ -140,7 +142,7 @@ def _forward(graph: Graph) -> list[str]:
         lines.append(f"{graph.names[node_id]} = {expr}")
     results = [graph.names[graph.sources[o][0]] for o in graph.outputs]
     if multi:
-        pairs = ", ".join(f'"{o}": {r}' for o, r in zip(graph.outputs, results, strict=True))
+        pairs = ", ".join(f"{py_str(o)}: {r}" for o, r in zip(graph.outputs, results, strict=True))
         lines.append(f"return {{{pairs}}}")
     else:
         lines.append(f"return {results[0]}")

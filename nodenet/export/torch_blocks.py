@@ -23,16 +23,15 @@ import numpy as np
 from nodenet.engine.catalog import LAYERS, Layer
 from nodenet.engine.snippets import (
     Source,
-    arguments,
     channels_first,
     channels_last,
-    literal,
     one_or_tuple,
     same_padding,
     torch_activation,
     torch_pad,
 )
 from nodenet.export import torch_helpers  # noqa: F401  (registers their torch helpers)
+from nodenet.export._code import py_arguments, py_str, py_value
 
 # -- convolutions -----------------------------------------------------------------------
 
@@ -70,7 +69,7 @@ def conv_torch_module(self, input_shapes):
     if not self.config["use_bias"]:
         options["bias"] = False
     args = [shape[-1], self.config["filters"], one_or_tuple(kernel)]
-    return f"nn.Conv{self.RANK}d({arguments(args, options)})"
+    return f"nn.Conv{self.RANK}d({py_arguments(args, options)})"
 
 
 def conv_torch_forward(self, module, args, input_shapes):
@@ -78,7 +77,7 @@ def conv_torch_forward(self, module, args, input_shapes):
     pads = _conv_pads(self, input_shapes[0][:-1])
     if pads is None:
         _, strides, dilation = self.sizes()
-        x = f"pad_same({x}, {literal(self.sizes()[0])}, {literal(strides)}, {literal(dilation)})"
+        x = f"pad_same({x}, {py_value(self.sizes()[0])}, {py_value(strides)}, {py_value(dilation)})"
     elif not _symmetric(pads):
         x = f"F.pad({x}, {torch_pad(pads)})"
     return torch_activation(self.config["activation"], channels_last(f"{module}({x})"))
@@ -126,7 +125,7 @@ def conv_transpose_torch_module(self, input_shapes):
     if max(dilation) > 1:
         options["dilation"] = one_or_tuple(dilation)
     args = [shape[-1], self.config["filters"], one_or_tuple(kernel)]
-    return f"nn.ConvTranspose2d({arguments(args, options)})"
+    return f"nn.ConvTranspose2d({py_arguments(args, options)})"
 
 
 def conv_transpose_torch_forward(self, module, args, input_shapes):
@@ -146,14 +145,14 @@ def conv_transpose_torch_state(self, weights, input_shapes):
 
 
 def upsampling1d_torch_forward(self, module, args, input_shapes):
-    return f"{args[0]}.repeat_interleave({self.config['size']}, dim=1)"
+    return f"{args[0]}.repeat_interleave({py_value(self.config['size'])}, dim=1)"
 
 
 def upsampling2d_torch_forward(self, module, args, input_shapes):
     rows, cols = self.config["size"]
     if self.config["interpolation"] == "nearest":
         return f"{args[0]}.repeat_interleave({rows}, dim=1).repeat_interleave({cols}, dim=2)"
-    scale = literal([rows, cols])
+    scale = py_value([rows, cols])
     scaled = f'F.interpolate({channels_first(args[0])}, scale_factor={scale}, mode="bilinear")'
     return channels_last(scaled)  # half-pixel centres, edges clamped: Keras's bilinear
 
@@ -178,7 +177,7 @@ def pooling_torch_forward(self, module, args, input_shapes):
     x = channels_first(args[0])
     if self.config["padding"] == "same" and None in spatial:
         mode = '"max"' if self.MODE == "max" else '"average"'
-        return channels_last(f"pool_same({x}, {mode}, {literal(pool)}, {literal(strides)})")
+        return channels_last(f"pool_same({x}, {mode}, {py_value(pool)}, {py_value(strides)})")
     kind = "max" if self.MODE == "max" else "avg"
     options = {} if strides == pool else {"stride": one_or_tuple(strides)}
     if self.config["padding"] == "same":
@@ -190,7 +189,7 @@ def pooling_torch_forward(self, module, args, input_shapes):
                     options["count_include_pad"] = False
         else:
             x = f'F.pad({x}, {torch_pad(pads)}, mode="replicate")'
-    call = f"F.{kind}_pool{self.RANK}d({arguments([Source(x), one_or_tuple(pool)], options)})"
+    call = f"F.{kind}_pool{self.RANK}d({py_arguments([Source(x), one_or_tuple(pool)], options)})"
     return channels_last(call)
 
 
@@ -238,7 +237,7 @@ def _recurrent_options(kind: str, c: dict, n_in: int, backwards: bool) -> str:
         options.pop("recurrent_activation", None)
     if kind != "GRU":
         options.pop("reset_after", None)
-    return f"Recurrent({arguments([kind, n_in, c['units']], options)})"
+    return f"Recurrent({py_arguments([kind, n_in, c['units']], options)})"
 
 
 def _native_module(kind: str, c: dict, n_in: int, bidirectional: bool) -> str:
@@ -252,14 +251,14 @@ def _native_module(kind: str, c: dict, n_in: int, bidirectional: bool) -> str:
     if bidirectional:
         options["bidirectional"] = True
     torch_class = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[kind]
-    return f"nn.{torch_class}({arguments([Source(size), c['units']], options)})"
+    return f"nn.{torch_class}({py_arguments([Source(size), c['units']], options)})"
 
 
 def _native_input(kind: str, c: dict, x: str, backwards: bool) -> str:
     if backwards:
         x = f"{x}.flip(1)"
     if c["dropout"] > 0:  # one mask per batch for every step and gate, as Keras draws it
-        x = f"time_dropout({x}, {c['dropout']!r}, self.training)"
+        x = f"time_dropout({x}, {py_value(c['dropout'])}, self.training)"
     return f"with_ones({x})" if _ones_column(kind, c) else x
 
 
@@ -346,7 +345,7 @@ def bidirectional_keras_layer(self):
         for name, value in Layer.keras_layer(self)[1].items()
         if name in own and name not in inner.KERAS_REQUIRED
     }
-    args = {"layer": Source(f"layers.{c['layer']}({arguments(required, options)})")}
+    args = {"layer": Source(f"layers.{c['layer']}({py_arguments(required, options)})")}
     if c["merge_mode"] != "concat":
         args["merge_mode"] = c["merge_mode"]
     return "Bidirectional", args
@@ -358,7 +357,7 @@ def bidirectional_torch_module(self, input_shapes):
         return _native_module(c["layer"], c, n_in, bidirectional=True)
     forward = _recurrent_options(c["layer"], c, n_in, backwards=False)
     backward = _recurrent_options(c["layer"], c, n_in, backwards=True)
-    merge = "" if c["merge_mode"] == "concat" else f', merge_mode="{c["merge_mode"]}"'
+    merge = "" if c["merge_mode"] == "concat" else f", merge_mode={py_str(c['merge_mode'])}"
     return f"Bidirectional({forward}, {backward}{merge})"
 
 
@@ -370,7 +369,7 @@ def bidirectional_torch_forward(self, module, args, input_shapes):
     if c["merge_mode"] == "concat" and c["return_sequences"]:
         return out  # torch aligns the backward direction with the input, as Keras does
     last = not c["return_sequences"]
-    return f'merge_directions({out}, "{c["merge_mode"]}", last_step={last})'
+    return f"merge_directions({out}, {py_str(c['merge_mode'])}, last_step={last})"
 
 
 def bidirectional_torch_state(self, weights, input_shapes):

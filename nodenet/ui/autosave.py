@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.errors import ProjectFileError
+from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.project import Project, atomic_write, parse_json
 
 if TYPE_CHECKING:
@@ -166,8 +166,8 @@ def find_recoveries(folder: Path | None = None) -> list[Recovery]:
             continue  # a running window's file, or another window already offers it
         try:
             project, saved_at = read_recovery(path)
-        except ProjectFileError:
-            lock.unlock()
+        except (NodenetError, ValueError, RecursionError, OverflowError):
+            lock.unlock()  # ProjectFileError, or a bound the reader missed: skip the file
             continue
         found.append(Recovery(path, project, saved_at, lock))
     for lock_path in folder.glob("*.lock"):  # locks a crash left without their file
@@ -338,7 +338,13 @@ class RecoveryOffer(QObject):
             return False
         recovery = self.pending.pop(0)
         document = self.window.document
-        document.replace_project(recovery.project)
+        try:
+            document.replace_project(recovery.project)
+        except NodenetError as err:  # its analysis fails: the open project stays
+            recovery.release()
+            self.window.show_message(f"Cannot recover {recovery.file.name}: {err}"[:300])
+            self._show_next()
+            return False
         document.undo_stack.resetClean()  # unsaved: the title has its star, Save is due
         if self.autosave.write_now():  # safe in this session's file before the old one goes
             recovery.discard()

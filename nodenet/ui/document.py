@@ -23,7 +23,16 @@ from PySide6.QtGui import QUndoStack
 from nodenet.engine import block_class
 from nodenet.engine.params import check_params
 from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError
-from nodenet.project import Analysis, Edge, Node, Project, analyze, save, unique_name
+from nodenet.project import (
+    Analysis,
+    Edge,
+    Node,
+    Problem,
+    Project,
+    analyze,
+    save,
+    unique_name,
+)
 from nodenet.ui.canvas.layout import layered_layout
 from nodenet.ui.commands import (
     Command,
@@ -46,6 +55,11 @@ FRAGMENT_MIME = "application/x-nodenet-fragment"  # clipboard payload: a copied 
 FRAGMENT_FORMAT = "nodenet-fragment"
 SECTIONS = ("training", "data")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+# The project reader accepts positions with |x|, |y| < 1e9 (nodenet.project._read_node):
+# every edit clamps to just inside, so whatever the app saves (or autosaves) reopens.
+POS_LIMIT = 1e9 - 1
+# what analyze() may raise besides NodenetError on a hostile project (a 10**400 parameter)
+ANALYSIS_ERRORS = (ArithmeticError, ValueError, TypeError, RecursionError, KeyError, IndexError)
 
 
 class ReadOnlyError(NodenetError):
@@ -72,7 +86,9 @@ def new_project(name: str = "untitled") -> Project:
 class Selection(QObject):
     """The ids of the selected nodes, shared by the canvas, the inspector and the menus.
 
-    Given a document, it follows renames and forgets removed nodes.
+    Given a document, it follows renames and forgets removed nodes: the removed ids of
+    one edit leave at once, with one ``changed`` when the edit ends (deleting 2,000
+    selected blocks is one selection change, not 2,000).
     """
 
     changed = Signal()
@@ -80,21 +96,27 @@ class Selection(QObject):
     def __init__(self, document: Document | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self._ids: list[str] = []
+        self._gone: set[str] = set()  # removed by the edit under way; changed comes at its end
         if document is not None:
             document.nodeRemoved.connect(self._forget)
             document.nodeRenamed.connect(self._rename)
             document.projectReplaced.connect(self.clear)
+            document.analysisChanged.connect(self._flush)
 
     def ids(self) -> list[str]:
+        if self._gone:
+            return [i for i in self._ids if i not in self._gone]
         return list(self._ids)
 
     def current(self) -> str | None:
         """The selected id when exactly one node is selected."""
-        return self._ids[0] if len(self._ids) == 1 else None
+        ids = self.ids()
+        return ids[0] if len(ids) == 1 else None
 
     def set(self, ids: list[str]) -> None:
         ids = list(dict.fromkeys(ids))
-        if ids != self._ids:
+        old, self._gone = self.ids(), set()
+        if ids != old or ids != self._ids:
             self._ids = ids
             self.changed.emit()
 
@@ -103,7 +125,11 @@ class Selection(QObject):
 
     def _forget(self, node_id: str) -> None:
         if node_id in self._ids:
-            self.set([i for i in self._ids if i != node_id])
+            self._gone.add(node_id)
+
+    def _flush(self) -> None:
+        if self._gone:
+            self.set(self.ids())
 
     def _rename(self, old: str, new: str) -> None:
         if old in self._ids:
@@ -149,7 +175,7 @@ class Document(QObject):
         finally:
             self._depth -= 1
         if self._depth == 0:
-            self.analysis = analyze(self.project)
+            self.analysis = _safe_analysis(self.project)
             pending, self._pending = self._pending, []
             for name, args in pending:
                 getattr(self, name).emit(*args)
@@ -347,14 +373,14 @@ class Document(QObject):
         """Insert a fragment with fresh ids, shifted by ``offset``, as one command."""
         self._writable()
         nodes, edges = _read_fragment(fragment)
-        taken = {n.id for n in self.project.nodes}
+        fresh = _FreshIds({n.id for n in self.project.nodes})
         renamed: dict[str, str] = {}
         dx, dy = _point(offset)
         new_nodes = []
         for n in nodes:
-            renamed[n.id] = unique_name(n.id, taken)
-            taken.add(renamed[n.id])
-            new_nodes.append(Node(renamed[n.id], n.type, n.params, [n.pos[0] + dx, n.pos[1] + dy]))
+            renamed[n.id] = fresh.take(n.id)
+            pos = [clamp(n.pos[0] + dx), clamp(n.pos[1] + dy)]
+            new_nodes.append(Node(renamed[n.id], n.type, n.params, pos))
         new_edges = compact_ports(
             [Edge(renamed[e.src], renamed[e.dst], e.port) for e in edges],
             {renamed[n.id] for n in nodes if _is_variadic(n.type)},
@@ -391,11 +417,29 @@ class Document(QObject):
 
     # -- whole-document operations ------------------------------------------------------
 
-    def replace_project(self, project: Project) -> None:
-        """Show another project (new / open): the undo history starts over, clean."""
+    @staticmethod
+    def checked_analysis(project: Project) -> Analysis:
+        """``analyze(project)``, or :class:`NodenetError` if the analysis itself fails
+        (a project must be analysable before it replaces the open one)."""
+        try:
+            return analyze(project)
+        except NodenetError:
+            raise
+        except ANALYSIS_ERRORS as err:
+            raise NodenetError(
+                f"{_short(project.name)} cannot be analysed: {_short(err)}"
+            ) from None
+
+    def replace_project(self, project: Project, analysis: Analysis | None = None) -> None:
+        """Show another project (new / open): the undo history starts over, clean.
+
+        The project is analysed first (or ``analysis`` of it is used): if that fails,
+        :class:`NodenetError` is raised and the open project stays as it was.
+        """
+        analysis = analysis if analysis is not None else self.checked_analysis(project)
         self.undo_stack.clear()
         self.project = project
-        self.analysis = analyze(project)
+        self.analysis = analysis
         self.projectReplaced.emit()
         self.analysisChanged.emit()
         self.undo_stack.setClean()
@@ -438,6 +482,28 @@ class Document(QObject):
 # -- helpers -----------------------------------------------------------------------------
 
 
+class _FreshIds:
+    """:func:`unique_name` for many names in a row, in linear time: ``base``, else
+    ``stem_i`` with the smallest free ``i`` (the names taken only grow, so the search for
+    a stem resumes where it stopped)."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = taken
+        self.next: dict[str, int] = {}
+
+    def take(self, base: str) -> str:
+        name = base
+        if base in self.taken:
+            stem = base.rstrip("0123456789").rstrip("_") or base
+            i = self.next.get(stem, 1)
+            while f"{stem}_{i}" in self.taken:
+                i += 1
+            self.next[stem] = i + 1
+            name = f"{stem}_{i}"
+        self.taken.add(name)
+        return name
+
+
 def _is_variadic(block_type: str) -> bool:
     try:
         return block_class(block_type).variadic()
@@ -446,10 +512,46 @@ def _is_variadic(block_type: str) -> bool:
 
 
 def _point(pos: Any) -> tuple[float, float]:
-    x, y = float(pos[0]), float(pos[1])
+    """Two finite floats, clamped to the positions a project file may hold."""
+    try:
+        x, y = float(pos[0]), float(pos[1])
+    except (TypeError, ValueError, OverflowError, IndexError, KeyError):
+        x = y = math.nan
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise NodenetError(f"a position must be two finite numbers (got {pos!r})")
-    return x, y
+        raise NodenetError(f"a position must be two finite numbers (got {_short(pos)})")
+    return clamp(x), clamp(y)
+
+
+def clamp(value: float) -> float:
+    """``value`` brought within ±:data:`POS_LIMIT` (what a saved project may hold)."""
+    return max(-POS_LIMIT, min(POS_LIMIT, value))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A value or an error as at most ``limit`` characters of text."""
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {value}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except ValueError:  # an int too long to print
+            text = f"a {type(value).__name__} too long to show"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _safe_analysis(project: Project) -> Analysis:
+    """The analysis of an edited project; if it fails, one problem saying so (undo works)."""
+    try:
+        return analyze(project)
+    except NodenetError as err:
+        problem = str(err)
+    except ANALYSIS_ERRORS as err:
+        problem = _short(err)
+    return Analysis(
+        [Problem(f"the graph cannot be analysed: {problem}", field="nodes")], [], {}, {}, {}
+    )
 
 
 def _read_fragment(fragment: Any) -> tuple[list[Node], list[Edge]]:

@@ -191,6 +191,9 @@ class ExportDialog(QDialog):
         except NodenetError as err:
             self.code = None
             self._show_error(err, weights is not None)
+        except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
+            self.code = None  # an exporter bug must not raise in a slot: say what happened
+            self._show_error(NodenetError(f"{type(err).__name__}: {err}"[:500]), False)
         else:
             self.error.hide()
             self.preview.setPlainText(self.code.source)

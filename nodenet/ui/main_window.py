@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
@@ -50,6 +51,7 @@ from nodenet.ui.window_layout import fit_to_screen, grow_run_area
 FILE_FILTER = "nodenet projects (*.json);;All files (*)"
 KERAS_FILTER = "Keras models (*.json *.keras);;All files (*)"
 STATUS_TIMEOUT_MS = 6000
+MESSAGE_CHARS = 2000  # a message box shows at most this much of an error
 CASCADE = 40.0  # blocks added at the view centre step this far from one already there
 
 
@@ -122,6 +124,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["summary"], self.docks["problems"])
         self.tabifyDockWidget(self.docks["summary"], self.docks["training"])
         self.docks["summary"].raise_()
+        for name in ("summary", "problems"):  # behind another tab: no refresh until shown
+            self.docks[name].visibilityChanged.connect(getattr(self, name).set_shown)
         self.resizeDocks(
             [self.docks["palette"], self.docks["inspector"]], [210, 330], Qt.Orientation.Horizontal
         )
@@ -291,8 +295,8 @@ class MainWindow(QMainWindow):
         loaded = self._load(path, lambda p: with_fallback(load(p)))
         if loaded is None or (ask and not self.maybe_save()):
             return False
-        project, note = loaded
-        self.document.replace_project(project)
+        project, note, analysis = loaded
+        self.document.replace_project(project, analysis)
         self.recent.add(path)
         self._report_opened(project, note)
         return True
@@ -302,23 +306,31 @@ class MainWindow(QMainWindow):
         loaded = self._load(path, open_sample_copy)
         if loaded is None or (ask and not self.maybe_save()):
             return False
-        project, note = loaded
+        project, note, analysis = loaded
         project.path = None
-        self.document.replace_project(project)
+        self.document.replace_project(project, analysis)
         self._report_opened(project, note)
         return True
 
     def _load(self, path: str | Path, read):
+        """``(project, note, analysis)`` read by ``read(path)`` and analysed, or None after
+        saying why it cannot be opened (the open project stays as it is)."""
         try:
-            return read(path)
-        except ProjectFileError as err:
-            if not Path(path).exists():
-                self.recent.remove(path)
-            problems = str(err).split(": ", 1)[-1].replace("; ", "\n")
-            QMessageBox.critical(
-                self, "Cannot open project", f"{Path(path).name} cannot be opened:\n\n{problems}"
-            )
-            return None
+            project, note = read(path)
+            return project, note, Document.checked_analysis(project)
+        except NodenetError as err:  # ProjectFileError, ValidationError, ...
+            reason = str(err)
+        except (ValueError, RecursionError, OverflowError, MemoryError, OSError) as err:
+            reason = f"{type(err).__name__}: {err}"  # a bound the reader missed: still no crash
+        if not Path(path).exists():
+            self.recent.remove(path)
+        problems = reason.split(": ", 1)[-1].replace("; ", "\n")
+        if len(problems) > MESSAGE_CHARS:
+            problems = problems[: MESSAGE_CHARS - 1] + "…"
+        QMessageBox.critical(
+            self, "Cannot open project", f"{Path(path).name} cannot be opened:\n\n{problems}"
+        )
+        return None
 
     def _report_opened(self, project: Project, note: str | None = None) -> None:
         if note:
@@ -399,26 +411,33 @@ class MainWindow(QMainWindow):
         imported, say why (the blocks nodenet lacks, by name) and keep the current project."""
         try:
             project = import_keras(path)
+            analysis = Document.checked_analysis(project)
         except NodenetError as err:
-            text = str(err).replace("; ", "\n")
+            text = str(err).replace("; ", "\n")[:MESSAGE_CHARS]
             QMessageBox.critical(self, "Cannot import the Keras model", text)
             return False
         if ask and not self.maybe_save():
             return False
         project.path = None
-        self.document.replace_project(project)
+        self.document.replace_project(project, analysis)
         self._report_opened(project)
         return True
 
-    def export_code(self, target: str) -> ExportDialog:
+    def export_code(self, target: str) -> ExportDialog | None:
         """Open the export preview (``target`` "keras" or "pytorch") of the project."""
-        if self.export_dialog is not None:
-            self.export_dialog.close()
-            self.export_dialog.deleteLater()
+        old, self.export_dialog = self.export_dialog, None
+        if old is not None and shiboken6.isValid(old):
+            old.close()
+            old.deleteLater()
         weights = self.training_panel.trained_weights
-        self.export_dialog = ExportDialog(self.document.project, target, weights, self)
-        self.export_dialog.open()
-        return self.export_dialog
+        try:
+            dialog = ExportDialog(self.document.project, target, weights, self)
+        except NodenetError as err:  # the preview itself reports export errors
+            self.show_message(f"Cannot export: {str(err)[:MESSAGE_CHARS]}")
+            return None
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

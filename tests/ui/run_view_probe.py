@@ -57,6 +57,7 @@ def _run_view(window) -> dict:
         "stop_button": _in_window(window, panel.stop_button),
         "evaluate_button": _in_window(window, panel.evaluate_button),
         "progress": _in_window(window, panel.progress),
+        "blocks_in_view": _blocks_in_view(window.canvas),
     }
 
 
@@ -105,6 +106,8 @@ def main(width: int, height: int, sample: str) -> dict:
     panel = window.training_panel
     report["started"] = wait(lambda: panel.running or panel.plots.runs, 10)
     report["trained_an_epoch"] = wait(lambda: _epochs(panel) >= 1 or not panel.running)
+    # the curves of the first epoch appear at the plots' next refresh (at most a second)
+    wait(lambda: _shown(panel, "accuracy"), 30)
     wait(lambda: False, 0.3)
     report["during"] = _run_view(window)
     report["finished"] = wait(lambda: not panel.running)
@@ -114,6 +117,11 @@ def main(width: int, height: int, sample: str) -> dict:
     window.training_panel.weights_unsaved = False  # nothing to ask about on close
     window.close()
     return report
+
+
+def _shown(panel, key: str) -> bool:
+    widget = panel.plots._widgets.get(key)
+    return widget is not None and widget.isVisible()
 
 
 def _epochs(panel) -> int:

@@ -278,10 +278,8 @@ def test_clicking_a_problem_selects_its_block(window):
     window.docks["problems"].raise_()
     view = window.problems
     assert window.docks["problems"].windowTitle() == f"Problems ({view.problem_count()})"
-    row = next(
-        i for i in range(view.count()) if view.item(i).text().startswith("loose: input port 0")
-    )
-    QTest.mouseClick(view.viewport(), LEFT, NO_MOD, view.visualItemRect(view.item(row)).center())
+    row = next(i for i in range(view.count()) if view.row_text(i).startswith("loose: input port 0"))
+    QTest.mouseClick(view.viewport(), LEFT, NO_MOD, view.row_rect(row).center())
     assert window.selection.ids() == ["loose"]
     assert window.inspector.node_id == "loose"
 
@@ -289,13 +287,13 @@ def test_clicking_a_problem_selects_its_block(window):
 def test_summary_dock_shows_the_keras_table_and_totals(window):
     window.open_sample(SAMPLE, ask=False)
     table = window.summary.table
-    rows = [[table.item(r, c).text() for c in range(4)] for r in range(table.rowCount())]
+    rows = [[window.summary.cell(r, c) for c in range(4)] for r in range(table.model().rowCount())]
     assert rows[1] == ["hidden_1 (Dense)", "(None, 128)", "8,320", "pixels"]
     # 64*128+128 + 128*128+128 + 128*10+10
     assert "Total params: 26,122</b> (102.04 KB)" in window.summary.totals.text()
     assert window.summary.text().splitlines()[0] == 'Model: "digits_mlp"'
     QTest.mouseClick(
-        table.viewport(), LEFT, NO_MOD, table.visualItemRect(table.item(3, 0)).center()
+        table.viewport(), LEFT, NO_MOD, table.visualRect(table.model().index(3, 0)).center()
     )
     assert window.selection.ids() == ["probs"]
 

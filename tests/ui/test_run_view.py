@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,10 @@ def inside(rect: list[int], outer: list[int]) -> bool:
 
 
 @pytest.fixture(scope="module", params=[(1920, 1080), (1366, 768)], ids=["1920x1080", "1366x768"])
-def report(request) -> dict:
-    return probe(*request.param, SAMPLES / "digits_mlp.json")
+def report(request, tmp_path_factory) -> dict:
+    sample = tmp_path_factory.mktemp("run_view") / "digits_mlp.json"
+    shutil.copy(SAMPLES / "digits_mlp.json", sample)  # the trained weights land beside it
+    return probe(*request.param, sample)
 
 
 def test_the_window_fits_the_available_screen(report):
@@ -75,6 +78,8 @@ def test_ctrl_r_on_the_canvas_brings_the_run_view_forward_with_tall_curves(repor
             if key != "learning_rate":
                 assert plot["shown"], (moment, key)
                 assert plot["height"] >= PLOT_HEIGHT, (moment, key, plot)
+        # the canvas gave the Run panel its room and still shows the whole graph
+        assert view["blocks_in_view"] == report["blocks_in_view"], moment
         for control in ("run_button", "stop_button", "evaluate_button", "progress"):
             assert view[control] is not None, (moment, control)
             assert inside(view[control], [0, 0, width, height]), (moment, control)

@@ -20,6 +20,7 @@ from nodenet.engine.data import real, synthetic  # noqa: F401  (register the bui
 from nodenet.engine.data.base import BUILTINS, Dataset, DatasetMeta, register_builtin
 from nodenet.engine.data.idx import read_idx
 from nodenet.engine.data.prepare import (
+    NothingToPrepareError,
     PreparedData,
     PreparedMeta,
     builtin_datasets,
@@ -35,6 +36,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetMeta",
+    "NothingToPrepareError",
     "PreparedData",
     "PreparedMeta",
     "builtin_datasets",

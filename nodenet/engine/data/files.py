@@ -2,9 +2,11 @@
 
 Paths are taken relative to the project file's folder (``base_dir``) and must
 stay inside it (no ``..`` out of it, no absolute path or symlink elsewhere)
-unless the caller passes ``allow_outside_data=True``. A CSV file may take up to
-:data:`CSV_MEMORY_FACTOR` times its size in memory while parsed, which is
-checked against the memory budget (:mod:`nodenet.safeio`). Nothing read is
+unless the caller passes ``allow_outside_data=True``, and must be regular files
+(a named pipe would block the reader, a device never end). Parsing a CSV file
+costs memory per cell and per row far beyond its text; a first pass counts its
+cells and checks that cost against the memory budget (:mod:`nodenet.safeio`)
+before any cell is parsed. Nothing read is
 ever executed or unpickled: NPZ files are read member by member without pickles
 (:func:`nodenet.safeio.read_npz`) and CSV cells are parsed as numbers or labels
 only.
@@ -41,6 +43,7 @@ y_test``) gives ``x``, ``y`` and their own test split ``x_test``, ``y_test``.
 from __future__ import annotations
 
 import csv
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -55,8 +58,16 @@ from nodenet.engine.data.base import (
     encode_labels,
     read_options,
 )
-from nodenet.errors import DataError
-from nodenet.safeio import fmt_bytes, inside_folder, over_budget, read_npz
+from nodenet.errors import DataError, brief
+from nodenet.safeio import (
+    check_path_length,
+    check_regular,
+    fmt_bytes,
+    inside_folder,
+    open_regular,
+    over_budget,
+    read_npz,
+)
 
 CSV_OPTIONS: dict[str, Any] = {
     "path": "",
@@ -69,7 +80,10 @@ CSV_OPTIONS: dict[str, Any] = {
     "test_path": None,
 }
 NPZ_OPTIONS: dict[str, Any] = {"path": "", "test_path": None, "classes": None}
-CSV_MEMORY_FACTOR = 16  # bytes of parsed cells (Python strings) per byte of file, at most
+CSV_MEMORY_FACTOR = 4  # bytes per byte of file: its text, then numpy's copy of a column
+CSV_CELL_COST = 80  # bytes per parsed cell: a Python string and its place in the row
+CSV_ROW_COST = 160  # bytes per row: its list, its line number, numpy's row bookkeeping
+CSV_SCAN_CHUNK = 2**20
 
 
 def resolve_path(
@@ -88,15 +102,18 @@ def resolve_path(
     raises :class:`nodenet.errors.OutsideDataError` naming ``field``.
     """
     if not isinstance(path, str) or not path.strip() or "\x00" in path:
-        raise DataError(f"{where}: needs a file path (got {path!r})")
+        raise DataError(f"{where}: needs a file path (got {brief(str(path))})")
+    check_path_length(field, path)  # before Path.resolve, which crawls on a huge path
     full = Path(path).expanduser()
     if not full.is_absolute():
         full = Path(base_dir if base_dir is not None else Path.cwd()) / full
     try:
         inside_folder(field, path, full, base_dir, allow_outside_data)
         exists = full.exists()
+        if exists:  # a pipe would block the reader, a device never end: regular files only
+            check_regular(field, full)
     except (OSError, RuntimeError, ValueError) as err:  # a symlink loop, a name too long
-        raise DataError(f"{field}: {path!r} cannot be opened ({err})") from None
+        raise DataError(f"{field}: {brief(path)} cannot be opened ({err})") from None
     if not exists:
         raise DataError(f"{path}: no such file (looked for {full})")
     return full
@@ -142,6 +159,30 @@ def load_csv(
     return Dataset(arrays, meta)
 
 
+def _check_parse_cost(name: str, raw: io.BufferedReader, delimiter: str) -> None:
+    """Refuse, before any cell is parsed, a CSV file whose cells would not fit the budget.
+
+    Parsed cells cost far more than their text (a one-character cell is a Python
+    string in a list: about :data:`CSV_CELL_COST` bytes), so the cost is counted
+    per cell and per row, on a first pass that counts delimiters and line ends
+    in the bytes really read (never ``st_size``) and stops at the budget.
+    """
+    sep = delimiter.encode("utf-8")
+    size = cells = rows = 0
+    while chunk := raw.read(CSV_SCAN_CHUNK):
+        size += len(chunk)
+        newlines = chunk.count(b"\n")
+        rows += newlines
+        cells += chunk.count(sep) + newlines
+        cost = size * CSV_MEMORY_FACTOR + (cells + 1) * CSV_CELL_COST + (rows + 1) * CSV_ROW_COST
+        reason = over_budget(cost)
+        if reason is not None:
+            raise DataError(
+                f"{name}: parsing its {cells:,}+ cells ({fmt_bytes(size)}+ read so far) would "
+                f"take about {reason}; convert it to .npz"
+            )
+
+
 class _CsvTable:
     """A CSV file's cells as text, with the line number of every row."""
 
@@ -158,18 +199,15 @@ class _CsvTable:
     def read(cls, path: Path, delimiter: str, header: bool) -> _CsvTable:
         rows, lines = [], []
         try:
-            reason = over_budget(path.stat().st_size * CSV_MEMORY_FACTOR)
-            if reason is not None:
-                raise DataError(
-                    f"{path.name}: {fmt_bytes(path.stat().st_size)} of CSV would take about "
-                    f"{reason}; convert it to .npz"
-                )
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                reader = csv.reader(f, delimiter=delimiter)
-                for row in reader:
-                    if len(row) > 1 or (row and row[0].strip()):
-                        rows.append(row)
-                        lines.append(reader.line_num)
+            with open_regular(path) as raw:
+                _check_parse_cost(path.name, raw, delimiter)
+                raw.seek(0)
+                with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
+                    reader = csv.reader(f, delimiter=delimiter)
+                    for row in reader:
+                        if len(row) > 1 or (row and row[0].strip()):
+                            rows.append(row)
+                            lines.append(reader.line_num)
         except UnicodeDecodeError as err:
             raise DataError(f"{path.name}: not UTF-8 text (byte {err.start})") from None
         except csv.Error as err:
@@ -197,17 +235,19 @@ class _CsvTable:
         the rows read, each column is checked cell by cell to name the bad cell.
         """
         try:
-            with warnings.catch_warnings():
+            with (
+                warnings.catch_warnings(),
+                io.TextIOWrapper(open_regular(self.path), encoding="utf-8-sig") as text,
+            ):
                 warnings.simplefilter("ignore")
                 fast = np.loadtxt(
-                    self.path,
+                    text,
                     np.float64,
                     comments=None,
                     delimiter=self.delimiter,
                     skiprows=int(self.header),
                     usecols=cols,
                     ndmin=2,
-                    encoding="utf-8-sig",
                     quotechar='"',
                 )
             if fast.shape == (len(self.rows), len(cols)) and np.isfinite(fast).all():
@@ -263,10 +303,7 @@ class _CsvTable:
 
     def numbers(self, col: int, cells: tuple[str, ...]) -> np.ndarray:
         """A column as float64; a bad cell raises DataError naming its line and column."""
-        try:
-            values = np.array(cells).astype(np.float64)
-        except ValueError:
-            values = None
+        values = _floats(cells)
         if values is not None and np.isfinite(values).all():
             return values
         name = self.columns[col]
@@ -298,10 +335,7 @@ class _CsvTable:
                     f"{self.name}: line {self.lines[i]}, column {name!r}: the label is empty"
                 )
         if classes is None:
-            try:
-                values = np.array(cells).astype(np.float64)
-            except ValueError:
-                values = None
+            values = _floats(cells)
             if values is not None or task == "regression":
                 values = self.numbers(col, cells)  # raises on NaN, inf or (regression) text
                 whole = bool((values == np.round(values)).all())
@@ -316,13 +350,32 @@ class _CsvTable:
                 return values.astype(np.int64), None, "classification"
         elif not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
             raise DataError(f"{self.name}: option 'classes' must be a list of label texts")
+        labels = [c.strip() for c in cells]
+        longest = max(map(len, labels), default=0)
+        reason = over_budget(len(labels) * longest * 4)  # numpy's fixed-width text array
+        if reason is not None:
+            raise DataError(
+                f"{self.name}: column {name!r}: {len(labels):,} labels of up to {longest:,} "
+                f"characters would take {reason}"
+            )
         codes, classes = encode_labels(
             f"{self.name}: column {name!r}",
-            np.array([c.strip() for c in cells]),
+            np.array(labels),
             classes,
             self.lines,
         )
         return codes, classes, "classification"
+
+
+def _floats(cells: tuple[str, ...]) -> np.ndarray | None:
+    """The cells as float64, or None if one is not a number (Python's ``float`` rules).
+
+    Cell by cell, so no fixed-width text array as wide as the longest cell is made.
+    """
+    try:
+        return np.fromiter(map(float, cells), np.float64, count=len(cells))
+    except ValueError:
+        return None
 
 
 # -- NPZ ------------------------------------------------------------------------

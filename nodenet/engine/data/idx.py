@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 from nodenet.engine.data.base import Dataset, DatasetMeta, read_options
 from nodenet.engine.data.files import resolve_path
 from nodenet.errors import DataError
-from nodenet.safeio import inside_folder, over_budget
+from nodenet.safeio import inside_folder, open_regular, over_budget
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_DIMS = 8
@@ -61,18 +62,19 @@ def read_idx(path: Path) -> np.ndarray:
         longer than the header says.
     """
     try:
-        with path.open("rb") as raw:
+        with open_regular(path) as raw:
             gzipped = raw.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gzipped else open
-        with opener(path, "rb") as f:
-            dtype, dims = _read_header(path.name, f)
-            expected = math.prod(dims) * dtype.itemsize
-            if not gzipped:
-                _check_raw_size(path, dims, expected, 4 + 4 * len(dims))
-            data = _read_exactly(path.name, f, dims, expected)
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw as f:
+                dtype, dims = _read_header(path.name, f)
+                expected = math.prod(dims) * dtype.itemsize
+                if not gzipped:
+                    _check_raw_size(path, raw, dims, expected, 4 + 4 * len(dims))
+                data = _read_exactly(path.name, f, dims, expected)
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path.name}: not a readable IDX file ({err})") from None
-    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
+    array = np.frombuffer(data, dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("="), copy=not array.dtype.isnative)
 
 
 def _read_header(name: str, f: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
@@ -97,8 +99,8 @@ def _read_header(name: str, f: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
     return dtype, dims
 
 
-def _check_raw_size(path: Path, dims: tuple, expected: int, header: int) -> None:
-    held = path.stat().st_size - header
+def _check_raw_size(path: Path, raw: BinaryIO, dims: tuple, expected: int, header: int) -> None:
+    held = os.fstat(raw.fileno()).st_size - header  # a regular file: its size is true
     if held != expected:
         raise DataError(
             f"{path.name}: the header claims an array of shape {dims} "
@@ -106,18 +108,23 @@ def _check_raw_size(path: Path, dims: tuple, expected: int, header: int) -> None
         )
 
 
-def _read_exactly(name: str, f: BinaryIO, dims: tuple, expected: int) -> bytes:
-    """Read ``expected`` bytes in bounded chunks; refuse a shorter or longer stream."""
-    chunks, remaining = [], expected + 1
-    while remaining > 0:
-        chunk = f.read(min(remaining, CHUNK))
-        if not chunk:
+def _read_exactly(name: str, f: BinaryIO, dims: tuple, expected: int) -> bytearray:
+    """Read ``expected`` bytes in bounded chunks; refuse a shorter or longer stream.
+
+    The bytes go straight into one buffer of the size the header claims (already
+    checked against the budget); a stream that goes on past it is refused after
+    one more byte, so a gzip bomb is never inflated beyond the claimed size.
+    """
+    data = bytearray(expected)
+    view, done = memoryview(data), 0
+    while done < expected:
+        got = f.readinto(view[done : done + CHUNK])
+        if not got:
             break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    data = b"".join(chunks)
-    if len(data) != expected:
-        held = "more" if len(data) > expected else f"only {len(data)}"
+        done += got
+    longer = done == expected and f.read(1)
+    if done != expected or longer:
+        held = "more" if longer else f"only {done}"
         raise DataError(
             f"{name}: the header claims an array of shape {dims} ({expected} "
             f"bytes) but the file holds {held} bytes of data"

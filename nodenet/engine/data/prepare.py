@@ -27,11 +27,15 @@ from nodenet.engine.data.base import (
 )
 from nodenet.engine.data.files import load_csv, load_npz
 from nodenet.errors import DataError
-from nodenet.safeio import over_budget, size_of
+from nodenet.safeio import fmt_bytes, over_budget, size_of
 
 Shape = tuple
 SOURCE_KINDS = ("builtin", "csv", "npz", "idx")
 MAX_PREVIEW_CLASSES = 10_000  # larger labels get no class balance in the preview
+
+
+class NothingToPrepareError(DataError):
+    """The graph has no Input or Output the data could be prepared for (yet)."""
 
 
 @dataclass
@@ -271,6 +275,11 @@ def prepare(
     """
     if not isinstance(data_config, Mapping):
         raise DataError("data must be an object")
+    if not input_specs and not output_specs:
+        raise NothingToPrepareError(
+            "no Input or Output has a known shape yet: connect the graph to check the data "
+            "against it"
+        )
     if dataset is None:
         ds = load_source(
             data_config.get("source"), base_dir, seed, allow_outside_data=allow_outside_data
@@ -285,7 +294,11 @@ def prepare(
     )
     names = list(dict.fromkeys([*inputs.values(), *targets.values()]))
     pool, own_test = _pools(ds, names, pre["reshape"])
+    owned = dataset is None  # read here: its arrays can go once split
+    _check_preparation(pool, own_test, inputs, targets, (input_specs, output_specs), owned)
     parts = _split(pool, own_test, split)
+    if owned:  # drop the read arrays before the prepared ones are made (a lower peak)
+        ds, pool = Dataset({}, ds.meta), None
     meta = PreparedMeta(ds.meta, ds.meta.task, mapping={"inputs": inputs, "targets": targets})
     meta.test_source = "dataset" if own_test else "split" if parts["test"] else None
     stats = _fit_stats(inputs, input_specs, pre, parts["train"], meta)
@@ -309,6 +322,8 @@ def prepare(
 
 def _split(pool: dict, own_test: dict | None, split: dict) -> dict[str, dict | None]:
     """``{"train", "val", "test"}`` -> {array name: samples}, or None for an empty part."""
+    if not pool:
+        raise NothingToPrepareError("no dataset array is mapped to an Input or Output")
     n = len(next(iter(pool.values())))
     test_fraction = 0.0 if own_test else split["test"]
     indices = preprocess.split_indices(n, split["validation"], test_fraction, split["seed"])
@@ -365,6 +380,45 @@ def _fit_stats(inputs, input_specs, pre, train, meta: PreparedMeta) -> dict[str,
             by_array[name] = preprocess.fit_normalizer(method, train[name], pre["scale"])
         stats[node] = meta.normalization[node] = by_array[name]
     return stats
+
+
+def _check_preparation(
+    pool: Mapping[str, np.ndarray],
+    own_test: Mapping[str, np.ndarray] | None,
+    inputs: Mapping[str, str],
+    targets: Mapping[str, str],
+    specs: tuple[Mapping[str, tuple[Shape, str]], Mapping[str, tuple[Shape, str]]],
+    owned: bool,
+) -> None:
+    """Refuse, before any copy is made, a preparation whose peak memory exceeds the budget.
+
+    Splitting copies every sample of the read arrays (shuffled into train,
+    validation and test); then each Input and Output gets a prepared float32 (or
+    int32) array. The read arrays are freed after the split when this
+    preparation read them (``owned``); a dataset passed in stays alive. Each
+    array alone is checked first, so the message names the node when it can.
+    """
+    input_specs, output_specs = specs
+    held = sum(a.nbytes for a in pool.values())
+    test = sum(a.nbytes for a in (own_test or {}).values())
+    prepared = 0
+    for part in (pool, own_test or {}):
+        for node, name in (*inputs.items(), *targets.items()):
+            if name in part:
+                shape = (input_specs.get(node) or output_specs[node])[0]
+                _check_budget(node, name, part[name], shape)  # one array alone, named
+                prepared += max(size_of((len(part[name]), *shape), 4), part[name].size * 4)
+    split = held  # the shuffled copy of every sample
+    widest = max((a.shape[1:] for a in pool.values()), key=lambda s: size_of(s, 1), default=())
+    chunks = preprocess.CHUNK_TEMPORARIES * preprocess.chunk_bytes(widest)  # normalizing
+    peak = max(held + test + split, split + test + prepared + chunks + (0 if owned else held))
+    reason = over_budget(peak)
+    if reason is not None:
+        raise DataError(
+            f"preparing the data ({fmt_bytes(held + test)} read, {fmt_bytes(split)} split "
+            f"into train/validation/test, {fmt_bytes(prepared)} prepared for the model, "
+            f"{fmt_bytes(chunks)} working space) would take {reason}"
+        )
 
 
 def _check_budget(node: str, name: str, array: np.ndarray, shape: tuple) -> None:

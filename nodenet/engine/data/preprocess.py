@@ -41,6 +41,7 @@ import numpy as np
 
 from nodenet.engine.data.base import check_range, read_options
 from nodenet.errors import DataError
+from nodenet.safeio import memory_budget
 
 NORMALIZATIONS = ("none", "standard", "minmax")
 ENCODINGS = ("auto", "onehot", "integer", "none")
@@ -52,6 +53,8 @@ PREPROCESS_DEFAULTS: dict[str, Any] = {
 }
 SPLIT_DEFAULTS: dict[str, Any] = {"validation": 0.0, "test": 0.0, "seed": None}
 ROWS_PER_CHUNK = 8192  # bounds the float64 temporaries on large arrays
+CHUNK_SHARE = 32  # and a chunk takes at most this fraction of the memory budget
+CHUNK_TEMPORARIES = 4  # float64 chunks alive at once while normalizing
 LABEL_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
@@ -162,17 +165,30 @@ def fit_normalizer(method: str, train: np.ndarray, scale: float | None) -> dict[
 def _mean_std(x: np.ndarray, scale: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Per-position mean and population std over axis 0, accumulated in float64."""
     total = np.zeros(x.shape[1:])
-    for start in range(0, len(x), ROWS_PER_CHUNK):
+    rows = chunk_rows(x.shape[1:])
+    for start in range(0, len(x), rows):
         total += _chunk(x, start, scale).sum(axis=0)
     mean = total / len(x)
     squares = np.zeros(x.shape[1:])
-    for start in range(0, len(x), ROWS_PER_CHUNK):
+    for start in range(0, len(x), rows):
         squares += ((_chunk(x, start, scale) - mean) ** 2).sum(axis=0)
     return mean, np.sqrt(squares / len(x))
 
 
+def chunk_rows(sample_shape: tuple) -> int:
+    """Rows per float64 chunk: at most :data:`ROWS_PER_CHUNK`, and one chunk at most
+    1/:data:`CHUNK_SHARE` of the memory budget (a few temporaries live at once)."""
+    per_row = math.prod(int(d) for d in sample_shape) * 8
+    return max(1, min(ROWS_PER_CHUNK, memory_budget() // CHUNK_SHARE // max(per_row, 1)))
+
+
+def chunk_bytes(sample_shape: tuple) -> int:
+    """Bytes of one float64 chunk of samples of ``sample_shape`` (see :func:`chunk_rows`)."""
+    return chunk_rows(sample_shape) * math.prod(int(d) for d in sample_shape) * 8
+
+
 def _chunk(x: np.ndarray, start: int, scale: float | None) -> np.ndarray:
-    chunk = x[start : start + ROWS_PER_CHUNK].astype(np.float64)
+    chunk = x[start : start + chunk_rows(x.shape[1:])].astype(np.float64)
     return chunk * scale if scale is not None else chunk
 
 
@@ -192,8 +208,9 @@ def transform(x: np.ndarray, scale: float | None, stats: Mapping[str, Any]) -> n
         shift, divisor = 0.0, np.ones(())
     constant = divisor <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(shift))
     divisor = np.where(constant, 1.0, divisor)
-    for start in range(0, len(x), ROWS_PER_CHUNK):
-        out[start : start + ROWS_PER_CHUNK] = (_chunk(x, start, scale) - shift) / divisor
+    rows = chunk_rows(x.shape[1:])
+    for start in range(0, len(x), rows):
+        out[start : start + rows] = (_chunk(x, start, scale) - shift) / divisor
     return out
 
 

@@ -28,6 +28,25 @@ def _sizes_match(a: int | None, b: int | None) -> bool:
     return a is None or b is None or a == b
 
 
+def _first_conflict(shapes: list[Shape], skip: int | None = None) -> tuple[Shape, Shape] | None:
+    """The first pair of ``shapes`` whose ranks differ or whose sizes disagree at a position
+    (``None`` matches any size; position ``skip`` is not compared), in one linear pass."""
+    first = shapes[0]
+    known: list = [None] * len(first)
+    source: list = [first] * len(first)
+    for b in shapes:
+        if len(b) != len(first):
+            return first, b
+        for k, size in enumerate(b):
+            if k == skip or size is None:
+                continue
+            if known[k] is None:
+                known[k], source[k] = size, b
+            elif known[k] != size:
+                return source[k], b
+    return None
+
+
 def _shape_axis(axis: int, rank: int) -> int | None:
     """Index into a batch-free shape of ``rank`` for a Keras ``axis``; None if out of range."""
     ndim = rank + 1  # the batch axis counts
@@ -66,10 +85,9 @@ class ElementwiseMerge(Merge):
 
     def infer_shape(self, input_shapes):
         shapes = [tuple(s) for s in input_shapes]
-        for i, a in enumerate(shapes):
-            for b in shapes[i + 1 :]:
-                if len(a) != len(b) or not all(map(_sizes_match, a, b)):
-                    raise self.mismatch(a, b)
+        conflict = _first_conflict(shapes)
+        if conflict is not None:
+            raise self.mismatch(*conflict)
         # Keras: a size is known only where every input knows it
         return tuple(None if None in dims else dims[0] for dims in zip(*shapes, strict=True))
 
@@ -290,11 +308,9 @@ class Concatenate(Merge):
             rank = len(shapes[0])
             tail = f" on axis {axis}: their axes are 1 to {rank} or -{rank} to -1"
             raise self.mismatch(shapes[0], shapes[-1], tail)
-        for i, a in enumerate(shapes):
-            for b in shapes[i + 1 :]:
-                others_a, others_b = a[:where] + a[where + 1 :], b[:where] + b[where + 1 :]
-                if len(a) != len(b) or not all(map(_sizes_match, others_a, others_b)):
-                    raise self.mismatch(a, b, f" on axis {axis}")
+        conflict = _first_conflict(shapes, skip=where)
+        if conflict is not None:
+            raise self.mismatch(*conflict, f" on axis {axis}")
         sizes = [s[where] for s in shapes]
         total = None if None in sizes else sum(sizes)
         return (*shapes[0][:where], total, *shapes[0][where + 1 :])

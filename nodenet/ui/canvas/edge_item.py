@@ -126,6 +126,7 @@ class EdgeItem(QGraphicsItem):
         self.dst_item = dst
         self.port = port
         self.label = ""
+        self.label_source: tuple | None = None  # what the scene last labelled it from
         self._tooltip = ""
         self._path = QPainterPath()
         self._label_rect: QRectF | None = None

@@ -8,12 +8,14 @@ gesture needs several), and a refusal becomes a ``message`` for the status bar.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMimeData, QPointF
 from PySide6.QtWidgets import QApplication
 
 from nodenet.errors import NodenetError
+from nodenet.project import MAX_FILE_BYTES, parse_json
 from nodenet.ui.canvas import style
 from nodenet.ui.canvas.interactions import RenameEditor
 from nodenet.ui.document import FRAGMENT_MIME
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 READ_ONLY_BANNER = "Training — the graph is read-only"
 PASTE_STEP = 40.0
+NO_BLOCKS = "The clipboard holds no nodenet blocks"
 
 
 class CanvasEditing:
@@ -129,9 +132,9 @@ class CanvasEditing:
         """Paste the clipboard's blocks, shifted a step further each time (or at ``at``)."""
         if not self._editable():
             return []
-        fragment = _clipboard_fragment()
+        fragment, reason = _clipboard_fragment()
         if fragment is None:
-            self.message.emit("The clipboard holds no nodenet blocks")
+            self.message.emit(reason)
             return []
         if at is not None:
             left, top = _fragment_origin(fragment)
@@ -190,29 +193,73 @@ class CanvasEditing:
 
 
 def _snap(point: tuple[float, float]) -> tuple[float, float]:
-    """Round a position to whole scene units (positions are saved in the file)."""
-    return float(round(point[0])), float(round(point[1]))
+    """Round a position to whole scene units (positions are saved in the file).
+
+    A coordinate that is not a finite number becomes 0 (the document refuses nothing
+    then); the document clamps the rest to what a project file may hold.
+    """
+    return _whole(point[0]), _whole(point[1])
 
 
-def _clipboard_fragment() -> dict | None:
+def _whole(value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return float(round(value)) if math.isfinite(value) else 0.0
+
+
+def _clipboard_fragment() -> tuple[dict | None, str]:
+    """The clipboard's fragment, read through the project reader's checked JSON parser,
+    or ``None`` and why (for the status bar). Never raises on what the clipboard holds."""
     mime = QApplication.clipboard().mimeData()
     if mime is None:
-        return None
-    raw = bytes(mime.data(FRAGMENT_MIME)).decode("utf-8") if mime.hasFormat(FRAGMENT_MIME) else ""
-    text = raw or mime.text()
+        return None, NO_BLOCKS
+    if mime.hasFormat(FRAGMENT_MIME):
+        raw = bytes(mime.data(FRAGMENT_MIME))
+    else:
+        raw = mime.text().encode("utf-8", "replace") if mime.hasText() else b""
+    if not raw.strip():
+        return None, NO_BLOCKS
+    if len(raw) > MAX_FILE_BYTES:
+        return None, f"The clipboard holds {len(raw) / 1e6:.0f} MB: too much to paste as blocks"
     try:
-        fragment = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    return fragment if isinstance(fragment, dict) and "nodes" in fragment else None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        return None, f"The clipboard's blocks are not UTF-8 text (byte {err.start})"
+    if text.lstrip()[:1] != "{":
+        return None, NO_BLOCKS
+    try:
+        fragment = parse_json(text, "the clipboard")
+    except NodenetError as err:
+        return None, _clip(f"Cannot paste: {err}")
+    except (ValueError, RecursionError, MemoryError):  # in case a bound is missed
+        return None, "The clipboard cannot be read as nodenet blocks"
+    if not isinstance(fragment, dict) or "nodes" not in fragment:
+        return None, NO_BLOCKS
+    return fragment, ""
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fragment_origin(fragment: dict) -> tuple[float, float]:
     """The top-left corner of the copied cards (0, 0 if the fragment has no usable positions)."""
+    nodes = fragment.get("nodes")
+    xs, ys = [], []
+    for node in nodes if isinstance(nodes, list) else []:
+        pos = node.get("pos") if isinstance(node, dict) else None
+        if isinstance(pos, list) and len(pos) == 2 and all(_finite(v) for v in pos):
+            xs.append(float(pos[0]))
+            ys.append(float(pos[1]))
+    return (min(xs), min(ys)) if xs else (0.0, 0.0)
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
     try:
-        positions = [(float(n["pos"][0]), float(n["pos"][1])) for n in fragment["nodes"]]
-    except (KeyError, IndexError, TypeError, ValueError):
-        return 0.0, 0.0
-    if not positions:
-        return 0.0, 0.0
-    return min(x for x, _ in positions), min(y for _, y in positions)
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from nodenet.ui.canvas import style
 
@@ -38,7 +38,8 @@ class Minimap(QWidget):
         self.setToolTip("Overview: click or drag to move the view")
         self._timer = QTimer(self, singleShot=True, interval=40)
         self._timer.timeout.connect(self.refresh)
-        view.canvas_scene.changed.connect(self.cards_changed)
+        view.canvas_scene.itemsChanged.connect(self.cards_changed)
+        view.canvas_scene.changed.connect(self._scene_repainted)
         view.horizontalScrollBar().valueChanged.connect(self.schedule)
         view.verticalScrollBar().valueChanged.connect(self.schedule)
         self.hide()
@@ -46,6 +47,12 @@ class Minimap(QWidget):
     def schedule(self, *args) -> None:
         if not self._timer.isActive():
             self._timer.start()
+
+    def _scene_repainted(self, *args) -> None:
+        """While a mouse button is down cards may be dragged: follow them live. Otherwise
+        a repaint alone (a selection, a hover) leaves the cards where they are."""
+        if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+            self.cards_changed()
 
     def cards_changed(self, *args) -> None:
         """The scene changed (cards added, moved, recoloured): redraw them on the next refresh."""
@@ -56,12 +63,22 @@ class Minimap(QWidget):
     def _card_rects(self) -> list[tuple[QColor, list[QRectF]]]:
         """The cards as minimap rectangles, grouped by colour (kept until the scene changes)."""
         if self._cards is None:
+            world = self._world()
+            scale, offset = self._scale(world)
+            dx, dy = offset.x() - world.left() * scale, offset.y() - world.top() * scale
             groups: dict[str, list[QRectF]] = {}
             for item in self.view.canvas_scene.nodes.values():
-                colour = style.category_color(item.face.category)
-                if item.face.problems:
-                    colour = style.PROBLEM
-                groups.setdefault(colour, []).append(self._mapped(item.sceneBoundingRect()))
+                face = item.face
+                colour = style.PROBLEM if face.problems else style.category_color(face.category)
+                r = item.scene_rect()
+                groups.setdefault(colour, []).append(
+                    QRectF(
+                        r.x() * scale + dx,
+                        r.y() * scale + dy,
+                        r.width() * scale,
+                        r.height() * scale,
+                    )
+                )
             self._cards = [(QColor(c), rects) for c, rects in groups.items()]
         return self._cards
 
@@ -72,10 +89,13 @@ class Minimap(QWidget):
         return QRectF(top_left.x(), top_left.y(), rect.width() * scale, rect.height() * scale)
 
     def refresh(self) -> None:
-        """Show (and repaint) when part of the graph is out of view; hide otherwise."""
+        """Show (and repaint) when part of the graph is out of view; hide otherwise, and
+        while the canvas is too small to spare the room (the Run panel has taken it)."""
         graph = self.view.canvas_scene.graph_rect()
         visible = self.view.visible_scene_rect()
-        wanted = self.enabled and not graph.isEmpty() and not visible.contains(graph)
+        viewport = self.view.viewport()
+        roomy = viewport.width() >= 3 * WIDTH and viewport.height() >= 2 * HEIGHT_RANGE[1]
+        wanted = self.enabled and roomy and not graph.isEmpty() and not visible.contains(graph)
         self.setVisible(wanted)
         if wanted:
             world = self._world()

@@ -132,6 +132,7 @@ class NodeItem(QGraphicsItem):
     def __init__(self, face: NodeFace):
         super().__init__()
         self.face = face
+        self.face_key: tuple | None = None  # what the scene last described the face from
         self.edges: set[EdgeItem] = set()
         self.inputs: list[PortItem] = []
         self.output = PortItem(self, None)
@@ -222,9 +223,9 @@ class NodeItem(QGraphicsItem):
         return "\n".join(lines)
 
     def _cards_moved(self) -> None:
-        space = getattr(self.scene(), "label_space", None)
-        if space is not None:
-            space.cards_moved()
+        moved = getattr(self.scene(), "cards_moved", None)
+        if moved is not None:
+            moved()
 
     def set_editable(self, flag: bool) -> None:
         self.editable = flag
@@ -254,6 +255,10 @@ class NodeItem(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:
         return self._bounds
+
+    def scene_rect(self) -> QRectF:
+        """``sceneBoundingRect()`` without Qt calling back into Python (cards never rotate)."""
+        return self._bounds.translated(self.pos())
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()

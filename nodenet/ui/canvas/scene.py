@@ -30,7 +30,7 @@ class CanvasScene(QGraphicsScene):
 
     ``nodes`` maps node id to :class:`NodeItem`, ``edges`` maps
     ``(src, dst, port)`` to :class:`EdgeItem`. ``itemsChanged`` fires after
-    cards or edges were added, removed or moved (the minimap listens).
+    cards or edges were added, removed, moved or recoloured (the minimap listens).
     """
 
     itemsChanged = Signal()
@@ -43,7 +43,11 @@ class CanvasScene(QGraphicsScene):
         self.label_space = LabelSpace(self)
         self.detailed = True  # False when zoomed out past style.DETAIL_ZOOM: ports not drawn
         self.moving_many = False  # True while document signals move cards (labels wait)
+        self.removing = False  # True while a removed node's card leaves the scene
         self._moved: list[NodeItem] = []
+        self._graph_rect: QRectF | None = None  # graph_rect() until a card moves or changes
+        self._unlabelled: set[EdgeItem] = set()  # edges whose label may be out of date
+        self._maps: tuple | None = None  # _graph_maps() of the current analysis
         self.setSceneRect(-SCENE_EXTENT, -SCENE_EXTENT, 2 * SCENE_EXTENT, 2 * SCENE_EXTENT)
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         self.setBackgroundBrush(QColor(style.BACKGROUND))
@@ -79,10 +83,17 @@ class CanvasScene(QGraphicsScene):
 
     def graph_rect(self) -> QRectF:
         """The bounding rectangle of every card (empty when there is none)."""
-        rect = QRectF()
-        for item in self.nodes.values():
-            rect = rect.united(item.sceneBoundingRect())
-        return rect
+        if self._graph_rect is None:
+            rect = QRectF()
+            for item in self.nodes.values():
+                rect = rect.united(item.scene_rect())
+            self._graph_rect = rect
+        return QRectF(self._graph_rect)
+
+    def cards_moved(self) -> None:
+        """A card came, went, moved or changed size: labels and the graph's extent follow."""
+        self._graph_rect = None
+        self.label_space.cards_moved()
 
     # -- building ----------------------------------------------------------------------
 
@@ -93,6 +104,7 @@ class CanvasScene(QGraphicsScene):
         for item in list(self.nodes.values()):
             self.removeItem(item)
         self.nodes.clear()
+        self._graph_rect = None
         self.label_space = LabelSpace(self)
         project = self.document.project
         faces = self._faces()
@@ -106,29 +118,45 @@ class CanvasScene(QGraphicsScene):
 
     def _faces(self, only: set[str] | None = None) -> dict[str, NodeFace]:
         """Faces of every node (or of ``only``), from one pass over edges and problems."""
-        project, analysis = self.document.project, self.document.analysis
-        filled: dict[str, list[int]] = defaultdict(list)
-        for e in project.edges:
-            filled[e.dst].append(e.port)
-        problems: dict[str | None, list[Problem]] = defaultdict(list)
-        for p in analysis.problems:
-            problems[p.node].append(p)
+        analysis = self.document.analysis
+        nodes, filled, _, problems = self._graph_maps()
+        ids = nodes if only is None else [i for i in only if i in nodes]
+        none: list = []
         return {
-            n.id: describe(n, analysis, filled[n.id], problems[n.id])
-            for n in project.nodes
-            if only is None or n.id in only
+            i: describe(nodes[i], analysis, filled.get(i, none), problems.get(i, none)) for i in ids
         }
+
+    def _graph_maps(self) -> tuple[dict, dict, dict, dict]:
+        """Nodes by id, connected ports and incoming edge keys by target, problems by node.
+
+        Built once per analysis: the document emits an edit's signals after analysing it,
+        so a paste of 2,000 blocks costs one pass, not one per block.
+        """
+        project, analysis = self.document.project, self.document.analysis
+        sizes = (len(project.nodes), len(project.edges))
+        if self._maps is None or self._maps[0] is not analysis or self._maps[1] != sizes:
+            filled: dict[str, list[int]] = defaultdict(list)
+            into: dict[str, set[tuple[str, str, int]]] = defaultdict(set)
+            for e in project.edges:
+                filled[e.dst].append(e.port)
+                into[e.dst].add((e.src, e.dst, e.port))
+            problems: dict[str | None, list[Problem]] = defaultdict(list)
+            for p in analysis.problems:
+                problems[p.node].append(p)
+            nodes = {n.id: n for n in project.nodes}
+            self._maps = (analysis, sizes, (nodes, dict(filled), dict(into), dict(problems)))
+        return self._maps[2]
 
     def _add_node_item(self, face: NodeFace) -> NodeItem:
         item = NodeItem(face)
         for port in (*item.inputs, item.output):
             port.set_drawn(self.detailed)
-        node = self.document.project.node(face.node_id)
+        node = self._graph_maps()[0][face.node_id]
         item.setPos(node.pos[0], node.pos[1])
         item.set_editable(not self.document.read_only)
         self.addItem(item)
         self.nodes[face.node_id] = item
-        self.label_space.cards_moved()
+        self.cards_moved()
         return item
 
     def _add_edge_item(self, src: str, dst: str, port: int) -> EdgeItem | None:
@@ -137,11 +165,13 @@ class CanvasScene(QGraphicsScene):
         edge = EdgeItem(self.nodes[src], self.nodes[dst], port)
         self.addItem(edge)
         self.edges[(src, dst, port)] = edge
+        self._unlabelled.add(edge)
         edge.update_path()
         self.nodes[src].output.set_connected(True)
         return edge
 
     def _drop_edge(self, edge: EdgeItem) -> None:
+        self._unlabelled.discard(edge)
         self.edges.pop(edge.key, None)
         edge.detach()
         self.removeItem(edge)
@@ -151,7 +181,7 @@ class CanvasScene(QGraphicsScene):
     # -- document signals ------------------------------------------------------------------
 
     def _node_added(self, node_id: str) -> None:
-        if node_id in self.nodes or not self.document.project.has_node(node_id):
+        if node_id in self.nodes or node_id not in self._graph_maps()[0]:
             return
         self._add_node_item(self._faces({node_id})[node_id])
         self.itemsChanged.emit()
@@ -160,24 +190,30 @@ class CanvasScene(QGraphicsScene):
         item = self.nodes.pop(node_id, None)
         if item is None:
             return
-        for edge in list(item.edges):
-            self._drop_edge(edge)
-        self.removeItem(item)
-        self.label_space.cards_moved()
+        self.removing = True  # the selection follows the document, not this removal
+        try:
+            for edge in list(item.edges):
+                self._drop_edge(edge)
+            self.removeItem(item)
+        finally:
+            self.removing = False
+        self.cards_moved()
         self.itemsChanged.emit()
 
     def _node_changed(self, node_id: str) -> None:
         item = self.nodes.get(node_id)
-        if item is not None and self.document.project.has_node(node_id):
+        if item is not None and node_id in self._graph_maps()[0]:
             item.set_face(self._faces({node_id})[node_id])
             for edge in item.edges:
                 edge.update_path()
+            self._unlabelled |= item.edges
 
     def _node_moved(self, node_id: str) -> None:
         item = self.nodes.get(node_id)
-        if item is None or not self.document.project.has_node(node_id):
+        node = self._graph_maps()[0].get(node_id)
+        if item is None or node is None:
             return
-        x, y = self.document.project.node(node_id).pos
+        x, y = node.pos
         if item.pos() != QPointF(x, y):
             self.moving_many = True
             try:
@@ -191,20 +227,21 @@ class CanvasScene(QGraphicsScene):
         if item is None:
             return
         self.nodes[new] = item
-        for edge in item.edges:
-            for key, value in list(self.edges.items()):
-                if value is edge:
-                    del self.edges[key]
+        for edge in item.edges:  # keyed by the old id until the card shows the new one
+            if self.edges.get(edge.key) is edge:
+                del self.edges[edge.key]
         item.set_face(self._faces({new})[new])
         for edge in item.edges:
             self.edges[edge.key] = edge
+            self._unlabelled.add(edge)
 
     def _edge_touched(self, src: str, dst: str, port: int) -> None:
         """An edge into ``dst`` came or went: make ``dst``'s incoming edges match the document."""
-        wanted = {(e.src, e.dst, e.port) for e in self.document.project.edges if e.dst == dst}
+        wanted = self._graph_maps()[2].get(dst, set())
         item = self.nodes.get(dst)
         current = {e.key for e in item.edges if e.dst_item is item} if item else set()
-        current |= {(src, dst, port)} & set(self.edges)
+        if (src, dst, port) in self.edges:
+            current.add((src, dst, port))
         for key in current - wanted:
             self._drop_edge(self.edges[key])
         for key in sorted(wanted - current, key=lambda k: k[2]):
@@ -212,27 +249,69 @@ class CanvasScene(QGraphicsScene):
         self.itemsChanged.emit()
 
     def refresh_analysis(self) -> None:
-        """Repaint the cards whose face changed, then the edges whose label changed."""
+        """Repaint the cards whose face changed, then the edges whose label changed.
+
+        A card's face is described again only when what it shows from the analysis
+        (shape, count, problems, connected ports) changed: parameter edits and renames
+        already set their card's face, so an edit costs a dict lookup per card.
+        """
         touched = [
             item
-            for node_id, face in self._faces().items()
+            for node_id, face in self._faces(self._stale_faces()).items()
             if (item := self.nodes.get(node_id)) is not None and item.set_face(face)
         ]
         for item in touched:
             for edge in item.edges:
                 edge.update_path()
+            self._unlabelled |= item.edges
         self._refresh_edge_labels()
         moved, self._moved = self._moved, []
         if moved:
             self._replace_labels_near(moved)
+        if moved or touched:
             self.itemsChanged.emit()
 
+    def _stale_faces(self) -> set[str]:
+        """The nodes whose card may show something else after the last analysis."""
+        analysis = self.document.analysis
+        shapes, params, layers = analysis.shapes, analysis.params, analysis.layers
+        _, filled, _, problems = self._graph_maps()
+        stale = set()
+        nodes, none = self.nodes, ()
+        for node in self.document.project.nodes:
+            node_id = node.id
+            key = (
+                node.type,
+                shapes.get(node_id),
+                params.get(node_id),
+                node_id in layers,
+                tuple(filled.get(node_id, none)),
+                tuple(p.message for p in problems.get(node_id, none)),
+            )
+            item = nodes.get(node_id)
+            if item is None or item.face_key != key:
+                stale.add(node_id)
+                if item is not None:
+                    item.face_key = key
+        return stale
+
     def _refresh_edge_labels(self) -> None:
+        """Label each new edge, and each edge of a card whose face changed, with its
+        source's shape (a label shows only what the source's face shows)."""
         shapes = self.document.analysis.shapes
-        for (src, dst, port), edge in self.edges.items():
+        edges, self._unlabelled = self._unlabelled, set()
+        for edge in edges:
+            if edge.scene() is not self:
+                continue
+            key = edge.key
+            src, dst, port = key
             shape = shapes.get(src)
-            text = style.compact_shape(shape) if shape is not None else ""
             shape_text = edge.src_item.face.shape_text
+            source = (key, shape, shape_text)
+            if edge.label_source == source:
+                continue
+            edge.label_source = source
+            text = style.compact_shape(shape) if shape is not None else ""
             edge.set_label(text, f"{src} → {dst} (input {port})\n{shape_text}")
 
     def _replace_labels_near(self, cards: list[NodeItem]) -> None:

@@ -1,0 +1,1 @@
+"""Hostile inputs: documents, Keras configs and data files built to break the boundary."""
