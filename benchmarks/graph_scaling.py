@@ -1,4 +1,4 @@
-"""Validate, summary and import-keras on chains and fan-ins of growing size (issue 13).
+"""Validate, summary and import-keras on chains and fan-ins of growing size.
 
 Builds, at each size N:
 
