@@ -32,13 +32,21 @@ _count = itertools.count()
 
 
 def import_source(source: str, directory: Path, stem: str):
-    """The module of ``source`` written to ``directory/stem_N.py`` and imported."""
+    """The module of ``source`` written to ``directory/stem_N.py`` and imported.
+
+    It is in ``sys.modules`` only while it runs: hundreds of them left there would stay
+    alive for the rest of the suite, and hypothesis (tests/fuzz) parses every module it
+    finds there for constants.
+    """
     path = directory / f"{stem}_{next(_count)}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[path.stem]
     return module
 
 

@@ -56,7 +56,11 @@ def guarded(label: str):
     """Run one example: count it, allow only NodenetError (with a message), bound time and memory.
 
     Yields; a :class:`NodenetError` raised inside is checked and swallowed, any
-    other exception propagates (hypothesis shrinks and reports it).
+    other exception propagates (hypothesis shrinks and reports it). Wrap only the code
+    under test: draw every input before entering, since hypothesis's own setup on a first
+    draw (its Unicode tables on a fresh clone, the constants it collects from the
+    imported modules) may take a minute on a busy machine under ``tracemalloc``, and
+    would count against the alarm and the memory limit.
     """
     TRIED[label] += 1
     main = threading.current_thread() is threading.main_thread()

@@ -79,6 +79,15 @@ def small_projects(draw, source: dict, spec: tuple) -> dict:
     return doc
 
 
+def write(folder: Path, files: dict[str, bytes]) -> Path:
+    """``files`` (relative path: content) written under ``folder``; ``folder``."""
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return folder
+
+
 def run_source(folder: Path, source: dict, doc: dict) -> None:
     """The source read, described and prepared for a small project built on it."""
     attempt(load_source, source, folder)
@@ -97,17 +106,16 @@ def run_source(folder: Path, source: dict, doc: dict) -> None:
 @settings(max_examples=examples(100))
 @given(specs(), st.data())
 def test_npz_sources(spec, draw):
-    data = draw.draw(npz_files(spec))
+    files = {"d.npz": draw.draw(npz_files(spec))}
+    source = {"kind": "npz", "path": "d.npz"}
+    if draw.draw(st.integers(0, 4)) == 0:
+        files["t.npz"] = draw.draw(npz_files(spec))
+        source["test_path"] = "t.npz"
+    if draw.draw(st.integers(0, 6)) == 0:
+        source["classes"] = draw.draw(json_values)
+    doc = draw.draw(small_projects(source, spec))
     with guarded("data files (NPZ)"), tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "d.npz").write_bytes(data)
-        source = {"kind": "npz", "path": "d.npz"}
-        if draw.draw(st.integers(0, 4)) == 0:
-            (folder / "t.npz").write_bytes(draw.draw(npz_files(spec)))
-            source["test_path"] = "t.npz"
-        if draw.draw(st.integers(0, 6)) == 0:
-            source["classes"] = draw.draw(json_values)
-        run_source(folder, source, draw.draw(small_projects(source, spec)))
+        run_source(write(Path(tmp), files), source, doc)
 
 
 @settings(max_examples=examples(60))
@@ -118,38 +126,35 @@ def test_idx_sources(spec, draw):
     images = draw.draw(idx_files(rank=3, dims=images_dims))
     rows = images_dims[0] if images_dims else draw.draw(st.integers(1, 8))
     labels = draw.draw(st.one_of(idx_files(dims=[rows]), idx_files()))
-    with guarded("data files (IDX)"), tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "mnist").mkdir()
-        (folder / "mnist" / "train-images-idx3-ubyte").write_bytes(images)
-        (folder / "mnist" / "train-labels-idx1-ubyte").write_bytes(labels)
-        source = draw.draw(
-            st.sampled_from(
-                [
-                    {"kind": "idx", "path": "mnist"},
-                    {
-                        "kind": "idx",
-                        "images": "mnist/train-images-idx3-ubyte",
-                        "labels": "mnist/train-labels-idx1-ubyte",
-                    },
-                ]
-            )
+    files = {"mnist/train-images-idx3-ubyte": images, "mnist/train-labels-idx1-ubyte": labels}
+    source = draw.draw(
+        st.sampled_from(
+            [
+                {"kind": "idx", "path": "mnist"},
+                {
+                    "kind": "idx",
+                    "images": "mnist/train-images-idx3-ubyte",
+                    "labels": "mnist/train-labels-idx1-ubyte",
+                },
+            ]
         )
-        run_source(folder, source, draw.draw(small_projects(source, spec)))
+    )
+    doc = draw.draw(small_projects(source, spec))
+    with guarded("data files (IDX)"), tempfile.TemporaryDirectory() as tmp:
+        run_source(write(Path(tmp), files), source, doc)
 
 
 @settings(max_examples=examples(100))
 @given(specs(), csv_options, st.data())
 def test_csv_sources(spec, options, draw):
-    data = draw.draw(csv_files(spec))
+    files = {"d.csv": draw.draw(csv_files(spec))}
+    source = {"kind": "csv", "path": "d.csv", **options}
+    if draw.draw(st.integers(0, 5)) == 0:
+        files["t.csv"] = draw.draw(csv_files(spec))
+        source["test_path"] = "t.csv"
+    doc = draw.draw(small_projects(source, spec))
     with guarded("data files (CSV)"), tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "d.csv").write_bytes(data)
-        source = {"kind": "csv", "path": "d.csv", **options}
-        if draw.draw(st.integers(0, 5)) == 0:
-            (folder / "t.csv").write_bytes(draw.draw(csv_files(spec)))
-            source["test_path"] = "t.csv"
-        run_source(folder, source, draw.draw(small_projects(source, spec)))
+        run_source(write(Path(tmp), files), source, doc)
 
 
 DIGITS = Path(__file__).parents[2] / "sample_projects" / "digits_mlp.json"

@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QMessageBox
 
 from nodenet.ui.main_window import MainWindow
@@ -25,6 +26,17 @@ def _clear_clipboard(qapp):
     """Data a test left on the clipboard crashes Qt's offscreen platform at exit."""
     yield
     qapp.clipboard().clear()
+
+
+@pytest.fixture(autouse=True)
+def _delete_closed_widgets(qapp):
+    """The widgets a test closed are deleted before the next test. pytest-qt closes them
+    and asks for their deletion (``deleteLater``), which only an event loop carries out:
+    after tests that never run one, dozens of main windows (thousands of top-level menus
+    and frames) stayed alive, slowing every later event loop (the soak took twice as long)
+    and lying in wait for scans of the top-level widgets."""
+    yield
+    qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontInfo, QTextCharFormat, QTextDocument
+from PySide6.QtGui import QFont, QFontDatabase, QFontInfo, QTextCharFormat, QTextDocument
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
@@ -88,6 +88,19 @@ def dialog_for(qtbot, project, target: str, weights=None) -> ExportDialog:
     return dialog
 
 
+def assert_system_fixed_font(font: QFont) -> None:
+    """``font`` is the system's fixed-width font, as Qt reports it (offscreen: fontconfig's
+    ``monospace``), and renders as it does. Fixed pitch is checked only where Qt says the
+    system font has it: Qt reports Noto Sans Mono, fontconfig's ``monospace`` on many
+    systems, as not fixed-pitch."""
+    fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    assert font.family() == fixed.family()
+    assert QFontInfo(font).family() == QFontInfo(fixed).family()
+    assert font.pointSizeF() == fixed.pointSizeF()
+    if QFontInfo(fixed).fixedPitch():
+        assert QFontInfo(font).fixedPitch()
+
+
 def graph_of(project):
     nodes = sorted((n.id, n.type, json.dumps(n.params, sort_keys=True)) for n in project.nodes)
     edges = sorted((e.src, e.dst, e.port) for e in project.edges)
@@ -106,7 +119,7 @@ def test_shortcut_opens_the_preview_of_the_export(qtbot, window, target):
     exporter = export_keras if target == "keras" else export_pytorch
     assert dialog.preview.toPlainText() == exporter(load(SAMPLE)).source
     assert dialog.preview.isReadOnly()
-    assert QFontInfo(dialog.preview.font()).fixedPitch()
+    assert_system_fixed_font(dialog.preview.font())
     # nothing trained yet: no weights to offer, and the reason is on the checkbox
     assert not dialog.with_weights.isEnabled() and not dialog.with_weights.isChecked()
     assert dialog.with_weights.toolTip() == NO_WEIGHTS_TIP

@@ -9,10 +9,11 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QComboBox, QFileDialog, QMessageBox
 
 from nodenet.engine import block_types
 from nodenet.project import load
+from nodenet.ui import app as app_module
 from nodenet.ui.app import run
 from nodenet.ui.document import new_project
 from nodenet.ui.main_window import MainWindow
@@ -337,16 +338,27 @@ def test_palette_double_click_cascades_from_the_centre(window):
     ("path", "new", "expected"),
     [(None, False, "untitled"), (None, True, "untitled"), (SAMPLE, False, "digits_mlp")],
 )
-def test_run_opens_the_welcome_page_a_new_project_or_the_given_file(config, path, new, expected):
-    seen = []
+def test_run_opens_the_welcome_page_a_new_project_or_the_given_file(
+    config, path, new, expected, monkeypatch
+):
+    seen, started = [], []
+    start_window = app_module.start_window
+
+    def recording_start_window(*args, **kwargs):
+        started.append(start_window(*args, **kwargs))
+        return started[-1]
+
+    # the window run() makes, taken from its factory: walking QApplication.topLevelWidgets()
+    # would also wrap widgets of earlier tests that Qt is still deleting, which can crash
+    monkeypatch.setattr(app_module, "start_window", recording_start_window)
 
     def close_the_window():
-        for widget in QApplication.topLevelWidgets():
-            if isinstance(widget, MainWindow) and widget.isVisible():
-                project = widget.document.project
-                seen.append((project.name, project.path, [n.type for n in project.nodes]))
-                assert widget.welcome.active == (path is None and not new)
-                widget.close()
+        for widget in started:
+            project = widget.document.project
+            seen.append((project.name, project.path, [n.type for n in project.nodes]))
+            assert widget.isVisible()
+            assert widget.welcome.active == (path is None and not new)
+            widget.close()
 
     QTimer.singleShot(0, close_the_window)
     assert run(None if path is None else str(path), new=new) == 0
