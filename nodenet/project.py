@@ -34,6 +34,7 @@ MAX_EDGES = 250_000
 MAX_PORT = MAX_EDGES  # an input port past the number of edges can never be filled in order
 MAX_INT_DIGITS = 20  # JSON integers: int64 range and a little more, never 4,300 digits
 MAX_ID_CHARS = 200
+MAX_COORDINATE = 1e9  # a block's position: |x| and |y| below this
 MAX_PROBLEMS = 8  # structural problems listed in one load error; the rest are counted
 ID_SEPARATOR = "/"  # weights are keyed "node_id/weight_name"
 
@@ -204,15 +205,40 @@ class Project:
         return Project.from_dict(self.to_dict())
 
 
-def unique_name(base: str, taken: set[str]) -> str:
-    """``base`` if not in ``taken``, else ``base_1``, ``base_2``, ... (``x_1`` -> ``x_2``)."""
+def unique_name(base: str, taken: set[str], first: int = 1) -> str:
+    """``base`` if not in ``taken``, else ``base_1``, ``base_2``, ... (``x_1`` -> ``x_2``).
+
+    ``first``: the suffix to try first (:class:`FreshNames` resumes where it stopped).
+    """
     if base not in taken:
         return base
-    stem = base.rstrip("0123456789").rstrip("_") or base
-    i = 1
+    stem = _stem(base)
+    i = first
     while f"{stem}_{i}" in taken:
         i += 1
     return f"{stem}_{i}"
+
+
+def _stem(base: str) -> str:
+    return base.rstrip("0123456789").rstrip("_") or base
+
+
+class FreshNames:
+    """:func:`unique_name` for many names in a row (a paste of 2,000 blocks) in linear
+    time: each name taken joins ``taken``, and since names only ever join, the search for
+    a stem's next free suffix resumes where the previous one stopped."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = taken
+        self._next: dict[str, int] = {}
+
+    def take(self, base: str) -> str:
+        stem = _stem(base)
+        name = unique_name(base, self.taken, self._next.get(stem, 1))
+        if name != base:
+            self._next[stem] = int(name.rsplit("_", 1)[1]) + 1
+        self.taken.add(name)
+        return name
 
 
 def _num(value: float) -> float | int:
@@ -473,7 +499,7 @@ def _read_node(item: Any) -> Node:
         not isinstance(pos, list)
         or len(pos) != 2
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
-        or not all(math.isfinite(v) and abs(v) < 1e9 for v in pos)
+        or not all(math.isfinite(v) and abs(v) < MAX_COORDINATE for v in pos)
     ):
         raise ValueError(f"{where}: pos must be two finite numbers [x, y]")
     return Node(node_id, node_type, copy.deepcopy(params), [float(pos[0]), float(pos[1])])

@@ -35,18 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QLockFile, QObject, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
     QStyle,
-    QToolBar,
     QWidget,
 )
 
 from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.project import Project, atomic_write, parse_json
+from nodenet.ui.notice import WindowBar
 
 if TYPE_CHECKING:
     from nodenet.ui.document import Document
@@ -59,10 +57,6 @@ FOLDER_ENV = "NODENET_RECOVERY_DIR"
 SECONDS_ENV = "NODENET_AUTOSAVE_SECONDS"
 SECONDS_KEY = "autosave/seconds"
 MAX_RECOVERY_BYTES = 64 * 1024 * 1024
-BAR_STYLE = (
-    "QFrame#recovery_frame { background: #fff8e1; border: 1px solid #ffb74d; "
-    "border-radius: 3px; } QLabel { color: #5d4037; }"
-)
 
 
 def recovery_dir() -> Path:
@@ -263,20 +257,11 @@ class Autosave(QObject):
 # -- the offer to recover ---------------------------------------------------------------------
 
 
-class RecoveryBar(QToolBar):
+class RecoveryBar(WindowBar):
     """A bar under the toolbar: what was found, **Recover** and **Discard**."""
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Recovery", parent)
-        self.setObjectName("toolbar_recovery")  # saveState needs names
-        self.setMovable(False)
-        self.setFloatable(False)
-        self.toggleViewAction().setVisible(False)  # not in the toolbars' context menu
-        frame = QFrame()
-        frame.setObjectName("recovery_frame")
-        frame.setStyleSheet(BAR_STYLE)
-        row = QHBoxLayout(frame)
-        row.setContentsMargins(8, 3, 4, 3)
+        super().__init__("Recovery", "toolbar_recovery", parent)
         icon = QLabel()
         size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
         icon.setPixmap(
@@ -290,11 +275,10 @@ class RecoveryBar(QToolBar):
         self.recover_button.setToolTip("Open the unsaved work (Save then writes it to its file)")
         self.discard_button = QPushButton("Discard")
         self.discard_button.setToolTip("Delete the unsaved work for good")
-        row.addWidget(icon)
-        row.addWidget(self.label, 1)
-        row.addWidget(self.recover_button)
-        row.addWidget(self.discard_button)
-        self.addWidget(frame)
+        self.row.addWidget(icon)
+        self.row.addWidget(self.label, 1)
+        self.row.addWidget(self.recover_button)
+        self.row.addWidget(self.discard_button)
 
     def show_recovery(self, recovery: Recovery, more: int) -> None:
         project = recovery.project

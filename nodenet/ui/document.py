@@ -22,10 +22,12 @@ from PySide6.QtGui import QUndoStack
 
 from nodenet.engine import block_class
 from nodenet.engine.params import check_params
-from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError
+from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError, brief, shorten
 from nodenet.project import (
+    MAX_COORDINATE,
     Analysis,
     Edge,
+    FreshNames,
     Node,
     Problem,
     Project,
@@ -55,9 +57,9 @@ FRAGMENT_MIME = "application/x-nodenet-fragment"  # clipboard payload: a copied 
 FRAGMENT_FORMAT = "nodenet-fragment"
 SECTIONS = ("training", "data")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
-# The project reader accepts positions with |x|, |y| < 1e9 (nodenet.project._read_node):
-# every edit clamps to just inside, so whatever the app saves (or autosaves) reopens.
-POS_LIMIT = 1e9 - 1
+# The project reader accepts positions with |x|, |y| < MAX_COORDINATE: every edit clamps
+# to just inside, so whatever the app saves (or autosaves) reopens.
+POS_LIMIT = MAX_COORDINATE - 1
 # what analyze() may raise besides NodenetError on a hostile project (a 10**400 parameter)
 ANALYSIS_ERRORS = (ArithmeticError, ValueError, TypeError, RecursionError, KeyError, IndexError)
 
@@ -373,7 +375,7 @@ class Document(QObject):
         """Insert a fragment with fresh ids, shifted by ``offset``, as one command."""
         self._writable()
         nodes, edges = _read_fragment(fragment)
-        fresh = _FreshIds({n.id for n in self.project.nodes})
+        fresh = FreshNames({n.id for n in self.project.nodes})
         renamed: dict[str, str] = {}
         dx, dy = _point(offset)
         new_nodes = []
@@ -427,7 +429,7 @@ class Document(QObject):
             raise
         except ANALYSIS_ERRORS as err:
             raise NodenetError(
-                f"{_short(project.name)} cannot be analysed: {_short(err)}"
+                f"{shorten(project.name)} cannot be analysed: {_error_text(err)}"
             ) from None
 
     def replace_project(self, project: Project, analysis: Analysis | None = None) -> None:
@@ -482,28 +484,6 @@ class Document(QObject):
 # -- helpers -----------------------------------------------------------------------------
 
 
-class _FreshIds:
-    """:func:`unique_name` for many names in a row, in linear time: ``base``, else
-    ``stem_i`` with the smallest free ``i`` (the names taken only grow, so the search for
-    a stem resumes where it stopped)."""
-
-    def __init__(self, taken: set[str]):
-        self.taken = taken
-        self.next: dict[str, int] = {}
-
-    def take(self, base: str) -> str:
-        name = base
-        if base in self.taken:
-            stem = base.rstrip("0123456789").rstrip("_") or base
-            i = self.next.get(stem, 1)
-            while f"{stem}_{i}" in self.taken:
-                i += 1
-            self.next[stem] = i + 1
-            name = f"{stem}_{i}"
-        self.taken.add(name)
-        return name
-
-
 def _is_variadic(block_type: str) -> bool:
     try:
         return block_class(block_type).variadic()
@@ -518,7 +498,7 @@ def _point(pos: Any) -> tuple[float, float]:
     except (TypeError, ValueError, OverflowError, IndexError, KeyError):
         x = y = math.nan
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise NodenetError(f"a position must be two finite numbers (got {_short(pos)})")
+        raise NodenetError(f"a position must be two finite numbers (got {brief(pos)})")
     return clamp(x), clamp(y)
 
 
@@ -527,18 +507,8 @@ def clamp(value: float) -> float:
     return max(-POS_LIMIT, min(POS_LIMIT, value))
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    """A value or an error as at most ``limit`` characters of text."""
-    if isinstance(value, BaseException):
-        text = f"{type(value).__name__}: {value}"
-    elif isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = repr(value)
-        except ValueError:  # an int too long to print
-            text = f"a {type(value).__name__} too long to show"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _error_text(err: BaseException) -> str:
+    return shorten(f"{type(err).__name__}: {err}")
 
 
 def _safe_analysis(project: Project) -> Analysis:
@@ -548,7 +518,7 @@ def _safe_analysis(project: Project) -> Analysis:
     except NodenetError as err:
         problem = str(err)
     except ANALYSIS_ERRORS as err:
-        problem = _short(err)
+        problem = _error_text(err)
     return Analysis(
         [Problem(f"the graph cannot be analysed: {problem}", field="nodes")], [], {}, {}, {}
     )

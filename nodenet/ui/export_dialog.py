@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.errors import NodenetError
+from nodenet.errors import NodenetError, shorten
 from nodenet.export import ExportedCode, export_keras, export_pytorch
 from nodenet.project import Project
 
@@ -193,7 +193,7 @@ class ExportDialog(QDialog):
             self._show_error(err, weights is not None)
         except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
             self.code = None  # an exporter bug must not raise in a slot: say what happened
-            self._show_error(NodenetError(f"{type(err).__name__}: {err}"[:500]), False)
+            self._show_error(NodenetError(shorten(f"{type(err).__name__}: {err}", 500)), False)
         else:
             self.error.hide()
             self.preview.setPlainText(self.code.source)

@@ -1,28 +1,22 @@
 """The main window: palette, canvas, inspector, summary, problems and history around one Document.
 
 Menus and the toolbar act on the document through the canvas's editing slots
-(so a key on the canvas and a menu item do the same thing). Files: New, Open,
-Open Recent, Open Sample, Save, Save As, with a prompt before unsaved work is
-lost; a file that cannot be read is reported and the open project stays.
-File → Export previews the Keras 3 or PyTorch code (with the Run panel's trained
-weights); File → Import Keras model reads a ``model.to_json()`` file or ``.keras``.
-Window layout and recent files persist in :class:`QSettings`.
+(so a key on the canvas and a menu item do the same thing). The file commands
+(New, Open, Save, Import, Export, with a prompt before unsaved work is lost) are
+:class:`nodenet.ui.project_files.ProjectFiles`. Run, Evaluate and Ctrl+R bring the
+Run panel forward with room for its curves. Window layout and recent files persist
+in :class:`QSettings`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import shiboken6
 from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QGraphicsView,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QScrollArea,
     QStyle,
     QToolBar,
@@ -30,10 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.errors import NodenetError, ProjectFileError
-from nodenet.export import import_keras
-from nodenet.project import Project, load
-from nodenet.samples import with_fallback
+from nodenet.errors import NodenetError
 from nodenet.ui import autosave
 from nodenet.ui.app import RecentFiles, app_settings
 from nodenet.ui.document import Document, Selection, new_project
@@ -41,17 +32,14 @@ from nodenet.ui.export_dialog import ExportDialog
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.notice import NoticeBar
 from nodenet.ui.palette import Palette
-from nodenet.ui.sample_gallery import open_sample_copy
+from nodenet.ui.project_files import ProjectFiles
 from nodenet.ui.shortcuts import finish_actions
 from nodenet.ui.summary import ProblemsView, SummaryView
 from nodenet.ui.training import TrainingPanel
 from nodenet.ui.welcome import Welcome
 from nodenet.ui.window_layout import fit_to_screen, grow_run_area
 
-FILE_FILTER = "nodenet projects (*.json);;All files (*)"
-KERAS_FILTER = "Keras models (*.json *.keras);;All files (*)"
 STATUS_TIMEOUT_MS = 6000
-MESSAGE_CHARS = 2000  # a message box shows at most this much of an error
 CASCADE = 40.0  # blocks added at the view centre step this far from one already there
 
 
@@ -66,7 +54,7 @@ def make_canvas(document: Document, selection: Selection) -> QWidget:
     return CanvasView(document, selection)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ProjectFiles, QMainWindow):
     """The nodenet editor window. ``settings`` defaults to the user's nodenet settings."""
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
@@ -270,189 +258,6 @@ class MainWindow(QMainWindow):
         message = getattr(self.canvas, "message", None)
         if message is not None:
             message.connect(self.show_message)
-
-    # -- files ----------------------------------------------------------------------------
-
-    def new_project(self, ask: bool = True) -> bool:
-        """An empty canvas with one Input and one Output."""
-        if ask and not self.maybe_save():
-            return False
-        self.document.replace_project(new_project())
-        self.show_message("New project")
-        return True
-
-    def open_dialog(self) -> bool:
-        folder = str(self.document.project.path.parent) if self.document.project.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", folder, FILE_FILTER)
-        return self.open_file(path) if path else False
-
-    def open_file(self, path: str | Path, ask: bool = True) -> bool:
-        """Open a project file; if it cannot be read, say why and keep the current project.
-
-        A sample whose dataset is not installed runs on its stand-in, and a notice
-        says so with the command that installs the real one.
-        """
-        loaded = self._load(path, lambda p: with_fallback(load(p)))
-        if loaded is None or (ask and not self.maybe_save()):
-            return False
-        project, note, analysis = loaded
-        self.document.replace_project(project, analysis)
-        self.recent.add(path)
-        self._report_opened(project, note)
-        return True
-
-    def open_sample(self, path: str | Path, ask: bool = True) -> bool:
-        """Open a bundled sample as a new, unsaved project (Save asks where to put it)."""
-        loaded = self._load(path, open_sample_copy)
-        if loaded is None or (ask and not self.maybe_save()):
-            return False
-        project, note, analysis = loaded
-        project.path = None
-        self.document.replace_project(project, analysis)
-        self._report_opened(project, note)
-        return True
-
-    def _load(self, path: str | Path, read):
-        """``(project, note, analysis)`` read by ``read(path)`` and analysed, or None after
-        saying why it cannot be opened (the open project stays as it is)."""
-        try:
-            project, note = read(path)
-            return project, note, Document.checked_analysis(project)
-        except NodenetError as err:  # ProjectFileError, ValidationError, ...
-            reason = str(err)
-        except (ValueError, RecursionError, OverflowError, MemoryError, OSError) as err:
-            reason = f"{type(err).__name__}: {err}"  # a bound the reader missed: still no crash
-        if not Path(path).exists():
-            self.recent.remove(path)
-        problems = reason.split(": ", 1)[-1].replace("; ", "\n")
-        if len(problems) > MESSAGE_CHARS:
-            problems = problems[: MESSAGE_CHARS - 1] + "…"
-        QMessageBox.critical(
-            self, "Cannot open project", f"{Path(path).name} cannot be opened:\n\n{problems}"
-        )
-        return None
-
-    def _report_opened(self, project: Project, note: str | None = None) -> None:
-        if note:
-            self.notice.show_notice(note)
-        count = len(self.document.analysis.problems)
-        suffix = f" — {count} problem(s), see Problems" if count else ""
-        self.show_message(f"Opened {project.name}{suffix}")
-        if count:
-            self.docks["problems"].raise_()
-
-    def save(self) -> bool:
-        """Save to the project's file (Save As when it has none). Returns False if not saved."""
-        if self.document.project.path is None:
-            return self.save_as()
-        return self._save_to(self.document.project.path)
-
-    def save_as(self, path: str | Path | None = None) -> bool:
-        if path is None:
-            project = self.document.project
-            folder = project.path.parent if project.path else Path.home()
-            suggested = str(folder / f"{project.name}.json")
-            path, _ = QFileDialog.getSaveFileName(self, "Save project as", suggested, FILE_FILTER)
-            if not path:
-                return False
-        path = Path(path)
-        if not path.suffix:
-            path = path.with_suffix(".json")
-        return self._save_to(path)
-
-    def _save_to(self, path: Path) -> bool:
-        try:
-            saved = self.document.save(path)
-        except (ProjectFileError, OSError) as err:
-            QMessageBox.critical(self, "Cannot save project", autosave.save_error_text(path, err))
-            return False
-        self.recent.add(saved)
-        self.training_panel.on_project_saved()  # weights trained before the project had a file
-        self._update_title()
-        self.show_message(f"Saved {saved}")
-        return True
-
-    def maybe_save(self) -> bool:
-        """Ask before unsaved work is lost: edits, or trained weights not yet written.
-
-        True: go on (saved or discarded); False: cancel.
-        """
-        edits, weights = self.document.is_dirty(), self.training_panel.weights_unsaved
-        if not edits and not weights:
-            return True
-        name = self.document.project.name
-        if edits and weights:
-            text = f"Save the changes to {name} and its trained weights?"
-        elif edits:
-            text = f"Save the changes to {name}?"
-        else:
-            text = f"The weights trained for {name} are not saved. Save them?"
-        buttons = QMessageBox.StandardButton
-        answer = QMessageBox.question(
-            self,
-            "Unsaved changes" if edits else "Unsaved trained weights",
-            text,
-            buttons.Save | buttons.Discard | buttons.Cancel,
-            buttons.Save,
-        )
-        if answer != buttons.Save:
-            return answer == buttons.Discard
-        if edits or self.document.project.path is None:
-            return self.save()  # writes the weights too once the project has a file
-        return self.training_panel.save_weights() is not None
-
-    def import_keras_dialog(self) -> bool:
-        folder = str(self.document.project.path.parent) if self.document.project.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Import Keras model", folder, KERAS_FILTER)
-        return self.import_keras_file(path) if path else False
-
-    def import_keras_file(self, path: str | Path, ask: bool = True) -> bool:
-        """Replace the project by an imported Keras model (unsaved); if the file cannot be
-        imported, say why (the blocks nodenet lacks, by name) and keep the current project."""
-        try:
-            project = import_keras(path)
-            analysis = Document.checked_analysis(project)
-        except NodenetError as err:
-            text = str(err).replace("; ", "\n")[:MESSAGE_CHARS]
-            QMessageBox.critical(self, "Cannot import the Keras model", text)
-            return False
-        if ask and not self.maybe_save():
-            return False
-        project.path = None
-        self.document.replace_project(project, analysis)
-        self._report_opened(project)
-        return True
-
-    def export_code(self, target: str) -> ExportDialog | None:
-        """Open the export preview (``target`` "keras" or "pytorch") of the project."""
-        old, self.export_dialog = self.export_dialog, None
-        if old is not None and shiboken6.isValid(old):
-            old.close()
-            old.deleteLater()
-        weights = self.training_panel.trained_weights
-        try:
-            dialog = ExportDialog(self.document.project, target, weights, self)
-        except NodenetError as err:  # the preview itself reports export errors
-            self.show_message(f"Cannot export: {str(err)[:MESSAGE_CHARS]}")
-            return None
-        self.export_dialog = dialog
-        dialog.open()
-        return dialog
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        paths = self.recent.paths()
-        for i, path in enumerate(paths, 1):
-            action = self.recent_menu.addAction(f"&{i % 10}  {Path(path).name}")
-            action.setToolTip(path)
-            action.setStatusTip(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
-        if not paths:
-            self.recent_menu.addAction("(no recent files)").setEnabled(False)
-        self.recent_menu.addSeparator()
-        clear = self.recent_menu.addAction("Clear list")
-        clear.setEnabled(bool(paths))
-        clear.triggered.connect(self.recent.clear)
 
     # -- editing ------------------------------------------------------------------------------
 
