@@ -22,7 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication
 
-from nodenet.project import Edge, Node, Project
+from nodenet.graph.project import Edge, Node, Project
 from nodenet.ui.canvas import CanvasView
 from nodenet.ui.document import Document, Selection
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from nodenet.engine.model import Model
 from nodenet.engine.training import fit
-from nodenet.project import Edge, Node, Project
+from nodenet.graph.project import Edge, Node, Project
+from nodenet.runner import build_model
 
 BATCH = 128
 OUT = {"loss": "categorical_crossentropy", "metrics": []}
@@ -107,7 +108,7 @@ def random_data(model: Model, n: int, rng):
 
 
 def time_nodenet(project, x, y, batches):
-    model = Model(project, seed=0)
+    model = build_model(project, seed=0)
     warm = {k: v[: 4 * BATCH] for k, v in x.items()}, {k: v[: 4 * BATCH] for k, v in y.items()}
     fit(model, *warm, epochs=1, batch_size=BATCH, shuffle=False)
     start = time.perf_counter()
@@ -240,11 +241,11 @@ MEMORY_SCRIPT = """
 import resource, numpy as np, sys
 sys.path.insert(0, {root!r})
 from benchmarks.engine_vs_torch import MODELS
-from nodenet.engine.model import Model
+from nodenet.runner import build_model
 from nodenet.engine.training import fit
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * 4096
-model = Model(MODELS['mlp'](), seed=0)
+model = build_model(MODELS['mlp'](), seed=0)
 base = rss()
 rng = np.random.default_rng(0)
 x = {{'x': rng.random((60000, 784), dtype=np.float32)}}
@@ -279,7 +280,7 @@ def main() -> None:
     print(header)
     for name in args.models.split(","):
         project = MODELS[name]()
-        x, y = random_data(Model(project), args.batches * BATCH, rng)
+        x, y = random_data(build_model(project), args.batches * BATCH, rng)
         best = {"nodenet": 0.0, "pytorch": 0.0, "keras": 0.0}
         for _ in range(args.repeats):  # interleaved, so load swings hit all three alike
             best["nodenet"] = max(best["nodenet"], time_nodenet(project, x, y, args.batches))

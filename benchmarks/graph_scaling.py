@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 
 from nodenet.export.keras_import import import_keras_config
-from nodenet.project import Edge, Node, Project, validate
-from nodenet.summary import summarize
+from nodenet.graph.project import Edge, Node, Project, validate
+from nodenet.graph.summary import summarize
 
 MSE = {"loss": "mean_squared_error"}
 

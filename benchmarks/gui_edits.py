@@ -36,7 +36,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from nodenet.project import Edge, Node, Project
+from nodenet.graph.project import Edge, Node, Project
 
 TARGETS_MS = {1000: 100.0, 5000: 500.0}
 KINDS = ("move", "set_param", "add", "connect", "delete", "rename", "undo", "redo")
@@ -159,7 +159,7 @@ def _later(builder: Callable[[int], Callable[[], object]], k: int) -> Callable[[
 
 class AnalysisClock:
     """Wraps the Document's ``analyze`` to add up the time spent in it (the graph analysis,
-    :mod:`nodenet.validation`, is not GUI code: the report shows the GUI's share apart)."""
+    :mod:`nodenet.graph.validation`, is not GUI code: the report shows the GUI's share apart)."""
 
     def __init__(self) -> None:
         import nodenet.ui.document as document_module

@@ -6,7 +6,7 @@
     python benchmarks/train_samples.py --update mnist_cnn   # retrain one, update its rows
 
 Each sample trains as ``nodenet train sample_projects/NAME.json`` would: its own epochs,
-batch size, seed and early stopping, through :func:`nodenet.engine.runner.build_run`. It is
+batch size, seed and early stopping, through :func:`nodenet.runner.build_run`. It is
 then scored on its test split and compared with its promise
 (:meth:`nodenet.samples.Sample.effective_promise`). A sample with a ``fallback`` is also
 trained as on a machine without the ``datasets`` extra (its dataset hidden, the fallback
@@ -29,8 +29,8 @@ from pathlib import Path
 from unittest import mock
 
 from nodenet import samples
-from nodenet.engine.runner import build_run
 from nodenet.errors import DataError
+from nodenet.runner import build_run
 from nodenet.samples import Promise, Sample, list_samples, load_sample, read_sample
 
 ROOT = Path(__file__).resolve().parents[1]

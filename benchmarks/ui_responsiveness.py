@@ -31,8 +31,8 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from nodenet.engine import build_run
-from nodenet.project import load
+from nodenet.graph.project import load
+from nodenet.runner import build_run
 from nodenet.ui.document import Document
 from nodenet.ui.training import TrainingPanel
 from nodenet.ui.training.worker import leave_a_core

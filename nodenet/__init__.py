@@ -1,6 +1,6 @@
 """nodenet: design and train neural networks visually.
 
-The public names: the project document (:mod:`nodenet.project`), the engine
+The public names: the project document (:mod:`nodenet.graph.project`), the engine
 (:mod:`nodenet.engine`) and the exporters (:mod:`nodenet.export`).
 """
 

@@ -24,7 +24,7 @@ EXIT_INTERNAL = 70  # a bug in nodenet
 
 def _load(path: str):
     """The project at ``path``; a sample whose dataset is missing runs on its fallback."""
-    from nodenet.project import load
+    from nodenet.graph.project import load
     from nodenet.samples import with_fallback
 
     project, note = with_fallback(load(path))
@@ -34,7 +34,7 @@ def _load(path: str):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from nodenet.project import validate
+    from nodenet.graph.project import validate
 
     project = _load(args.file)
     problems = validate(project)
@@ -57,7 +57,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from nodenet.summary import summarize
+    from nodenet.graph.summary import summarize
 
     summary = summarize(_load(args.file))
     if args.json:
@@ -67,41 +67,51 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_logs(logs: dict) -> str:
-    skip = {"epoch", "epochs", "batch", "batches", "epoch_seconds", "samples_per_sec"}
-    return " - ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in skip)
+def _format_logs(metrics) -> str:
+    """``loss 0.3412 - accuracy 0.9 - ...``: every metric, as the events carry them."""
+    return " - ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
 class _Progress:
-    """A tqdm bar per epoch on stderr, and a line per finished epoch."""
+    """The run's events on stderr: a tqdm bar per epoch, and a line per finished epoch."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.bar = None
 
-    def batch(self, logs: dict) -> None:
+    def __call__(self, event) -> None:
+        from nodenet.backend import BatchEnd, EpochEnd, Failed, Finished
+
+        if isinstance(event, BatchEnd):
+            self.batch(event)
+        elif isinstance(event, EpochEnd):
+            self.epoch(event)
+        elif isinstance(event, Finished | Failed):
+            self.close()
+
+    def batch(self, event) -> None:
         if self.quiet:
             return
         from tqdm import tqdm
 
         if self.bar is None:
             self.bar = tqdm(
-                total=logs["batches"],
+                total=event.batches,
                 file=sys.stderr,
                 leave=False,
                 unit="batch",
-                desc=f"Epoch {logs['epoch']}",
+                desc=f"Epoch {event.epoch}",
                 dynamic_ncols=True,
             )
-        self.bar.update(logs["batch"] - self.bar.n)
-        self.bar.set_postfix_str(_format_logs(logs)[:80], refresh=False)
+        self.bar.update(event.batch - self.bar.n)
+        self.bar.set_postfix_str(_format_logs(event.metrics)[:80], refresh=False)
 
-    def epoch(self, logs: dict) -> None:
+    def epoch(self, event) -> None:
         self.close()
         if not self.quiet:
             print(
-                f"Epoch {logs['epoch']}/{logs['epochs']} - {logs['epoch_seconds']:.1f}s - "
-                f"{_format_logs(logs)}",
+                f"Epoch {event.epoch}/{event.epochs} - {event.epoch_seconds:.1f}s - "
+                f"{_format_logs(event.metrics)}",
                 file=sys.stderr,
             )
 
@@ -115,12 +125,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from nodenet.engine.runner import build_run, file_digest, weights_path
-    from nodenet.project import write_file
-    from nodenet.safeio import remove_stale_temps
+    from nodenet.atomic import remove_stale_temps, write_file
+    from nodenet.backend import NumpyBackend
+    from nodenet.runner import file_digest, weights_path
 
     project = _load(args.file)
-    run = build_run(project, allow_outside_data=args.allow_outside_data)
+    backend = NumpyBackend()
+    backend.build(project, allow_outside_data=args.allow_outside_data)
     stop = threading.Event()
 
     def interrupt(signum, frame):
@@ -134,9 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, interrupt)
     progress = _Progress(quiet=args.quiet)
     try:
-        history = run.fit(
-            on_batch=progress.batch,
-            on_epoch=progress.epoch,
+        history = backend.fit(
+            on_event=progress,
             should_stop=stop.is_set,
             epochs=args.epochs,
             progress_interval=0.1,  # a terminal needs no more than 10 updates a second
@@ -144,9 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
-    test = run.evaluate_test()
+    test = backend.evaluate()
     weights_out = Path(args.weights_out) if args.weights_out else weights_path(project)
-    run.model.save_weights(weights_out)
+    backend.save_weights(weights_out)
     history_out = (
         Path(args.history_out)
         if args.history_out
@@ -175,32 +185,36 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nodenet.engine.runner import build_run
+    from nodenet.backend import NumpyBackend
+    from nodenet.reports import summarize, to_json
 
-    run = build_run(_load(args.file), allow_outside_data=args.allow_outside_data)
-    run.model.load_weights(args.weights)
-    result = run.evaluate_test()
+    backend = NumpyBackend()
+    backend.build(_load(args.file), allow_outside_data=args.allow_outside_data)
+    backend.load_weights(args.weights)
+    result = backend.evaluate()
     if result is None:
         raise NodenetError(f"{args.file}: the data has no test split (set data.split.test)")
-    if args.json:
-        _print_json(result)
+    if args.json:  # the metrics, then the reports the GUI's Evaluation tab shows
+        _print_json({**result, "reports": to_json(summarize(backend, None, metrics=result))})
     else:
         print(_format_logs(result))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nodenet.engine.runner import build_run, load_arrays, write_predictions
+    from nodenet.backend import NumpyBackend
     from nodenet.errors import DataError
+    from nodenet.runner import load_arrays
 
-    run = build_run(_load(args.file), load_data=False)
-    run.model.load_weights(args.weights)
+    backend = NumpyBackend()
+    backend.build(_load(args.file), load_data=False)
+    backend.load_weights(args.weights)
     arrays = load_arrays(args.input)  # refuses text arrays, naming the file and the array
-    ids = run.model.input_ids
+    ids = backend.input_ids
     if len(ids) == 1 and ids[0] not in arrays and len(arrays) == 1:
         arrays = {ids[0]: next(iter(arrays.values()))}
     try:  # batch by batch into the output file: never all the outputs in memory
-        shapes = write_predictions(run.model, arrays, args.output)
+        shapes = backend.write_predictions(arrays, args.output)
     except DataError as err:  # the inputs do not fit the model: the --input file is at fault
         raise DataError(f"{args.input}: {err}") from None
     print(f"{args.output}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()), file=sys.stderr)
@@ -241,7 +255,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import_keras(args: argparse.Namespace) -> int:
     from nodenet.export import import_keras
-    from nodenet.project import save
+    from nodenet.graph.project import save
 
     project = import_keras(args.file)
     save(project, args.output)

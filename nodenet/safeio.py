@@ -20,13 +20,10 @@ Three guards every reader of a project, a dataset or a weights file goes through
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
 import stat
-import tempfile
-import time
 import tokenize
 import zipfile
 import zlib
@@ -34,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nodenet.errors import DataError, NodenetError, OutsideDataError, SaveError, brief, shorten
+from nodenet.errors import DataError, NodenetError, OutsideDataError, brief, shorten
 
 BUDGET_VARIABLE = "NODENET_MEMORY_BUDGET"
 DEFAULT_BUDGET_CAP = 4 * 2**30
 MAX_NPY_HEADER = 10_000  # bytes; numpy's own limit for untrusted headers
 MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; longer paths make Path.resolve crawl
 MAX_NAME_CHARS = 255  # NAME_MAX: one component of a path
-STALE_TEMP_SECONDS = 60  # a temporary file this old was left by a killed write
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 # what goes wrong while parsing a damaged or hostile archive
 _PARSE_ERRORS = (
@@ -325,72 +321,3 @@ def check_regular(where: str, path: Path) -> None:
 def _not_regular(path: Path, mode: int) -> str:
     name = shorten(path.name)
     return f"{name} is {kind_of(mode)}, not a regular file; nodenet reads only regular files"
-
-
-# -- streamed atomic writes -----------------------------------------------------------------
-
-
-def remove_stale_temps(path: str | os.PathLike, age: float = STALE_TEMP_SECONDS) -> None:
-    """Remove ``.NAME.*.tmp`` files beside ``path`` older than ``age`` seconds.
-
-    An atomic write (:func:`nodenet.project.atomic_write`, :func:`atomic_stream`)
-    writes ``.NAME.<random>.tmp`` then renames it; a process killed in between
-    leaves it behind. The next write to the same target removes it; a younger
-    one may belong to a write still running and is left alone.
-    """
-    path = Path(path)
-    now = time.time()
-    with contextlib.suppress(OSError):
-        for candidate in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
-            with contextlib.suppress(OSError):
-                info = candidate.lstat()
-                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > age:
-                    candidate.unlink()
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
-@contextlib.contextmanager
-def atomic_stream(path: str | os.PathLike, error: type[NodenetError] = SaveError):
-    """A binary file to write ``path`` through: a temporary file renamed over ``path``.
-
-    Like :func:`nodenet.project.atomic_write`, for data too large to hold in
-    memory: a failure (or an exception in the ``with`` body) leaves any previous
-    file intact and removes the temporary file; an :class:`OSError` becomes
-    ``error`` naming the file.
-    """
-    path = Path(path)
-    remove_stale_temps(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise error(_cannot_save(path, err)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise error(_cannot_save(path, err)) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _cannot_save(path: Path, err: OSError) -> str:
-    reason = err.strerror or str(err) or type(err).__name__
-    return f"{path}: cannot be saved: {reason} (any previous file is left intact)"
-
-
-def _umask() -> int:
-    from nodenet.project import _umask as project_umask
-
-    return project_umask()

@@ -1,7 +1,7 @@
 """The bundled sample projects: what each one is, what it promises, and loading it.
 
 A sample is an ordinary project file in ``sample_projects/`` with one extra
-top-level key, ``"sample"`` (kept by :mod:`nodenet.project` like any key it
+top-level key, ``"sample"`` (kept by :mod:`nodenet.graph.project` like any key it
 does not know)::
 
     "sample": {
@@ -35,7 +35,7 @@ from typing import Any
 from nodenet.engine import builtin_datasets
 from nodenet.engine.data.real import EXTRA_HINT
 from nodenet.errors import NodenetError, ProjectFileError
-from nodenet.project import Project, load
+from nodenet.graph.project import Project, load
 from nodenet.safeio import bundled_samples
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodenet import project as project_module
+from nodenet import atomic
+from nodenet.atomic import atomic_write, write_file
 from nodenet.cli import main
-from nodenet.engine.model import Model
 from nodenet.errors import NodenetError, ProjectFileError, SaveError, WeightsError
 from nodenet.export import export_keras
-from nodenet.project import atomic_write, load, save, write_file
+from nodenet.graph.project import load, save
+from nodenet.runner import build_model
 
 SAMPLES = Path(__file__).parent.parent / "sample_projects"
 DIGITS = SAMPLES / "digits_mlp.json"
@@ -46,14 +47,14 @@ def no_space_on_write(monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(project_module.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
 
 
 def replace_fails(monkeypatch):
     def fail(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(project_module.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
 
 
 def no_permission(monkeypatch):
@@ -62,7 +63,7 @@ def no_permission(monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(project_module.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
 
 
 FAULTS = {
@@ -109,7 +110,7 @@ def test_a_failed_project_save_keeps_the_previous_file(tmp_path, monkeypatch, fa
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_failed_weights_save_keeps_the_previous_file(tmp_path, monkeypatch, fault):
-    model = Model(load(DIGITS), seed=0)
+    model = build_model(load(DIGITS), seed=0)
     path = model.save_weights(tmp_path / "m.weights.npz")
     before = path.read_bytes()
     model.initialize(seed=1)
@@ -122,11 +123,11 @@ def test_a_failed_weights_save_keeps_the_previous_file(tmp_path, monkeypatch, fa
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_failed_export_keeps_the_previous_files(tmp_path, monkeypatch, fault):
-    model = Model(load(DIGITS), seed=0)
+    model = build_model(load(DIGITS), seed=0)
     code = export_keras(load(DIGITS), model.get_weights())
     written = code.write(tmp_path / "m.py")
     before = {p: p.read_bytes() for p in written}
-    changed = export_keras(load(DIGITS), Model(load(DIGITS), seed=1).get_weights())
+    changed = export_keras(load(DIGITS), build_model(load(DIGITS), seed=1).get_weights())
     FAULTS[fault](monkeypatch)
     with pytest.raises(SaveError, match=rf"m\.py: cannot be saved: {REASONS[fault]}"):
         changed.write(tmp_path / "m.py")
@@ -196,14 +197,14 @@ def test_train_with_a_failing_disk_keeps_weights_and_history(trained, capsys, mo
 def test_history_write_failure_is_one_line(trained, capsys, monkeypatch):
     history = trained.with_name("digits_mlp.history.json")
     before = history.read_bytes()
-    real = project_module.atomic_write
+    real = atomic.atomic_write
 
     def fail_on_history(path, data):
         if str(path).endswith(".history.json"):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(project_module, "atomic_write", fail_on_history)
+    monkeypatch.setattr(atomic, "atomic_write", fail_on_history)
     assert main(["train", str(trained), "--epochs", "0", "--quiet"]) == 1
     one_line_error(capsys, "digits_mlp.history.json: cannot be saved: No space left on device")
     assert history.read_bytes() == before
@@ -272,6 +273,6 @@ def test_a_project_save_removes_what_a_killed_save_left_behind(tmp_path):
     os.utime(stale, (old, old))
     running = tmp_path / ".model.json.busy.tmp"  # a save that may still be writing
     running.write_text("{")
-    project_module.atomic_write(target, "{}")
+    atomic.atomic_write(target, "{}")
     assert target.read_text() == "{}"
     assert not stale.exists() and running.exists()

@@ -1,4 +1,10 @@
-"""Architecture boundaries: the engine and the document never touch Qt."""
+"""Architecture boundaries (docs/architecture.md): who may import whom.
+
+- ``nodenet.engine`` imports nothing from ``nodenet.graph``, ``nodenet.ui`` or
+  ``nodenet.export``, and no Qt: it builds from a Blueprint, never the document.
+- ``nodenet.graph`` imports no Qt and, of the engine, only the block catalog.
+- ``nodenet.ui`` uses the public APIs only.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +29,46 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def headless_files() -> list[Path]:
-    files = list((PACKAGE / "engine").rglob("*.py"))
-    files += [PACKAGE / name for name in ("project.py", "validation.py", "summary.py", "errors.py")]
+    files = list((PACKAGE / "engine").rglob("*.py")) + list((PACKAGE / "graph").rglob("*.py"))
+    names = ("errors.py", "atomic.py", "safeio.py", "runner.py", "backend.py", "reports.py")
+    files += [PACKAGE / name for name in names]
     return files
+
+
+def offenders(paths, forbidden) -> list[str]:
+    return [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in paths
+        for module in sorted(imported_modules(path))
+        if module.startswith(forbidden)
+    ]
+
+
+def test_the_engine_never_imports_the_document_the_ui_or_the_exporters():
+    found = offenders(
+        (PACKAGE / "engine").rglob("*.py"), ("nodenet.graph", "nodenet.ui", "nodenet.export")
+    )
+    assert not found, "the engine builds from a Blueprint, never the document:\n" + "\n".join(found)
+
+
+# what the document may read of the engine: the block catalog, not models, training or data
+CATALOG = (
+    "nodenet.engine.catalog",
+    "nodenet.engine.blueprint",
+    "nodenet.engine.layer",
+    "nodenet.engine.params",
+    "nodenet.engine.settings",
+)
+
+
+def test_the_document_reads_only_the_engines_catalog():
+    found = [
+        line
+        for line in offenders((PACKAGE / "graph").rglob("*.py"), ("nodenet.engine", "numpy"))
+        if not line.endswith(CATALOG)
+    ]
+    found += offenders((PACKAGE / "graph").rglob("*.py"), ("nodenet.ui", "nodenet.export"))
+    assert not found, "\n".join(found)
 
 
 def test_engine_and_document_sources_never_import_qt():
@@ -39,8 +82,16 @@ def test_engine_and_document_sources_never_import_qt():
 
 PUBLIC_FOR_UI = {
     "nodenet",
-    "nodenet.project",
-    "nodenet.summary",
+    "nodenet.atomic",
+    "nodenet.backend",
+    "nodenet.graph",
+    "nodenet.graph.layout",
+    "nodenet.graph.project",
+    "nodenet.graph.summary",
+    "nodenet.graph.topology",
+    "nodenet.graph.validation",
+    "nodenet.reports",
+    "nodenet.runner",
     "nodenet.samples",
     "nodenet.errors",
     "nodenet.engine",
@@ -62,7 +113,8 @@ def test_ui_imports_only_public_apis():
 
 def test_importing_the_engine_loads_no_qt_at_run_time():
     code = (
-        "import sys, nodenet.engine.catalog, nodenet.project, nodenet.summary\n"
+        "import sys, nodenet.engine.catalog, nodenet.graph.project, nodenet.graph.summary\n"
+        "import nodenet.graph.layout, nodenet.runner\n"
         "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'nodenet.ui'))]\n"
         "print(bad)\n"
     )

@@ -126,6 +126,7 @@ def test_missing_file(capsys, tmp_path):
     assert code == 1 and "missing.json: cannot be read" in err
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_a_separate_process():
     result = subprocess.run(
         [sys.executable, "-m", "nodenet", "summary", str(FIXTURES / "otto_mlp.json"), "--json"],

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from nodenet.cli import main
-from nodenet.engine.model import Model
-from nodenet.project import load
+from nodenet.graph.project import load
+from nodenet.runner import build_model
 
 SAMPLES = Path(__file__).parent.parent / "sample_projects"
 
@@ -50,7 +50,7 @@ def test_train_with_zero_epochs_writes_the_initial_weights(tmp_path, capsys):
         main(["train", str(path), "--epochs", "0", "--weights-out", str(out_file), "--quiet"]) == 0
     )
     project = load(path)
-    expected = Model(project, seed=project.training["seed"]).get_weights()
+    expected = build_model(project, seed=project.training["seed"]).get_weights()
     with np.load(out_file) as saved:
         assert sorted(saved.files) == sorted(expected)
         assert all(np.array_equal(saved[k], expected[k]) for k in expected)
@@ -89,10 +89,30 @@ def test_evaluate_and_predict_use_the_trained_weights(tmp_path, capsys):
         np.testing.assert_allclose(y["digit"].sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_evaluate_json_includes_the_evaluation_reports(tmp_path, capsys):
+    path = copy_sample(tmp_path, epochs=1)
+    assert main(["train", str(path), "--quiet", "--json"]) == 0
+    trained = json.loads(capsys.readouterr()[0])
+    assert main(["evaluate", str(path), "--weights", trained["weights"], "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr()[0])
+    assert set(evaluated) == {"loss", "accuracy", "reports"}  # the metrics' keys stay
+    reports = evaluated["reports"]
+    digit = reports["heads"]["digit"]
+    confusion = np.array(digit["confusion"])
+    assert digit["task"] == "classification" and confusion.shape == (10, 10)
+    assert confusion.sum() == reports["test_size"] == round(1797 * 0.2)
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(evaluated["accuracy"])
+    samples = digit["samples"]
+    assert len(samples) == 8 and all(s["predicted"] in digit["classes"] for s in samples)
+    assert all(s["right"] == (s["true"] == s["predicted"]) and 0 < s["p"] <= 1 for s in samples)
+    kernel = reports["weight_histograms"]["hidden_1/kernel"]
+    assert sum(kernel["counts"]) == 64 * 128 and len(kernel["edges"]) == len(kernel["counts"]) + 1
+
+
 def test_a_weights_file_for_another_graph_is_refused_by_name(tmp_path, capsys):
     path = copy_sample(tmp_path)
     wrong = tmp_path / "wrong.npz"
-    flat = Model(load(path)).get_weights()
+    flat = build_model(load(path)).get_weights()
     flat["hidden_1/kernel"] = np.zeros((64, 3), np.float32)
     np.savez(wrong, **flat)
     assert main(["evaluate", str(path), "--weights", str(wrong)]) == 1
@@ -123,6 +143,7 @@ def test_out_of_range_epochs_are_a_usage_error_naming_the_option(tmp_path, capsy
     assert not (tmp_path / "digits_mlp.weights.npz").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_training_cleanly_and_saves_complete_files(tmp_path):
     path = copy_sample(tmp_path, epochs=500, early_stopping=None)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -147,13 +168,14 @@ def test_ctrl_c_stops_training_cleanly_and_saves_complete_files(tmp_path):
     assert "stopped by Ctrl-C" in err
     assert "Traceback" not in err
     weights = tmp_path / "digits_mlp.weights.npz"
-    Model(load(path)).load_weights(weights)  # complete and matching
+    build_model(load(path)).load_weights(weights)  # complete and matching
     history = json.loads((tmp_path / "digits_mlp.history.json").read_text())
     assert history["stopped"] == "user" and 1 <= history["epochs"] < 500
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert not leftovers
 
 
+@pytest.mark.slow
 def test_train_runs_on_a_copy_of_the_sample_folder(tmp_path):
     """Relative data paths resolve against the project file, wherever it is run from."""
     target = tmp_path / "copy"
@@ -180,7 +202,7 @@ def test_train_runs_on_a_copy_of_the_sample_folder(tmp_path):
 def test_inputs_that_do_not_fit_name_the_input_file(tmp_path, capsys):
     path = copy_sample(tmp_path)
     weights = tmp_path / "w.npz"
-    Model(load(path)).save_weights(weights)
+    build_model(load(path)).save_weights(weights)
     wrong = tmp_path / "wrong_inputs.npz"
     np.savez(wrong, a=np.zeros((2, 64), np.float32), b=np.zeros((2, 3), np.float32))
     out = tmp_path / "y.npz"

@@ -17,9 +17,9 @@ import pytest
 
 from nodenet.cli import main
 from nodenet.engine.data import describe_source, load_source
-from nodenet.engine.runner import build_run
 from nodenet.errors import DataError, OutsideDataError
-from nodenet.project import load
+from nodenet.graph.project import load
+from nodenet.runner import build_run
 
 DIGITS = Path(__file__).parent.parent / "sample_projects" / "digits_mlp.json"
 

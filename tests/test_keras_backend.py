@@ -83,6 +83,7 @@ def test_the_generated_choice_follows_the_same_rule(tmp_path):
 
 
 @pytest.mark.ref
+@pytest.mark.slow
 def test_an_exported_keras_module_runs_without_keras_backend(tmp_path):
     pytest.importorskip("keras")
     installed = keras_backend.installed_backends()
@@ -106,6 +107,7 @@ def test_an_exported_keras_module_runs_without_keras_backend(tmp_path):
 
 
 @pytest.mark.ref
+@pytest.mark.slow
 def test_the_import_keras_example_of_the_docs_runs_as_written(tmp_path):
     """docs/cli.md: the Python that saves a Keras model, then import-keras and summary."""
     pytest.importorskip("keras")

@@ -17,12 +17,11 @@ import pytest
 
 from nodenet.cli import main
 from nodenet.engine.data import load_source, read_idx
-from nodenet.engine.model import Model
-from nodenet.engine.runner import build_run
 from nodenet.errors import DataError, NodenetError, ValidationError, WeightsError
-from nodenet.project import Project, load, validate
+from nodenet.graph.project import Project, load, validate
+from nodenet.graph.summary import summarize
+from nodenet.runner import build_model, build_run
 from nodenet.safeio import memory_budget
-from nodenet.summary import summarize
 
 DIGITS = Path(__file__).parent.parent / "sample_projects" / "digits_mlp.json"
 GIB = 2**30
@@ -78,7 +77,7 @@ def test_a_10_gb_input_shape_is_refused_in_validate_summary_and_build(monkeypatc
     assert expected in messages
     tracemalloc.start()
     try:
-        for step in (summarize, build_run, Model):
+        for step in (summarize, build_run, build_model):
             with pytest.raises(ValidationError) as caught:
                 step(project)
             assert expected in [str(p) for p in caught.value.problems]
@@ -167,7 +166,7 @@ def test_an_npz_header_larger_than_its_data_is_refused(tmp_path):
 
 def test_a_weights_file_claiming_a_huge_array_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("NODENET_MEMORY_BUDGET", "4G")
-    model = Model(load(DIGITS), seed=0)
+    model = build_model(load(DIGITS), seed=0)
     weights = model.get_weights()
     key = next(iter(weights))
     lying_npz(

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 from nodenet.engine.data import load_source
-from nodenet.engine.model import Model
-from nodenet.engine.runner import load_arrays
 from nodenet.errors import DataError, WeightsError
-from nodenet.project import load
+from nodenet.graph.project import load
+from nodenet.runner import build_model, load_arrays
 
 PACKAGE = Path(__file__).parent.parent / "nodenet"
 DIGITS = Path(__file__).parent.parent / "sample_projects" / "digits_mlp.json"
@@ -172,7 +171,7 @@ def test_a_data_file_with_an_object_array_is_refused_without_unpickling(tmp_path
 
 
 def test_a_weights_file_with_an_object_array_is_refused_without_unpickling(tmp_path):
-    model = Model(load(DIGITS), seed=0)
+    model = build_model(load(DIGITS), seed=0)
     weights = model.get_weights()
     key = next(iter(weights))
     weights[key] = np.array([1.0, None], dtype=object)

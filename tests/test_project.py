@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nodenet.errors import ProjectFileError
-from nodenet.project import Edge, Node, Project, analyze, load, save, validate
+from nodenet.graph.project import Edge, Node, Project, analyze, load, save, validate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 

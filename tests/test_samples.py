@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from nodenet.engine.data import BUILTINS, load_builtin
-from nodenet.engine.runner import build_run
+from nodenet.engine.events import BatchEnd
 from nodenet.errors import DataError
 from nodenet.export import export_keras, export_pytorch
-from nodenet.project import analyze
+from nodenet.graph.project import analyze
+from nodenet.runner import build_run
 from nodenet.samples import Promise, Sample, list_samples, load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,11 @@ def train_a_few_batches(project):
             )
     before = run.model.get_weights()
     seen = []
-    history = run.fit(epochs=1, on_batch=seen.append, should_stop=lambda: len(seen) >= BATCHES)
+    history = run.fit(
+        epochs=1,
+        on_event=lambda event: seen.append(event) if isinstance(event, BatchEnd) else None,
+        should_stop=lambda: len(seen) >= BATCHES,
+    )
     assert len(seen) == BATCHES and history.stopped == "user"
     assert np.isfinite(history.epochs[0]["loss"])
     after = run.model.get_weights()

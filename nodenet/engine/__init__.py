@@ -24,7 +24,6 @@ from nodenet.engine.data.preprocess import ENCODINGS, NORMALIZATIONS
 from nodenet.engine.model import Model
 from nodenet.engine.optimizers import NAMES as OPTIMIZER_NAMES
 from nodenet.engine.optimizers import OPTIMIZER_PARAMS, make_optimizer
-from nodenet.engine.runner import Run, build_run, load_arrays, weights_path
 from nodenet.engine.schedules import SCHEDULES
 from nodenet.engine.settings import (
     EARLY_STOPPING_PARAMS,
@@ -48,21 +47,17 @@ __all__ = [
     "History",
     "Layer",
     "Model",
-    "Run",
     "Shape",
     "block_class",
     "block_types",
-    "build_run",
     "builtin_datasets",
     "check_training",
     "describe_source",
     "evaluate",
     "fit",
     "fmt_shape",
-    "load_arrays",
     "load_source",
     "make_optimizer",
     "predict",
     "prepare",
-    "weights_path",
 ]

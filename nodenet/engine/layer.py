@@ -103,7 +103,6 @@ class Layer:
     POST_ACTIVATION: ClassVar[bool] = False
     INTEGER_INPUT: ClassVar[bool] = False  # reads indices; no gradient flows to its input
     EXAMPLES: ClassVar[tuple[Example, ...]] = (Example(),)
-    KERAS_REQUIRED: ClassVar[tuple[str, ...]] = ()  # Keras arguments without a default
 
     def __init__(self, params: dict | None = None, name: str = ""):
         self.name = name or self.TYPE.lower()
@@ -156,6 +155,18 @@ class Layer:
         """
         raise NotImplementedError
 
+    def n_outputs(self) -> int:
+        """How many outputs the block has with its parameters (edges name one by
+        ``from_port``). A block with more than one returns a list of arrays from
+        :meth:`forward`, takes a list of gradients (one per output, zeros for an unused
+        one) in :meth:`backward`, and overrides :meth:`infer_shapes`."""
+        return 1
+
+    def infer_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        """The shape of every output, in output order (one block, one output: its
+        :meth:`infer_shape`)."""
+        return [self.infer_shape(input_shapes)]
+
     def weight_specs(self, input_shapes: list[Shape]) -> list[WeightSpec]:
         """The weights this block owns for these input shapes, in Keras order."""
         return []
@@ -200,54 +211,6 @@ class Layer:
 
     def _backward(self, weights, cache, grad) -> tuple[list, dict]:
         raise NotImplementedError
-
-    # -- export: the block's Keras 3 and PyTorch snippets ------------------------
-
-    def keras_layer(self) -> tuple[str, dict[str, Any]]:
-        """The ``keras.layers`` class equal to this block, and its constructor arguments.
-
-        Arguments at nodenet's default (Keras's own) are left out, except those
-        in ``KERAS_REQUIRED``; regularizers become ``keras.regularizers`` source
-        (:class:`nodenet.engine.snippets.Source`).
-        """
-        from nodenet.engine.params import Regularizer
-        from nodenet.engine.snippets import keras_regularizer
-
-        args = {}
-        for p in self.PARAMS:
-            value = self.config[p.name]
-            if p.name in self.KERAS_REQUIRED or value != p.default:
-                args[p.name] = keras_regularizer(value) if isinstance(p, Regularizer) else value
-        return self.TYPE, args
-
-    def torch_module(self, input_shapes: list[Shape]) -> str | None:
-        """Source building the torch submodule this block owns (``nn.Linear(64, 10)``),
-        or None when its forward needs none."""
-        return None
-
-    def torch_forward(self, module: str, args: list[str], input_shapes: list[Shape]) -> str:
-        """A torch expression of the output from the input expressions ``args``.
-
-        ``module`` is the submodule's attribute (``self.dense_1``). Tensors stay
-        channels-last, as in Keras; the expression may call the helpers of
-        :data:`nodenet.engine.snippets.TORCH_HELPERS`.
-        """
-        raise NotImplementedError(f"{self.TYPE} has no PyTorch export")
-
-    def torch_state(
-        self, weights: dict[str, np.ndarray], input_shapes: list[Shape]
-    ) -> dict[str, np.ndarray]:
-        """The submodule's ``state_dict`` entries (keys relative to it) from Keras-layout
-        ``weights``."""
-        return {}
-
-    def torch_weights(self, module: str, input_shapes: list[Shape]) -> dict[str, list[str]]:
-        """Per Keras weight name, the torch tensors holding it (expressions under ``module``).
-
-        Keras's initializers and regularizers act on them; a weight torch keeps
-        in two tensors (a GRU's two bias rows) lists both.
-        """
-        return {}
 
 
 # -- helpers shared by several blocks -------------------------------------

@@ -1,7 +1,8 @@
 """A built model: a valid project turned into layers and weights.
 
 Forward runs the nodes in topological order; backward runs them in reverse,
-summing gradients where a tensor fans out. Weights live in one dict per node,
+summing gradients where a tensor fans out (per output, for a block with several:
+an edge names the output it reads, see :attr:`Model.feeds`). Weights live in one dict per node,
 keyed as the block's ``weight_specs`` name them, and save to ``.npz`` under
 ``node_id/weight_name`` keys in Keras layouts.
 """
@@ -13,13 +14,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from nodenet.engine.blueprint import Blueprint
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
 from nodenet.engine.layers import conv_pool
-from nodenet.errors import DataError, NodenetError, TrainingError, ValidationError, WeightsError
+from nodenet.errors import DataError, NodenetError, TrainingError, WeightsError
 from nodenet.safeio import BUDGET_VARIABLE, fmt_bytes, memory_budget, over_budget, size_of
 
 NUMERIC_KINDS = "biuf"  # booleans, integers and floats: what a model can take
@@ -43,8 +46,8 @@ class Model:
 
     Parameters
     ----------
-    project : nodenet.project.Project
-        Must validate without problems.
+    blueprint : nodenet.engine.blueprint.Blueprint
+        The analyzed graph (:meth:`nodenet.graph.validation.Analysis.blueprint`).
     dtype : numpy dtype
         float32 for training; float64 for gradient checks.
     seed : int, optional
@@ -54,22 +57,31 @@ class Model:
         (:mod:`nodenet.engine.layers.conv_pool`; same results, less work).
     """
 
-    def __init__(self, project, dtype=np.float32, seed: int | None = None, fuse: bool = True):
-        from nodenet.project import analyze
-
-        analysis = analyze(project)
-        if analysis.problems:
-            raise ValidationError(analysis.problems)
-        self.name = project.name
+    def __init__(
+        self,
+        blueprint: Blueprint,
+        dtype=np.float32,
+        seed: int | None = None,
+        fuse: bool = True,
+    ):
+        self.name = blueprint.name
         self.dtype = np.dtype(dtype)
-        self.order: list[str] = list(analysis.order)
-        self.layers: dict[str, Layer] = {i: analysis.layers[i] for i in self.order}
-        index = analysis.index or project.edge_index()
-        self.sources: dict[str, list[str]] = {
-            i: [e.src for e in index.incoming(i)] for i in self.order
+        self.order: list[str] = list(blueprint.order)
+        self.layers: dict[str, Layer] = {i: blueprint.layers[i] for i in self.order}
+        # what feeds each node, by input port: (source node, its output)
+        self.feeds: dict[str, list[tuple[str, int]]] = {
+            i: list(blueprint.sources[i]) for i in self.order
         }
-        self.shapes = dict(analysis.shapes)
-        self.input_ids = [n.id for n in project.nodes if n.type == "Input"]
+        self.sources: dict[str, list[str]] = {
+            i: [src for src, _ in self.feeds[i]] for i in self.order
+        }
+        self.shapes = dict(blueprint.shapes)
+        self.output_shapes = dict(blueprint.output_shapes)
+        # nodes with several outputs: their value is a list of arrays, one per output
+        self.multi: dict[str, int] = {
+            i: n for i in self.order if (n := self.layers[i].n_outputs()) > 1
+        }
+        self.input_ids = list(blueprint.inputs)
         self.consumers: dict[str, list[str]] = {i: [] for i in self.order}
         for node_id in self.order:
             for src in self.sources[node_id]:
@@ -81,13 +93,23 @@ class Model:
         self.pool_after: dict[str, str] = self._fuse_conv_pools() if fuse else {}
         self._conv_before = {pool: conv for conv, pool in self.pool_after.items()}
         self.specs: dict[str, list[WeightSpec]] = {
-            i: self.layers[i].weight_specs([self.shapes[s] for s in self.sources[i]])
-            for i in self.order
+            i: self.layers[i].weight_specs(self.input_shapes(i)) for i in self.order
         }
-        self.heads = [self._head(n.id) for n in project.nodes if n.type == "Output"]
+        self.heads = [self._head(node_id) for node_id in blueprint.outputs]
         self.weights: dict[str, dict[str, np.ndarray]] = {}
         self.initialize(seed)
         self._caches: dict[str, object] = {}
+        self._outputs: dict[str, list[np.ndarray]] = {}  # multi-output values, for backward
+
+    def input_shapes(self, node_id: str) -> list:
+        """The shapes of what feeds ``node_id``, by input port."""
+        return [self.shape_of(src, port) for src, port in self.feeds[node_id]]
+
+    def shape_of(self, node_id: str, port: int = 0):
+        """The shape of output ``port`` of ``node_id``."""
+        if node_id in self.output_shapes:
+            return self.output_shapes[node_id][port]
+        return self.shapes[node_id]
 
     def _fuse_conv_pools(self) -> dict[str, str]:
         """Convolutions run as one step with the max pooling they alone feed: conv id -> pool id.
@@ -100,16 +122,19 @@ class Model:
             if len(consumers) != 1 or len(sources) != 1:
                 continue
             layer, pool = self.layers[node_id], self.layers[consumers[0]]
-            if conv_pool.fusable(layer, pool, self.shapes[sources[0]]):
+            if node_id in self.multi or consumers[0] in self.multi:
+                continue
+            if conv_pool.fusable(layer, pool, self.input_shapes(node_id)[0]):
                 pairs[node_id] = consumers[0]
         return pairs
 
     def _head(self, node_id: str) -> Head:
         config = self.layers[node_id].config
-        (source,) = self.sources[node_id]
+        ((source, _),) = self.feeds[node_id]
         layer = self.layers[source]
         fused = None
-        if layer.POST_ACTIVATION and len(self.consumers[source]) == 1:
+        single = source not in self.multi
+        if single and layer.POST_ACTIVATION and len(self.consumers[source]) == 1:
             activation = layer.config["activation"]
             from nodenet.engine.losses import get_loss
 
@@ -184,8 +209,7 @@ class Model:
         and raises :class:`WeightsError` naming the file. Temporary files that an
         earlier, killed write left beside ``path`` are removed.
         """
-        from nodenet.project import write_file
-        from nodenet.safeio import remove_stale_temps
+        from nodenet.atomic import remove_stale_temps, write_file
 
         remove_stale_temps(path)  # left by a write killed before its rename
         buffer = io.BytesIO()
@@ -242,7 +266,11 @@ class Model:
     def sample_bytes(self) -> int:
         """Bytes of the outputs of every block for one sample, all kept until a pass ends."""
         itemsize = self.dtype.itemsize
-        return sum(size_of(self.shapes[i], itemsize) for i in self.order)
+        return sum(
+            size_of(shape, itemsize)
+            for i in self.order
+            for shape in self.output_shapes.get(i, (self.shapes[i],))
+        )
 
     def inference_batch(self, requested: int) -> int:
         """The largest batch, at most ``requested``, whose forward pass fits the budget.
@@ -274,8 +302,10 @@ class Model:
         """
         keep = training if keep_cache is None else keep_cache
         ctx = Context(training=training, rng=rng or np.random.default_rng(0))
-        values: dict[str, np.ndarray] = {}
+        values: dict[str, Any] = {}  # an array per node; a list of them for a multi-output one
+        multi = self.multi
         self._caches = {}
+        self._outputs = {}
         for node_id in self.order:
             layer = self.layers[node_id]
             if node_id in self._conv_before:  # computed with its convolution
@@ -283,7 +313,7 @@ class Model:
             if node_id in inputs and layer.TYPE == "Input":
                 xs = [inputs[node_id]]
             else:
-                xs = [values[s] for s in self.sources[node_id]]
+                xs = [values[s][p] if s in multi else values[s] for s, p in self.feeds[node_id]]
             try:
                 if node_id in self.pool_after:
                     pool = self.pool_after[node_id]
@@ -297,6 +327,8 @@ class Model:
                 raise _blame(err, node_id, layer, "forward") from err
             if keep:
                 self._caches[node_id] = cache
+                if node_id in multi:
+                    self._outputs[node_id] = values[node_id]
         return {h.id: values[h.id] for h in self.heads}
 
     def backward(self, output_grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -305,7 +337,7 @@ class Model:
         For a head whose activation is fused with its loss, ``output_grads`` holds
         dL/dlogits of the node feeding it. Requires a ``forward(training=True)`` first.
         """
-        grads: dict[str, np.ndarray] = {}
+        grads: dict[str, Any] = {}  # dL/d(output) per node; a list per output for a multi one
         logits: dict[str, np.ndarray] = {}
         for head in self.heads:
             if head.id not in output_grads:
@@ -326,6 +358,11 @@ class Model:
             if node_id in self._conv_before:  # its convolution takes the gradient
                 grads[self._conv_before[node_id]] = g
                 continue
+            if node_id in self.multi:  # an output nothing used gets a zero gradient
+                g = [
+                    np.zeros_like(out) if gi is None else gi
+                    for gi, out in zip(g, self._outputs[node_id], strict=True)
+                ]
             cache = self._caches[node_id]
             try:
                 if node_id in self.pool_after:
@@ -341,14 +378,19 @@ class Model:
                 raise _blame(err, node_id, layer, "backward") from err
             for name, wg in wgrads.items():
                 weight_grads[f"{node_id}/{name}"] = wg
-            for src, ig in zip(self.sources[node_id], input_grads, strict=False):
+            for (src, port), ig in zip(self.feeds[node_id], input_grads, strict=False):
                 if ig is None or self.layers[src].TYPE == "Input":
                     continue
-                if src in grads:
+                if src in self.multi:
+                    per_output = grads.setdefault(src, [None] * self.multi[src])
+                    old = per_output[port]
+                    per_output[port] = ig if old is None else old + ig
+                elif src in grads:
                     grads[src] = grads[src] + ig
                 else:
                     grads[src] = ig
         self._caches = {}
+        self._outputs = {}
         return weight_grads
 
     def regularization(self, grads: dict[str, np.ndarray] | None = None) -> float:

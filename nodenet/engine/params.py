@@ -325,6 +325,54 @@ class Text(Param):
         return "a non-empty string"
 
 
+@dataclass(frozen=True)
+class NestedBlock(Param):
+    """A block held inside a wrapper: ``{"type": T, "params": {...}}``.
+
+    ``T`` is the ``TYPE`` of one of ``blocks`` (the classes the wrapper accepts)
+    and ``params`` is checked against that class's ``PARAMS``; the value comes
+    back normalized, with only the parameters not at their default (so two values
+    meaning the same block are equal). Parameters in ``owned``
+    are the wrapper's to set (Bidirectional runs the backward copy itself, so its
+    layer's ``go_backwards``): given at anything but their default, they are refused.
+    """
+
+    blocks: tuple = ()  # the eligible block classes
+    owned: tuple[str, ...] = ()
+    kind: ClassVar[str] = "block"
+
+    def coerce(self, value: Any) -> Any:
+        expected = self.describe()
+        if not isinstance(value, dict) or "type" not in value:
+            raise self.fail(expected, value)
+        if not set(value) <= {"type", "params"}:
+            raise self.fail(expected + " with no other keys", value)
+        cls = next((b for b in self.blocks if b.TYPE == value["type"]), None)
+        if cls is None:
+            names = ", ".join(b.TYPE for b in self.blocks)
+            raise self.fail(f"a block of type {names}", value["type"])
+        given = value.get("params", {})
+        errors = check_params(cls.PARAMS, given, cls.TYPE)
+        if errors:
+            raise ParamError(f"{self.name}: {errors[0]}", self.name)
+        specs = {p.name: p for p in cls.PARAMS}
+        params = {k: specs[k].coerce(v) for k, v in given.items()}
+        for name in self.owned:
+            if name in params and params[name] != specs[name].default:
+                raise ParamError(
+                    f"{self.name}: {name} is set by the wrapper (got {brief(params[name])})",
+                    self.name,
+                )
+        return {
+            "type": cls.TYPE,
+            "params": {k: v for k, v in params.items() if v != specs[k].default},
+        }
+
+    def describe(self) -> str:
+        names = ", ".join(f'"{b.TYPE}"' for b in self.blocks)
+        return f'{{"type": one of {names}, "params": {{its parameters}}}}'
+
+
 def json_repr(value: Any) -> str:
     if value is None:
         return "null"

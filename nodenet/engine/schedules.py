@@ -9,20 +9,19 @@ A schedule is a callable ``step -> learning rate`` built from a config such as
 fills the form defaults below, so an exporter must write every argument.
 Values are computed in float32, as Keras does with ``floatx``.
 
-:class:`ReduceLROnPlateau` reproduces ``keras.callbacks.ReduceLROnPlateau``.
+:data:`REDUCE_LR_PARAMS` are the settings of ``keras.callbacks.ReduceLROnPlateau``, which
+:class:`nodenet.engine.callbacks.ReduceLROnPlateau` reproduces.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from nodenet.engine.metrics import direction_of
 from nodenet.engine.params import Bool, Choice, Float, Int, NumberList, Param, Text, json_repr
 from nodenet.engine.registry import Registry
 from nodenet.errors import ParamError
@@ -296,92 +295,11 @@ REDUCE_LR_PARAMS: tuple[Param, ...] = (
 )
 
 
-class ReduceLROnPlateau:
-    """Divide the learning rate when a monitored quantity stops improving.
+def __getattr__(name: str):
+    """``ReduceLROnPlateau`` moved to :mod:`nodenet.engine.callbacks` (it is a callback);
+    still importable from here."""
+    if name == "ReduceLROnPlateau":
+        from nodenet.engine.callbacks import ReduceLROnPlateau
 
-    Like ``keras.callbacks.ReduceLROnPlateau``: after ``patience`` epochs
-    without an improvement larger than ``min_delta`` the rate becomes
-    ``max(rate * factor, min_lr)`` (if it is still above ``min_lr``), then
-    ``cooldown`` epochs pass before counting again. ``mode="auto"`` minimizes
-    losses, errors and maximizes accuracies, precision, recall, AUC.
-
-    Settings come as a dict, as keywords (``ReduceLROnPlateau(patience=3)``) or
-    both. Give the ``optimizer`` to read and set its ``learning_rate``; without
-    one, ``logs["learning_rate"]`` is read and the caller sets the returned
-    rate. Like Keras, ``on_epoch_end`` writes the rate in use into
-    ``logs["learning_rate"]``.
-    """
-
-    def __init__(
-        self,
-        config: dict | None = None,
-        /,
-        *,
-        optimizer: Any = None,
-        field: str = "training.reduce_lr_on_plateau",
-        **settings: Any,
-    ):
-        config = {**(config or {}), **settings}
-        values, errors = check_fields(REDUCE_LR_PARAMS, config, field)
-        if errors:
-            raise errors[0]
-        self.config = values
-        self.optimizer = optimizer
-        mode = values["mode"]
-        if mode == "auto":
-            direction = direction_of(values["monitor"])
-            if direction is None:
-                raise ParamError(
-                    f"{field}.mode: cannot tell whether {values['monitor']!r} should fall or"
-                    ' rise; set mode to "min" or "max"',
-                    f"{field}.mode",
-                )
-            mode = "max" if direction == "up" else "min"
-        self.maximize = mode == "max"
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the best value and the counters (Keras's ``on_train_begin``)."""
-        self.best: float | None = None
-        self.wait = 0
-        self.cooldown_counter = 0
-
-    def _improved(self, current: float) -> bool:
-        if self.best is None:
-            return True
-        delta = self.config["min_delta"]
-        if self.maximize:
-            return current - delta > self.best
-        return current + delta < self.best
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> float | None:
-        """The new learning rate when it is reduced after this epoch, else ``None``."""
-        source = self.optimizer.learning_rate if self.optimizer is not None else None
-        old_lr = float(logs["learning_rate"] if source is None else source)
-        logs["learning_rate"] = old_lr
-        current = logs.get(self.config["monitor"])
-        if current is None:
-            warnings.warn(
-                f"ReduceLROnPlateau watches {self.config['monitor']!r}, which is not logged"
-                f" (logged: {', '.join(logs)})",
-                stacklevel=2,
-            )
-            return None
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.wait = 0
-        if self._improved(float(current)):
-            self.best = float(current)
-            self.wait = 0
-            return None
-        if self.cooldown_counter > 0:
-            return None
-        self.wait += 1
-        if self.wait < self.config["patience"] or not old_lr > _F32(self.config["min_lr"]):
-            return None
-        new_lr = float(_F32(max(old_lr * self.config["factor"], self.config["min_lr"])))
-        if self.optimizer is not None:
-            self.optimizer.learning_rate = new_lr
-        self.cooldown_counter = self.config["cooldown"]
-        self.wait = 0
-        return new_lr
+        return ReduceLROnPlateau
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

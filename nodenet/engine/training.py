@@ -1,53 +1,42 @@
 """fit / evaluate / predict: one training loop for the GUI, the command line and the tests.
 
-Progress goes to plain callables receiving plain dicts; ``should_stop`` is polled
-before every batch, so a stop request ends training within one batch and leaves
-the model usable. Nothing here knows about Qt or terminals.
+Progress goes out as typed events (:mod:`nodenet.engine.events`) to one callable,
+throttled in one place (:class:`~nodenet.engine.events.Throttle`); early stopping,
+the learning-rate plateau and any other hook are callbacks with Keras's shape
+(:mod:`nodenet.engine.callbacks`). ``should_stop`` is polled before every batch, so a
+stop request ends training within one batch and leaves the model usable. Nothing
+here knows about Qt or terminals.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from nodenet.engine.callbacks import Callback, CallbackList, TrainingState, from_settings
+from nodenet.engine.events import (
+    BatchEnd,
+    EpochEnd,
+    Failed,
+    Finished,
+    History,
+    Prepared,
+    Sink,
+    Throttle,
+)
 from nodenet.engine.losses import get_loss
-from nodenet.engine.metrics import direction_of, make_metric
+from nodenet.engine.metrics import make_metric
 from nodenet.engine.model import Model, _length
 from nodenet.engine.optimizers import make_optimizer
 from nodenet.engine.runtime import tune_allocator
-from nodenet.engine.schedules import ReduceLROnPlateau
-from nodenet.errors import DataError, TrainingError
+from nodenet.errors import DataError, NodenetError, TrainingError
 
 Arrays = dict[str, np.ndarray]
-Callback = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class History:
-    """Per-epoch logs (``loss``, metrics, ``val_*``, ``learning_rate``) and how training ended."""
-
-    epochs: list[dict[str, float]] = field(default_factory=list)
-    stopped: str | None = None  # None (ran every epoch), "early_stopping", "user"
-    best_epoch: int | None = None
-    restored_best: bool = False
-
-    def series(self, key: str) -> list[float]:
-        return [e[key] for e in self.epochs if key in e]
-
-    def to_dict(self) -> dict[str, Any]:
-        keys = list(dict.fromkeys(k for e in self.epochs for k in e))
-        return {
-            "history": {k: self.series(k) for k in keys},
-            "epochs": len(self.epochs),
-            "stopped": self.stopped,
-            "best_epoch": self.best_epoch,
-            "restored_best": self.restored_best,
-        }
+__all__ = ["History", "evaluate", "fit", "predict", "split_validation"]
 
 
 class _Scorer:
@@ -135,43 +124,6 @@ def split_validation(x: Arrays, y: Arrays, fraction: float):
     return head, (tail if fraction > 0 else None)
 
 
-class _EarlyStopping:
-    """keras.callbacks.EarlyStopping: monitor, min_delta, patience, mode, restore_best."""
-
-    def __init__(self, config: dict[str, Any], model: Model):
-        self.monitor = config.get("monitor", "val_loss")
-        self.patience = int(config.get("patience", 0))
-        self.min_delta = abs(float(config.get("min_delta", 0.0)))
-        self.restore = bool(config.get("restore_best", config.get("restore_best_weights", False)))
-        mode = config.get("mode", "auto")
-        if mode == "auto":
-            mode = "max" if direction_of(self.monitor) == "up" else "min"
-        self.sign = 1.0 if mode == "max" else -1.0
-        self.model = model
-        self.best = -math.inf
-        self.best_epoch: int | None = None
-        self.best_weights: dict[str, np.ndarray] | None = None
-        self.wait = 0
-
-    def update(self, epoch: int, logs: dict[str, float]) -> bool:
-        """Record an epoch; True when training should stop."""
-        if self.monitor not in logs:
-            raise TrainingError(
-                f"early_stopping monitors {self.monitor!r}, which training does not report "
-                f"(it reports: {', '.join(sorted(logs))})"
-            )
-        current = self.sign * logs[self.monitor]
-        if self.restore and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
-        self.wait += 1
-        if current - self.min_delta > self.best:
-            self.best, self.best_epoch, self.wait = current, epoch, 0
-            if self.restore:
-                self.best_weights = self.model.get_weights()
-            return False
-        return self.wait >= self.patience and epoch > 0
-
-
 def fit(
     model: Model,
     x: Arrays,
@@ -187,17 +139,20 @@ def fit(
     class_weight: dict | None = None,
     early_stopping: dict[str, Any] | None = None,
     reduce_lr_on_plateau: dict[str, Any] | None = None,
-    on_batch: Callback | None = None,
-    on_epoch: Callback | None = None,
+    callbacks: Sequence[Callback] = (),
+    on_event: Sink | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress_interval: float = 0.0,
+    test_samples: int = 0,
 ) -> History:
     """Train ``model`` on inputs ``x`` and targets ``y`` (keyed by Input / Output id).
 
-    ``on_batch`` receives ``{"epoch", "batch", "batches", "loss", <metrics>,
-    "learning_rate", "samples_per_sec"}`` after each batch (running means over
-    the epoch), at most every ``progress_interval`` seconds but always for an
-    epoch's last batch; ``on_epoch`` receives the epoch's logs, ``val_*`` included.
+    ``on_event`` receives :class:`Prepared`, then :class:`BatchEnd` (at most every
+    ``progress_interval`` seconds, and each epoch's last batch) and :class:`EpochEnd`
+    events, then :class:`Finished` or :class:`Failed`; see :class:`Throttle` for
+    when they go out. ``early_stopping`` and ``reduce_lr_on_plateau`` (the project's
+    settings) become callbacks run before ``callbacks``. ``test_samples`` is only
+    reported in :class:`Prepared`.
     Raises :class:`TrainingError` when the loss becomes NaN or infinite (the
     weights stay those of the last finite step).
     """
@@ -217,30 +172,94 @@ def fit(
     opt = (
         optimizer if hasattr(optimizer, "apply") else make_optimizer(optimizer or {"name": "adam"})
     )
-    params, _ = model.trainable()
-    weights_all = _sample_weights(model, y, class_weight)
-    stopper = _EarlyStopping(early_stopping, model) if early_stopping else None
-    plateau = ReduceLROnPlateau(**reduce_lr_on_plateau) if reduce_lr_on_plateau else None
-    order_rng = np.random.default_rng(seed)
-    dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
-    scorer = _Scorer(model, y)
     history = History()
-    batches = math.ceil(n / batch_size)
-    last_report = -math.inf
-    for epoch in range(epochs):
-        scorer.reset()
-        order = order_rng.permutation(n) if shuffle else np.arange(n)
-        start_time = time.perf_counter()
-        for b in range(batches):
-            if should_stop is not None and should_stop():
+    state = TrainingState(model, opt, history)
+    hooks = CallbackList([*from_settings(early_stopping, reduce_lr_on_plateau), *callbacks], state)
+    loop = _Loop(model, x, y, batch_size, _sample_weights(model, y, class_weight))
+    report = Throttle(on_event, progress_interval)
+    val = 0 if validation_data is None else _length({**validation_data[0], **validation_data[1]})
+    report.now(
+        Prepared(
+            train=n,
+            val=val,
+            test=test_samples,
+            epochs=epochs,
+            batches=loop.batches,
+            batch_size=batch_size,
+            params=sum(model.count_params()),
+            outputs=tuple(h.id for h in model.heads),
+        )
+    )
+    try:
+        start = time.perf_counter()
+        hooks.on_train_begin()
+        order_rng = np.random.default_rng(seed)
+        dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        for epoch in range(epochs):
+            hooks.on_epoch_begin(epoch)
+            order = order_rng.permutation(n) if shuffle else np.arange(n)
+            logs = loop.epoch(
+                epoch, epochs, order, shuffle, opt, dropout_rng, hooks, report, should_stop
+            )
+            if logs is None:  # stopped before the epoch's first batch
                 history.stopped = "user"
                 break
-            idx = order[b * batch_size : (b + 1) * batch_size]
+            if validation_data is not None:
+                logs.update(evaluate(model, *validation_data, batch_size=batch_size, prefix="val_"))
+            logs["learning_rate"] = float(opt.learning_rate)
+            logs["epoch_seconds"] = time.perf_counter() - loop.epoch_start
+            history.epochs.append(logs)
+            shown = {k: v for k, v in logs.items() if k != "epoch_seconds"}
+            report.epoch(EpochEnd(epoch + 1, epochs, shown, loop.step, logs["epoch_seconds"]))
+            if loop.stopped:
+                history.stopped = "user"
+                break
+            hooks.on_epoch_end(epoch, logs)
+            if state.stop_training:
+                history.stopped = history.stopped or "callback"
+                break
+        hooks.on_train_end()
+        seconds = time.perf_counter() - start
+    except NodenetError as err:
+        report.now(Failed(str(err)))
+        raise
+    report.now(Finished(history, loop.step, loop.samples, seconds))
+    return history
+
+
+class _Loop:
+    """The batches of one epoch after another: forward, loss, backward, optimizer step."""
+
+    def __init__(self, model: Model, x: Arrays, y: Arrays, batch_size: int, weights):
+        self.model, self.x, self.y, self.weights = model, x, y, weights
+        self.n = _length({**x, **y})
+        self.batch_size = batch_size
+        self.batches = math.ceil(self.n / batch_size)
+        self.params, _ = model.trainable()
+        self.scorer = _Scorer(model, y)
+        self.step = 0  # batches trained in the run
+        self.samples = 0  # samples trained in the run
+        self.stopped = False
+        self.epoch_start = 0.0
+
+    def epoch(
+        self, epoch, epochs, order, shuffle, opt, dropout_rng, hooks, report, should_stop
+    ) -> dict[str, float] | None:
+        """Train one epoch; its running logs, or None when stopped before any batch."""
+        scorer, model, batches = self.scorer, self.model, self.batches
+        scorer.reset()
+        self.epoch_start = time.perf_counter()
+        since_loss, since_count = 0.0, 0  # loss sum and samples since the previous BatchEnd
+        for b in range(batches):
+            if should_stop is not None and should_stop():
+                self.stopped = True
+                break
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             if shuffle:
                 idx = np.sort(idx)  # sorted gathers are cache-friendlier; the set is the same
-            xb = {k: v[idx] for k, v in x.items()}
-            yb = {k: v[idx] for k, v in y.items()}
-            wb = None if weights_all is None else weights_all[idx]
+            xb = {k: v[idx] for k, v in self.x.items()}
+            yb = {k: v[idx] for k, v in self.y.items()}
+            wb = None if self.weights is None else self.weights[idx]
             outputs = model.forward(xb, training=True, rng=dropout_rng)
             loss, out_grads = scorer.score(outputs, yb, wb, want_grads=True)
             grads = model.backward(out_grads)
@@ -250,48 +269,31 @@ def fit(
                     f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1}: training "
                     "stopped (try a lower learning rate, or check the data for extreme values)"
                 )
-            opt.apply(params, grads)
+            hooks.on_gradients(b, grads)
+            opt.apply(self.params, grads)
             scorer.add_total(loss, len(idx))
-            now = time.perf_counter()
-            due = now - last_report >= progress_interval or b == batches - 1
-            if on_batch is not None and due:
-                last_report = now
-                elapsed = now - start_time
-                on_batch(
-                    {
-                        "epoch": epoch + 1,
-                        "batch": b + 1,
-                        "batches": batches,
-                        **scorer.results(),
-                        "learning_rate": float(opt.learning_rate),
-                        "samples_per_sec": scorer.count / max(elapsed, 1e-9),
-                    }
+            self.step += 1
+            self.samples += len(idx)
+            since_loss, since_count = since_loss + loss * len(idx), since_count + len(idx)
+            hooks.on_train_batch_end(b, scorer.results)
+            if report.wants_batch(last=b == batches - 1):
+                elapsed = time.perf_counter() - self.epoch_start
+                report.batch(
+                    BatchEnd(
+                        epoch=epoch + 1,
+                        epochs=epochs,
+                        batch=b + 1,
+                        batches=batches,
+                        step=self.step,
+                        metrics={**scorer.results(), "learning_rate": float(opt.learning_rate)},
+                        batch_loss=since_loss / since_count,
+                        samples_per_sec=scorer.count / max(elapsed, 1e-9),
+                    )
                 )
-        if history.stopped == "user" and scorer.count == 0:
-            break
-        logs = scorer.results()
-        if validation_data is not None:
-            logs.update(evaluate(model, *validation_data, batch_size=batch_size, prefix="val_"))
-        logs["learning_rate"] = float(opt.learning_rate)
-        logs["epoch_seconds"] = time.perf_counter() - start_time
-        history.epochs.append(logs)
-        if on_epoch is not None:
-            on_epoch({"epoch": epoch + 1, "epochs": epochs, **logs})
-        if history.stopped == "user":
-            break
-        if plateau is not None:
-            new_lr = plateau.on_epoch_end(epoch, logs)
-            if new_lr is not None:
-                opt.learning_rate = new_lr
-        if stopper is not None and stopper.update(epoch, logs):
-            history.stopped = "early_stopping"
-            break
-    if stopper is not None:
-        history.best_epoch = None if stopper.best_epoch is None else stopper.best_epoch + 1
-        if stopper.restore and stopper.best_weights is not None:
-            model.set_weights(stopper.best_weights)
-            history.restored_best = True
-    return history
+                since_loss, since_count = 0.0, 0
+        if self.stopped and scorer.count == 0:
+            return None
+        return scorer.results()
 
 
 def evaluate(

@@ -22,7 +22,7 @@ import tokenize
 from collections.abc import Iterable
 from typing import Any
 
-from nodenet.engine.snippets import Source, literal
+from nodenet.export.snippets import Source, literal
 
 LINE = 100
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from nodenet import __version__
+from nodenet.atomic import write_file as project_write_file
 from nodenet.engine import settings
 from nodenet.engine.catalog import Layer, Shape, WeightSpec
 from nodenet.errors import SaveError, ValidationError, WeightsError
 from nodenet.export._code import doc_text, identifiers
-from nodenet.project import Project, analyze
-from nodenet.project import write_file as project_write_file
+from nodenet.graph.project import Project, analyze
 
 Weights = dict[str, np.ndarray]  # "node_id/weight_name" -> array, Keras layout
 

@@ -31,7 +31,7 @@ def data_npz(project, *, allow_outside_data: bool = False) -> bytes:
     (and :class:`nodenet.errors.OutsideDataError` for a data path outside the
     project's folder, unless ``allow_outside_data``).
     """
-    from nodenet.engine.runner import build_run
+    from nodenet.runner import build_run
 
     run = build_run(project, allow_outside_data=allow_outside_data)
     arrays = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from nodenet.engine.metrics import direction_of
 from nodenet.engine.optimizers import check_optimizer
-from nodenet.engine.snippets import Source
 from nodenet.export._code import (
     block,
     doc_text,
@@ -37,6 +36,8 @@ from nodenet.export._torch_templates import (
     SPLIT_TAIL,
     TO_DATASET,
 )
+from nodenet.export.blocks import exporter
+from nodenet.export.snippets import Source
 
 FUNCTIONS = (
     "build_model load_weights load_data prepare to_dataset split_tail compute_loss metrics "
@@ -229,7 +230,7 @@ def _regularization_terms(graph: Graph) -> list[str]:
     terms = []
     for node_id in graph.computing():
         layer, shapes = graph.layers[node_id], graph.input_shapes(node_id)
-        refs = layer.torch_weights(f"model.{graph.names[node_id]}", shapes)
+        refs = exporter(layer).torch_weights(f"model.{graph.names[node_id]}", shapes)
         for spec in layer.weight_specs(shapes):
             if not spec.regularizer or not spec.trainable:
                 continue

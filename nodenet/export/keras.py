@@ -12,8 +12,6 @@ Keras order) and ``load_weights`` puts them in with ``layer.set_weights``.
 
 from __future__ import annotations
 
-from nodenet.engine.snippets import Source
-from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
 from nodenet.export._code import (
     block,
     doc_text,
@@ -33,8 +31,10 @@ from nodenet.export._common import (
     split_weights,
 )
 from nodenet.export._data_code import describe_data, holds_validation, load_data_source
+from nodenet.export.blocks import exporter
+from nodenet.export.snippets import Source
+from nodenet.graph.project import Project
 from nodenet.keras_backend import PREFERENCE, backend_choice_source
-from nodenet.project import Project
 
 OPTIMIZERS = {
     "sgd": "SGD",
@@ -151,7 +151,8 @@ def _build_model(graph: Graph) -> str:
     lines = []
     for node_id in graph.order:
         layer, var = graph.layers[node_id], graph.names[node_id]
-        class_name, args = layer.keras_layer()
+        export = exporter(layer)
+        class_name, args = export.keras_layer()
         if layer.TYPE == "Output":
             continue
         name = _layer_name(graph, node_id)
@@ -160,7 +161,7 @@ def _build_model(graph: Graph) -> str:
             options = {"shape": shape, **args, "name": name}
             lines.append(f"{var} = keras.Input({py_arguments([], options)})")
             continue
-        positional = [args.pop(k) for k in layer.KERAS_REQUIRED if k in args]
+        positional = [args.pop(k) for k in export.KERAS_REQUIRED if k in args]
         call = f"layers.{_known(class_name)}({py_arguments(positional, {**args, 'name': name})})"
         inputs = [graph.names[s] for s in graph.sources[node_id]]
         tensors = inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"

@@ -26,9 +26,10 @@ from typing import Any
 
 from nodenet.engine.catalog import LAYERS, Layer
 from nodenet.engine.optimizers import OPTIMIZERS
-from nodenet.engine.params import Int, Param, Regularizer
+from nodenet.engine.params import Int, NestedBlock, Param, Regularizer
 from nodenet.errors import NodenetError, ProjectFileError, brief, shorten
-from nodenet.project import (
+from nodenet.graph.layout import layered_layout
+from nodenet.graph.project import (
     DEFAULT_TRAINING,
     MAX_DEPTH,
     Edge,
@@ -43,7 +44,6 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024  # a .keras member is inflated this much at a time
 # what reading a malformed config can raise; each becomes a typed error naming the layer
 _MALFORMED = (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError)
-COLUMN, ROW = 240, 120  # layout spacing, as the sample projects use
 
 # Keras settings that change nothing nodenet computes
 _IGNORED = {
@@ -63,6 +63,7 @@ _IGNORED = {
     "seed",
     "ragged",
     "renorm_momentum",  # used only with renorm=True, which is refused
+    "backward_layer",  # a wrapper's backward copy: nodenet builds it from the wrapped layer
 }
 _NEUTRAL = (None, False, "channels_last", 1, "auto", {}, [])  # defaults of unsupported settings
 _INITIALIZERS = {
@@ -324,8 +325,6 @@ class _Reader:
         return name
 
     def params(self, cls: type[Layer], config: dict, name: str) -> dict:
-        if cls.TYPE == "Bidirectional":
-            return self.bidirectional(config, name)
         specs = {p.name: p for p in cls.PARAMS}
         for key, value in config.items():
             if key not in specs and key not in _IGNORED and not _neutral(value):
@@ -335,7 +334,11 @@ class _Reader:
         params = {}
         for key, spec in specs.items():
             if key in config:
-                value = self.value(spec, config[key], f"{cls.TYPE} {name!r}")
+                where = f"{cls.TYPE} {name!r}"
+                if isinstance(spec, NestedBlock):
+                    value = self.nested(cls, spec, config[key], name)
+                else:
+                    value = self.value(spec, config[key], where)
                 if value is not _SKIP and value != spec.default:
                     params[key] = value
         pool = params.get("pool_size", specs["pool_size"].default) if "pool_size" in specs else 0
@@ -347,25 +350,24 @@ class _Reader:
             self.problems.append(f"{cls.TYPE} {name!r}: {err}")
         return params
 
-    def bidirectional(self, config: dict, name: str) -> dict:
-        inner = config.get("layer") or {}
-        if not isinstance(inner, dict):
-            raise TypeError(f"layer must be an object (got {brief(inner)})")
-        kind = inner.get("class_name")
-        if kind not in ("SimpleRNN", "LSTM", "GRU"):
-            self.missing.append(f"Bidirectional({shorten(str(kind))}) ({name})")
-            return {}
-        if config.get("merge_mode") is None:
-            self.problems.append(f"Bidirectional {name!r}: merge_mode=None is not supported")
-        inner_config = inner.get("config") or {}
-        if not isinstance(inner_config, dict):
-            raise TypeError(f"layer.config must be an object (got {brief(inner_config)})")
-        params = self.params(LAYERS.get(kind), inner_config, name)
-        params.pop("go_backwards", None)
-        params["layer"] = kind
-        if config.get("merge_mode", "concat") != "concat":
-            params["merge_mode"] = config["merge_mode"]
-        return params
+    def nested(self, wrapper: type[Layer], spec: NestedBlock, layer: Any, name: str) -> Any:
+        """A wrapper's inner Keras layer (``{"class_name", "config"}``) as the parameter
+        ``{"type", "params"}``, or _SKIP after a problem (the wrapper keeps its default)."""
+        if not isinstance(layer, dict):
+            raise TypeError(f"{spec.name} must be an object (got {brief(layer)})")
+        kind = layer.get("class_name")
+        inner = next((b for b in spec.blocks if b.TYPE == kind), None)
+        if inner is None:
+            self.missing.append(f"{wrapper.TYPE}({shorten(str(kind))}) ({name})")
+            return _SKIP
+        config = layer.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"{spec.name}.config must be an object (got {brief(config)})")
+        known = len(self.problems)
+        params = self.params(inner, config, name)
+        for owned in spec.owned:  # set by the wrapper itself (Keras writes them out)
+            params.pop(owned, None)
+        return {"type": kind, "params": params} if len(self.problems) == known else _SKIP
 
     def value(self, spec: Param, value: Any, where: str) -> Any:
         """A Keras config value as nodenet's parameter value, or _SKIP after a problem."""
@@ -581,14 +583,7 @@ def _history(ref: Any) -> tuple[str, int]:
 
 
 def layout(project: Project) -> None:
-    """Place nodes in columns by depth from the Inputs, rows in file order (O(nodes + edges))."""
-    index = project.edge_index()
-    depth: dict[str, int] = {}
+    """Place the nodes as the editor's auto-layout does (:func:`layered_layout`)."""
+    positions = layered_layout(project)
     for node in project.nodes:
-        sources = [e.src for e in index.incoming(node.id)]
-        depth[node.id] = 1 + max((depth.get(s, 0) for s in sources), default=-1)
-    rows: dict[int, int] = {}
-    for node in project.nodes:
-        column = depth[node.id]
-        node.pos = [float(column * COLUMN), float(rows.get(column, 0) * ROW)]
-        rows[column] = rows.get(column, 0) + 1
+        node.pos = list(positions[node.id])

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodenet.engine.snippets import TORCH_HELPERS, torch_init
-from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
 from nodenet.export._code import (
     block,
     class_name,
@@ -39,7 +37,9 @@ from nodenet.export._common import (
     split_weights,
 )
 from nodenet.export._torch_training import RESERVED, training_code
-from nodenet.project import Project
+from nodenet.export.blocks import exporter
+from nodenet.export.snippets import TORCH_HELPERS, torch_init
+from nodenet.graph.project import Project
 
 
 def export_pytorch(project: Project, weights: Weights | None = None) -> ExportedCode:
@@ -103,12 +103,12 @@ def module_class(graph: Graph, name: str) -> str:
     modules, inits = [], []
     for node_id in graph.computing():
         layer, attr = graph.layers[node_id], f"self.{graph.names[node_id]}"
-        shapes = graph.input_shapes(node_id)
-        constructor = layer.torch_module(shapes)
+        shapes, export = graph.input_shapes(node_id), exporter(layer)
+        constructor = export.torch_module(shapes)
         if constructor is None:
             continue
         modules.append(f"{attr} = {constructor}")
-        refs = layer.torch_weights(attr, shapes)
+        refs = export.torch_weights(attr, shapes)
         for spec in layer.weight_specs(shapes):
             for target in refs.get(spec.name, []):
                 inits += _commented(torch_init(spec.initializer, target, spec.shape))
@@ -135,10 +135,10 @@ def _forward(graph: Graph) -> list[str]:
     returns = "dict[str, torch.Tensor]" if multi else "torch.Tensor"
     lines = []
     for node_id in graph.computing():
-        layer = graph.layers[node_id]
+        export = exporter(graph.layers[node_id])
         args = [graph.names[s] for s in graph.sources[node_id]]
         attr = f"self.{graph.names[node_id]}"
-        expr = layer.torch_forward(attr, args, graph.input_shapes(node_id))
+        expr = export.torch_forward(attr, args, graph.input_shapes(node_id))
         lines.append(f"{graph.names[node_id]} = {expr}")
     results = [graph.names[graph.sources[o][0]] for o in graph.outputs]
     if multi:
@@ -154,10 +154,10 @@ def torch_state(graph: Graph, grouped: dict[str, dict[str, np.ndarray]]) -> dict
     """The module's ``state_dict`` arrays (torch layouts) from Keras-layout weights per node."""
     state = {}
     for node_id in graph.computing():
-        layer, weights = graph.layers[node_id], grouped[node_id]
+        export, weights = exporter(graph.layers[node_id]), grouped[node_id]
         shapes = graph.input_shapes(node_id)
-        if layer.torch_module(shapes) is None:
+        if export.torch_module(shapes) is None:
             continue
-        for key, array in layer.torch_state(weights, shapes).items():
+        for key, array in export.torch_state(weights, shapes).items():
             state[f"{graph.names[node_id]}.{key}"] = np.ascontiguousarray(array, np.float32)
     return state

@@ -1,13 +1,76 @@
-"""Helpers the generated PyTorch code calls for convolution, pooling and recurrent blocks.
+"""Helpers the generated PyTorch code calls for normalization, convolution, pooling and
+recurrent blocks.
 
-Registered with :func:`nodenet.engine.snippets.torch_helper`; the exporter
-writes a helper into the generated module only where the code calls it.
+Registered with :func:`nodenet.export.snippets.torch_helper`; the exporter
+writes a helper into the generated module only where the code calls it, in
+the order they are registered here.
 """
 
 from __future__ import annotations
 
-from nodenet.engine.snippets import torch_helper
+from nodenet.export.snippets import torch_helper
 
+torch_helper(
+    "BatchNormalization",
+    '''
+class BatchNormalization(nn.Module):
+    """Keras's BatchNormalization on channels-last tensors.
+
+    Training normalizes with the batch's mean and biased variance and updates
+    ``moving = moving * momentum + batch * (1 - momentum)``; inference uses the
+    moving statistics. (torch's BatchNorm tracks the unbiased variance instead.)
+    """
+
+    def __init__(
+        self,
+        features: int,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+    ):
+        super().__init__()
+        self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
+        self.gamma = nn.Parameter(torch.ones(features)) if scale else None
+        self.beta = nn.Parameter(torch.zeros(features)) if center else None
+        self.register_buffer("moving_mean", torch.zeros(features))
+        self.register_buffer("moving_variance", torch.ones(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        axis = self.axis % x.ndim
+        shape = [-1 if d == axis else 1 for d in range(x.ndim)]
+        if self.training:
+            dims = [d for d in range(x.ndim) if d != axis]
+            variance, mean = torch.var_mean(x, dim=dims, correction=0)
+            with torch.no_grad():
+                self.moving_mean.lerp_(mean, 1.0 - self.momentum)
+                self.moving_variance.lerp_(variance, 1.0 - self.momentum)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        out = (x - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.epsilon)
+        if self.gamma is not None:
+            out = out * self.gamma.view(shape)
+        if self.beta is not None:
+            out = out + self.beta.view(shape)
+        return out
+''',
+)
+torch_helper(
+    "LayerNormalization",
+    '''
+class LayerNormalization(nn.Module):
+    """Keras's LayerNormalization over the last axis with an offset but no scale."""
+
+    def __init__(self, features: int, epsilon: float = 1e-3):
+        super().__init__()
+        self.epsilon = epsilon
+        self.beta = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], None, self.beta, self.epsilon)
+''',
+)
 torch_helper(
     "same_padding",
     '''

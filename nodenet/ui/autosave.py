@@ -42,8 +42,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nodenet.atomic import atomic_write
 from nodenet.errors import NodenetError, ProjectFileError
-from nodenet.project import Project, atomic_write, parse_json
+from nodenet.graph.project import Project, parse_json
 from nodenet.ui.notice import WindowBar
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ project and queue the document's signals; the document emits them, with a
 fresh analysis, once the whole command is done.
 
 Below the operations: the pure rules the document uses to plan compound
-edits (renumbering merge ports, data mappings that follow a node, the layered
-layout, which port an edge takes, the path a new edge would close into a cycle).
+edits (renumbering merge ports, data mappings that follow a node). Whether an
+edge may be made, and the port it takes, is :mod:`nodenet.graph.topology`'s rule.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtGui import QUndoCommand
 
-from nodenet.project import Edge, Node, Project
+from nodenet.graph.project import Edge, Node, Project
 
 if TYPE_CHECKING:
     from nodenet.ui.document import Document
@@ -274,50 +274,7 @@ def mapped_data(data: dict[str, Any], rename: Callable[[str], str | None]) -> di
 
 
 # -- rules of the graph used to plan edits ------------------------------------------
-
-
-def resolve_port(project: Project, dst: str, cls: type, port: int | None) -> tuple[str | None, int]:
-    """The port an edge into ``dst`` takes, or why there is none."""
-    if cls.N_INPUTS == 0:
-        return f"{dst} is an {cls.TYPE}: it takes no input", 0
-    fed = {e.port: e.src for e in project.incoming(dst)}
-    free = next(p for p in range(len(fed) + 1) if p not in fed)
-    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or port < 0):
-        return f"{port!r} is not an input port", 0
-    if cls.N_INPUTS is None:  # a merge: ports fill in order
-        port = free if port is None or port > free else port
-    elif port is None:
-        if free >= cls.N_INPUTS:
-            return f"every input port of {dst} is already connected", 0
-        port = free
-    elif port >= cls.N_INPUTS:
-        return f"{dst} ({cls.TYPE}) has no input port {port}", port
-    if port in fed:
-        if cls.N_INPUTS == 1:
-            return f"{dst} already has an input ({fed[port]}); disconnect it first", port
-        return f"input port {port} of {dst} is already fed by {fed[port]}", port
-    return None, port
-
-
-def path_between(project: Project, start: str, goal: str) -> list[str]:
-    """Node ids along a directed path ``start`` -> ... -> ``goal`` (empty if none)."""
-    children: dict[str, list[str]] = {}
-    for e in project.edges:
-        children.setdefault(e.src, []).append(e.dst)
-    came_from: dict[str, str | None] = {start: None}
-    stack = [start]
-    while stack:
-        node_id = stack.pop()
-        if node_id == goal:
-            path = [node_id]
-            while came_from[path[-1]] is not None:
-                path.append(came_from[path[-1]])
-            return path[::-1]
-        for child in children.get(node_id, ()):
-            if child not in came_from:
-                came_from[child] = node_id
-                stack.append(child)
-    return []
+# (which port an edge takes and the cycles it would close: nodenet.graph.topology)
 
 
 def compact_ports(edges: list[Edge], variadic: set[str]) -> list[Edge]:

@@ -23,8 +23,10 @@ from PySide6.QtGui import QUndoStack
 from nodenet.engine import block_class
 from nodenet.engine.params import check_params
 from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError, brief, shorten
-from nodenet.project import (
+from nodenet.graph.layout import layered_layout
+from nodenet.graph.project import (
     MAX_COORDINATE,
+    VERSION,
     Analysis,
     Edge,
     FreshNames,
@@ -35,7 +37,7 @@ from nodenet.project import (
     save,
     unique_name,
 )
-from nodenet.ui.canvas.layout import layered_layout
+from nodenet.graph.topology import Wiring, connection_problems
 from nodenet.ui.commands import (
     Command,
     InsertEdge,
@@ -45,11 +47,9 @@ from nodenet.ui.commands import (
     SetPos,
     SetSection,
     compact_ports,
-    path_between,
     remove_edges_ops,
     remove_nodes_ops,
     rename_ops,
-    resolve_port,
 )
 
 BLOCK_MIME = "application/x-nodenet-block"  # palette drag payload: the block type (UTF-8)
@@ -288,22 +288,25 @@ class Document(QObject):
 
     # -- edges --------------------------------------------------------------------
 
-    def check_connection(self, src: str, dst: str, port: int | None) -> str | None:
-        """``None`` if ``src`` may feed input ``port`` of ``dst``, else the reason (one sentence).
+    def check_connection(
+        self, src: str, dst: str, port: int | None, src_port: int = 0
+    ) -> str | None:
+        """``None`` if output ``src_port`` of ``src`` may feed input ``port`` of ``dst``,
+        else the reason (one sentence).
 
         ``port=None`` means the next free port (merges grow one port per input).
         """
-        reason, _ = self._plan_connection(src, dst, port)
+        reason, _ = self._plan_connection(src, dst, port, src_port)
         return reason
 
-    def connect(self, src: str, dst: str, port: int | None = None) -> str | None:
+    def connect(self, src: str, dst: str, port: int | None = None, src_port: int = 0) -> str | None:
         """Connect, or return the reason it is refused (nothing changes then)."""
         if self.read_only:
             return READ_ONLY_TEXT
-        reason, port = self._plan_connection(src, dst, port)
+        reason, port = self._plan_connection(src, dst, port, src_port)
         if reason is not None:
             return reason
-        edge = Edge(src, dst, port)
+        edge = Edge(src, dst, port, src_port)
         self._push(f"Connect {src} → {dst}", [InsertEdge(len(self.project.edges), edge)])
         return None
 
@@ -318,37 +321,26 @@ class Document(QObject):
         ops = remove_edges_ops(self.project, [edge], self._variadic())
         self._push(f"Disconnect {src} → {dst}", ops)
 
-    def _plan_connection(self, src: str, dst: str, port: int | None) -> tuple[str | None, int]:
-        project = self.project
-        for node_id in (src, dst):
-            if not project.has_node(node_id):
-                return f"there is no block named {node_id!r}", 0
-        if src == dst:
-            return f"{src} cannot feed itself", 0
-        if project.node(src).type == "Output":
-            return f"{src} is an Output: it ends the graph and cannot feed {dst}", 0
-        dst_type = project.node(dst).type
-        try:
-            cls = block_class(dst_type)
-        except NodenetError:
-            return f"{dst} has an unknown block type {dst_type!r}", 0
-        reason, port = resolve_port(project, dst, cls, port)
-        if reason is not None:
-            return reason, port
-        cycle = path_between(project, dst, src)
-        if cycle:
-            return f"{src} → {dst} would make a cycle through {' → '.join(cycle)}", port
-        return self._shape_reason(src, dst, port), port
+    def _plan_connection(
+        self, src: str, dst: str, port: int | None, src_port: int = 0
+    ) -> tuple[str | None, int]:
+        """The graph's rule (:func:`nodenet.graph.topology.connection_problems`), then
+        the shapes: the reason the edge is refused, or ``None``, and the port it takes."""
+        wiring = Wiring.of_project(self.project, self.analysis.layers, among=(src, dst))
+        refusals, port = connection_problems(wiring, src, dst, port, src_port)
+        if refusals:
+            return refusals[0].reason, port
+        return self._shape_reason(src, dst, port, src_port), port
 
-    def _shape_reason(self, src: str, dst: str, port: int) -> str | None:
+    def _shape_reason(self, src: str, dst: str, port: int, src_port: int = 0) -> str | None:
         """The shape error ``dst`` would raise with the new input, if every shape is known."""
-        layer = self.analysis.layers.get(dst)
-        shapes = self.analysis.shapes
+        analysis = self.analysis
+        layer = analysis.layers.get(dst)
         incoming = [e for e in self.project.incoming(dst) if e.port != port]
-        if layer is None or src not in shapes or any(e.src not in shapes for e in incoming):
+        by_port = {e.port: analysis.shape_of(e.src, e.src_port) for e in incoming}
+        by_port[port] = analysis.shape_of(src, src_port)
+        if layer is None or any(shape is None for shape in by_port.values()):
             return None
-        by_port = {e.port: shapes[e.src] for e in incoming}
-        by_port[port] = shapes[src]
         in_shapes = [by_port[p] for p in sorted(by_port)]
         if not layer.accepts_inputs(len(in_shapes)):
             return None
@@ -365,6 +357,7 @@ class Document(QObject):
         chosen = set(ids)
         return {
             "format": FRAGMENT_FORMAT,
+            "version": VERSION,  # of the project format its nodes and edges follow
             "nodes": [n.to_dict() for n in self.project.nodes if n.id in chosen],
             "edges": [
                 e.to_dict() for e in self.project.edges if e.src in chosen and e.dst in chosen
@@ -384,7 +377,7 @@ class Document(QObject):
             pos = [clamp(n.pos[0] + dx), clamp(n.pos[1] + dy)]
             new_nodes.append(Node(renamed[n.id], n.type, n.params, pos))
         new_edges = compact_ports(
-            [Edge(renamed[e.src], renamed[e.dst], e.port) for e in edges],
+            [Edge(renamed[e.src], renamed[e.dst], e.port, e.src_port) for e in edges],
             {renamed[n.id] for n in nodes if _is_variadic(n.type)},
         )
         first_node, first_edge = len(self.project.nodes), len(self.project.edges)
@@ -528,7 +521,9 @@ def _read_fragment(fragment: Any) -> tuple[list[Node], list[Edge]]:
     """Parse a copied fragment with the project reader; edges must join fragment nodes."""
     if not isinstance(fragment, dict) or fragment.get("format") != FRAGMENT_FORMAT:
         raise NodenetError("the clipboard does not hold nodenet blocks")
-    doc = {"format": "nodenet-project", "version": 1, "name": "fragment"}
+    # a fragment without a version was copied by a nodenet writing version 1
+    version = fragment.get("version", 1)
+    doc = {"format": "nodenet-project", "version": version, "name": "fragment"}
     doc.update(nodes=fragment.get("nodes", []), edges=fragment.get("edges", []))
     try:
         part = Project.from_dict(doc, "the pasted blocks")

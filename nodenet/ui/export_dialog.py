@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from nodenet.errors import NodenetError, shorten
 from nodenet.export import ExportedCode, export_keras, export_pytorch
-from nodenet.project import Project
+from nodenet.graph.project import Project
 
 TARGETS = {
     "keras": ("Keras 3", export_keras, "keras"),

@@ -1,11 +1,9 @@
 """The inspector: a form generated from the selected block's parameter descriptors.
 
-Each descriptor ``kind`` maps to an editor (:data:`EDITORS`): ``int`` a spin box
-with the range, ``float`` a checked text field, ``bool`` a check box,
-``choice`` a combo box, ``ints`` / ``shape`` a text field read as ``3, 3``,
-``regularizer`` an enable box with l1 / l2 fields, ``strs`` a checkable list.
-A change is read and checked (by the descriptor, then by the block itself)
-before it reaches the document; an invalid value stays in place, outlined in
+Each descriptor ``kind`` maps to an editor of :mod:`nodenet.ui.param_editors`
+(:data:`EDITORS`, shared with the run settings forms; a kind it does not know
+is shown read-only). A change is read and checked (by the descriptor, then by
+the block itself) before it reaches the document; an invalid value stays in place, outlined in
 red with the reason under it, and never becomes an edit. One change is one
 undo command. Above the form: the block's type, its id (editable: renames),
 its output shape, parameter count and problems.
@@ -14,34 +12,27 @@ its output shape, parameter count and problems.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFormLayout,
     QFrame,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from nodenet.engine import block_class
-from nodenet.engine.params import Param, json_repr
+from nodenet.engine.params import json_repr
 from nodenet.errors import NodenetError, ParamError
-from nodenet.project import Node, shape_text
+from nodenet.graph.project import Node, shape_text
 from nodenet.ui.canvas.style import CATEGORY_COLORS, PROBLEM, TEXT_MUTED, UNKNOWN_COLOR
 from nodenet.ui.document import Document, Selection
+from nodenet.ui.param_editors import EDITORS, Editor, editor_for
 
-INT_LIMIT = 2**31 - 1
 STYLE = f"""
 *[invalid="true"] {{ border: 1.5px solid {PROBLEM}; border-radius: 3px; }}
 QLabel#error {{ color: {PROBLEM}; }}
@@ -57,220 +48,6 @@ def set_invalid(widget: QWidget, flag: bool) -> None:
         widget.style().polish(widget)
 
 
-def format_number(value: float) -> str:
-    return repr(float(value))
-
-
-def parse_number(text: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise ValueError(f"{text.strip()!r} is not a number") from None
-
-
-def parse_dims(text: str, allow_none: bool) -> list:
-    """``"28, 28, 1"`` -> ``[28, 28, 1]``; ``None`` / ``?`` allowed for a variable size."""
-    out: list = []
-    for token in text.replace(",", " ").split():
-        if allow_none and token.lower() in ("none", "null", "?"):
-            out.append(None)
-            continue
-        try:
-            out.append(int(token))
-        except ValueError:
-            raise ValueError(f"{token!r} is not an integer") from None
-    return out
-
-
-# -- editors: one per descriptor kind --------------------------------------------------
-
-
-class Editor:
-    """A widget for one parameter. ``read`` raises ValueError for text it cannot parse."""
-
-    def __init__(self, spec: Param, commit: Callable[[], None]):
-        self.spec = spec
-        self.commit = commit
-        self.marked: list[QWidget] = []  # widgets outlined when the value is invalid
-        self.widget = self.build()
-        self.marked = self.marked or [self.widget]
-
-    def build(self) -> QWidget:
-        raise NotImplementedError
-
-    def set_value(self, value: Any) -> None:
-        raise NotImplementedError
-
-    def read(self) -> Any:
-        raise NotImplementedError
-
-
-class IntEditor(Editor):
-    def build(self) -> QWidget:
-        if self.spec.optional:
-            return _text_editor(self, "none")
-        box = QSpinBox()
-        box.setRange(
-            self.spec.min if self.spec.min is not None else -INT_LIMIT,
-            self.spec.max if self.spec.max is not None else INT_LIMIT,
-        )
-        box.setKeyboardTracking(False)  # one edit per Enter / step, not per keystroke
-        box.setGroupSeparatorShown(True)
-        box.valueChanged.connect(lambda _: self.commit())
-        return box
-
-    def set_value(self, value: Any) -> None:
-        if isinstance(self.widget, QLineEdit):
-            self.widget.setText("" if value is None else str(value))
-        else:
-            self.widget.setValue(int(value))
-
-    def read(self) -> Any:
-        if isinstance(self.widget, QSpinBox):
-            return self.widget.value()
-        text = self.widget.text().strip()
-        if not text:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an integer") from None
-
-
-class FloatEditor(Editor):
-    def build(self) -> QWidget:
-        return _text_editor(self, "none" if self.spec.optional else "")
-
-    def set_value(self, value: Any) -> None:
-        self.widget.setText("" if value is None else format_number(value))
-
-    def read(self) -> Any:
-        text = self.widget.text().strip()
-        return None if not text and self.spec.optional else parse_number(text)
-
-
-class BoolEditor(Editor):
-    def build(self) -> QWidget:
-        box = QCheckBox()
-        box.toggled.connect(lambda _: self.commit())
-        return box
-
-    def set_value(self, value: Any) -> None:
-        self.widget.setChecked(bool(value))
-
-    def read(self) -> Any:
-        return self.widget.isChecked()
-
-
-class ChoiceEditor(Editor):
-    def build(self) -> QWidget:
-        box = QComboBox()
-        for choice in self.spec.choices:
-            box.addItem(choice if isinstance(choice, str) else json_repr(choice), choice)
-        box.activated.connect(lambda _: self.commit())
-        return box
-
-    def set_value(self, value: Any) -> None:
-        index = self.widget.findData(value)
-        self.widget.setCurrentIndex(max(index, 0))
-
-    def read(self) -> Any:
-        return self.widget.currentData()
-
-
-class IntsEditor(Editor):
-    """``ints`` (kernel sizes, strides) and ``shape``: integers separated by commas."""
-
-    def build(self) -> QWidget:
-        return _text_editor(self, "none" if getattr(self.spec, "optional", False) else "")
-
-    def set_value(self, value: Any) -> None:
-        if value is None:
-            self.widget.setText("")
-        elif isinstance(value, int):
-            self.widget.setText(str(value))
-        else:
-            self.widget.setText(", ".join("None" if v is None else str(v) for v in value))
-
-    def read(self) -> Any:
-        text = self.widget.text().strip()
-        if not text and getattr(self.spec, "optional", False):
-            return None
-        dims = parse_dims(text, getattr(self.spec, "allow_none", False))
-        if not dims:
-            raise ValueError("enter integers separated by commas, e.g. 3, 3")
-        return dims
-
-
-class RegularizerEditor(Editor):
-    """An enable box and two penalty fields, l1 and l2."""
-
-    def build(self) -> QWidget:
-        widget = QWidget()
-        row = QHBoxLayout(widget)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.enabled = QCheckBox()
-        self.enabled.setToolTip("apply a penalty")
-        self.fields = {key: QLineEdit() for key in ("l1", "l2")}
-        for key, field in self.fields.items():
-            field.setToolTip(f"the {key} penalty factor (a number >= 0)")
-        row.addWidget(self.enabled)
-        for key, field in self.fields.items():
-            row.addWidget(QLabel(key))
-            field.editingFinished.connect(self.commit)
-            row.addWidget(field, 1)
-        self.enabled.toggled.connect(self._toggled)
-        self.marked = list(self.fields.values())
-        return widget
-
-    def _toggled(self, flag: bool) -> None:
-        for field in self.fields.values():
-            field.setEnabled(flag)
-        self.commit()
-
-    def set_value(self, value: Any) -> None:
-        self.enabled.setChecked(value is not None)
-        for key, field in self.fields.items():
-            field.setEnabled(value is not None)
-            field.setText(format_number(value.get(key, 0.0)) if value else "")
-
-    def read(self) -> Any:
-        if not self.enabled.isChecked():
-            return None
-        return {key: parse_number(field.text() or "0") for key, field in self.fields.items()}
-
-
-class StrListEditor(Editor):
-    """A checkable list of names (an Output's metrics)."""
-
-    def build(self) -> QWidget:
-        box = QListWidget()
-        for choice in self.spec.choices:
-            item = QListWidgetItem(choice, box)
-            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Unchecked)
-        box.setFixedHeight(box.sizeHintForRow(0) * len(self.spec.choices) + 6)
-        box.itemChanged.connect(lambda _: self.commit())
-        return box
-
-    def set_value(self, value: Any) -> None:
-        for i in range(self.widget.count()):
-            item = self.widget.item(i)
-            checked = item.text() in (value or [])
-            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
-
-    def read(self) -> Any:
-        items = [self.widget.item(i) for i in range(self.widget.count())]
-        return [i.text() for i in items if i.checkState() == Qt.CheckState.Checked]
-
-
-def _text_editor(editor: Editor, placeholder: str) -> QLineEdit:
-    field = QLineEdit()
-    field.setPlaceholderText(placeholder)
-    field.editingFinished.connect(editor.commit)
-    return field
-
-
 def _label(text: str, field: QWidget) -> QLabel:
     """A form label as tall as its field's first line, so both centre on one line even
     when an error message shows under the field."""
@@ -278,18 +55,6 @@ def _label(text: str, field: QWidget) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     label.setFixedHeight(min(field.sizeHint().height(), field.maximumHeight()))
     return label
-
-
-EDITORS: dict[str, type[Editor]] = {
-    "int": IntEditor,
-    "float": FloatEditor,
-    "bool": BoolEditor,
-    "choice": ChoiceEditor,
-    "ints": IntsEditor,
-    "shape": IntsEditor,
-    "regularizer": RegularizerEditor,
-    "strs": StrListEditor,
-}
 
 
 # -- the inspector -------------------------------------------------------------------------
@@ -395,10 +160,7 @@ class Inspector(QScrollArea):
             rule = QFrame(frameShape=QFrame.Shape.HLine, frameShadow=QFrame.Shadow.Sunken)
             form.addRow(rule)
         for spec in specs:
-            editor = EDITORS.get(spec.kind)
-            if editor is None:
-                continue
-            self.editors[spec.name] = editor(spec, lambda name=spec.name: self._commit(name))
+            self.editors[spec.name] = editor_for(spec, lambda name=spec.name: self._commit(name))
             label = _label(spec.name, self.editors[spec.name].widget)
             tip = f"{spec.help}\n({spec.describe()}; default {json_repr(spec.default)})"
             label.setToolTip(tip)
@@ -517,3 +279,6 @@ class Inspector(QScrollArea):
         if self.node is not None:
             self.id_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
             self.id_field.selectAll()
+
+
+__all__ = ["EDITORS", "Inspector", "set_invalid"]

@@ -1,11 +1,12 @@
 """The main window: palette, canvas, inspector, summary, problems and history around one Document.
 
-Menus and the toolbar act on the document through the canvas's editing slots
-(so a key on the canvas and a menu item do the same thing). The file commands
-(New, Open, Save, Import, Export, with a prompt before unsaved work is lost) are
+Menus, the toolbar, the canvas's keys and its context menus are built from one
+table of commands, :data:`nodenet.ui.actions.COMMANDS` (so a key on the canvas and
+a menu item do the same thing). The file commands (New, Open, Save, Import,
+Export, with a prompt before unsaved work is lost) are
 :class:`nodenet.ui.project_files.ProjectFiles`. Run, Evaluate and Ctrl+R bring the
 Run panel forward with room for its curves. Window layout and recent files persist
-in :class:`QSettings`.
+in :class:`QSettings` (:mod:`nodenet.ui.settings`).
 """
 
 from __future__ import annotations
@@ -17,23 +18,23 @@ from PySide6.QtWidgets import (
     QGraphicsView,
     QLabel,
     QMainWindow,
+    QMenu,
     QScrollArea,
-    QStyle,
     QToolBar,
     QUndoView,
     QWidget,
 )
 
 from nodenet.errors import NodenetError
+from nodenet.ui import actions as table
 from nodenet.ui import autosave
-from nodenet.ui.app import RecentFiles, app_settings
 from nodenet.ui.document import Document, Selection, new_project
 from nodenet.ui.export_dialog import ExportDialog
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.notice import NoticeBar
 from nodenet.ui.palette import Palette
 from nodenet.ui.project_files import ProjectFiles
-from nodenet.ui.shortcuts import finish_actions
+from nodenet.ui.settings import RecentFiles, app_settings
 from nodenet.ui.summary import ProblemsView, SummaryView
 from nodenet.ui.training import TrainingPanel
 from nodenet.ui.welcome import Welcome
@@ -73,13 +74,11 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.history.setEmptyLabel("<opened>")
         self.docks: dict[str, QDockWidget] = {}
         self._make_docks()
-        self.actions: dict[str, QAction] = {}
         self.export_dialog: ExportDialog | None = None
-        self._make_actions()
-        self.welcome = Welcome(self)  # the welcome page; File → Open Sample…; Help → Welcome
+        self.welcome = Welcome(self)  # the welcome page (File → Open Sample…, Help → Welcome)
+        self.actions: dict[str, QAction] = self._make_actions()
         self._make_menus()
         self._make_toolbar()
-        finish_actions(self)  # status tips, the remaining shortcuts, Edit → Find Block
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label)
         self._connect()
@@ -129,111 +128,80 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.addDockWidget(area, dock)
         self.docks[name] = dock
 
-    def _action(self, name: str, text: str, slot, shortcut=None, icon=None, tip="") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
-        action.setStatusTip(tip)
-        hint = f" ({action.shortcut().toString()})" if shortcut is not None else ""
-        action.setToolTip(text.replace("&", "").rstrip("…") + hint)
-        action.triggered.connect(lambda _=False: slot())
-        self.actions[name] = action
-        return action
+    def _make_actions(self) -> dict[str, QAction]:
+        """One action per command of the table, each bound to its method once, here."""
+        targets = {"window": self, "canvas": self.canvas, "welcome": self.welcome}
+        actions = {}
+        for command in table.COMMANDS.values():
+            if command.target == "canvas" and isinstance(self.canvas, QLabel):
+                slot = self._no_canvas  # the placeholder: say so
+            else:
+                slot = table.resolve(command, targets)
+            actions[command.name] = table.build_action(command, slot, self, self.style())
+            if command.canvas_only:  # one-letter keys: only while the canvas has the focus
+                actions[command.name].setShortcutContext(
+                    Qt.ShortcutContext.WidgetWithChildrenShortcut
+                )
+                self.canvas.addAction(actions[command.name])
+        return actions
 
-    def _make_actions(self) -> None:
-        key, icon = QKeySequence.StandardKey, QStyle.StandardPixmap
-        a = self._action
-        a("new", "&New", lambda: self.new_project(), key.New, icon.SP_FileIcon)
-        a("open", "&Open…", lambda: self.open_dialog(), key.Open, icon.SP_DialogOpenButton)
-        a("save", "&Save", lambda: self.save(), key.Save, icon.SP_DialogSaveButton)
-        a("save_as", "Save &As…", lambda: self.save_as(), "Ctrl+Shift+S")
-        a("import_keras", "&Import Keras model…", lambda: self.import_keras_dialog())
-        a("export_keras", "&Keras 3 code…", lambda: self.export_code("keras"), "Ctrl+E")
-        a("export_pytorch", "&PyTorch code…", lambda: self.export_code("pytorch"), "Ctrl+Shift+E")
-        a("quit", "&Quit", self.close, key.Quit)
-        a("undo", "&Undo", lambda: self._guarded(self.document.undo), "Ctrl+Z", icon.SP_ArrowBack)
-        a(
-            "redo",
-            "&Redo",
-            lambda: self._guarded(self.document.redo),
-            "Ctrl+Shift+Z",
-            icon.SP_ArrowForward,
-        )
-        a("cut", "Cu&t", lambda: self._canvas("cut_selection"), key.Cut)
-        a("copy", "&Copy", lambda: self._canvas("copy_selection"), key.Copy)
-        a("paste", "&Paste", lambda: self._canvas("paste"), key.Paste)
-        a("duplicate", "&Duplicate", lambda: self._canvas("duplicate_selection"), "Ctrl+D")
-        a(
-            "delete",
-            "De&lete",
-            lambda: self._canvas("delete_selection"),
-            key.Delete,
-            icon.SP_TrashIcon,
-        )
-        a("select_all", "Select &All", self._select_all, key.SelectAll)
-        a("rename", "Re&name…", self._rename, "F2")
-        a("zoom_in", "Zoom &In", lambda: self._canvas("zoom_in"), "Ctrl++")
-        a("zoom_out", "Zoom &Out", lambda: self._canvas("zoom_out"), "Ctrl+-")
-        a("fit", "&Fit to View", lambda: self._canvas("fit_to_view"), "F")
-        a("layout", "Auto &Layout", lambda: self._canvas("auto_layout"), "L")
-        self.actions["redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        self.actions["undo"].setIconText("Undo")  # the menu says what; the toolbar stays short
-        self.actions["redo"].setIconText("Redo")
-        self.actions["zoom_in"].setIconText("Zoom in")
-        self.actions["zoom_out"].setIconText("Zoom out")
-        self.actions["fit"].setIconText("Fit")
-        self.actions["layout"].setIconText("Layout")
-        for name in ("fit", "layout"):  # one-letter keys: only while the canvas has the focus
-            self.actions[name].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            self.canvas.addAction(self.actions[name])
+    def _no_canvas(self) -> None:
+        self.show_message("The canvas is not available")
 
     def _make_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.actions["new"], self.actions["open"]])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
+        parts = {
+            table.RECENT: self._add_recent_menu,
+            table.RUN: lambda menu: menu.addActions(self._run_actions()),
+            table.DOCKS: self._add_dock_toggles,
+        }
+        for title, items in table.MENUS:
+            menu = self.menuBar().addMenu(title)
+            self._fill_menu(menu, items, parts)
+            if title == "&Run":
+                menu.aboutToShow.connect(self.docks["training"].raise_)
+            if title == "&View":
+                self.view_menu = menu
+
+    def _fill_menu(self, menu: QMenu, items, parts) -> None:
+        for item in items:
+            if item is None:
+                menu.addSeparator()
+            elif isinstance(item, tuple):
+                self._fill_menu(menu.addMenu(item[0]), item[1], parts)
+            elif item in parts:
+                parts[item](menu)
+            else:
+                menu.addAction(self.actions[item])
+
+    def _run_actions(self) -> list[QAction]:
+        return [self.training_panel.run_action, self.training_panel.stop_action]
+
+    def _add_recent_menu(self, menu: QMenu) -> None:
+        self.recent_menu = menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addAction(self.actions["open_sample"])
-        file_menu.addSeparator()
-        file_menu.addActions([self.actions["save"], self.actions["save_as"]])
-        file_menu.addSeparator()
-        file_menu.addAction(self.actions["import_keras"])
-        export_menu = file_menu.addMenu("&Export")
-        export_menu.addActions([self.actions["export_keras"], self.actions["export_pytorch"]])
-        file_menu.addSeparator()
-        file_menu.addAction(self.actions["quit"])
-        edit = bar.addMenu("&Edit")
-        edit.addActions([self.actions["undo"], self.actions["redo"]])
-        edit.addSeparator()
-        edit.addActions([self.actions[n] for n in ("cut", "copy", "paste", "duplicate", "delete")])
-        edit.addSeparator()
-        edit.addActions([self.actions["select_all"], self.actions["rename"]])
-        run_menu = bar.addMenu("&Run")
-        run_menu.addActions([self.training_panel.run_action, self.training_panel.stop_action])
-        run_menu.aboutToShow.connect(self.docks["training"].raise_)
-        view = bar.addMenu("&View")
-        view.addActions([self.actions[n] for n in ("zoom_in", "zoom_out", "fit", "layout")])
-        view.addSeparator()
-        for dock in self.docks.values():
-            view.addAction(dock.toggleViewAction())
-        self.view_menu = view
-        bar.addMenu("&Help").addAction(self.actions["welcome"])
+
+    def _add_dock_toggles(self, menu: QMenu) -> None:
+        """Show / hide each dock, Alt+1 … Alt+6 in dock order."""
+        for number, (name, dock) in enumerate(self.docks.items(), 1):
+            toggle = dock.toggleViewAction()
+            toggle.setShortcut(QKeySequence(f"Alt+{number}"))
+            toggle.setStatusTip(f"Show or hide the {dock.windowTitle()} panel")
+            toggle.setToolTip(table.tooltip(toggle.text(), toggle.shortcuts()))
+            toggle.setObjectName(f"toggle_{name}")
+            menu.addAction(toggle)
 
     def _make_toolbar(self) -> None:
         bar = QToolBar("Main", self)
         bar.setObjectName("toolbar_main")
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         bar.setMovable(False)
-        for name in ("new", "open", "save", None, "undo", "redo", "delete", None):
+        for name in table.TOOLBAR:
             if name is None:
                 bar.addSeparator()
+            elif name == table.RUN:
+                bar.addActions(self._run_actions())
             else:
                 bar.addAction(self.actions[name])
-        bar.addActions([self.actions[n] for n in ("zoom_in", "zoom_out", "fit", "layout")])
-        bar.addSeparator()
-        bar.addActions([self.training_panel.run_action, self.training_panel.stop_action])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.toolbar = bar
         self.addToolBarBreak()
@@ -261,12 +229,11 @@ class MainWindow(ProjectFiles, QMainWindow):
 
     # -- editing ------------------------------------------------------------------------------
 
-    def _canvas(self, slot: str, *args):
-        method = getattr(self.canvas, slot, None)
-        if method is None:
-            self.show_message("The canvas is not available")
-            return None
-        return method(*args)
+    def undo(self) -> None:
+        self._guarded(self.document.undo)
+
+    def redo(self) -> None:
+        self._guarded(self.document.redo)
 
     def _guarded(self, edit) -> None:
         try:
@@ -274,15 +241,25 @@ class MainWindow(ProjectFiles, QMainWindow):
         except NodenetError as err:
             self.show_message(str(err))
 
-    def _select_all(self) -> None:
+    def select_all_blocks(self) -> None:
         self.selection.set([n.id for n in self.document.project.nodes])
 
-    def _rename(self) -> None:
+    def rename_selected(self) -> None:
+        """Rename the selected block on the canvas (in the inspector without a canvas)."""
         if self.selection.current() is None:
             self.show_message("Select one block to rename it")
-        elif self._canvas("rename_node") is None:
+        elif isinstance(self.canvas, QLabel) or self.canvas.rename_node() is None:
             self.docks["inspector"].raise_()
             self.inspector.focus_id()
+
+    def find_block(self) -> None:
+        """Show the palette and put the cursor in its search box, the old search selected."""
+        self.welcome.leave()
+        dock = self.docks["palette"]
+        dock.show()
+        dock.raise_()
+        self.palette.search.setFocus()
+        self.palette.search.selectAll()
 
     def view_centre(self) -> QPointF:
         """The scene point at the centre of the canvas (the origin without a canvas)."""
@@ -364,8 +341,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.docks["problems"].setWindowTitle(f"Problems ({count})" if count else "Problems")
 
     def _read_only_changed(self, flag: bool) -> None:
-        for name in ("cut", "paste", "duplicate", "delete", "rename", "layout"):
-            self.actions[name].setEnabled(not flag)
+        for command in table.COMMANDS.values():
+            if command.editing:
+                self.actions[command.name].setEnabled(not flag)
         self.history.setEnabled(not flag)
         self._update_undo_actions()
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from nodenet.errors import NodenetError, ProjectFileError, shorten
 from nodenet.export import import_keras
-from nodenet.project import Project, load
+from nodenet.graph.project import Project, load
 from nodenet.samples import with_fallback
 from nodenet.ui import autosave
 from nodenet.ui.document import Document, new_project

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.errors import NodenetError
-from nodenet.project import Project, load
+from nodenet.graph.project import Project, load
 from nodenet.samples import Sample, list_samples, load_sample, with_fallback
 from nodenet.ui.canvas import style
 from nodenet.ui.document import Document

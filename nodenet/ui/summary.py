@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.errors import ValidationError
-from nodenet.project import shape_text
-from nodenet.summary import summarize
+from nodenet.graph.project import shape_text
+from nodenet.graph.summary import summarize
 from nodenet.ui.document import Document
 
 NODE_ROLE = Qt.ItemDataRole.UserRole

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFontMetrics, QKeyEvent, QKeySequence
+from PySide6.QtGui import QFontMetrics, QKeyEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.ui.app import RecentFiles
 from nodenet.ui.canvas import style
 from nodenet.ui.sample_gallery import (
     CARD_STYLE,
@@ -37,6 +36,7 @@ from nodenet.ui.sample_gallery import (
     card_label,
     gallery_scroll,
 )
+from nodenet.ui.settings import RecentFiles
 
 if TYPE_CHECKING:
     from nodenet.ui.main_window import MainWindow
@@ -263,11 +263,9 @@ class WelcomePage(QWidget):
 
 
 class Welcome(QObject):
-    """The welcome page of ``window`` and the actions that reach it.
-
-    Adds ``window.actions["welcome"]`` (Help → Welcome) and
-    ``window.actions["open_sample"]`` (File → Open Sample…); the window puts them
-    in its menus.
+    """The welcome page of ``window``: :meth:`show` (Help → Welcome) and
+    :meth:`choose_sample` (File → Open Sample…), commands of
+    :data:`nodenet.ui.actions.COMMANDS`.
     """
 
     def __init__(self, window: MainWindow):
@@ -284,24 +282,8 @@ class Welcome(QObject):
         self.sample_dialog: OpenSampleDialog | None = None
         self._state = QByteArray()
         self._title = ""
-        self._make_actions()
         self._connect()
         window.installEventFilter(self)
-
-    def _make_actions(self) -> None:
-        window = self.window
-        welcome = QAction("&Welcome", window)
-        welcome.setShortcut(QKeySequence("Alt+Home"))
-        welcome.setStatusTip("Show the welcome page: new project, recent files and the samples")
-        welcome.setToolTip("Welcome page (Alt+Home)")
-        welcome.triggered.connect(lambda: self.show())
-        sample = QAction("Open Sa&mple…", window)
-        sample.setShortcut(QKeySequence("Ctrl+Shift+O"))
-        sample.setStatusTip("Choose a bundled sample project; it opens as an untitled copy")
-        sample.setToolTip("Open Sample (Ctrl+Shift+O)")
-        sample.triggered.connect(lambda: self.choose_sample())
-        window.actions["welcome"] = welcome
-        window.actions["open_sample"] = sample
 
     def _connect(self) -> None:
         page, window, document = self.page, self.window, self.window.document

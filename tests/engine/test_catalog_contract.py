@@ -15,7 +15,7 @@ import pytest
 
 from nodenet.engine.catalog import CATEGORIES, LAYERS, block_types
 from nodenet.engine.params import Param
-from tests.engine.gradcheck import (
+from tests.support.gradcheck import (
     BATCH,
     check_gradients,
     concrete,

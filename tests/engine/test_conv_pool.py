@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from nodenet.engine.model import Model
-from nodenet.project import Edge, Node, Project
+from nodenet.graph.project import Edge, Node, Project
+from nodenet.runner import build_model
 
 HEAD = {"loss": "mean_squared_error", "metrics": []}
 
@@ -81,8 +82,8 @@ def outputs_and_grads(model: Model, x, probe, training=True):
 @pytest.mark.parametrize("after_input", [True, False], ids=["fed by data", "fed by a layer"])
 @pytest.mark.parametrize("case", CASES)
 def test_fused_pair_matches_the_two_blocks(case, after_input):
-    fused = Model(project(case, after_input), dtype=np.float64, seed=3)
-    plain = Model(project(case, after_input), dtype=np.float64, seed=3, fuse=False)
+    fused = build_model(project(case, after_input), dtype=np.float64, seed=3)
+    plain = build_model(project(case, after_input), dtype=np.float64, seed=3, fuse=False)
     assert fused.pool_after == {"conv": "pool"} and plain.pool_after == {}
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, *CASES[case][0]))
@@ -98,7 +99,7 @@ def test_fused_pair_matches_the_two_blocks(case, after_input):
 
 @pytest.mark.parametrize("case", ["2d wide relu, odd size", "1d narrow relu", "2d same, strided"])
 def test_fused_gradients_match_finite_differences(case):
-    model = Model(project(case, after_input=False), dtype=np.float64, seed=5)
+    model = build_model(project(case, after_input=False), dtype=np.float64, seed=5)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, *CASES[case][0]))
     probe = rng.normal(size=(3, 3))
@@ -129,5 +130,5 @@ def test_pairs_that_cannot_fuse_run_block_by_block():
     tanh = project("2d narrow relu", after_input=True)
     tanh.node("conv").params = {"filters": 3, "activation": "tanh"}
     for case in (overlapping, padded, tanh):
-        assert Model(case).pool_after == {}
-    assert Model(shared).pool_after == {}
+        assert build_model(case).pool_after == {}
+    assert build_model(shared).pool_after == {}

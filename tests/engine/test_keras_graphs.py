@@ -14,50 +14,22 @@ import pytest
 keras = pytest.importorskip("keras", reason="the `ref` extra (keras) is the reference")
 torch = pytest.importorskip("torch", reason="the `ref` extra (torch) is the reference")
 
-from nodenet.engine.model import Model  # noqa: E402
-from tests.engine.test_keras_reference import random_graph  # noqa: E402
+from nodenet.runner import build_model  # noqa: E402
+from tests.support.keras_graphs import (  # noqa: E402
+    linear_heads,
+    random_graph,
+    torch_backend_pooling_quirk,
+)
 
 GRAPHS = 120
 FORWARD_TOL = {"rtol": 1e-5, "atol": 1e-5}
 GRAD_TOL = {"rtol": 1e-4, "atol": 1e-4}
 
 
-def linear_heads(project):
-    """Score every head by MSE, so backward takes plain dL/d(output) (no fused softmax)."""
-    for node in project.nodes:
-        if node.type == "Output":
-            node.params = {"loss": "mean_squared_error", "metrics": []}
-    return project
-
-
-def torch_backend_pooling_quirk(model: Model) -> bool:
-    """An AveragePooling with "same" padding split unevenly between the two ends.
-
-    Keras's torch backend replicate-pads such windows and counts the copies;
-    its TensorFlow and JAX backends (and nodenet) average over the real values
-    only. Keras's own test suite skips this case on torch, so the graphs that
-    contain it are compared with TF/JAX semantics in tests/engine/test_layers_conv.py.
-    """
-    for node_id in model.order:
-        layer = model.layers[node_id]
-        if not layer.TYPE.startswith("AveragePooling") or layer.config["padding"] != "same":
-            continue
-        (shape,) = [model.shapes[s] for s in model.sources[node_id]]
-        pools = layer.config["pool_size"]
-        pools = [pools] if isinstance(pools, int) else pools
-        strides = layer.config["strides"] or pools
-        strides = [strides] if isinstance(strides, int) else strides
-        for length, k, s in zip(shape, pools, strides, strict=False):
-            total = max(0, (-(-length // s) - 1) * s + k - length)
-            if total % 2:
-                return True
-    return False
-
-
 def compare(seed: int) -> bool:
     """Compare one random graph; False when it holds the pooling quirk and was skipped."""
     project, draft = random_graph(seed)
-    model = Model(linear_heads(project), seed=seed)
+    model = build_model(linear_heads(project), seed=seed)
     if torch_backend_pooling_quirk(model):
         return False
     rng = np.random.default_rng(seed)
@@ -107,6 +79,7 @@ def compare(seed: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(4))
 def test_random_graphs_forward_and_gradients_match_keras_and_autograd(chunk):
     compared = [compare(seed) for seed in range(chunk, GRAPHS, 4)]

@@ -12,7 +12,7 @@ import pytest
 
 from nodenet.engine.catalog import Context, Example, block_class
 from nodenet.errors import DataError, ParamError, ShapeError
-from tests.engine.gradcheck import check_gradients
+from tests.support.gradcheck import check_gradients
 
 
 def make(type_name: str, params: dict | None = None, name: str = "node"):

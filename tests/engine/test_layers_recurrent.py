@@ -18,7 +18,9 @@ import pytest
 
 from nodenet.engine.catalog import LAYERS, Context
 from nodenet.engine.initializers import initialize
+from nodenet.engine.layers.recurrent import wrapped
 from nodenet.engine.layers.rnn_cells import CELLS
+from nodenet.errors import ParamError
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -35,21 +37,19 @@ EXTRA = [
     (
         "Bidirectional",
         {
-            "layer": "LSTM",
-            "units": 2,
+            "layer": wrapped(
+                "LSTM", units=2, dropout=0.3, recurrent_dropout=0.3, return_sequences=True
+            ),
             "merge_mode": "ave",
-            "dropout": 0.3,
-            "recurrent_dropout": 0.3,
-            "return_sequences": True,
         },
         (3, 2),
     ),
     (
         "Bidirectional",
-        {"layer": "GRU", "units": 2, "merge_mode": "concat", "recurrent_dropout": 0.4},
+        {"layer": wrapped("GRU", units=2, recurrent_dropout=0.4), "merge_mode": "concat"},
         (3, 2),
     ),
-    ("Bidirectional", {"layer": "SimpleRNN", "units": 2, "merge_mode": "sum"}, (4, 3)),
+    ("Bidirectional", {"layer": wrapped("SimpleRNN", units=2), "merge_mode": "sum"}, (4, 3)),
 ]
 CASES = [
     pytest.param(name, ex.params, ex.input_shapes[0], id=f"{name}-{i}")
@@ -66,15 +66,17 @@ def _keras():
 def keras_layer(name: str, config: dict, dtype: str):
     """The Keras layer nodenet's full ``config`` describes."""
     keras = _keras()
-    kind = config["layer"] if name == "Bidirectional" else name
-    cls = getattr(keras.layers, kind)
+    if name == "Bidirectional":
+        inner = LAYERS.get(config["layer"]["type"])(config["layer"]["params"])
+        return keras.layers.Bidirectional(
+            keras_layer(inner.TYPE, inner.config, dtype),
+            merge_mode=config["merge_mode"],
+            dtype=dtype,
+        )
+    cls = getattr(keras.layers, name)
     accepted = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in config.items() if k in accepted}
-    if name != "Bidirectional":
-        return cls(dtype=dtype, **kwargs)
-    return keras.layers.Bidirectional(
-        cls(dtype=dtype, **kwargs), merge_mode=config["merge_mode"], dtype=dtype
-    )
+    return cls(dtype=dtype, **kwargs)
 
 
 def keras_cells(layer) -> list:
@@ -88,8 +90,8 @@ def give_keras_masks(klayer, block, batch, n_in, dtype, seed):
     import torch
 
     rng = np.random.default_rng(seed)
-    c = block.config
-    kind = c.get("layer", block.TYPE)
+    recurrent = getattr(block, "inner", block)  # Bidirectional's wrapped layer
+    c, kind = recurrent.config, recurrent.TYPE
     for cell in keras_cells(klayer):
         masks = CELLS[kind].draw_masks(c, Context(True, rng), batch, n_in, dtype)
         per_gate = getattr(cell, "dropout_mask_count", None) is not None
@@ -198,10 +200,11 @@ def test_parameter_names_and_defaults_are_keras(name):
     keras = _keras()
     ours = LAYERS.get(name)({}, "node").config
     kinds = ("LSTM", "GRU", "SimpleRNN") if name == "Bidirectional" else (name,)
-    refs = [getattr(keras.layers, kind)(ours["units"]) for kind in kinds]
+    units = LAYERS.get(kinds[0])({}).config["units"]
+    refs = [getattr(keras.layers, kind)(units) for kind in kinds]
     if name == "Bidirectional":
         wrapper = keras.layers.Bidirectional(refs[0])
-        assert (ours["layer"], ours["merge_mode"]) == ("LSTM", wrapper.merge_mode)
+        assert (ours["layer"]["type"], ours["merge_mode"]) == ("LSTM", wrapper.merge_mode)
     for key, value in ours.items():
         if key in ("layer", "merge_mode", "units"):
             continue
@@ -219,7 +222,10 @@ def test_parameter_names_and_defaults_are_keras(name):
 @pytest.mark.parametrize("name", ["LSTM", "Bidirectional"])
 def test_unit_forget_bias_starts_like_keras(name, bias_init):
     keras = _keras()
-    block = LAYERS.get(name)({"units": 3, "bias_initializer": bias_init}, "node")
+    params = {"units": 3, "bias_initializer": bias_init}
+    if name == "Bidirectional":
+        params = {"layer": wrapped("LSTM", **params)}
+    block = LAYERS.get(name)(params, "node")
     ref = keras.layers.LSTM(3, bias_initializer=bias_init)
     ref.build((None, 4, 2))
     expected = keras.ops.convert_to_numpy(ref.cell.bias)
@@ -293,3 +299,45 @@ def test_a_non_sequence_input_is_refused_in_one_sentence(name):
 
     with pytest.raises(ShapeError, match="3-D input"):
         LAYERS.get(name)({}, "node").infer_shape([(4,)])
+
+
+# -- the wrapper: version-1 projects -------------------------------------------------
+
+
+def test_version_1_bidirectional_params_become_the_wrapped_layer():
+    from nodenet.graph.migrate import bidirectional_v1_to_v2
+
+    v1 = {"layer": "LSTM", "units": 16, "reset_after": False, "merge_mode": "sum"}
+    assert bidirectional_v1_to_v2(v1) == {
+        "layer": {"type": "LSTM", "params": {"units": 16}},  # reset_after: not an LSTM's
+        "merge_mode": "sum",
+    }
+    assert bidirectional_v1_to_v2({"units": 4}) == {"layer": wrapped("LSTM", units=4)}
+    gru = bidirectional_v1_to_v2({"layer": "GRU", "unit_forget_bias": False, "reset_after": False})
+    assert gru == {"layer": wrapped("GRU", reset_after=False)}
+
+
+def test_bidirectional_keeps_its_version_1_weight_names_and_counts():
+    """Weights files saved before the wrapper still load: same keys, same shapes."""
+    from nodenet.graph.migrate import bidirectional_v1_to_v2
+
+    block = LAYERS.get("Bidirectional")(bidirectional_v1_to_v2({"layer": "GRU", "units": 3}))
+    specs = block.weight_specs([(5, 2)])
+    names = ("kernel", "recurrent_kernel", "bias")
+    assert [s.name for s in specs] == [f"{d}/{n}" for d in ("forward", "backward") for n in names]
+    assert [s.shape for s in specs[:3]] == [(2, 9), (3, 9), (2, 9)]
+    assert block.count_params([(5, 2)]) == (2 * (18 + 27 + 18), 0)
+
+
+def test_the_wrapped_layer_is_checked_with_its_own_parameters():
+    cls = LAYERS.get("Bidirectional")
+    with pytest.raises(ParamError, match=r"layer: units must be an integer >= 1"):
+        cls({"layer": wrapped("LSTM", units=0)})
+    with pytest.raises(ParamError, match=r"layer must be a block of type SimpleRNN, LSTM, GRU"):
+        cls({"layer": wrapped("Dense", units=3)})
+    with pytest.raises(ParamError, match=r"layer: go_backwards is set by the wrapper"):
+        cls({"layer": wrapped("GRU", go_backwards=True)})
+    with pytest.raises(ParamError, match=r"layer: LSTM has no parameter 'reset_after'"):
+        cls({"layer": wrapped("LSTM", reset_after=False)})
+    same = cls({"layer": wrapped("GRU", units=32, go_backwards=False)}).config["layer"]
+    assert same == {"type": "GRU", "params": {}}  # defaults left out: one value, one meaning

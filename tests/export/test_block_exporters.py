@@ -19,31 +19,14 @@ import numpy as np
 import pytest
 
 from nodenet.engine.catalog import block_class, block_types
-from nodenet.engine.snippets import TORCH_HELPERS
-from nodenet.export import torch_blocks  # noqa: F401  (hooks of blocks not yet in their files)
 from nodenet.export._code import global_names
-from nodenet.project import Edge, Node, Project
-from tests.engine.gradcheck import concrete
-from tests.export.generated import Case, check_keras, check_torch
+from nodenet.export.blocks import exporter
+from nodenet.export.snippets import TORCH_HELPERS
+from tests.support.generated import Case, check_keras, check_torch, example_graph
+from tests.support.gradcheck import concrete
 
 BLOCKS = block_types()
 COMPUTING = [b for b in BLOCKS if b not in ("Input", "Output")]
-
-
-def example_graph(type_name: str, index: int) -> Project:
-    """Inputs of the example's shapes -> the block -> an Output scored by MSE."""
-    example = block_class(type_name).EXAMPLES[index]
-    nodes, edges = [], []
-    for port, shape in enumerate(example.input_shapes):
-        params = {"shape": list(shape)}
-        if example.input_dtype == "int32":
-            params["dtype"] = "int32"
-        nodes.append(Node(f"input_{port}", "Input", params))
-        edges.append(Edge(f"input_{port}", "block", port))
-    nodes.append(Node("block", type_name, dict(example.params)))
-    nodes.append(Node("out", "Output", {"loss": "mean_squared_error", "metrics": []}))
-    edges.append(Edge("block", "out", 0))
-    return Project(f"{type_name.lower()}_{index}", nodes, edges)
 
 
 @pytest.mark.parametrize("name", BLOCKS)
@@ -51,14 +34,15 @@ def test_every_example_renders_both_exporters(name):
     cls = block_class(name)
     for example in cls.EXAMPLES:
         layer = cls(example.params, "node")
+        export = exporter(layer)
         shapes = [] if cls.N_INPUTS == 0 else list(example.input_shapes)
-        keras_class, args = layer.keras_layer()
+        keras_class, args = export.keras_layer()
         assert keras_class.isidentifier() and isinstance(args, dict)
         if name in ("Input", "Output"):
             continue
-        module = layer.torch_module(shapes)
+        module = export.torch_module(shapes)
         assert module is None or isinstance(module, str)
-        expr = layer.torch_forward("self.node", [f"x{i}" for i in range(len(shapes))], shapes)
+        expr = export.torch_forward("self.node", [f"x{i}" for i in range(len(shapes))], shapes)
         assert isinstance(expr, str) and expr
         unknown = global_names(expr) - {
             "self",
@@ -74,10 +58,10 @@ def test_every_example_renders_both_exporters(name):
         assert unknown <= set(TORCH_HELPERS), f"{expr} calls {unknown - set(TORCH_HELPERS)}"
         specs = layer.weight_specs([concrete(s) for s in shapes])
         weights = {s.name: np.zeros(s.shape, np.float32) for s in specs}
-        state = layer.torch_state(weights, shapes)
+        state = export.torch_state(weights, shapes)
         assert sum(a.size for a in state.values()) == sum(s.size for s in specs)
         assert module is not None or not specs, "weights need a submodule"
-        refs = layer.torch_weights("self.node", shapes)
+        refs = export.torch_weights("self.node", shapes)
         assert {s.name for s in specs} <= set(refs), "every weight needs its torch tensors"
 
 
@@ -92,16 +76,17 @@ def keras():
 def test_keras_snippet_builds_the_blocks_keras_layer(name, keras):
     cls = block_class(name)
     for example in cls.EXAMPLES:
-        layer = cls(example.params, "node")
-        keras_class, args = layer.keras_layer()
-        source = _call_source(keras_class, args, layer.KERAS_REQUIRED)
+        export = exporter(cls(example.params, "node"))
+        keras_class, args = export.keras_layer()
+        source = _call_source(keras_class, args, export.KERAS_REQUIRED)
+        layer = export.layer
         exported = eval(source, {"keras": keras, "layers": keras.layers})  # our own source
         reference = _reference(name, layer.config)
         assert _config(exported) == _config(reference), source
 
 
 def _call_source(keras_class: str, args: dict, required: tuple) -> str:
-    from nodenet.engine.snippets import arguments
+    from nodenet.export.snippets import arguments
 
     args = dict(args)
     positional = [args.pop(k) for k in required if k in args]
@@ -110,7 +95,7 @@ def _call_source(keras_class: str, args: dict, required: tuple) -> str:
 
 def _reference(name: str, config: dict):
     """The Keras layer with every setting written out (tests/engine's translation)."""
-    from tests.engine.test_keras_reference import to_keras
+    from tests.support.keras_graphs import to_keras
 
     return to_keras(name, config)
 
@@ -131,10 +116,11 @@ def _without_name(config: dict) -> dict:
 @pytest.mark.ref
 @pytest.mark.parametrize("name", COMPUTING)
 def test_keras_required_arguments_are_written(name, keras):
-    from tests.engine.test_keras_reference import keras_kwargs
+    from tests.support.keras_graphs import keras_kwargs
 
     cls = block_class(name)
-    keras_class = block_class(name)(cls.EXAMPLES[0].params).keras_layer()[0]
+    export = exporter(cls(cls.EXAMPLES[0].params))
+    keras_class = export.keras_layer()[0]
     signature = inspect.signature(getattr(keras.layers, keras_class).__init__)
     required = {
         p.name
@@ -143,8 +129,8 @@ def test_keras_required_arguments_are_written(name, keras):
     } - {"self"}
     if name == "Bidirectional":
         required -= {"layer"}  # written from the block's own settings
-    assert required <= set(cls.KERAS_REQUIRED), f"Keras requires {required}"
-    assert set(cls.KERAS_REQUIRED) <= set(keras_kwargs(name, cls(cls.EXAMPLES[0].params).config))
+    assert required <= set(export.KERAS_REQUIRED), f"Keras requires {required}"
+    assert set(export.KERAS_REQUIRED) <= set(keras_kwargs(name, cls(cls.EXAMPLES[0].params).config))
 
 
 @pytest.mark.ref

@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 
 from nodenet.engine.catalog import block_class, block_types
-from nodenet.engine.model import Model
 from nodenet.errors import ValidationError, WeightsError
 from nodenet.export import export_keras, export_pytorch
-from nodenet.project import Edge, Node, Project, load
-from tests.export.generated import SAMPLES, import_source
-from tests.export.test_block_exporters import example_graph
+from nodenet.graph.project import Edge, Node, Project, load
+from nodenet.runner import build_model
+from tests.support.generated import SAMPLES, example_graph, import_source
 
 ROOT = Path(__file__).parents[2]
 
@@ -97,15 +96,16 @@ def all_projects() -> list[Project]:
     return projects
 
 
+@pytest.mark.slow
 def test_generated_code_passes_ruff(tmp_path):
     ruff = shutil.which("ruff") or pytest.skip("ruff is not installed")
     projects = all_projects()
     pytest.importorskip("keras")  # random_graph grows its graphs with Keras
-    from tests.engine.test_keras_reference import random_graph
+    from tests.support.keras_graphs import random_graph
 
     projects += [random_graph(seed)[0] for seed in range(40)]
     for i, project in enumerate(projects):
-        weights = Model(project).get_weights() if i % 2 else None
+        weights = build_model(project).get_weights() if i % 2 else None
         (tmp_path / f"keras_{i}.py").write_text(export_keras(project, weights).source)
         (tmp_path / f"torch_{i}.py").write_text(export_pytorch(project, weights).source)
     config = str(ROOT / "pyproject.toml")
@@ -166,7 +166,7 @@ def test_awkward_node_ids_become_distinct_identifiers():
 
 def test_weights_come_as_an_npz_the_module_loads(tmp_path):
     project = load(ROOT / "sample_projects" / "digits_mlp.json")
-    weights = Model(project).get_weights()
+    weights = build_model(project).get_weights()
     plain, with_weights = export_pytorch(project), export_pytorch(project, weights)
     assert plain.weights is None and "load_weights" not in plain.source
     assert "load_weights(model, WEIGHTS)" in with_weights.source
@@ -191,7 +191,7 @@ def test_export_refuses_invalid_projects_and_mismatched_weights():
     broken.edges = broken.edges[1:]
     with pytest.raises(ValidationError):
         export_pytorch(broken)
-    weights = Model(project).get_weights()
+    weights = build_model(project).get_weights()
     weights["hidden_1/kernel"] = weights["hidden_1/kernel"][:10]
     with pytest.raises(WeightsError, match="hidden_1/kernel"):
         export_keras(project, weights)
@@ -382,7 +382,7 @@ def test_runtime_same_padding_is_keras(tmp_path):
 
 def _pool_same(module):
     """pool_same from the generated helpers (this module's code has no pooling of its own)."""
-    from nodenet.engine.snippets import TORCH_HELPERS
+    from nodenet.export.snippets import TORCH_HELPERS
 
     namespace = dict(vars(module))
     exec(TORCH_HELPERS["pool_same"], namespace)  # the helper exactly as the exporter writes it
@@ -475,7 +475,7 @@ def test_exported_data_split_is_nodenets(export, tmp_path):
     splits it, so weights trained in nodenet are tested on the same held-out samples.
     (Standardized values differ in the last float32 digits: the statistics are summed
     in another order.)"""
-    from nodenet.engine.runner import build_run
+    from nodenet.runner import build_run
 
     project = load(ROOT / "sample_projects" / "digits_mlp.json")
     project.data["split"] = {"test": 0.2, "validation": 0.1, "seed": 7}

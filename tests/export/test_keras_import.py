@@ -18,8 +18,8 @@ import pytest
 from nodenet.cli import main
 from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.export import export_keras, import_keras, import_keras_config
-from nodenet.project import analyze, load
-from tests.export.generated import SAMPLES, import_source
+from nodenet.graph.project import analyze, load
+from tests.support.generated import SAMPLES, import_source
 
 keras = pytest.importorskip("keras", reason="the `ref` extra (keras) writes the configs")
 
@@ -67,8 +67,9 @@ def test_samples_round_trip_through_a_keras_archive(path, tmp_path):
     assert back.training["optimizer"]["learning_rate"] == pytest.approx(rate)
 
 
+@pytest.mark.slow
 def test_random_graphs_round_trip(tmp_path):
-    from tests.engine.test_keras_reference import random_graph
+    from tests.support.keras_graphs import random_graph
 
     for seed in range(60):
         project, _ = random_graph(seed)

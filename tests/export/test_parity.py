@@ -26,16 +26,18 @@ from nodenet.engine.catalog import Context, block_class  # noqa: E402
 from nodenet.export import export_keras, export_pytorch  # noqa: E402
 from nodenet.export._common import read_graph, split_weights  # noqa: E402
 from nodenet.export.pytorch import torch_state  # noqa: E402
-from nodenet.project import Edge, Node, Project, load  # noqa: E402
-from tests.engine.test_keras_graphs import torch_backend_pooling_quirk  # noqa: E402
-from tests.engine.test_keras_reference import random_graph  # noqa: E402
-from tests.export.generated import (  # noqa: E402
+from nodenet.graph.project import Edge, Node, Project, load  # noqa: E402
+from tests.support.generated import (  # noqa: E402
     SAMPLES,
     TOL,
     Case,
     check_keras,
     check_torch,
     import_source,
+)
+from tests.support.keras_graphs import (  # noqa: E402
+    random_graph,
+    torch_backend_pooling_quirk,
 )
 
 pytestmark = pytest.mark.ref
@@ -66,6 +68,7 @@ def mse_heads(project: Project) -> Project:
     return project
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", range(0, GRAPHS, PER_TEST))
 def test_random_graphs_export_exactly(first, tmp_path):
     quirk = not nodenet_follows_the_pooling_quirk()
@@ -160,7 +163,12 @@ TOKENS = graph(
         ("words", "Input", {"shape": [7], "dtype": "int32"}, []),
         ("embedded", "Embedding", {"input_dim": 20, "output_dim": 6}, ["words"]),
         ("norm", "LayerNormalization", {"scale": False}, ["embedded"]),
-        ("bi", "Bidirectional", {"layer": "GRU", "units": 4, "merge_mode": "sum"}, ["norm"]),
+        (
+            "bi",
+            "Bidirectional",
+            {"layer": {"type": "GRU", "params": {"units": 4}}, "merge_mode": "sum"},
+            ["norm"],
+        ),
         ("grid", "Reshape", {"target_shape": [2, 2, 1]}, ["bi"]),
         ("up", "UpSampling2D", {"interpolation": "bilinear"}, ["grid"]),
         ("deconv", "Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2}, ["up"]),

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from nodenet.cli import main
-from nodenet.engine.model import Model
-from nodenet.project import load
-from tests.export.generated import SAMPLES
+from nodenet.graph.project import load
+from nodenet.runner import build_model
+from tests.support.generated import SAMPLES
 
 pytest.importorskip("torch", reason="the `ref` extra (torch) runs the PyTorch script")
 
@@ -45,9 +45,10 @@ def run(command: list[str], cwd: Path, timeout: int = 300, env: dict | None = No
     return done.stdout
 
 
+@pytest.mark.slow
 def test_pytorch_script_trains_a_sample_for_an_epoch(tmp_path):
     weights = tmp_path / "digits.weights.npz"
-    Model(load(DIGITS), seed=1).save_weights(weights)
+    build_model(load(DIGITS), seed=1).save_weights(weights)
     script = export(tmp_path, DIGITS, "pytorch", "--weights", str(weights))
     assert (tmp_path / "digits_mlp_pytorch_weights.npz").exists()
     out = run([sys.executable, str(script), "--epochs", "1", "--device", "cpu"], tmp_path)
@@ -61,6 +62,7 @@ def test_pytorch_script_trains_a_sample_for_an_epoch(tmp_path):
     assert "Test - loss" in out
 
 
+@pytest.mark.slow
 def test_pytorch_script_trains_under_torchrun_on_two_processes(tmp_path):
     script = export(tmp_path, DIGITS, "pytorch")
     command = [
@@ -81,6 +83,7 @@ def test_pytorch_script_trains_under_torchrun_on_two_processes(tmp_path):
     assert (tmp_path / "digits_mlp_pytorch_trained.npz").exists()
 
 
+@pytest.mark.slow
 def test_keras_script_trains_a_sample_for_an_epoch(tmp_path):
     pytest.importorskip("keras", reason="the `ref` extra (keras) runs the Keras script")
     from nodenet.keras_backend import installed_backends
@@ -93,6 +96,7 @@ def test_keras_script_trains_a_sample_for_an_epoch(tmp_path):
     assert "Total params: 26,122" in out and "val_loss" in out and "val_accuracy" in out
 
 
+@pytest.mark.slow
 def test_data_file_feeds_a_dataset_scikit_learn_lacks(tmp_path):
     """Two inputs and two outputs, from the .npz nodenet prepares (`export --data`)."""
     project = next(p for p in SAMPLES if p.stem == "two_in_two_out")
@@ -108,7 +112,9 @@ def test_data_file_feeds_a_dataset_scikit_learn_lacks(tmp_path):
 
 def test_export_errors_are_one_sentence(tmp_path, capsys):
     weights = tmp_path / "other.weights.npz"
-    Model(load(next(p for p in SAMPLES if p.stem == "diabetes_regression"))).save_weights(weights)
+    build_model(load(next(p for p in SAMPLES if p.stem == "diabetes_regression"))).save_weights(
+        weights
+    )
     code = main(
         [
             "export",
@@ -143,7 +149,7 @@ def test_callbacks_of_the_training_loop_act(tmp_path, capsys):
     weights, when validation does not improve (a learning rate far too high)."""
     import torch
 
-    from tests.export.generated import import_source
+    from tests.support.generated import import_source
 
     project = load(DIGITS)
     project.training.update(

@@ -18,10 +18,9 @@ from hypothesis import strategies as st
 
 from nodenet.cli import _read_weights
 from nodenet.engine.data import describe_source, load_source
-from nodenet.engine.model import Model
-from nodenet.engine.runner import build_run, load_arrays
 from nodenet.errors import DataError, NodenetError, WeightsError
-from nodenet.project import Project
+from nodenet.graph.project import Project
+from nodenet.runner import build_model, build_run, load_arrays
 from tests.fuzz.harness import attempt, examples, guarded
 from tests.fuzz.strategies import (
     corrupt,
@@ -103,6 +102,7 @@ def run_source(folder: Path, source: dict, doc: dict) -> None:
                     assert array.dtype == np.int32 or np.isfinite(array).all()
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(100))
 @given(specs(), st.data())
 def test_npz_sources(spec, draw):
@@ -118,6 +118,7 @@ def test_npz_sources(spec, draw):
         run_source(write(Path(tmp), files), source, doc)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(60))
 @given(specs(), st.data())
 def test_idx_sources(spec, draw):
@@ -144,6 +145,7 @@ def test_idx_sources(spec, draw):
         run_source(write(Path(tmp), files), source, doc)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(100))
 @given(specs(), csv_options, st.data())
 def test_csv_sources(spec, options, draw):
@@ -162,7 +164,7 @@ DIGITS = Path(__file__).parents[2] / "sample_projects" / "digits_mlp.json"
 
 @pytest.fixture(scope="module")
 def digits_model():
-    return Model(Project.from_dict(json.loads(DIGITS.read_text())), seed=0)
+    return build_model(Project.from_dict(json.loads(DIGITS.read_text())), seed=0)
 
 
 @st.composite
@@ -198,6 +200,7 @@ def weights_files(draw, weights: dict) -> bytes:
     return corrupt(draw, buffer.getvalue())
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(40))
 @given(st.data())
 def test_weights_files(digits_model, draw):

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodenet.cli import main
-from nodenet.engine.runner import build_run
 from nodenet.errors import ProjectFileError
-from nodenet.project import Project, analyze, load, save, validate
-from nodenet.summary import summarize
+from nodenet.graph.project import Project, analyze, load, save, validate
+from nodenet.graph.summary import summarize
+from nodenet.runner import build_run
 from tests.fuzz.harness import attempt, examples, guarded
 from tests.fuzz.strategies import (
     mutated_samples,
@@ -50,6 +50,7 @@ def check_document(doc) -> None:
         exercise(project, Path(tmp))
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(50))
 @given(project_docs)
 def test_any_json_document(doc):
@@ -57,6 +58,7 @@ def test_any_json_document(doc):
         check_document(doc)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(80))
 @given(structured_projects())
 def test_project_shaped_documents(doc):
@@ -64,6 +66,7 @@ def test_project_shaped_documents(doc):
         check_document(doc)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(80))
 @given(mutated_samples())
 def test_mutated_sample_projects(doc):
@@ -76,6 +79,7 @@ def _cli(*argv: str) -> int:
         return main(list(argv))
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(40))
 @given(project_texts())
 def test_damaged_project_files_on_the_command_line(data):
@@ -88,6 +92,7 @@ def test_damaged_project_files_on_the_command_line(data):
         exercise(project, Path(tmp))
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(15))
 @given(st.sampled_from(["train", "evaluate"]), project_texts())
 def test_training_commands_refuse_damaged_files_in_one_line(command, data):

@@ -25,11 +25,10 @@ import pytest
 
 from nodenet.cli import main
 from nodenet.engine.data import NothingToPrepareError, prepare, read_idx
-from nodenet.engine.model import Model
-from nodenet.engine.runner import build_run, history_matches, write_predictions
 from nodenet.engine.training import evaluate
 from nodenet.errors import DataError
-from nodenet.project import Project, load
+from nodenet.graph.project import Project, load
+from nodenet.runner import build_model, build_run, history_matches, write_predictions
 
 SAMPLES = Path(__file__).parent.parent.parent / "sample_projects"
 DIGITS = SAMPLES / "digits_mlp.json"
@@ -96,7 +95,7 @@ def wide_files(tmp_path):
     path = tmp_path / "wide.json"
     path.write_text(project.to_json())
     weights = tmp_path / "wide.weights.npz"
-    Model(load(path), seed=0).save_weights(weights)
+    build_model(load(path), seed=0).save_weights(weights)
     inputs = tmp_path / "in.npz"
     x = np.random.default_rng(0).normal(size=(2000, 4)).astype(np.float32)
     np.savez(inputs, x=x)
@@ -108,7 +107,7 @@ def wide_files(tmp_path):
 
 def test_predict_streams_outputs_larger_than_the_budget(wide_files, capsys, monkeypatch):
     path, weights, inputs, x = wide_files
-    model = Model(load(path), seed=0)
+    model = build_model(load(path), seed=0)
     model.load_weights(weights)
     expected = model.predict({"x": x})["y"]  # 4 MB of outputs, under the default budget
     monkeypatch.setenv("NODENET_MEMORY_BUDGET", "1M")
@@ -126,7 +125,7 @@ def test_predict_streams_outputs_larger_than_the_budget(wide_files, capsys, monk
 
 def test_predictions_stream_batch_by_batch_within_the_budget(wide_files, monkeypatch):
     path, weights, _, x = wide_files
-    model = Model(load(path), seed=0)
+    model = build_model(load(path), seed=0)
     model.load_weights(weights)
     monkeypatch.setenv("NODENET_MEMORY_BUDGET", "1M")
     tracemalloc.start()
@@ -145,7 +144,7 @@ def test_predict_writes_every_output_of_a_two_headed_model(tmp_path, capsys):
     doc["edges"].append({"from": "x", "to": "z"})
     path = tmp_path / "two.json"
     path.write_text(json.dumps(doc))
-    model = Model(load(path), seed=0)
+    model = build_model(load(path), seed=0)
     model.save_weights(tmp_path / "w.npz")
     x = np.arange(3000 * 4, dtype=np.float32).reshape(3000, 4)
     np.savez(tmp_path / "in.npz", x=x)
@@ -173,7 +172,7 @@ def test_predict_on_text_or_complex_is_refused_naming_file_and_array(
     code, err = run_cli(capsys, *predict(path, weights, bad, out))
     refused(code, err, f"{bad}: array 'words' holds {kind} values, not numbers")
     assert not out.exists()
-    model = Model(load(path), seed=0)
+    model = build_model(load(path), seed=0)
     with pytest.raises(DataError, match=rf"x: the data holds {kind} values .*not numbers"):
         model.predict({"x": array})
 
@@ -182,7 +181,7 @@ def test_predict_on_text_or_complex_is_refused_naming_file_and_array(
 
 
 def test_evaluation_takes_smaller_batches_when_256_would_not_fit(monkeypatch):
-    model = Model(wide(20_000), seed=0)
+    model = build_model(wide(20_000), seed=0)
     rng = np.random.default_rng(1)
     x = {"x": rng.normal(size=(100, 4)).astype(np.float32)}
     y = {"y": rng.normal(size=(100, 20_000)).astype(np.float32)}
@@ -386,7 +385,7 @@ def test_history_names_its_weights_so_a_kill_between_the_writes_is_detected(trai
     history = json.loads(trained.with_name("digits_mlp.history.json").read_text())
     assert history_matches(history, weights)
     # a kill after the weights' rename and before the history's: new weights, old history
-    model = Model(load(trained), seed=99)
+    model = build_model(load(trained), seed=99)
     model.save_weights(weights)
     assert not history_matches(history, weights)
     assert not history_matches({"weights": str(weights)}, weights)  # no digest: no claim

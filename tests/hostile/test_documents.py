@@ -15,11 +15,20 @@ import os
 
 import pytest
 
-from nodenet import project as project_module
 from nodenet.cli import _print_json, main
 from nodenet.errors import ProjectFileError, ValidationError, shorten
-from nodenet.project import Edge, Node, Project, analyze, id_problem, load, parse_json, validate
-from nodenet.summary import connected_text, summarize
+from nodenet.graph import project as project_module
+from nodenet.graph.project import (
+    Edge,
+    Node,
+    Project,
+    analyze,
+    id_problem,
+    load,
+    parse_json,
+    validate,
+)
+from nodenet.graph.summary import connected_text, summarize
 
 MESSAGE_LIMIT = 600  # a message echoing hostile text stays readable
 
@@ -405,7 +414,7 @@ def test_json_output_is_strict_json_with_null_for_non_finite(capsys):
 
 
 def test_every_sample_still_loads_and_validates():
-    from tests.export.generated import SAMPLES
+    from tests.support.generated import SAMPLES
 
     for path in SAMPLES:
         project = load(path)

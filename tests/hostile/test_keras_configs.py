@@ -18,7 +18,7 @@ from nodenet.cli import main
 from nodenet.errors import NodenetError, ProjectFileError
 from nodenet.export import keras_import
 from nodenet.export.keras_import import import_keras, import_keras_config
-from nodenet.project import load
+from nodenet.graph.project import load
 
 
 def tensor(name: str, index: int = 0) -> dict:

@@ -15,9 +15,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLineEdit
 
 from nodenet.engine import block_class, block_types
-from nodenet.project import Project
+from nodenet.graph.layout import layered_layout
+from nodenet.graph.project import Project
 from nodenet.ui.canvas import CanvasView, style
-from nodenet.ui.canvas.layout import layered_layout
 from nodenet.ui.canvas.port_item import PortState
 from nodenet.ui.document import BLOCK_MIME, Document, Selection
 
@@ -632,3 +632,13 @@ def test_minimap_appears_for_big_graphs_and_navigates(ed, qtbot):
     ed.key(Qt.Key.Key_F)
     ed.view.minimap.refresh()
     assert not ed.view.minimap.isVisible()
+
+
+def test_a_wrapper_card_names_its_inner_block_and_its_key_parameters():
+    from nodenet.ui.canvas.node_item import _params_text
+
+    bidirectional = block_class("Bidirectional")
+    wrapped = {"layer": {"type": "GRU", "params": {"units": 8}}, "merge_mode": "sum"}
+    assert _params_text(bidirectional, bidirectional(wrapped).config) == "GRU · units 8 · sum"
+    broken = {"layer": {"type": "GRU", "params": {"units": -1}}, "merge_mode": "sum"}
+    assert _params_text(bidirectional, broken) == "GRU · sum"  # the inspector flags it

@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from nodenet.engine import block_class, block_types
 from nodenet.engine import params as P
 from nodenet.errors import NodenetError
-from nodenet.project import analyze, load
+from nodenet.graph.project import analyze, load
 from nodenet.ui.document import Document, new_project
 
 SAMPLE = Path(__file__).parents[2] / "sample_projects" / "digits_mlp.json"
@@ -245,6 +245,7 @@ EditSequence.TestCase.settings = settings(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 class TestEditSequence(EditSequence.TestCase):
     pass

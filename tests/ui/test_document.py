@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nodenet.errors import NodenetError, ParamError, UnknownNameError
-from nodenet.project import load
+from nodenet.graph.project import load
 from nodenet.ui.document import (
     Document,
     ReadOnlyError,

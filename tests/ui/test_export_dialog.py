@@ -17,9 +17,9 @@ from PySide6.QtGui import QFont, QFontDatabase, QFontInfo, QTextCharFormat, QTex
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from nodenet.engine import build_run
 from nodenet.export import export_keras, export_pytorch
-from nodenet.project import load
+from nodenet.graph.project import load
+from nodenet.runner import build_run
 from nodenet.ui.export_dialog import NO_WEIGHTS_TIP, ExportDialog, PythonHighlighter
 from nodenet.ui.main_window import MainWindow
 from tests.ui import SAMPLE

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from nodenet.backend import EpochEnd
 from nodenet.engine.data.base import BUILTINS
 from nodenet.errors import DataError
 from nodenet.ui.training.plots import TrainingPlots, split_key
@@ -152,7 +153,7 @@ def test_a_two_output_model_plots_each_heads_accuracy_never_an_empty_plot(qtbot)
         logs = {"epoch": epoch, "loss": 2.0, "digit_loss": 1.5, "ink_loss": 0.5}
         logs |= {"digit_accuracy": 0.5, "ink_mae": 0.8, "val_digit_accuracy": 0.4}
         logs |= {"learning_rate": 0.001}
-        plots.add_epoch(run, logs)
+        plots.add_epoch(run, EpochEnd(logs.pop("epoch"), 2, logs))
     plots.flush()
     qtbot.wait(50)  # new plots show once the event loop has run
     shown = {key for key, widget in plots._widgets.items() if not widget.isHidden()}
@@ -171,10 +172,10 @@ def test_the_learning_rate_strip_appears_once_the_rate_changes(qtbot):
     plots.show()
     run = plots.new_run({}, epochs=3)
     for epoch, rate in ((1, 0.01), (2, 0.01)):
-        plots.add_epoch(run, {"epoch": epoch, "loss": 1.0, "learning_rate": rate})
+        plots.add_epoch(run, EpochEnd(epoch, 3, {"loss": 1.0, "learning_rate": rate}))
         plots.flush()
     assert plots._widgets["learning_rate"].isHidden()
-    plots.add_epoch(run, {"epoch": 3, "loss": 1.0, "learning_rate": 0.005})
+    plots.add_epoch(run, EpochEnd(3, 3, {"loss": 1.0, "learning_rate": 0.005}))
     plots.flush()
     qtbot.wait(50)
     assert not plots._widgets["learning_rate"].isHidden()

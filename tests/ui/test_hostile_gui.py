@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 import nodenet.ui.document as document_module
 from nodenet.errors import NodenetError, ProjectFileError
-from nodenet.project import Edge, Node, Project, load
+from nodenet.graph.project import Edge, Node, Project, load
 from nodenet.ui import autosave
 from nodenet.ui.document import FRAGMENT_MIME, POS_LIMIT, Document, new_project
 from nodenet.ui.summary import CELL_CHARS

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.engine import block_class, block_types
-from nodenet.project import load
+from nodenet.graph.project import load
 from nodenet.ui.document import Document, Selection
 from nodenet.ui.inspector import EDITORS, Inspector
 from tests.ui import SAMPLE

@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QFileDialog, QMessageBox
 
 from nodenet.engine import block_types
-from nodenet.project import load
+from nodenet.graph.project import load
 from nodenet.ui import app as app_module
 from nodenet.ui.app import run
 from nodenet.ui.document import new_project

@@ -3,7 +3,7 @@ renames, parameter edits, copy and paste (with hostile clipboard contents), undo
 layout, save and open, through the window's actions and the Document's methods as the
 UI calls them. No exception may escape into Qt (pytest-qt fails a test on one raised in
 a slot or virtual method; the session also collects them itself), and every state the
-session saves, and the autosave recovery file, opens again with ``nodenet.project.load``.
+session saves, and the autosave recovery file, opens again with ``nodenet.graph.project.load``.
 
 The default run plays one short session; ``-m slow`` plays several thousand actions.
 """
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from nodenet.engine import block_class, block_types
 from nodenet.errors import NodenetError
-from nodenet.project import load
+from nodenet.graph.project import load
 from nodenet.ui import autosave
 from nodenet.ui.document import FRAGMENT_MIME
 
@@ -236,6 +236,7 @@ def run_session(make_window, qtbot, tmp_path: Path, seed: int, steps: int) -> Se
     return session
 
 
+@pytest.mark.slow
 def test_a_short_random_session_raises_nothing_and_every_save_reopens(
     make_window, qtbot, tmp_path, no_prompts
 ):

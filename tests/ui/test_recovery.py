@@ -18,7 +18,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from nodenet.project import Project, load
+from nodenet.graph.project import Project, load
 from nodenet.ui.autosave import FOLDER_ENV, SECONDS_ENV
 from tests.ui import SAMPLE, isolated_settings
 
@@ -86,6 +86,7 @@ def run_and_kill(project: Path, settings_dir: Path, folder: Path) -> Path:
     return file
 
 
+@pytest.mark.slow
 def test_after_a_kill_the_next_start_recovers_the_unsaved_work_exactly(
     qtbot, tmp_path, sample_copy, recovery_dir, make_window, no_prompts
 ):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nodenet.project import load
+from nodenet.graph.project import load
 from nodenet.ui.window_layout import PLOT_HEIGHT
 
 ROOT = Path(__file__).parents[2]

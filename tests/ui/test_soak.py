@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Qt, QtMsgType, Signal, Slot, qInstallMessageHandler
 
-from nodenet.project import Edge, Node, Project, save
+from nodenet.graph.project import Edge, Node, Project, save
 from nodenet.ui.main_window import MainWindow
 
 LEFT = Qt.MouseButton.LeftButton
@@ -152,6 +152,7 @@ def cycle(qtbot, window: MainWindow, first_batch: FirstBatch, units: int) -> Non
     window.actions["undo"].trigger()
 
 
+@pytest.mark.slow
 def test_train_stop_edit_undo_cycles_keep_memory_and_threads_flat(
     qtbot, tmp_path, thread_warnings, request
 ):

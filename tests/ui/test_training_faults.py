@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from nodenet.engine import block_class
-from nodenet.project import Edge, Node, Project, save
+from nodenet.graph.project import Edge, Node, Project, save
 from nodenet.ui.main_window import MainWindow
 
 LEFT = Qt.MouseButton.LeftButton

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QObject, QPoint, Qt, Slot
 from PySide6.QtWidgets import QCheckBox
 
-from nodenet.project import load
+from nodenet.graph.project import load
 from nodenet.ui.document import Document
 from nodenet.ui.training import TrainingPanel
 
@@ -55,7 +55,7 @@ def type_into(qtbot, widget, text: str) -> None:
 
 
 class EpochRecorder(QObject):
-    """Keeps every epochEnd / batchEnd dict of the panel's current worker."""
+    """Keeps every epochEnd / batchEnd event of the panel's current worker."""
 
     def __init__(self, panel):
         super().__init__()
@@ -100,12 +100,12 @@ def test_run_plots_every_epoch_as_reported_and_evaluates_on_the_test_split(qtbot
     result = finished.args[0]
 
     assert read_only_during == [True] and not document.read_only
-    assert [e["epoch"] for e in recorder.epochs] == [1, 2, 3]
+    assert [e.epoch for e in recorder.epochs] == [1, 2, 3]
     (run_id,) = panel.plots.runs
     for key in ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"):
         x, y = panel.plots.curve(run_id, key).getOriginalDataset()
         assert x.tolist() == [1, 2, 3], key
-        assert y.tolist() == [e[key] for e in recorder.epochs], key  # exactly, not approx
+        assert y.tolist() == [e.metrics[key] for e in recorder.epochs], key  # exactly
     x, _ = panel.plots.curve(run_id, "batch_loss").getOriginalDataset()
     assert len(x) == len(recorder.batches) and x[-1] == 3.0
 
@@ -136,7 +136,7 @@ def test_stop_ends_within_one_batch_and_the_ui_stays_usable(qtbot, panel, docume
     result = finished.args[0]
     assert result["stopped"] == "user"
     assert result["steps"] - steps_at_stop <= 1
-    assert sum(b["step"] > steps_at_stop for b in recorder.batches) <= 1
+    assert sum(b.step > steps_at_stop for b in recorder.batches) <= 1
     assert not document.read_only and panel.run_button.isEnabled()
     assert panel.plots.runs[1].status == "stopped"
     # still usable: an edit, its undo, and another run
@@ -394,3 +394,26 @@ def test_closing_the_panel_while_training_stops_the_thread(qtbot, document):
     panel.close()
     assert not panel.controller.running
     assert worker.stop_event.is_set()
+
+
+def test_the_plots_draw_every_metric_an_epoch_event_carries_and_a_smoothed_batch_loss(qtbot):
+    from nodenet.backend import BatchEnd, EpochEnd
+    from nodenet.ui.training.plots import TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.show()
+    qtbot.waitExposed(plots)
+    run = plots.new_run({}, epochs=2)
+    metrics = {"loss": 1.0, "val_auc": 0.7, "learning_rate": 0.01}
+    plots.add_epoch(run, EpochEnd(1, 2, metrics, step=4, epoch_seconds=3.0))
+    plots.flush()
+    assert set(plots.runs[run].curves) == set(metrics)  # what the event carries, no more
+    assert plots.curve(run, "val_auc").getOriginalDataset()[1].tolist() == [0.7]
+    for step, loss in ((1, 2.0), (3, 1.0)):  # a point, then one after a skipped batch
+        plots.add_batch(run, BatchEnd(1, 2, step, 4, step, {"loss": loss}, loss, 10.0))
+    plots.flush()
+    x, y = plots.curve(run, "batch_loss").getOriginalDataset()
+    assert x.tolist() == [0.25, 0.75]
+    average = 0.9**2 * (0.1 * 2.0) + (1 - 0.9**2) * 1.0  # one step, then two
+    assert y.tolist() == pytest.approx([2.0, average / (1 - 0.9**3)])

@@ -1,4 +1,5 @@
-"""The training worker: signals carry plain dicts, stop ends within a batch, errors are messages.
+"""The training worker: signals carry the run's events, stop ends within a batch, errors are
+messages; any Backend will do.
 
 The evaluation helpers are checked against hand-derived values and scikit-learn.
 """
@@ -14,8 +15,9 @@ import pytest
 from PySide6.QtCore import QObject, Slot
 from sklearn.metrics import confusion_matrix
 
-from nodenet.project import load
-from nodenet.ui.training.results import head_report, histograms
+from nodenet.backend import Backend, BatchEnd, EpochEnd, Finished, History, Prepared
+from nodenet.graph.project import load
+from nodenet.reports import head_report, histograms
 from nodenet.ui.training.worker import TrainingController
 
 SAMPLE = Path(__file__).parents[2] / "sample_projects" / "digits_mlp.json"
@@ -86,20 +88,22 @@ def test_signals_carry_every_batch_and_epoch_and_the_history(qtbot, project):
     info = rec.prepared[0]
     # 0.2 of 1797 held out for testing (rounded), the last 10% of the rest validates
     train_pool = DIGITS - round(DIGITS * 0.2)
-    assert info["test"] == round(DIGITS * 0.2)
-    assert info["train"] == train_pool - int(train_pool * 0.1)
-    batches = -(-info["train"] // 32)
-    assert info["batches"] == batches
+    assert info.test == round(DIGITS * 0.2)
+    assert info.train == train_pool - int(train_pool * 0.1)
+    batches = -(-info.train // 32)
+    assert info.batches == batches
     assert len(rec.batches) == 2 * batches == result["steps"]
-    assert [b["step"] for b in rec.batches] == list(range(1, 2 * batches + 1))
-    assert [e["epoch"] for e in rec.epochs] == [1, 2]
+    assert [b.step for b in rec.batches] == list(range(1, 2 * batches + 1))
+    assert [e.epoch for e in rec.epochs] == [1, 2]
     for key, values in result["history"].items():
-        assert values == [e[key] for e in rec.epochs], key
+        if key != "epoch_seconds":
+            assert values == [e.metrics[key] for e in rec.epochs], key
+    assert result["history"]["epoch_seconds"] == [e.epoch_seconds for e in rec.epochs]
     # an epoch's loss is the sample-weighted mean of its batches' losses
     for epoch, logs in enumerate(rec.epochs, start=1):
-        losses = [b["batch_loss"] for b in rec.batches if b["epoch"] == epoch]
-        sizes = [32] * (batches - 1) + [info["train"] - 32 * (batches - 1)]
-        assert np.average(losses, weights=sizes) == pytest.approx(logs["loss"], rel=1e-9)
+        losses = [b.batch_loss for b in rec.batches if b.epoch == epoch]
+        sizes = [32] * (batches - 1) + [info.train - 32 * (batches - 1)]
+        assert np.average(losses, weights=sizes) == pytest.approx(logs.metrics["loss"], rel=1e-9)
     assert result["weights_file"] == str(project.path.with_name("digits_mlp.weights.npz"))
     with np.load(result["weights_file"]) as saved:
         assert set(saved.files) == set(result["weights"])
@@ -152,10 +156,10 @@ def test_stop_ends_training_within_one_batch(qtbot, project):
 
         @Slot(object)
         def on_batch(self, logs):
-            if not seen_at_stop and logs["step"] >= 5:
+            if not seen_at_stop and logs.step >= 5:
                 controller.stop()
                 seen_at_stop.append(worker.steps)
-            elif seen_at_stop and logs["step"] > seen_at_stop[0]:
+            elif seen_at_stop and logs.step > seen_at_stop[0]:
                 Stopper.batches_after += 1
 
     stopper, rec = Stopper(), Recorder()
@@ -272,3 +276,87 @@ def test_worker_never_runs_on_the_gui_thread(qtbot, project):
     emitted_in, delivered_in = threads
     assert emitted_in is not threading.main_thread()  # a direct connection runs in the worker
     assert delivered_in is threading.main_thread()  # a QObject slot receives it queued
+
+
+# -- the Backend seam ------------------------------------------------------------------
+
+
+class FakeBackend:
+    """A Backend that trains nothing: it reports a scripted run of 2 epochs of 3 batches."""
+
+    name = "fake"
+    data = None
+    training: dict = {}
+    outputs = {"out": "mean_squared_error"}
+
+    def __init__(self):
+        self.weights = {"dense/kernel": np.ones((2, 3), np.float32)}
+        self.built = None
+
+    def build(self, project, *, seed=None, load_data=True, allow_outside_data=False):
+        self.built = project
+
+    def fit(
+        self, *, on_event=None, callbacks=(), should_stop=None, epochs=None, progress_interval=0.0
+    ):
+        history = History()
+        on_event(Prepared(90, 10, 0, 2, 3, 30, 6, ("out",)))
+        for epoch in (1, 2):
+            for batch in (1, 2, 3):
+                for callback in callbacks:
+                    callback.on_gradients(batch - 1, {"dense/kernel": np.full((2, 3), 0.5)})
+                loss = 1.0 / (epoch * batch)
+                metrics = {"loss": loss, "learning_rate": 0.01}
+                on_event(BatchEnd(epoch, 2, batch, 3, 3 * (epoch - 1) + batch, metrics, loss, 9.0))
+            logs = {"loss": 0.5 / epoch, "val_loss": 0.6 / epoch, "learning_rate": 0.01}
+            history.epochs.append({**logs, "epoch_seconds": 0.25})
+            on_event(EpochEnd(epoch, 2, logs, 3 * epoch, 0.25))
+        on_event(Finished(history, steps=6, samples=180, seconds=2.0))
+        return history
+
+    def evaluate(self, inputs=None, targets=None):
+        return None
+
+    def predict(self, inputs, batch_size=256):
+        return {}
+
+    def get_weights(self):
+        return {k: v.copy() for k, v in self.weights.items()}
+
+    def set_weights(self, weights, source="weights"):
+        self.weights = dict(weights)
+
+    def count_params(self):
+        return 6, 0
+
+    def save_weights(self, path):
+        np.savez(path, **self.weights)
+        return Path(path)
+
+    def load_weights(self, path):
+        with np.load(path) as saved:
+            self.weights = dict(saved)
+
+
+def test_the_worker_trains_through_any_backend_and_forwards_its_events(qtbot, project, tmp_path):
+    assert isinstance(FakeBackend(), Backend)
+    _, rec = train(qtbot, project, backend=FakeBackend, save_to=tmp_path / "w.npz")
+    assert rec.error is None
+    (prepared,) = rec.prepared
+    assert isinstance(prepared, Prepared) and prepared.outputs == ("out",)
+    assert [(b.epoch, b.batch, b.step) for b in rec.batches] == [
+        (e, b, 3 * (e - 1) + b) for e in (1, 2) for b in (1, 2, 3)
+    ]
+    assert all(isinstance(e, EpochEnd) for e in rec.epochs)
+    assert [e.metrics["val_loss"] for e in rec.epochs] == [0.6, 0.3]
+    result = rec.result
+    assert result["history"]["val_loss"] == [0.6, 0.3] and result["epochs"] == 2
+    assert (result["steps"], result["fit_seconds"], result["samples_per_sec"]) == (6, 2.0, 90.0)
+    assert result["test"] is None  # the fake has no test split
+    # the gradient probe is a callback: it saw the fake's gradients
+    grads = result["gradient_histograms"]["dense/kernel"]
+    assert grads["mean"] == 0.5 and grads["counts"].sum() == 6
+    assert result["weight_histograms"]["dense/kernel"]["mean"] == 1.0
+    assert result["weights_file"] == str(tmp_path / "w.npz")
+    with np.load(tmp_path / "w.npz") as saved:
+        np.testing.assert_array_equal(saved["dense/kernel"], np.ones((2, 3)))

@@ -50,6 +50,7 @@ def window(qtbot):
     window.training_panel.shutdown()
 
 
+@pytest.mark.slow
 def test_the_tutorial_builds_trains_saves_and_exports_the_documented_project(
     qtbot, window, tmp_path
 ):

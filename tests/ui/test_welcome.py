@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from nodenet.project import load, save
+from nodenet.graph.project import load, save
 from nodenet.samples import list_samples, load_sample, read_sample
 from nodenet.ui.app import start_window
 from nodenet.ui.canvas.style import CATEGORY_COLORS

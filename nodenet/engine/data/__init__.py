@@ -1,6 +1,6 @@
 """The data side of the engine: built-in datasets, CSV / NPZ / IDX files, preprocessing.
 
-Public API (no Qt, nothing from :mod:`nodenet.project`)::
+Public API (no Qt, nothing from :mod:`nodenet.graph.project`)::
 
     ds = load_source({"kind": "builtin", "name": "digits"}, base_dir, seed)
     ds.arrays          # {"x": (1797, 64) float32, "y": (1797,) int64}

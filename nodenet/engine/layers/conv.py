@@ -77,15 +77,23 @@ class _Conv(Layer):
                 "dilation_rate",
             )
 
-    def pads(self, spatial) -> Pads:
-        """(before, after) zero padding per spatial axis, as Keras applies it."""
+    def pads(self, spatial) -> Pads | None:
+        """(before, after) zero padding per spatial axis, as Keras applies it.
+
+        A size known only at run time (``None``) needs no value where the stride
+        is 1 (the padding is the window's span less one, whatever the size);
+        with a larger stride "same" padding depends on it, and the result is None.
+        """
         kernel, strides, dilation = self.sizes()
         padding = self.config["padding"]
         if padding == "valid":
             return [(0, 0)] * self.RANK
         if padding == "causal":
             return [((kernel[0] - 1) * dilation[0], 0)]
-        return [same_pads(*a) for a in zip(spatial, kernel, strides, dilation, strict=True)]
+        if None in spatial and max(strides) > 1:
+            return None
+        axes = zip(spatial, kernel, strides, dilation, strict=True)
+        return [same_pads(n or 1, k, s, d) for n, k, s, d in axes]
 
     def infer_shape(self, input_shapes):
         (shape,) = input_shapes

@@ -18,7 +18,6 @@ from nodenet.engine.layer import (
     register,
 )
 from nodenet.engine.params import Bool, Choice, Float, Int, ShapeParam
-from nodenet.engine.snippets import literal, torch_activation
 from nodenet.errors import ParamError, ShapeError
 
 
@@ -39,7 +38,6 @@ class Dense(Layer):
         *kernel_params(),
     )
     KEY_PARAMS = ("units", "activation")
-    KERAS_REQUIRED = ("units",)
     POST_ACTIVATION = True
     EXAMPLES = (
         Example({"units": 3}, ((4,),)),
@@ -88,22 +86,6 @@ class Dense(Layer):
             grads["bias"] = g2.sum(axis=0)
         return [grad @ kernel.T], grads
 
-    def torch_module(self, input_shapes):
-        no_bias = "" if self.config["use_bias"] else ", bias=False"
-        return f"nn.Linear({input_shapes[0][-1]}, {self.config['units']}{no_bias})"
-
-    def torch_forward(self, module, args, input_shapes):
-        return torch_activation(self.config["activation"], f"{module}({args[0]})")
-
-    def torch_state(self, weights, input_shapes):
-        state = {"weight": weights["kernel"].T}  # torch keeps (out, in)
-        if "bias" in weights:
-            state["bias"] = weights["bias"]
-        return state
-
-    def torch_weights(self, module, input_shapes):
-        return {"kernel": [f"{module}.weight"], "bias": [f"{module}.bias"]}
-
 
 @register
 class Activation(Layer):
@@ -116,7 +98,6 @@ class Activation(Layer):
     CATEGORY = "Core"
     PARAMS = (Choice("activation", "relu", "the function applied", choices=activations.NAMES),)
     KEY_PARAMS = ("activation",)
-    KERAS_REQUIRED = ("activation",)
     POST_ACTIVATION = True
     EXAMPLES = (
         Example({"activation": "relu"}, ((4,),)),
@@ -133,9 +114,6 @@ class Activation(Layer):
 
     def _backward(self, weights, cache, grad):
         return [grad], {}
-
-    def torch_forward(self, module, args, input_shapes):
-        return torch_activation(self.config["activation"], args[0])
 
 
 @register
@@ -155,7 +133,6 @@ class Dropout(Layer):
         Int("seed", None, "seed of the exported layer's random generator", min=0, optional=True),
     )
     KEY_PARAMS = ("rate",)
-    KERAS_REQUIRED = ("rate",)
     EXAMPLES = (
         Example({"rate": 0.5}, ((6,),)),
         Example({"rate": 0.2, "seed": 7}, ((3, 4),)),
@@ -189,12 +166,6 @@ class Dropout(Layer):
         dx *= keep
         return [dx], {}
 
-    def torch_module(self, input_shapes):
-        return f"nn.Dropout({self.config['rate']!r})"  # also scales kept values by 1 / (1 - rate)
-
-    def torch_forward(self, module, args, input_shapes):
-        return f"{module}({args[0]})"
-
 
 @register
 class Flatten(Layer):
@@ -225,9 +196,6 @@ class Flatten(Layer):
     def _backward(self, weights, shape, grad):
         return [grad.reshape(shape)], {}
 
-    def torch_forward(self, module, args, input_shapes):
-        return f"{args[0]}.flatten(1)"  # channels-last, so the order is Keras's
-
 
 @register
 class Reshape(Layer):
@@ -249,7 +217,6 @@ class Reshape(Layer):
         ),
     )
     KEY_PARAMS = ("target_shape",)
-    KERAS_REQUIRED = ("target_shape",)
     EXAMPLES = (
         Example({"target_shape": [3, 2]}, ((6,),)),
         Example({"target_shape": [-1, 2]}, ((2, 3, 2),)),
@@ -286,10 +253,6 @@ class Reshape(Layer):
     def _backward(self, weights, shape, grad):
         return [grad.reshape(shape)], {}
 
-    def torch_forward(self, module, args, input_shapes):
-        dims = ", ".join(str(d) for d in self.config["target_shape"])
-        return f"{args[0]}.reshape({args[0]}.shape[0], {dims})"
-
 
 @register
 class Permute(Layer):
@@ -303,7 +266,6 @@ class Permute(Layer):
     CATEGORY = "Core"
     PARAMS = (ShapeParam("dims", [2, 1], "new order of the input axes, numbered from 1"),)
     KEY_PARAMS = ("dims",)
-    KERAS_REQUIRED = ("dims",)
     EXAMPLES = (
         Example({"dims": [2, 1]}, ((3, 4),)),
         Example({"dims": [3, 1, 2]}, ((2, 3, 4),)),
@@ -333,9 +295,6 @@ class Permute(Layer):
         inverse = np.argsort((0, *self.config["dims"]))
         return [np.transpose(grad, inverse)], {}
 
-    def torch_forward(self, module, args, input_shapes):
-        return f"{args[0]}.permute{literal([0, *self.config['dims']])}"
-
 
 @register
 class RepeatVector(Layer):
@@ -348,7 +307,6 @@ class RepeatVector(Layer):
     CATEGORY = "Core"
     PARAMS = (Int("n", 3, "number of repetitions", min=1),)
     KEY_PARAMS = ("n",)
-    KERAS_REQUIRED = ("n",)
     EXAMPLES = (Example({"n": 3}, ((4,),)), Example({"n": 1}, ((2,),)))
 
     def infer_shape(self, input_shapes):
@@ -362,6 +320,3 @@ class RepeatVector(Layer):
 
     def _backward(self, weights, cache, grad):
         return [grad.sum(axis=1)], {}
-
-    def torch_forward(self, module, args, input_shapes):
-        return f"{args[0]}.unsqueeze(1).repeat(1, {self.config['n']}, 1)"

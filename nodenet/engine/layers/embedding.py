@@ -36,7 +36,6 @@ class Embedding(Layer):
         ),
     )
     KEY_PARAMS = ("input_dim", "output_dim")
-    KERAS_REQUIRED = ("input_dim", "output_dim")
     INTEGER_INPUT = True
     EXAMPLES = (
         Example({"input_dim": 10, "output_dim": 4}, ((5,),), input_dtype="int32", int_high=9),
@@ -70,18 +69,6 @@ class Embedding(Layer):
     def _backward(self, weights, indices, grad):
         table = weights["embeddings"]
         return [None], {"embeddings": scatter_rows(indices, grad, table.shape[0])}
-
-    def torch_module(self, input_shapes):
-        return f"nn.Embedding({self.config['input_dim']}, {self.config['output_dim']})"
-
-    def torch_forward(self, module, args, input_shapes):
-        return f"{module}({args[0]}.long())"  # float indices truncate, as Keras casts them
-
-    def torch_state(self, weights, input_shapes):
-        return {"weight": weights["embeddings"]}
-
-    def torch_weights(self, module, input_shapes):
-        return {"embeddings": [f"{module}.weight"]}
 
     def _indices(self, x: np.ndarray) -> np.ndarray:
         """``x`` as integer indices, checked against ``input_dim``; any shape."""

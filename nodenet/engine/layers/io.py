@@ -30,7 +30,6 @@ class Input(Layer):
         Choice("dtype", "float32", "element type of the data", choices=("float32", "int32")),
     )
     KEY_PARAMS = ("shape",)
-    KERAS_REQUIRED = ("shape",)
     N_INPUTS = 0
     EXAMPLES = (Example({"shape": [4]}, ((4,),)), Example({"shape": [3, 2]}, ((3, 2),)))
 
@@ -42,13 +41,6 @@ class Input(Layer):
 
     def _backward(self, weights, cache, grad):
         return [grad], {}
-
-    def keras_layer(self):
-        """``keras.Input``: the exporter writes it as ``keras.Input(shape=..., name=...)``."""
-        return "Input", super().keras_layer()[1]
-
-    def torch_forward(self, module, args, input_shapes):
-        return args[0]  # the forward's argument named after the node
 
 
 @register
@@ -78,11 +70,3 @@ class Output(Layer):
 
     def _backward(self, weights, cache, grad):
         return [grad], {}
-
-    def keras_layer(self):
-        """A pass-through: the exporter makes its input a model output named after the node
-        and compiles its loss, loss weight and metrics."""
-        return "Identity", {}
-
-    def torch_forward(self, module, args, input_shapes):
-        return args[0]

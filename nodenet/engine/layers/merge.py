@@ -21,7 +21,7 @@ from nodenet.engine.layer import Example, Layer, Shape, fmt_shape, register
 from nodenet.engine.params import Bool, Int, IntTuple
 from nodenet.errors import ParamError, ShapeError
 
-_EPSILON = 1e-7  # keras.config.epsilon(), the floor of Dot's L2 norm
+EPSILON = 1e-7  # keras.config.epsilon(), the floor of Dot's L2 norm
 
 
 def _sizes_match(a: int | None, b: int | None) -> bool:
@@ -130,9 +130,6 @@ class Add(ElementwiseMerge):
     def _merge_grads(self, inputs, out, grad):
         return _copies(grad, len(inputs))
 
-    def torch_forward(self, module, args, input_shapes):
-        return " + ".join(args)
-
 
 @register
 class Subtract(ElementwiseMerge):
@@ -151,9 +148,6 @@ class Subtract(ElementwiseMerge):
 
     def _merge_grads(self, inputs, out, grad):
         return [grad, -grad]
-
-    def torch_forward(self, module, args, input_shapes):
-        return f"{args[0]} - {args[1]}"
 
 
 @register
@@ -188,9 +182,6 @@ class Multiply(ElementwiseMerge):
                 suffix = suffix * inputs[i]
         return grads
 
-    def torch_forward(self, module, args, input_shapes):
-        return " * ".join(args)
-
 
 @register
 class Average(ElementwiseMerge):
@@ -211,9 +202,6 @@ class Average(ElementwiseMerge):
     def _merge_grads(self, inputs, out, grad):
         return _copies(grad / len(inputs), len(inputs))
 
-    def torch_forward(self, module, args, input_shapes):
-        return f"({' + '.join(args)}) / {len(args)}"
-
 
 class _Extremum(ElementwiseMerge):
     """Maximum or Minimum: the gradient goes to the input that won.
@@ -223,7 +211,6 @@ class _Extremum(ElementwiseMerge):
     """
 
     REDUCE: Any = None  # np.maximum or np.minimum
-    TORCH: str = ""  # torch.maximum or torch.minimum
 
     def _merge(self, inputs):
         out = self.REDUCE(inputs[0], inputs[1])
@@ -240,12 +227,6 @@ class _Extremum(ElementwiseMerge):
             open_ &= ~won
         return grads
 
-    def torch_forward(self, module, args, input_shapes):
-        expr = args[0]
-        for arg in args[1:]:
-            expr = f"{self.TORCH}({expr}, {arg})"
-        return expr
-
 
 @register
 class Maximum(_Extremum):
@@ -258,7 +239,6 @@ class Maximum(_Extremum):
     TYPE = "Maximum"
     VERB = "take the maximum of"
     REDUCE = np.maximum
-    TORCH = "torch.maximum"
 
 
 @register
@@ -272,7 +252,6 @@ class Minimum(_Extremum):
     TYPE = "Minimum"
     VERB = "take the minimum of"
     REDUCE = np.minimum
-    TORCH = "torch.minimum"
 
 
 @register
@@ -323,9 +302,6 @@ class Concatenate(Merge):
     def _backward(self, weights, ends, grad):
         return [np.ascontiguousarray(g) for g in np.split(grad, ends, axis=self.config["axis"])], {}
 
-    def torch_forward(self, module, args, input_shapes):
-        return f"torch.cat([{', '.join(args)}], dim={self.config['axis']})"
-
 
 class DotAxes(IntTuple):
     """Dot's ``axes``: one axis for both inputs, or ``[axis of input 0, axis of input 1]``.
@@ -364,7 +340,6 @@ class Dot(Merge):
         Bool("normalize", False, "L2-normalize each input along its axis first (cosine)"),
     )
     KEY_PARAMS = ("axes",)
-    KERAS_REQUIRED = ("axes",)
     EXAMPLES = (
         Example({"axes": 1}, ((4,), (4,))),
         Example({"axes": -1}, ((3, 4), (5, 4))),
@@ -375,7 +350,7 @@ class Dot(Merge):
         Example({"axes": [1, 1]}, ((2, 3, 4), (2, 6))),
     )
 
-    def _axes(self, shapes: list[Shape]) -> tuple[int, int]:
+    def contracted_axes(self, shapes: list[Shape]) -> tuple[int, int]:
         """Dot's axes as indices into the batch-free shapes."""
         axes = self.config["axes"]
         pair = (axes, axes) if isinstance(axes, int) else tuple(axes)
@@ -387,7 +362,7 @@ class Dot(Merge):
 
     def infer_shape(self, input_shapes):
         a, b = (tuple(s) for s in input_shapes)
-        i, j = self._axes([a, b])
+        i, j = self.contracted_axes([a, b])
         if a[i] != b[j]:  # Keras refuses a None size against a known one here
             raise self.mismatch(a, b, f" on axes {(i + 1, j + 1)}: sizes {a[i]} and {b[j]} differ")
         out = (*a[:i], *a[i + 1 :], *b[:j], *b[j + 1 :])
@@ -395,7 +370,7 @@ class Dot(Merge):
 
     def _forward(self, weights, inputs, ctx):
         x, y = inputs
-        i, j = self._axes([x.shape[1:], y.shape[1:]])
+        i, j = self.contracted_axes([x.shape[1:], y.shape[1:]])
         xn, x_cache = self._normalized(x, i + 1)
         yn, y_cache = self._normalized(y, j + 1)
         # (batch, M, K) @ (batch, K, N): x's axis moved last, y's axis moved first
@@ -426,8 +401,8 @@ class Dot(Merge):
         square_sum = np.sum(x * x, axis=axis, keepdims=True)
         with np.errstate(divide="ignore"):
             inv = 1 / np.sqrt(square_sum)
-        clipped = inv > 1 / _EPSILON
-        inv = np.minimum(inv, 1 / _EPSILON).astype(x.dtype, copy=False)
+        clipped = inv > 1 / EPSILON
+        inv = np.minimum(inv, 1 / EPSILON).astype(x.dtype, copy=False)
         out = x * inv
         return out, (out, inv, clipped)
 
@@ -439,19 +414,3 @@ class Dot(Merge):
         out, inv, clipped = cache
         radial = np.sum(grad * out, axis=axis, keepdims=True) * out
         return inv * (grad - np.where(clipped, 0, radial))
-
-    def torch_forward(self, module, args, input_shapes):
-        """``torch.einsum`` over the two axes; each input L2-normalized first with ``normalize``."""
-        a, b = (tuple(s) for s in input_shapes)
-        i, j = self._axes([a, b])
-        x, y = args
-        if self.config["normalize"]:  # x / max(||x||, eps), Keras's l2_normalize
-            x = f"F.normalize({x}, dim={i + 1}, eps={_EPSILON!r})"
-            y = f"F.normalize({y}, dim={j + 1}, eps={_EPSILON!r})"
-        if len(a) == len(b) == 1:
-            return f"({x} * {y}).sum(dim=-1, keepdim=True)"
-        letters = iter("cdefghijlmnopqrstuvwxyz")
-        x_sub = "".join("k" if n == i else next(letters) for n in range(len(a)))
-        y_sub = "".join("k" if n == j else next(letters) for n in range(len(b)))
-        out = x_sub.replace("k", "") + y_sub.replace("k", "")
-        return f'torch.einsum("b{x_sub},b{y_sub}->b{out}", {x}, {y})'

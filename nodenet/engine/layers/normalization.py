@@ -14,7 +14,6 @@ import numpy as np
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, Shape, WeightSpec, fmt_shape, register
 from nodenet.engine.params import Bool, Choice, Float, Int, Regularizer
-from nodenet.engine.snippets import arguments, torch_helper
 from nodenet.errors import ShapeError
 
 
@@ -221,72 +220,6 @@ class BatchNormalization(Layer):
             moving *= momentum
             moving += batch * (1.0 - momentum)
 
-    def torch_module(self, input_shapes):
-        """The generated ``BatchNormalization`` module (torch's tracks an unbiased variance)."""
-        c = self.config
-        size = feature_size(c["axis"], input_shapes[0], "BatchNormalization")
-        defaults = {"axis": -1, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True}
-        options = {k: c[k] for k, v in defaults.items() if c[k] != v}
-        return f"BatchNormalization({arguments([size], options)})"
-
-    def torch_forward(self, module, args, input_shapes):
-        return f"{module}({args[0]})"
-
-    def torch_state(self, weights, input_shapes):
-        return dict(weights)  # the generated module keeps Keras's names and layouts
-
-    def torch_weights(self, module, input_shapes):
-        names = ("gamma", "beta", "moving_mean", "moving_variance")
-        return {name: [f"{module}.{name}"] for name in names}
-
-
-torch_helper(
-    "BatchNormalization",
-    '''
-class BatchNormalization(nn.Module):
-    """Keras's BatchNormalization on channels-last tensors.
-
-    Training normalizes with the batch's mean and biased variance and updates
-    ``moving = moving * momentum + batch * (1 - momentum)``; inference uses the
-    moving statistics. (torch's BatchNorm tracks the unbiased variance instead.)
-    """
-
-    def __init__(
-        self,
-        features: int,
-        axis: int = -1,
-        momentum: float = 0.99,
-        epsilon: float = 1e-3,
-        center: bool = True,
-        scale: bool = True,
-    ):
-        super().__init__()
-        self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
-        self.gamma = nn.Parameter(torch.ones(features)) if scale else None
-        self.beta = nn.Parameter(torch.zeros(features)) if center else None
-        self.register_buffer("moving_mean", torch.zeros(features))
-        self.register_buffer("moving_variance", torch.ones(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        axis = self.axis % x.ndim
-        shape = [-1 if d == axis else 1 for d in range(x.ndim)]
-        if self.training:
-            dims = [d for d in range(x.ndim) if d != axis]
-            variance, mean = torch.var_mean(x, dim=dims, correction=0)
-            with torch.no_grad():
-                self.moving_mean.lerp_(mean, 1.0 - self.momentum)
-                self.moving_variance.lerp_(variance, 1.0 - self.momentum)
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-        out = (x - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.epsilon)
-        if self.gamma is not None:
-            out = out * self.gamma.view(shape)
-        if self.beta is not None:
-            out = out + self.beta.view(shape)
-        return out
-''',
-)
-
 
 @register
 class LayerNormalization(Layer):
@@ -360,51 +293,3 @@ class LayerNormalization(Layer):
         dx -= x_hat * mean_hx
         dx *= rstd
         return [dx], grads
-
-    def torch_module(self, input_shapes):
-        """``nn.LayerNorm`` over the moved axis; one with an offset but no scale is generated."""
-        c = self.config
-        size = feature_size(c["axis"], input_shapes[0], "LayerNormalization")
-        if c["center"] and not c["scale"]:
-            return f"LayerNormalization({size}, epsilon={c['epsilon']!r})"
-        options = {"eps": c["epsilon"]}
-        if not c["scale"]:
-            options["elementwise_affine"] = False
-        elif not c["center"]:
-            options["bias"] = False
-        return f"nn.LayerNorm({arguments([size], options)})"
-
-    def torch_forward(self, module, args, input_shapes):
-        (shape,) = input_shapes
-        axis = feature_axis(self.config["axis"], len(shape) + 1, "LayerNormalization", shape)
-        if axis == len(shape):
-            return f"{module}({args[0]})"
-        return f"{module}({args[0]}.movedim({axis}, -1)).movedim(-1, {axis})"
-
-    def torch_state(self, weights, input_shapes):
-        if self.config["center"] and not self.config["scale"]:
-            return {"beta": weights["beta"]}
-        names = {"gamma": "weight", "beta": "bias"}
-        return {names[k]: v for k, v in weights.items()}
-
-    def torch_weights(self, module, input_shapes):
-        if self.config["center"] and not self.config["scale"]:
-            return {"beta": [f"{module}.beta"]}
-        return {"gamma": [f"{module}.weight"], "beta": [f"{module}.bias"]}
-
-
-torch_helper(
-    "LayerNormalization",
-    '''
-class LayerNormalization(nn.Module):
-    """Keras's LayerNormalization over the last axis with an offset but no scale."""
-
-    def __init__(self, features: int, epsilon: float = 1e-3):
-        super().__init__()
-        self.epsilon = epsilon
-        self.beta = nn.Parameter(torch.zeros(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:], None, self.beta, self.epsilon)
-''',
-)

@@ -43,13 +43,16 @@ class _Pooling(Layer):
     CATEGORY = "Pooling"
     KEY_PARAMS = ("pool_size",)
 
-    def geometry(self, spatial) -> tuple[tuple[int, ...], tuple[int, ...], Pads]:
-        """Window size, strides and (before, after) padding per spatial axis."""
+    def geometry(self, spatial) -> tuple[tuple[int, ...], tuple[int, ...], Pads | None]:
+        """Window size, strides and (before, after) padding per spatial axis; the padding
+        is None when it is "same" and a size is known only at run time (``None``)."""
         pool = as_tuple(self.config["pool_size"], self.RANK)
         strides = self.config["strides"]
         strides = pool if strides is None else as_tuple(strides, self.RANK)
         if self.config["padding"] == "valid":
             return pool, strides, [(0, 0)] * self.RANK
+        if None in spatial:
+            return pool, strides, None
         return (
             pool,
             strides,

@@ -1,4 +1,4 @@
-"""Recurrent blocks: SimpleRNN, LSTM, GRU and Bidirectional, with Keras 3 semantics.
+"""Recurrent blocks: SimpleRNN, LSTM, GRU and the Bidirectional wrapper, with Keras 3 semantics.
 
 Input (batch, steps, features). Output (batch, units), or (batch, steps, units)
 with ``return_sequences``. Weights are Keras's: ``kernel`` (features, k*units),
@@ -22,7 +22,7 @@ from nodenet.engine import activations
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, expect_rank, known, register
 from nodenet.engine.layers.rnn_cells import CELLS, Cell, run_cell, run_cell_back
-from nodenet.engine.params import Bool, Choice, Float, Int, Regularizer
+from nodenet.engine.params import Bool, Choice, Float, Int, NestedBlock, Regularizer
 
 # -- parameters -----------------------------------------------------------------
 
@@ -230,83 +230,91 @@ class GRU(_Recurrent):
 
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
+WRAPPABLE = (SimpleRNN, LSTM, GRU)  # the blocks Bidirectional may wrap
+
+
+def wrapped(type_name: str, **params) -> dict:
+    """The ``layer`` parameter of a wrapper: ``{"type": type_name, "params": params}``."""
+    return {"type": type_name, "params": params}
 
 
 @register
 class Bidirectional(Layer):
     """Runs a recurrent layer forwards and backwards over the input and merges the two.
 
-    ``layer`` picks SimpleRNN, LSTM or GRU; its parameters sit flat beside
-    ``merge_mode`` (those that do not apply to the chosen layer are ignored).
-    ``go_backwards`` is not offered: Keras refuses a wrapped layer that sets it,
-    and ``merge_mode=None`` neither, since a block has one output.
-    Input shape: (steps, features). Output shape: (units,) or (steps, units)
-    with ``return_sequences``, last axis doubled by ``concat``. The backward
-    sequence is flipped back to input order before merging. Weights: the
-    layer's, named ``forward/...`` then ``backward/...``.
+    ``layer`` is the wrapped block, ``{"type": "LSTM", "params": {"units": 32}}``
+    (SimpleRNN, LSTM or GRU with their own parameters). Its ``go_backwards`` must
+    stay false: the wrapper runs the backward copy itself (Keras's
+    ``merge_mode=None`` is not offered either, since a block has one output).
+    Input shape: (steps, features). Output shape: the layer's, (units,) or
+    (steps, units) with ``return_sequences``, last axis doubled by ``concat``.
+    The backward sequence is flipped back to input order before merging.
+    Weights: the layer's, named ``forward/...`` then ``backward/...``.
     """
 
     TYPE = "Bidirectional"
     CATEGORY = "Recurrent"
     PARAMS = (
-        Choice("layer", "LSTM", "the recurrent layer run in both directions", choices=tuple(CELLS)),
+        NestedBlock(
+            "layer",
+            {"type": "LSTM", "params": {}},
+            "the recurrent layer run in both directions, with its parameters",
+            blocks=WRAPPABLE,
+            owned=("go_backwards",),
+        ),
         Choice(
             "merge_mode", "concat", "how the two directions' outputs combine", choices=MERGE_MODES
         ),
-        _UNITS,
-        _ACTIVATION,
-        _RECURRENT_ACTIVATION,
-        _USE_BIAS,
-        *_INITIALIZERS,
-        _UNIT_FORGET_BIAS,
-        *_REGULARIZERS,
-        *_DROPOUTS,
-        _RETURN_SEQUENCES,
-        _RESET_AFTER,
     )
-    KEY_PARAMS = ("layer", "units", "merge_mode")
+    KEY_PARAMS = ("layer", "merge_mode")
     EXAMPLES = (
-        Example({"units": 2}, ((3, 2),)),
+        Example({"layer": wrapped("LSTM", units=2)}, ((3, 2),)),
         Example(
-            {"layer": "LSTM", "units": 2, "merge_mode": "sum", "return_sequences": True}, ((3, 2),)
+            {"layer": wrapped("LSTM", units=2, return_sequences=True), "merge_mode": "sum"},
+            ((3, 2),),
         ),
-        Example({"layer": "GRU", "units": 3, "merge_mode": "mul"}, ((4, 2),)),
+        Example({"layer": wrapped("GRU", units=3), "merge_mode": "mul"}, ((4, 2),)),
         Example(
             {
-                "layer": "GRU",
-                "units": 2,
+                "layer": wrapped("GRU", units=2, reset_after=False, return_sequences=True),
                 "merge_mode": "ave",
-                "reset_after": False,
-                "return_sequences": True,
             },
             ((3, 2),),
         ),
         Example(
-            {"layer": "SimpleRNN", "units": 3, "merge_mode": "concat", "return_sequences": True},
+            {"layer": wrapped("SimpleRNN", units=3, return_sequences=True), "merge_mode": "concat"},
             ((4, 2),),
         ),
         Example(
             {
-                "layer": "SimpleRNN",
-                "units": 2,
+                "layer": wrapped(
+                    "SimpleRNN",
+                    units=2,
+                    return_sequences=True,
+                    dropout=0.3,
+                    recurrent_dropout=0.3,
+                ),
                 "merge_mode": "mul",
-                "return_sequences": True,
-                "dropout": 0.3,
-                "recurrent_dropout": 0.3,
             },
             ((3, 2),),
         ),
     )
     DIRECTIONS = (("forward/", False), ("backward/", True))
 
+    def __init__(self, params: dict | None = None, name: str = ""):
+        super().__init__(params, name)
+        inner = self.config["layer"]
+        cls = next(b for b in WRAPPABLE if b.TYPE == inner["type"])
+        self.inner: _Recurrent = cls(inner["params"], self.name)
+
     @property
     def cell(self) -> Cell:
-        return CELLS[self.config["layer"]]
+        return self.inner.CELL
 
     def infer_shape(self, input_shapes):
         (shape,) = input_shapes
         expect_rank(shape, 2, "Bidirectional")
-        out = _output_shape(shape, self.config)
+        out = _output_shape(shape, self.inner.config)
         if self.config["merge_mode"] == "concat":
             out = (*out[:-1], 2 * out[-1])
         return out
@@ -317,31 +325,31 @@ class Bidirectional(Layer):
         return [
             spec
             for prefix, _ in self.DIRECTIONS
-            for spec in self.cell.weight_specs(n_in, self.config, prefix)
+            for spec in self.cell.weight_specs(n_in, self.inner.config, prefix)
         ]
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
+        c = self.inner.config
         ys, caches = [], []
         for prefix, backwards in self.DIRECTIONS:
-            y, cache = run_cell(self.cell, _strip(weights, prefix), x, self.config, ctx, backwards)
+            y, cache = run_cell(self.cell, _strip(weights, prefix), x, c, ctx, backwards)
             ys.append(y)
             caches.append(cache)
         y, y_rev = ys
-        if self.config["return_sequences"]:
+        if c["return_sequences"]:
             y_rev = y_rev[:, ::-1]  # back to input order, as Keras flips it
         return _merge(self.config["merge_mode"], y, y_rev), (caches, y, y_rev)
 
     def _backward(self, weights, cache, grad):
+        c = self.inner.config
         caches, y, y_rev = cache
         grads_both = _merge_back(self.config["merge_mode"], grad, y, y_rev)
-        if self.config["return_sequences"]:
+        if c["return_sequences"]:
             grads_both[1] = grads_both[1][:, ::-1]
         dx, grads = 0, {}
         for (prefix, backwards), g, inner in zip(self.DIRECTIONS, grads_both, caches, strict=True):
-            d, wgrads = run_cell_back(
-                self.cell, _strip(weights, prefix), inner, self.config, g, backwards
-            )
+            d, wgrads = run_cell_back(self.cell, _strip(weights, prefix), inner, c, g, backwards)
             dx = dx + d
             grads.update({prefix + k: v for k, v in wgrads.items()})
         return [dx], grads

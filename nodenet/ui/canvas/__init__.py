@@ -1,7 +1,7 @@
 """The node-editor canvas: a QGraphicsView mirroring the project document.
 
 ``CanvasView(document, selection)`` is the widget. The automatic layout,
-:func:`nodenet.ui.canvas.layout.layered_layout`, is Qt-free, so importing this
+:func:`nodenet.graph.layout.layered_layout`, is Qt-free, so importing this
 package loads Qt only when ``CanvasView`` is first asked for.
 """
 

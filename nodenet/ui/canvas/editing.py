@@ -15,7 +15,7 @@ from PySide6.QtCore import QMimeData, QPointF
 from PySide6.QtWidgets import QApplication
 
 from nodenet.errors import NodenetError
-from nodenet.project import MAX_FILE_BYTES, parse_json
+from nodenet.graph.project import MAX_FILE_BYTES, parse_json
 from nodenet.ui.canvas import style
 from nodenet.ui.canvas.interactions import RenameEditor
 from nodenet.ui.document import FRAGMENT_MIME

@@ -1,8 +1,9 @@
 """Context menus of the canvas: on a node, on an edge, on the background.
 
-Each builder returns a ready :class:`QMenu` whose actions call the view's
-editing methods; the view shows it with ``exec``. Editing actions are disabled
-while the document is read-only.
+Each builder returns a ready :class:`QMenu` whose actions are the commands of
+:data:`nodenet.ui.actions.COMMANDS` (their context text and key hint) bound to
+what the menu opened on; the view shows it with ``exec``. Editing commands are
+disabled while the document is read-only.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF
-from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMenu, QWidget
 
 from nodenet.engine import CATEGORIES, block_class, block_types
+from nodenet.ui.actions import context_action
 
 if TYPE_CHECKING:
     from nodenet.ui.canvas.view import CanvasView
@@ -22,17 +23,17 @@ if TYPE_CHECKING:
 def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> QMenu:
     """Rename, duplicate, delete, disconnect all (for the node and the rest of the selection)."""
     menu = QMenu(parent)
-    editable = not view.document.read_only
+    read_only = view.document.read_only
     has_edges = any(node_id in (e.src, e.dst) for e in view.document.project.edges)
-    _action(menu, "Rename…", lambda: view.rename_node(node_id), "F2", editable)
-    _action(menu, "Duplicate", view.duplicate_selection, "Ctrl+D", editable)
-    _action(menu, "Copy", view.copy_selection, "Ctrl+C")
-    _action(menu, "Cut", view.cut_selection, "Ctrl+X", editable)
+    context_action(menu, "rename", lambda: view.rename_node(node_id), read_only)
+    context_action(menu, "duplicate", view.duplicate_selection, read_only)
+    context_action(menu, "copy", view.copy_selection, read_only)
+    context_action(menu, "cut", view.cut_selection, read_only)
     menu.addSeparator()
-    _action(
-        menu, "Disconnect all", lambda: view.disconnect_all(node_id), None, editable and has_edges
-    )
-    _action(menu, "Delete", view.delete_selection, "Del", editable)
+    disconnect = menu.addAction("Disconnect all")  # the node's own command: no key, no menu
+    disconnect.triggered.connect(lambda _=False: view.disconnect_all(node_id))
+    disconnect.setEnabled(not read_only and has_edges)
+    context_action(menu, "delete", view.delete_selection, read_only)
     return menu
 
 
@@ -41,17 +42,17 @@ def edge_menu(view: CanvasView, key: tuple[str, str, int], parent: QWidget | Non
     menu = QMenu(parent)
     src, dst, _ = key
     menu.addSection(f"{src} → {dst}")
-    editable = not view.document.read_only
-    _action(menu, "Delete edge", lambda: view.delete_edges([key]), "Del", editable)
+    read_only = view.document.read_only
+    context_action(menu, "delete", lambda: view.delete_edges([key]), read_only, "Delete edge")
     return menu
 
 
 def background_menu(view: CanvasView, scene_pos: QPointF, parent: QWidget | None = None) -> QMenu:
     """Add a block (by category) where the menu opened, paste there, lay out, fit."""
     menu = QMenu(parent)
-    editable = not view.document.read_only
+    read_only = view.document.read_only
     add = menu.addMenu("Add block")
-    add.setEnabled(editable)
+    add.setEnabled(not read_only)
     by_category: dict[str, list[str]] = {c: [] for c in CATEGORIES}
     for name in block_types():
         by_category.setdefault(block_class(name).CATEGORY, []).append(name)
@@ -63,19 +64,9 @@ def background_menu(view: CanvasView, scene_pos: QPointF, parent: QWidget | None
             action = sub.addAction(name)
             action.setToolTip(block_class(name).doc())
             action.triggered.connect(lambda _=False, n=name: view.add_block(n, scene_pos))
-    _action(menu, "Paste", lambda: view.paste(at=scene_pos), "Ctrl+V", editable)
+    context_action(menu, "paste", lambda: view.paste(at=scene_pos), read_only)
     menu.addSeparator()
-    _action(menu, "Select all", view.select_all, "Ctrl+A")
-    _action(menu, "Auto layout", view.auto_layout, "L", editable)
-    _action(menu, "Fit to view", view.fit_to_view, "F")
+    context_action(menu, "select_all", view.select_all, read_only)
+    context_action(menu, "layout", view.auto_layout, read_only)
+    context_action(menu, "fit", view.fit_to_view, read_only)
     return menu
-
-
-def _action(menu: QMenu, text: str, slot, shortcut: str | None, enabled: bool = True) -> None:
-    action = menu.addAction(text)
-    action.triggered.connect(lambda _=False: slot())
-    if shortcut:
-        # shown as a hint only: the view handles the keys itself
-        action.setShortcut(QKeySequence(shortcut))
-        action.setShortcutVisibleInContextMenu(True)
-    action.setEnabled(enabled)

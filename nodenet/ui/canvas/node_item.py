@@ -16,7 +16,8 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, 
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from nodenet.engine import LAYERS, block_class, fmt_shape
-from nodenet.project import Analysis, Node, Problem
+from nodenet.errors import NodenetError
+from nodenet.graph.project import Analysis, Node, Problem
 from nodenet.ui.canvas import style
 from nodenet.ui.canvas.port_item import PortItem
 
@@ -41,6 +42,21 @@ class NodeFace:
     variadic: bool = False
 
 
+def _params_text(cls, config: dict) -> str:
+    """The card's key parameters; a wrapped block shows its type and its own key parameters."""
+    return style.key_params_text(cls.KEY_PARAMS, config, nested=_wrapped_text)
+
+
+def _wrapped_text(value: dict) -> str:
+    name = str(value["type"])
+    try:
+        inner = block_class(name)
+        text = _params_text(inner, inner(value.get("params") or {}).config)
+    except (KeyError, NodenetError):  # not a block, or settings the inspector flags
+        return name
+    return f"{name} · {text}" if text else name
+
+
 def describe(
     node: Node, analysis: Analysis, filled: Iterable[int], problems: list[Problem]
 ) -> NodeFace:
@@ -49,7 +65,7 @@ def describe(
     cls = block_class(node.type) if known else None
     layer = analysis.layers.get(node.id)
     config = layer.config if layer is not None else node.params
-    params_text = style.key_params_text(cls.KEY_PARAMS, config) if cls else ""
+    params_text = _params_text(cls, config) if cls else ""
     shape = analysis.shapes.get(node.id)
     counts = analysis.params.get(node.id)
     filled = frozenset(filled)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
-from nodenet.project import Problem
+from nodenet.graph.project import Problem
 from nodenet.ui.canvas import style
 from nodenet.ui.canvas.edge_item import EdgeItem, LabelSpace
 from nodenet.ui.canvas.node_item import NodeFace, NodeItem, describe

@@ -7,8 +7,10 @@ turn them into ``QColor`` once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from nodenet.graph.layout import CARDS
 
 # -- colours -------------------------------------------------------------------
 
@@ -56,19 +58,20 @@ LABEL_PT = 7.5
 
 # -- geometry (scene units) ------------------------------------------------------
 
-NODE_WIDTH = 192.0
-HEADER_HEIGHT = 26.0
-LINE_HEIGHT = 17.0
-BODY_LINES = 3  # id; key parameters; output shape and parameter count
-PADDING = 8.0  # inside the card, left and right
-BODY_MARGIN = 5.0  # above and below the body lines
+# card sizes are the layout's (nodenet.graph.layout.Cards), so it places cards as drawn
+NODE_WIDTH = CARDS.width
+HEADER_HEIGHT = CARDS.header_height
+LINE_HEIGHT = CARDS.line_height
+BODY_LINES = CARDS.body_lines
+PADDING = CARDS.padding
+BODY_MARGIN = CARDS.body_margin
 RADIUS = 7.0
 PORT_RADIUS = 5.0
 PORT_HIT_RADIUS = 9.0
-PORT_PITCH = 18.0
+PORT_PITCH = CARDS.port_pitch
 GRID = 20.0
-LAYER_GAP = 96.0  # horizontal space between layout columns, room for edge labels
-ROW_GAP = 34.0  # vertical space between nodes of one column
+LAYER_GAP = CARDS.layer_gap
+ROW_GAP = CARDS.row_gap
 SELECTED_PEN = 2.0
 PROBLEM_PEN = 2.0
 EDGE_PEN = 1.8
@@ -85,16 +88,8 @@ def category_color(category: str) -> str:
     return CATEGORY_COLORS.get(category, UNKNOWN_COLOR)
 
 
-def node_height(n_input_ports: int) -> float:
-    """Height of a node card with ``n_input_ports`` input ports."""
-    body = HEADER_HEIGHT + BODY_LINES * LINE_HEIGHT + 2 * BODY_MARGIN
-    return max(body, n_input_ports * PORT_PITCH + 2 * PADDING)
-
-
-def port_y(index: int, n_ports: int, height: float) -> float:
-    """Vertical position of input port ``index`` of ``n_ports``, centred on the card."""
-    top = height / 2 - (n_ports - 1) * PORT_PITCH / 2
-    return top + index * PORT_PITCH
+node_height = CARDS.node_height
+port_y = CARDS.port_y
 
 
 # -- text --------------------------------------------------------------------------
@@ -117,18 +112,26 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def key_params_text(names: Sequence[str], config: dict[str, Any]) -> str:
+def key_params_text(
+    names: Sequence[str],
+    config: dict[str, Any],
+    nested: Callable[[dict[str, Any]], str] | None = None,
+) -> str:
     """The key parameters on one line: ``128 units · relu``.
 
     Strings (activations, modes) show their value alone; booleans their name
-    when true; everything else ``name value`` (``kernel_size`` shortened to ``kernel``).
+    when true; a wrapped block (``{"type": ..., "params": ...}``) what ``nested``
+    says of it (``LSTM · units 16``); everything else ``name value``
+    (``kernel_size`` shortened to ``kernel``).
     """
     parts = []
     for name in names:
         if name not in config:
             continue
         value = config[name]
-        if isinstance(value, bool):
+        if nested is not None and isinstance(value, dict) and "type" in value:
+            parts.append(nested(value))
+        elif isinstance(value, bool):
             if value:
                 parts.append(name)
         elif isinstance(value, str):

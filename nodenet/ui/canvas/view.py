@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QKeyEvent,
+    QKeySequence,
     QMouseEvent,
     QPainter,
     QResizeEvent,
@@ -22,6 +23,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsView, QLabel, QWidget
 
+from nodenet.graph.layout import layered_layout
+from nodenet.ui.actions import canvas_keys, key_of
 from nodenet.ui.canvas import menus, style
 from nodenet.ui.canvas.edge_item import EdgeItem
 from nodenet.ui.canvas.editing import READ_ONLY_BANNER, CanvasEditing
@@ -31,7 +34,6 @@ from nodenet.ui.canvas.interactions import (
     Pan,
     RubberBandSelect,
 )
-from nodenet.ui.canvas.layout import layered_layout
 from nodenet.ui.canvas.minimap import Minimap
 from nodenet.ui.canvas.node_item import NodeItem
 from nodenet.ui.canvas.port_item import PortItem
@@ -79,6 +81,15 @@ class CanvasView(CanvasEditing, QGraphicsView):
         # the shared selection follows a rename before the scene does: select again after
         document.nodeRenamed.connect(self._after_rename)
         self._read_only_changed(document.read_only)
+        # the commands' keys (nodenet.ui.actions), then the view's own: Esc ends a gesture
+        # or clears the selection, Ctrl+0 resets the zoom
+        self.keys = canvas_keys(self)
+        self.keys.update(
+            {
+                key_of(QKeySequence("Esc")[0]): self._escape,
+                key_of(QKeySequence("Ctrl+0")[0]): self.reset_zoom,
+            }
+        )
 
     def _setup_view(self) -> None:
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
@@ -365,33 +376,8 @@ class CanvasView(CanvasEditing, QGraphicsView):
         return super().event(event)
 
     def _key_action(self, event: QKeyEvent):
-        key, mods = event.key(), event.modifiers()
-        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
-        plain = not (
-            mods & ~Qt.KeyboardModifier.KeypadModifier & ~Qt.KeyboardModifier.ShiftModifier
-        )
-        if ctrl:
-            return {
-                Qt.Key.Key_A: self.select_all,
-                Qt.Key.Key_C: self.copy_selection,
-                Qt.Key.Key_X: self.cut_selection,
-                Qt.Key.Key_V: self.paste,
-                Qt.Key.Key_D: self.duplicate_selection,
-                Qt.Key.Key_Plus: self.zoom_in,
-                Qt.Key.Key_Equal: self.zoom_in,
-                Qt.Key.Key_Minus: self.zoom_out,
-                Qt.Key.Key_0: self.reset_zoom,
-            }.get(key)
-        if not plain:
-            return None
-        return {
-            Qt.Key.Key_Delete: self.delete_selection,
-            Qt.Key.Key_Backspace: self.delete_selection,
-            Qt.Key.Key_F2: self.rename_node,
-            Qt.Key.Key_F: self.fit_to_view,
-            Qt.Key.Key_L: self.auto_layout,
-            Qt.Key.Key_Escape: self._escape,
-        }.get(key)
+        """The canvas's own handler of this key press (see :attr:`keys`), or None."""
+        return self.keys.get(key_of(event.keyCombination()))
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():

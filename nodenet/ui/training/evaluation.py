@@ -1,7 +1,7 @@
 """After training: test metrics, confusion matrix or predicted-vs-true, samples, histograms.
 
 Everything shown comes from the worker's ``finished`` dict (see
-:func:`nodenet.ui.training.worker.summarize`); nothing here computes on the model.
+:func:`nodenet.reports.summarize`); nothing here computes on the model.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nodenet.reports import sample_prediction
 from nodenet.ui.training.data_preview import signal_pixmap, to_pixmap
 
 TEXT = "#303030"
@@ -298,17 +299,7 @@ class EvaluationView(QWidget):
 
 def _prediction(report: dict, target: np.ndarray, output: np.ndarray):
     """``(true, predicted, probability, right?)`` texts for one sample of a head."""
+    sample = sample_prediction(report, target, output)
     if report["task"] != "classification":
-        true = np.asarray(target).reshape(-1)
-        pred = np.asarray(output).reshape(-1)
-        return f"{true[0]:.4g}", f"{pred[0]:.4g}", "", None
-    classes = report["classes"]
-    output = np.asarray(output).reshape(-1)
-    target = np.asarray(target).reshape(-1)
-    if output.size == 1:
-        label, p = int(output[0] > 0.5), float(output[0] if output[0] > 0.5 else 1 - output[0])
-        truth = int(target[0] > 0.5)
-    else:
-        label, p = int(output.argmax()), float(output.max())
-        truth = int(target.argmax()) if target.size == output.size else round(float(target[0]))
-    return classes[truth], classes[label], f"{p:.2f}", truth == label
+        return f"{sample['true']:.4g}", f"{sample['predicted']:.4g}", "", None
+    return sample["true"], sample["predicted"], f"{sample['p']:.2f}", sample["right"]

@@ -39,13 +39,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.engine import build_run, weights_path
+from nodenet.atomic import atomic_write
+from nodenet.backend import BatchEnd, EpochEnd, NumpyBackend, Prepared
 from nodenet.errors import NodenetError
-from nodenet.project import atomic_write
+from nodenet.reports import histograms
+from nodenet.runner import weights_path
 from nodenet.ui.training.data_panel import DataPanel
 from nodenet.ui.training.evaluation import EvaluationView
 from nodenet.ui.training.plots import TrainingPlots
-from nodenet.ui.training.results import histograms
 from nodenet.ui.training.settings_panel import SettingsPanel
 from nodenet.ui.training.worker import TrainingController, TrainingWorker
 
@@ -78,8 +79,8 @@ class TrainingPanel(QWidget):
         self._mode = "train"
         self._run_id: int | None = None
         self._prepared = False
-        self._latest: dict[str, Any] | None = None  # the newest batch logs
-        self._shown: dict[str, Any] | None = None  # those the progress bar shows
+        self._latest: BatchEnd | None = None  # the newest batch
+        self._shown: BatchEnd | None = None  # the batch the progress bar shows
         self._started_at = 0.0
         self.data_panel = DataPanel(document)
         self.settings_panel = SettingsPanel(document)
@@ -338,48 +339,47 @@ class TrainingPanel(QWidget):
         return self._worker is not None and self.sender() is self._worker
 
     @Slot(object)
-    def _on_prepared(self, info: dict[str, Any]) -> None:
+    def _on_prepared(self, info: Prepared) -> None:
         if not self._current():
             return
         self._prepared, self._started_at = True, time.perf_counter()
         if self._mode == "train":
             self._run_id = self.plots.new_run(
-                self._settings, epochs=info["epochs"], heads=info["outputs"]
+                self._settings, epochs=info.epochs, heads=info.outputs
             )
-        val = f", validating on {info['val']:,}" if info["val"] else ""
-        test = f", testing on {info['test']:,}" if info["test"] else ""
+        val = f", validating on {info.val:,}" if info.val else ""
+        test = f", testing on {info.test:,}" if info.test else ""
         self.status.setText(
-            f"Training on {info['train']:,} samples{val}{test} · {info['params']:,} parameters"
+            f"Training on {info.train:,} samples{val}{test} · {info.params:,} parameters"
             if self._mode == "train"
             else "Evaluating the trained weights…"
         )
 
     @Slot(object)
-    def _on_batch(self, logs: dict[str, Any]) -> None:
+    def _on_batch(self, event: BatchEnd) -> None:
         if self._current() and self._run_id is not None:
-            self._latest = logs
-            self.plots.add_batch(self._run_id, logs)
+            self._latest = event
+            self.plots.add_batch(self._run_id, event)
 
     @Slot(object)
-    def _on_epoch(self, logs: dict[str, Any]) -> None:
+    def _on_epoch(self, event: EpochEnd) -> None:
         if self._current() and self._run_id is not None:
-            self.plots.add_epoch(self._run_id, logs)
+            self.plots.add_epoch(self._run_id, event)
 
     @Slot()
     def _show_progress(self) -> None:
-        logs = self._latest
-        if logs is None or logs is self._shown or not self.running:
+        batch = self._latest
+        if batch is None or batch is self._shown or not self.running:
             return
-        self._shown = logs
-        epochs = max(logs["epochs"], 1)
-        done = (logs["epoch"] - 1 + logs["batch"] / logs["batches"]) / epochs
+        self._shown = batch
+        done = (batch.epoch - 1 + batch.batch / batch.batches) / max(batch.epochs, 1)
         self.progress.setValue(round(done * PROGRESS_STEPS))
         self.progress.setFormat(
-            f"epoch {logs['epoch']}/{logs['epochs']} · batch {logs['batch']}/{logs['batches']}"
+            f"epoch {batch.epoch}/{batch.epochs} · batch {batch.batch}/{batch.batches}"
         )
         elapsed = time.perf_counter() - self._started_at
         eta = elapsed / done * (1 - done) if done > 0 else 0.0
-        self.rate.setText(f"{logs['samples_per_sec']:,.0f} samples/s · ETA {_duration(eta)}")
+        self.rate.setText(f"{batch.samples_per_sec:,.0f} samples/s · ETA {_duration(eta)}")
 
     def _show_done(self, result: dict[str, Any]) -> None:
         how = {"user": "stopped", "early_stopping": "stopped early"}.get(result["stopped"], "done")
@@ -474,8 +474,9 @@ class TrainingPanel(QWidget):
         if path is None or not path.exists():
             return
         try:
-            run = build_run(project, load_data=False)
-            run.model.load_weights(path)
+            backend = NumpyBackend()
+            backend.build(project, load_data=False)
+            backend.load_weights(path)
         except NodenetError as err:
             self.show_message(
                 f"The saved weights {path.name} were not loaded: {err}. "
@@ -483,7 +484,7 @@ class TrainingPanel(QWidget):
                 "warning",
             )
             return
-        self.trained_weights = run.model.get_weights()
+        self.trained_weights = backend.get_weights()
         self.evaluation.clear(f"Trained weights loaded from {html.escape(path.name)}.")
         self.evaluation.show_histograms(histograms(self.trained_weights))
         self.status.setText(f"Trained weights loaded from {path.name}; Evaluate tests them.")

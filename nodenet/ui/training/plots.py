@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nodenet.backend import BatchEnd, EpochEnd
+
 REFRESH_MS = 50  # ~20 Hz, slower only when drawing is expensive (see ``flush``)
 SLOWEST_MS = 1000
 DRAW_SHARE = 0.03  # at most this share of the GUI thread's time goes to the curves
@@ -55,7 +57,7 @@ RUN_COLOURS = (
 )
 # runs kept, one per colour: a new run drops the oldest finished ones beyond this
 MAX_RUNS = len(RUN_COLOURS)
-NOT_PLOTTED = {"epoch", "epochs", "epoch_seconds", "step", "batch", "batches", "samples_per_sec"}
+SMOOTHING = 0.9  # weight of the past in the batch curve's moving average
 LOSS, LEARNING_RATE, BATCH = "loss", "learning_rate", "batch_loss"
 TEXT_COLOUR = "#303030"
 MARKER_LIMIT = 60  # a finished run of at most this many epochs shows a marker per epoch
@@ -96,6 +98,22 @@ class Series:
         return self._x[: self.size], self._y[: self.size]
 
 
+class BatchSmoothing:
+    """The batch curve's value: a debiased exponential moving average of the batch loss,
+    one step per batch, as if every batch since the previous point had that point's
+    ``batch_loss``; so sparse points lag no more than dense ones."""
+
+    def __init__(self) -> None:
+        self.average = 0.0
+        self.step = 0
+
+    def add(self, event: BatchEnd) -> float:
+        keep = SMOOTHING ** (event.step - self.step)
+        self.step = event.step
+        self.average = keep * self.average + (1 - keep) * event.batch_loss
+        return self.average / (1 - SMOOTHING**event.step)
+
+
 @dataclass
 class RunRecord:
     """One training run: identity, settings, history as it grows, and its outcome."""
@@ -112,6 +130,7 @@ class RunRecord:
     visible: bool = True
     status: str = "running"
     result: dict[str, Any] | None = None
+    smooth: BatchSmoothing = field(default_factory=BatchSmoothing)
 
     def history(self) -> dict[str, list[float]]:
         """Per-epoch values by key (the batch curve left out)."""
@@ -240,17 +259,17 @@ class TrainingPlots(QWidget):
         for run_id in finished[: max(0, len(self.runs) - self.max_runs)]:
             self.remove_run(run_id)
 
-    def add_batch(self, run_id: int, logs: dict[str, Any]) -> None:
-        """Record a batch's smoothed loss at its fractional epoch."""
-        x = logs["epoch"] - 1 + logs["batch"] / logs["batches"]
-        self._append(self.runs[run_id], BATCH, x, logs["smooth_loss"])
-
-    def add_epoch(self, run_id: int, logs: dict[str, Any]) -> None:
-        """Record every plotted value of an epoch's logs at ``x = epoch``."""
+    def add_batch(self, run_id: int, event: BatchEnd) -> None:
+        """Record a batch's smoothed loss (:class:`BatchSmoothing`) at its fractional epoch."""
         record = self.runs[run_id]
-        for key, value in logs.items():
-            if key not in NOT_PLOTTED and isinstance(value, int | float):
-                self._append(record, key, logs["epoch"], float(value))
+        x = event.epoch - 1 + event.batch / event.batches
+        self._append(record, BATCH, x, record.smooth.add(event))
+
+    def add_epoch(self, run_id: int, event: EpochEnd) -> None:
+        """Record every metric of an epoch (what the event carries) at ``x = epoch``."""
+        record = self.runs[run_id]
+        for key, value in event.metrics.items():
+            self._append(record, key, event.epoch, float(value))
 
     def finish_run(self, run_id: int, status: str, result: dict[str, Any] | None = None) -> None:
         """Mark a run done (``finished``, ``stopped``, ``failed``) and draw it fully."""

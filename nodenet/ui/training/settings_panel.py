@@ -36,7 +36,8 @@ from nodenet.engine import (
     block_class,
 )
 from nodenet.errors import NodenetError, ParamError
-from nodenet.ui.training.forms import ERROR_STYLE, ParamForm, format_number, parse_text
+from nodenet.ui.param_editors import format_number, parse_number
+from nodenet.ui.training.forms import ERROR_STYLE, ParamForm
 
 CONSTANT = "constant"
 DEFAULT_OPTIMIZER = {"name": "adam", "learning_rate": 0.001}
@@ -116,10 +117,11 @@ class LearningRateEditor(QWidget):
 
     @Slot()
     def _constant_edited(self) -> None:
-        value = parse_text(self.constant.text(), "float")
-        if isinstance(value, int):
-            value = float(value)
-        if not isinstance(value, float) or not value >= 0 or value == float("inf"):
+        try:
+            value = parse_number(self.constant.text())
+        except ValueError:
+            value = None
+        if value is None or not value >= 0 or value == float("inf"):
             self.error.setText(
                 f"learning_rate must be a number >= 0 (got {self.constant.text()!r})"
             )

@@ -1,33 +1,32 @@
 """Training off the GUI thread: a worker ``QObject`` on a named ``QThread``.
 
 The worker trains a *snapshot* of the project (the document may change freely
-meanwhile), calls the engine's ``Run.fit`` with progress and stop callables,
-and forwards plain dicts as Qt signals. It never touches a widget. The GUI side
-(:class:`TrainingController`) owns the thread, starts the worker with a queued
-signal, stops it through a ``threading.Event`` polled before every batch, and
-shuts it down cleanly when the window closes.
+meanwhile) through a :class:`nodenet.backend.Backend` (the numpy engine unless told
+otherwise) and forwards the run's typed events (:mod:`nodenet.engine.events`) as Qt
+signals carrying the event objects. It never touches a widget, and it does not
+throttle: the engine's ``fit`` does, once (``batch_interval`` is its
+``progress_interval``). The GUI side (:class:`TrainingController`) owns the thread,
+starts the worker with a queued signal, stops it through a ``threading.Event``
+polled before every batch, and shuts it down cleanly when the window closes.
 
-Signals of :class:`TrainingWorker` (each carries a plain ``dict``):
+Signals of :class:`TrainingWorker`:
 
-``prepared``  model built and data loaded: sample counts, batches, parameters.
-``batchEnd``  at most every ``batch_interval`` seconds: the engine's batch logs
-              plus ``step`` (batches done in all), ``epochs``, ``batch_loss`` (the mean
-              loss of the batches since the previous signal) and ``smooth_loss``.
-``epochEnd``  every epoch, in order: the engine's epoch logs (``loss``, metrics,
-              ``val_*``, ``learning_rate``, ``epoch``, ``epochs``) and ``step``; epochs
-              shorter than ``batch_interval`` are sent together with the next batch.
-``finished``  ``History.to_dict()`` plus the evaluation (see :func:`summarize`).
+``prepared``  a :class:`~nodenet.engine.events.Prepared`: sample counts, batches,
+              parameters, Output ids.
+``batchEnd``  a :class:`~nodenet.engine.events.BatchEnd` (throttled by ``fit``).
+``epochEnd``  an :class:`~nodenet.engine.events.EpochEnd`, every epoch, in order.
+``finished``  a ``dict``: ``History.to_dict()`` plus the evaluation
+              (:func:`nodenet.reports.summarize`), ``steps``, ``fit_seconds``,
+              ``samples_per_sec``, ``weights`` and where they were saved.
 ``failed``    one message (``str``) naming what went wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import threading
-import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -37,11 +36,19 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from nodenet.engine import Run, build_run, weights_path
+from nodenet.backend import (
+    Backend,
+    BatchEnd,
+    EpochEnd,
+    Event,
+    Finished,
+    GradientProbe,
+    NumpyBackend,
+    Prepared,
+)
 from nodenet.errors import NodenetError
-from nodenet.ui.training.results import summarize
-
-SMOOTHING = 0.9  # weight of the past in the per-batch loss average
+from nodenet.reports import summarize
+from nodenet.runner import weights_path
 
 
 class TrainingWorker(QObject):
@@ -49,7 +56,7 @@ class TrainingWorker(QObject):
 
     Parameters
     ----------
-    project : nodenet.project.Project
+    project : nodenet.graph.project.Project
         A snapshot nobody else touches (``path`` kept, for data and weights).
     epochs : int, optional
         Overrides the project's ``training.epochs``; 0 only evaluates.
@@ -59,6 +66,8 @@ class TrainingWorker(QObject):
         Weights (``node/name`` keys) to start from instead of fresh ones.
     save_to : path, optional
         Where to write the trained weights (``NAME.weights.npz``).
+    backend : callable returning a Backend
+        What trains (default: :class:`nodenet.backend.NumpyBackend`).
     """
 
     prepared = Signal(object)
@@ -75,6 +84,7 @@ class TrainingWorker(QObject):
         batch_interval: float = 0.05,
         initial_weights: dict[str, np.ndarray] | None = None,
         save_to: Path | None = None,
+        backend: Callable[[], Backend] = NumpyBackend,
     ):
         super().__init__()
         self.project = project
@@ -82,11 +92,11 @@ class TrainingWorker(QObject):
         self.batch_interval = batch_interval
         self.initial_weights = initial_weights
         self.save_to = save_to
+        self.make_backend = backend
         self.stop_event = threading.Event()
-        self.steps = 0
-        self._home = (
-            QThread.currentThread()
-        )  # batches trained so far; read by the GUI thread for tests
+        self.steps = 0  # batches trained so far; read by the GUI thread for tests
+        self._finished: Finished | None = None
+        self._home = QThread.currentThread()
 
     @Slot()
     def run(self) -> None:
@@ -115,39 +125,49 @@ class TrainingWorker(QObject):
             return self._train()
 
     def _train(self) -> dict[str, Any]:
-        run = build_run(self.project)
+        backend = self.make_backend()
+        backend.build(self.project)
         if self.initial_weights is not None:
-            run.model.set_weights(self.initial_weights, source="the trained weights")
-        progress = _Progress(self, run)
-        self.prepared.emit(progress.describe(run))
-        probe = _GradientProbe(run.model)
-        start = time.perf_counter()
-        history = run.fit(
-            on_batch=progress.on_batch,
-            on_epoch=progress.on_epoch,
+            backend.set_weights(self.initial_weights, source="the trained weights")
+        probe = GradientProbe()
+        self._finished = None
+        history = backend.fit(
+            on_event=self._forward,
+            callbacks=[probe],
             should_stop=self.stop_event.is_set,
-            epochs=progress.epochs,
+            epochs=self.epochs,
             progress_interval=self.batch_interval,
         )
-        fit_seconds = time.perf_counter() - start
-        progress.emit_epochs()
-        result = history.to_dict()
-        result.update(summarize(run, probe.latest))
+        finished = self._finished or Finished(history)  # a backend that reports no end
+        result = finished.history.to_dict()
+        result.update(summarize(backend, probe.latest))
         result.update(
-            steps=self.steps,
-            fit_seconds=fit_seconds,
-            samples_per_sec=progress.samples_done / fit_seconds if fit_seconds > 0 else 0.0,
-            weights=run.model.get_weights(),
+            steps=finished.steps,
+            fit_seconds=finished.seconds,
+            samples_per_sec=finished.samples_per_sec,
+            weights=backend.get_weights(),
         )
-        result.update(self._save(run))
+        result.update(self._save(backend))
         return result
 
-    def _save(self, run: Run) -> dict[str, Any]:
+    def _forward(self, event: Event) -> None:
+        """Each event of the run as its signal (Failed is raised too: ``run`` reports it)."""
+        if isinstance(event, BatchEnd):
+            self.steps = event.step
+            self.batchEnd.emit(event)
+        elif isinstance(event, EpochEnd):
+            self.epochEnd.emit(event)
+        elif isinstance(event, Prepared):
+            self.prepared.emit(event)
+        elif isinstance(event, Finished):
+            self.steps, self._finished = event.steps, event
+
+    def _save(self, backend: Backend) -> dict[str, Any]:
         if self.save_to is None or self.epochs == 0:
             return {"weights_file": None, "weights_error": None}
         try:
             return {
-                "weights_file": str(run.model.save_weights(self.save_to)),
+                "weights_file": str(backend.save_weights(self.save_to)),
                 "weights_error": None,
             }
         except (OSError, NodenetError) as err:
@@ -170,128 +190,6 @@ def leave_a_core() -> contextlib.AbstractContextManager:
     except ImportError:  # pragma: no cover (installed with scikit-learn)
         return contextlib.nullcontext()
     return threadpool_limits(limits=max(1, (os.cpu_count() or 2) - 1), user_api="blas")
-
-
-class _Progress:
-    """The worker's ``fit`` callbacks: counts batches, throttles the signals, and turns
-    the engine's running means into the loss of the batches since the previous point."""
-
-    def __init__(self, worker: TrainingWorker, run: Run):
-        self.worker = worker
-        self.epochs = run.training["epochs"] if worker.epochs is None else worker.epochs
-        self.batch_size = run.training["batch_size"]
-        self.samples = _fit_samples(run)
-        self.batches = math.ceil(self.samples / self.batch_size)
-        self.samples_done = 0  # in completed (or stopped) epochs
-        self._last_emit = -math.inf
-        self._last_batch: dict[str, Any] = {}
-        self._epoch_logs: list[dict[str, Any]] = []  # not yet emitted
-        self._epoch = 0
-        self._seen = 0  # samples of the epoch up to the previous point
-        self._sum = 0.0  # their summed loss
-        self._average = 0.0
-        self._step = 0  # the step of the previous point
-
-    def on_batch(self, logs: dict[str, Any]) -> None:
-        """After every batch: hot, so cheap unless a signal is due."""
-        worker = self.worker
-        # the engine reports at most every batch_interval: count steps from the logs
-        worker.steps = (logs["epoch"] - 1) * logs["batches"] + logs["batch"]
-        self._last_batch = logs
-        if self._due():
-            self.emit_epochs()
-            worker.batchEnd.emit(self.point(logs, worker.steps))
-
-    def on_epoch(self, logs: dict[str, Any]) -> None:
-        """After every epoch. Epochs shorter than ``batch_interval`` go out together with
-        the next batch signal: one wake-up of the GUI thread instead of many."""
-        self.samples_done += self.seen(self._last_batch)
-        self._epoch_logs.append({**logs, "step": self.worker.steps})
-        if self._due():
-            self.emit_epochs()
-
-    def emit_epochs(self) -> None:
-        for logs in self._epoch_logs:
-            self.worker.epochEnd.emit(logs)
-        self._epoch_logs.clear()
-
-    def _due(self) -> bool:
-        now = time.perf_counter()
-        if now - self._last_emit < self.worker.batch_interval:
-            return False
-        self._last_emit = now
-        return True
-
-    def describe(self, run: Run) -> dict[str, Any]:
-        sizes = dict(run.data.meta.sizes)
-        val = sizes.get("val", 0) or (
-            sizes.get("train", 0) - self.samples if run.training["validation_split"] else 0
-        )
-        trainable, frozen = run.model.count_params()
-        return {
-            "train": self.samples,
-            "val": val,
-            "test": sizes.get("test", 0),
-            "epochs": self.epochs,
-            "batches": self.batches,
-            "params": trainable + frozen,
-            "outputs": [head.id for head in run.model.heads],
-        }
-
-    def seen(self, logs: dict[str, Any]) -> int:
-        """Samples of the epoch trained after the batch these logs report."""
-        if not logs:
-            return 0
-        if logs["batches"] != self.batches:  # unexpected: assume equal batches
-            return logs["batch"] * self.batch_size
-        return min(logs["batch"] * self.batch_size, self.samples)
-
-    def point(self, logs: dict[str, Any], step: int) -> dict[str, Any]:
-        """The batch logs plus ``step``, ``epochs``, ``batch_loss`` (mean loss of the
-        batches since the previous point: this batch's when every batch is reported)
-        and ``smooth_loss`` (its debiased exponential moving average)."""
-        if logs["epoch"] != self._epoch:
-            self._epoch, self._seen, self._sum = logs["epoch"], 0, 0.0
-        seen = self.seen(logs)
-        total = logs["loss"] * seen
-        batch_loss = (total - self._sum) / max(seen - self._seen, 1)
-        self._seen, self._sum = seen, total
-        # an exponential moving average per batch, as if each batch since the previous
-        # point had this loss: sparse points then lag no more than dense ones
-        keep = SMOOTHING ** (step - self._step)
-        self._step = step
-        self._average = keep * self._average + (1 - keep) * batch_loss
-        smooth = self._average / (1 - SMOOTHING**step)
-        return {
-            **logs,
-            "step": step,
-            "epochs": self.epochs,
-            "batch_loss": batch_loss,
-            "smooth_loss": smooth,
-        }
-
-
-def _fit_samples(run: Run) -> int:
-    """How many samples ``fit`` trains on (after a Keras-style ``validation_split``)."""
-    n = len(next(iter(run.data.train["inputs"].values())))
-    val = run.data.val
-    has_val = bool(val) and len(next(iter(val["inputs"].values()), [])) > 0
-    fraction = run.training["validation_split"]
-    return n if has_val or not fraction else n - math.floor(n * fraction)
-
-
-class _GradientProbe:
-    """Keeps the weight gradients of the latest training batch (by wrapping ``backward``)."""
-
-    def __init__(self, model):
-        self.latest: dict[str, np.ndarray] | None = None
-        self._backward = model.backward
-        model.backward = self
-
-    def __call__(self, output_grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        grads = self._backward(output_grads)
-        self.latest = grads  # the engine adds regularization to this dict in place
-        return grads
 
 
 # -- the GUI side ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ against Keras in tests/engine; here Keras and PyTorch run the exported code.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import itertools
 import sys
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from nodenet.engine.catalog import block_class
 from nodenet.engine.model import Model
 from nodenet.engine.training import fit
 from nodenet.export import export_keras, export_pytorch
 from nodenet.export._common import read_graph, split_weights
 from nodenet.export.pytorch import torch_state
-from nodenet.project import Project
+from nodenet.graph.project import Edge, Node, Project
+from nodenet.runner import build_model
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_projects").glob("*.json"))
 TOL = {"rtol": 1e-4, "atol": 1e-4}
@@ -50,21 +53,41 @@ def import_source(source: str, directory: Path, stem: str):
     return module
 
 
+def example_graph(type_name: str, index: int) -> Project:
+    """Inputs of the example's shapes -> the block -> an Output scored by MSE."""
+    example = block_class(type_name).EXAMPLES[index]
+    nodes, edges = [], []
+    for port, shape in enumerate(example.input_shapes):
+        params = {"shape": list(shape)}
+        if example.input_dtype == "int32":
+            params["dtype"] = "int32"
+        nodes.append(Node(f"input_{port}", "Input", params))
+        edges.append(Edge(f"input_{port}", "block", port))
+    nodes.append(Node("block", type_name, copy.deepcopy(example.params)))
+    nodes.append(Node("out", "Output", {"loss": "mean_squared_error", "metrics": []}))
+    edges.append(Edge("block", "out", 0))
+    return Project(f"{type_name.lower()}_{index}", nodes, edges)
+
+
 def for_training(project: Project) -> Project:
     """The project with plain SGD and no dropout: a step nodenet and the exports share."""
     project = project.copy()
     for node in project.nodes:
+        node.params = copy.deepcopy(node.params)  # a wrapper's inner params are shared
         if node.type == "Dropout":
             node.params["rate"] = 0.0
-        for key in ("dropout", "recurrent_dropout"):
-            if node.params.get(key):
-                node.params[key] = 0.0
+        values = node.params.values()
+        nested = [v["params"] for v in values if isinstance(v, dict) and "params" in v]
+        for params in (node.params, *nested):  # a wrapper's inner block too
+            for key in ("dropout", "recurrent_dropout"):
+                if params.get(key):
+                    params[key] = 0.0
     project.training = {**project.training, "optimizer": dict(SGD)}
     return project
 
 
 def perturbed_model(project: Project, seed: int) -> Model:
-    model = Model(project, seed=seed)
+    model = build_model(project, seed=seed)
     rng = np.random.default_rng(seed)
     for weights in model.weights.values():
         for w in weights.values():

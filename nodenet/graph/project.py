@@ -9,23 +9,21 @@ The file format is documented in ``docs/project-format.md``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import json
 import math
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodenet.atomic import write_file
 from nodenet.engine.catalog import Shape, fmt_shape
-from nodenet.errors import NodenetError, ProjectFileError, SaveError, brief, shorten
+from nodenet.errors import NodenetError, ProjectFileError, brief, shorten
+from nodenet.graph.migrate import VERSION, migrate
 
 FORMAT = "nodenet-project"
-VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64  # lists and objects nested deeper than this are refused (a project needs ~6)
 MAX_VALUES = 4_000_000  # JSON values (an upper bound counted on the text before parsing)
@@ -70,13 +68,16 @@ class Node:
 
 @dataclass
 class Edge:
-    """A wire from ``src``'s output to input ``port`` of ``dst``."""
+    """A wire from output ``src_port`` of ``src`` to input ``port`` of ``dst``."""
 
     src: str
     dst: str
     port: int = 0
+    src_port: int = 0  # written as "from_port", left out when 0
 
     def to_dict(self) -> dict[str, Any]:
+        if self.src_port:
+            return {"from": self.src, "from_port": self.src_port, "to": self.dst, "port": self.port}
         return {"from": self.src, "to": self.dst, "port": self.port}
 
 
@@ -377,7 +378,7 @@ def _from_dict(doc: Any, source: str) -> Project:
             f"(this one reads up to version {VERSION})"
         )
     _check_depth(doc, source)
-    doc = migrate(doc)
+    doc = migrate(doc, source)
     problems: list[str] = []
     name = doc.get("name", "untitled")
     if not isinstance(name, str):
@@ -457,11 +458,6 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def migrate(doc: dict) -> dict:
-    """Bring an older version's document up to :data:`VERSION` (version 1 is current)."""
-    return doc
-
-
 def _read_list(doc, key, read_item, problems, limit):
     items = doc.get(key, [])
     if not isinstance(items, list):
@@ -512,11 +508,14 @@ def _read_edge(item: Any) -> Edge:
     if not isinstance(src, str) or not isinstance(dst, str):
         raise ValueError("from and to must be node ids (strings)")
     where = f"{shorten(src)} -> {shorten(dst)}"
-    if not isinstance(port, int) or isinstance(port, bool) or port < 0:
-        raise ValueError(f"{where}: port must be a non-negative integer (got {brief(port)})")
-    if port > MAX_PORT:
-        raise ValueError(f"{where}: port {brief(port)} is past the last possible port {MAX_PORT:,}")
-    return Edge(src, dst, port)
+    for key, value in (("port", port), ("from_port", item.get("from_port", 0))):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{where}: {key} must be a non-negative integer (got {brief(value)})")
+        if value > MAX_PORT:
+            raise ValueError(
+                f"{where}: {key} {brief(value)} is past the last possible port {MAX_PORT:,}"
+            )
+    return Edge(src, dst, port, item.get("from_port", 0))
 
 
 # -- writing -----------------------------------------------------------------
@@ -540,73 +539,6 @@ def dumps(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
-
-    A crash or a full disk never leaves a half-written file: the old one stays,
-    and the temporary file is removed. The new file gets the permissions
-    ``open()`` would give it. Raises :class:`OSError`; :func:`write_file` turns
-    that into a nodenet error naming the file.
-    """
-    from nodenet.safeio import remove_stale_temps  # numpy: loaded only when saving
-
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    remove_stale_temps(path)  # what a write killed before its rename left behind
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            # mkstemp creates 0600 files; give the result the permissions open() would
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_folder(path.parent)
-
-
-@functools.cache
-def _umask() -> int:
-    """The process umask (read once: reading it means setting it, which is not thread-safe)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable where the platform allows it (POSIX folders open read-only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_file(
-    path: str | os.PathLike, data: bytes | str, error: type[NodenetError] = SaveError
-) -> Path:
-    """:func:`atomic_write`, raising ``error`` with one sentence naming the file on failure.
-
-    A missing folder, no permission or a full disk leave any previous file intact.
-    """
-    try:
-        atomic_write(path, data)
-    except UnicodeEncodeError as err:
-        raise error(f"{path}: cannot be saved: text holds {err.object[err.start]!r}") from None
-    except OSError as err:
-        reason = err.strerror or str(err) or type(err).__name__
-        raise error(
-            f"{path}: cannot be saved: {reason} (any previous file is left intact)"
-        ) from None
-    return Path(path)
-
-
 def save(project: Project, path: str | os.PathLike | None = None) -> Path:
     """Save atomically to ``path`` (or where the project came from)."""
     target = Path(path) if path is not None else project.path
@@ -617,9 +549,9 @@ def save(project: Project, path: str | os.PathLike | None = None) -> Path:
     return target
 
 
-# -- validation and shapes: nodenet.validation, re-exported here ---------------------
+# -- validation and shapes: nodenet.graph.validation, re-exported here ---------------------
 
-from nodenet.validation import Analysis, Problem, analyze, validate  # noqa: E402
+from nodenet.graph.validation import Analysis, Problem, analyze, validate  # noqa: E402
 
 
 def shape_text(shape: Shape | None) -> str:
@@ -635,13 +567,12 @@ __all__ = [
     "Problem",
     "Project",
     "analyze",
-    "atomic_write",
     "dumps",
     "id_problem",
     "load",
+    "migrate",
     "parse_json",
     "save",
     "shape_text",
     "validate",
-    "write_file",
 ]

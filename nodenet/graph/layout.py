@@ -11,7 +11,8 @@ The classic Sugiyama steps, kept small:
    columns packed without overlap by isotonic regression (pool adjacent violators).
 
 Weakly connected components are laid out one under the other. Positions are the
-top-left corners of the node cards, sized as :mod:`nodenet.ui.canvas.style` draws them.
+top-left corners of the node cards, sized by :class:`Cards` (the canvas passes
+the geometry it draws with; the default is the canvas's own).
 """
 
 from __future__ import annotations
@@ -20,21 +21,58 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from nodenet.engine import LAYERS, block_class
-from nodenet.project import Project
-from nodenet.ui.canvas import style
+from nodenet.engine.catalog import LAYERS, block_class
+from nodenet.graph.project import Project
+from nodenet.graph.topology import topological_order
 
 SWEEPS = 12
 PLACEMENT_ROUNDS = 7  # odd: the last sweep goes rightwards, so chains leave inputs straight
-COMPONENT_GAP = 2 * style.ROW_GAP
-DUMMY_HEIGHT = style.LINE_HEIGHT
 WRAP_ZOOM = 0.85  # wrapped_layout folds a long graph until it fits its view at this zoom
+
+
+@dataclass(frozen=True)
+class Cards:
+    """The geometry of node cards (scene units): what a layout needs to keep them apart."""
+
+    width: float = 192.0
+    header_height: float = 26.0
+    line_height: float = 17.0
+    body_lines: int = 3  # id; key parameters; output shape and parameter count
+    body_margin: float = 5.0  # above and below the body lines
+    padding: float = 8.0  # inside the card, left and right
+    port_pitch: float = 18.0
+    layer_gap: float = 96.0  # horizontal space between layout columns, room for edge labels
+    row_gap: float = 34.0  # vertical space between nodes of one column
+
+    def node_height(self, n_input_ports: int) -> float:
+        """Height of a node card with ``n_input_ports`` input ports."""
+        body = self.header_height + self.body_lines * self.line_height + 2 * self.body_margin
+        return max(body, n_input_ports * self.port_pitch + 2 * self.padding)
+
+    def port_y(self, index: int, n_ports: int, height: float) -> float:
+        """Vertical position of input port ``index`` of ``n_ports``, centred on the card."""
+        top = height / 2 - (n_ports - 1) * self.port_pitch / 2
+        return top + index * self.port_pitch
+
+    @property
+    def pitch(self) -> float:
+        """From one column's left edge to the next one's."""
+        return self.width + self.layer_gap
+
+    @property
+    def component_gap(self) -> float:
+        """Space between weakly connected components laid out one under the other."""
+        return 2 * self.row_gap
+
+
+CARDS = Cards()
 
 
 @dataclass
 class _Graph:
     """One component: real and dummy vertices, edges ``(src, dst, port)`` one column apart."""
 
+    cards: Cards
     heights: dict[str, float]
     ports: dict[str, int]  # input port count (for port offsets)
     layer: dict[str, int] = field(default_factory=dict)
@@ -50,38 +88,52 @@ class _Graph:
 
 def input_port_count(project: Project, node_id: str) -> int:
     """Ports a node card draws: fixed by its block, or filled + one free for a merge."""
-    node = project.node(node_id)
-    if node.type not in LAYERS:
+    return _port_count(project.node(node_id).type, len(project.incoming(node_id)))
+
+
+def input_port_counts(project: Project) -> dict[str, int]:
+    """:func:`input_port_count` of every node, in one O(nodes + edges) pass."""
+    filled: dict[str, int] = defaultdict(int)
+    for edge in project.edges:
+        filled[edge.dst] += 1
+    return {n.id: _port_count(n.type, filled[n.id]) for n in project.nodes}
+
+
+def _port_count(block_type: str, filled: int) -> int:
+    if block_type not in LAYERS:
         return 1
-    cls = block_class(node.type)
-    if cls.N_INPUTS is None:
-        return len(project.incoming(node_id)) + 1
-    return cls.N_INPUTS
+    cls = block_class(block_type)
+    return filled + 1 if cls.N_INPUTS is None else cls.N_INPUTS
 
 
-def layered_layout(project: Project) -> dict[str, tuple[float, float]]:
+def layered_layout(project: Project, cards: Cards = CARDS) -> dict[str, tuple[float, float]]:
     """Top-left position of every node for a tidy left-to-right drawing of ``project``.
 
     Pure: reads the project, changes nothing. Deterministic for a given project.
     """
-    ids = list(dict.fromkeys(n.id for n in project.nodes))
+    known = dict.fromkeys(n.id for n in project.nodes)
+    ids = list(known)
     edges = [
         (e.src, e.dst, e.port)
         for e in project.edges
-        if e.src in ids and e.dst in ids and e.src != e.dst
+        if e.src in known and e.dst in known and e.src != e.dst
     ]
+    ports = input_port_counts(project)
+    inputs = {n.id for n in project.nodes if n.type == "Input"}
     positions: dict[str, tuple[float, float]] = {}
     top = 0.0
-    for component in _components(ids, edges):
-        members = set(component)
-        own = [e for e in edges if e[0] in members]
-        placed = _layout_component(project, component, own)
+    components = _components(ids, edges)
+    member_of = {node_id: k for k, component in enumerate(components) for node_id in component}
+    own: list[list[tuple[str, str, int]]] = [[] for _ in components]
+    for edge in edges:
+        own[member_of[edge[0]]].append(edge)
+    for component, component_edges in zip(components, own, strict=True):
+        placed = _layout_component(component, component_edges, ports, inputs, cards)
         bottom = top
         for node_id, (x, y) in placed.items():
             positions[node_id] = (x, y + top)
-            height = style.node_height(input_port_count(project, node_id))
-            bottom = max(bottom, y + top + height)
-        top = bottom + COMPONENT_GAP
+            bottom = max(bottom, y + top + cards.node_height(ports[node_id]))
+        top = bottom + cards.component_gap
     return {k: (float(round(x)), float(round(y))) for k, (x, y) in positions.items()}
 
 
@@ -103,17 +155,20 @@ def _components(ids: list[str], edges: list[tuple[str, str, int]]) -> list[list[
 
 
 def _layout_component(
-    project: Project, ids: list[str], edges: list[tuple[str, str, int]]
+    ids: list[str],
+    edges: list[tuple[str, str, int]],
+    ports: dict[str, int],
+    inputs: set[str],
+    cards: Cards,
 ) -> dict[str, tuple[float, float]]:
     edges = _acyclic(ids, edges)
-    layer = _longest_path_layers(project, ids, edges)
-    ports = {i: input_port_count(project, i) for i in ids}
-    heights = {i: style.node_height(ports[i]) for i in ids}
-    graph = _with_dummies(ids, edges, layer, heights, ports)
+    layer = _longest_path_layers(ids, edges, inputs)
+    ports = {i: ports[i] for i in ids}
+    heights = {i: cards.node_height(ports[i]) for i in ids}
+    graph = _with_dummies(cards, ids, edges, layer, heights, ports)
     columns = _order_columns(graph)
     ys = _place_vertically(graph, columns)
-    pitch = style.NODE_WIDTH + style.LAYER_GAP
-    return {i: (layer[i] * pitch, ys[i]) for i in ids}
+    return {i: (layer[i] * cards.pitch, ys[i]) for i in ids}
 
 
 def _acyclic(ids: list[str], edges: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
@@ -143,7 +198,7 @@ def _acyclic(ids: list[str], edges: list[tuple[str, str, int]]) -> list[tuple[st
 
 
 def _longest_path_layers(
-    project: Project, ids: list[str], edges: list[tuple[str, str, int]]
+    ids: list[str], edges: list[tuple[str, str, int]], inputs: set[str]
 ) -> dict[str, int]:
     """Column of every node: one right of its deepest parent, then pulled towards its children.
 
@@ -157,39 +212,25 @@ def _longest_path_layers(
     for src, dst, _ in edges:
         parents[dst].append(src)
         children[src].append(dst)
-    order = _topological(ids, parents, children)
+    order, _ = topological_order(ids, ((src, dst) for src, dst, _ in edges))
     layer: dict[str, int] = {}
     for node_id in order:
         layer[node_id] = max((layer[p] + 1 for p in parents[node_id]), default=0)
     for node_id in reversed(order):
         kids = children[node_id]
-        if kids and project.node(node_id).type != "Input":
+        if kids and node_id not in inputs:
             layer[node_id] = max(layer[node_id], min(layer[k] for k in kids) - 1)
     return layer
 
 
-def _topological(ids, parents, children) -> list[str]:
-    indegree = {i: len(parents[i]) for i in ids}
-    ready = [i for i in ids if indegree[i] == 0]
-    order = []
-    while ready:
-        node_id = ready.pop(0)
-        order.append(node_id)
-        for child in children[node_id]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    return order
-
-
-def _with_dummies(ids, edges, layer, heights, ports) -> _Graph:
-    graph = _Graph(dict(heights), dict(ports), dict(layer))
+def _with_dummies(cards, ids, edges, layer, heights, ports) -> _Graph:
+    graph = _Graph(cards, dict(heights), dict(ports), dict(layer))
     for n, (src, dst, port) in enumerate(edges):
         prev = src
         for column in range(layer[src] + 1, layer[dst]):
             dummy = f"\0{n}:{column}"
             graph.layer[dummy] = column
-            graph.heights[dummy] = DUMMY_HEIGHT
+            graph.heights[dummy] = cards.line_height
             graph.ports[dummy] = 1
             graph.add_edge(prev, dummy, 0)
             prev = dummy
@@ -282,7 +323,7 @@ def _place_vertically(graph: _Graph, columns: list[list[str]]) -> dict[str, floa
         y = 0.0
         for vertex in column:
             ys[vertex] = y
-            y += graph.heights[vertex] + style.ROW_GAP
+            y += graph.heights[vertex] + graph.cards.row_gap
     for round_ in range(PLACEMENT_ROUNDS):
         downward = round_ % 2 == 0
         sequence = columns if downward else list(reversed(columns))
@@ -295,7 +336,7 @@ def _place_vertically(graph: _Graph, columns: list[list[str]]) -> dict[str, floa
 
 
 def _in_port_y(graph: _Graph, vertex: str, port: int) -> float:
-    return style.port_y(port, graph.ports[vertex], graph.heights[vertex])
+    return graph.cards.port_y(port, graph.ports[vertex], graph.heights[vertex])
 
 
 def _wanted_top(graph: _Graph, ys: dict[str, float], vertex: str, downward: bool) -> float:
@@ -322,7 +363,7 @@ def _pack(graph: _Graph, column: list[str], wanted: list[float]) -> list[float]:
     offsets, acc = [], 0.0
     for vertex in column:
         offsets.append(acc)
-        acc += graph.heights[vertex] + style.ROW_GAP
+        acc += graph.heights[vertex] + graph.cards.row_gap
     blocks: list[list[float]] = []  # [sum, count]
     for target, offset in zip(wanted, offsets, strict=True):
         blocks.append([target - offset, 1.0])
@@ -335,7 +376,7 @@ def _pack(graph: _Graph, column: list[str], wanted: list[float]) -> list[float]:
 
 
 def wrapped_layout(
-    project: Project, view: tuple[float, float] = (800.0, 500.0)
+    project: Project, view: tuple[float, float] = (800.0, 500.0), cards: Cards = CARDS
 ) -> dict[str, tuple[float, float]]:
     """:func:`layered_layout` folded into bands, like lines of text, so that a long
     chain fits a view of ``view`` (width, height) at the largest zoom.
@@ -345,23 +386,21 @@ def wrapped_layout(
     :data:`WRAP_ZOOM` (else the one that fits it largest). A graph that fits
     unfolded comes back as :func:`layered_layout`.
     """
-    positions = layered_layout(project)
+    positions = layered_layout(project, cards)
     if not positions:
         return positions
-    pitch = style.NODE_WIDTH + style.LAYER_GAP
+    pitch = cards.pitch
     columns = {node_id: round(x / pitch) for node_id, (x, _) in positions.items()}
-    bottom = max(
-        y + style.node_height(input_port_count(project, node_id))
-        for node_id, (_, y) in positions.items()
-    )
-    band = bottom - min(y for _, y in positions.values()) + COMPONENT_GAP
+    ports = input_port_counts(project)
+    bottom = max(y + cards.node_height(ports[node_id]) for node_id, (_, y) in positions.items())
+    band = bottom - min(y for _, y in positions.values()) + cards.component_gap
     count = max(columns.values()) + 1
     margin = 96.0  # what fitting the view leaves around the graph
 
     def zoom(per_band: int) -> float:
         bands = -(-count // per_band)
-        width = per_band * pitch - style.LAYER_GAP + margin
-        height = bands * band - COMPONENT_GAP + margin
+        width = per_band * pitch - cards.layer_gap + margin
+        height = bands * band - cards.component_gap + margin
         return min(view[0] / width, view[1] / height)
 
     readable = [k for k in range(count, 0, -1) if zoom(k) >= WRAP_ZOOM]

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from nodenet.project import Edge, Node, Project
+from nodenet.graph.layout import input_port_count, layered_layout
+from nodenet.graph.project import Edge, Node, Project
 from nodenet.ui.canvas import style
-from nodenet.ui.canvas.layout import input_port_count, layered_layout
 
 PITCH = style.NODE_WIDTH + style.LAYER_GAP
 
@@ -259,7 +259,7 @@ def test_big_random_dags_are_tidy(n):
 def test_the_layout_module_loads_no_qt():
     code = (
         "import sys\n"
-        "from nodenet.ui.canvas.layout import layered_layout\n"
+        "from nodenet.graph.layout import layered_layout\n"
         "print([m for m in sys.modules if m.startswith('PySide6')])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from nodenet.engine.catalog import fmt_shape
 from nodenet.errors import ValidationError, shorten
-from nodenet.project import Project, analyze
+from nodenet.graph.project import Project, analyze
 
 BYTES_PER_PARAM = 4  # float32
 CONNECTED_SHOWN = 3  # sources named in a text row's "Connected to" before "… and N more"
@@ -127,7 +127,10 @@ def summarize(project: Project) -> Summary:
     index = analysis.index or project.edge_index()
     for node_id in analysis.order:
         trainable, non_trainable = analysis.params[node_id]
-        sources = tuple(e.src for e in index.incoming(node_id))
+        # an edge from another output than 0 names it: ``lstm[1]``
+        sources = tuple(
+            f"{e.src}[{e.src_port}]" if e.src_port else e.src for e in index.incoming(node_id)
+        )
         rows.append(
             Row(
                 node_id, types[node_id], analysis.shapes[node_id], trainable, non_trainable, sources

@@ -1,24 +1,25 @@
 """Validation of a project and inference of its shapes and parameter counts.
 
 Every problem names its node (or field) in one sentence. The names are
-re-exported by :mod:`nodenet.project`, where the rest of the document lives.
+re-exported by :mod:`nodenet.graph.project`, where the rest of the document lives.
 """
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nodenet.engine.blueprint import Blueprint
 from nodenet.engine.catalog import LAYERS, Layer, Shape, fmt_shape
 from nodenet.engine.params import check_params
-from nodenet.errors import NodenetError, shorten
+from nodenet.errors import NodenetError, ValidationError, shorten
+from nodenet.graph.topology import Wiring, connection_problems, reachable, topological_order
 from nodenet.safeio import over_budget, size_of
 
 BYTES_PER_VALUE = 4  # weights and activations are float32
 
 if TYPE_CHECKING:
-    from nodenet.project import Edge, EdgeIndex, Node, Project
+    from nodenet.graph.project import EdgeIndex, Node, Project
 
 MAX_MESSAGE_CHARS = 400  # a problem's message is cut to this length
 
@@ -41,7 +42,12 @@ class Problem:
 
 @dataclass
 class Analysis:
-    """What :func:`analyze` learns: problems, topological order, shapes, parameter counts."""
+    """What :func:`analyze` learns: problems, topological order, shapes, parameter counts.
+
+    ``shapes[node]`` is the shape of the node's output 0 (its only output, for every
+    block today); ``output_shapes[node]`` the shapes of all the outputs of a node that
+    has more than one (:meth:`shape_of` reads either).
+    """
 
     problems: list[Problem]
     order: list[str]  # node ids in topological order (nodes in cycles left out)
@@ -49,6 +55,7 @@ class Analysis:
     params: dict[str, tuple[int, int]]  # (trainable, non-trainable) per node
     layers: dict[str, Layer]  # a layer object per node whose params are valid
     index: EdgeIndex | None = None  # the project's edges by node, as analyzed
+    output_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -57,10 +64,39 @@ class Analysis:
     def problems_for(self, node_id: str) -> list[Problem]:
         return [p for p in self.problems if p.node == node_id]
 
+    def blueprint(self, project: Project) -> Blueprint:
+        """What the engine builds ``project`` from; :class:`ValidationError` if it has problems."""
+        if self.problems:
+            raise ValidationError(self.problems)
+        index = self.index or project.edge_index()
+        return Blueprint(
+            name=project.name,
+            order=tuple(self.order),
+            layers={i: self.layers[i] for i in self.order},
+            sources={i: tuple((e.src, e.src_port) for e in index.incoming(i)) for i in self.order},
+            shapes=dict(self.shapes),
+            inputs=tuple(n.id for n in project.nodes if n.type == "Input"),
+            outputs=tuple(n.id for n in project.nodes if n.type == "Output"),
+            output_shapes=dict(self.output_shapes),
+        )
+
+    def shape_of(self, node_id: str, port: int = 0) -> Shape | None:
+        """The shape of output ``port`` of ``node_id``, ``None`` if unknown."""
+        return _port_shape(self.output_shapes, self.shapes, node_id, port)
+
     def input_shapes(self, project: Project, node_id: str) -> list[Shape] | None:
         edges = self.index.incoming(node_id) if self.index else project.incoming(node_id)
-        shapes = [self.shapes.get(e.src) for e in edges]
+        shapes = [self.shape_of(e.src, e.src_port) for e in edges]
         return None if any(s is None for s in shapes) else shapes
+
+
+def _port_shape(
+    outputs: dict[str, tuple[Shape, ...]], shapes: dict[str, Shape], node_id: str, port: int
+) -> Shape | None:
+    if port == 0 or node_id not in outputs:
+        return shapes.get(node_id) if port == 0 else None
+    every = outputs[node_id]
+    return every[port] if port < len(every) else None
 
 
 def validate(project: Project) -> list[Problem]:
@@ -74,7 +110,7 @@ def analyze(project: Project) -> Analysis:
     O(nodes + edges) besides each block's own checks: edges are indexed once, and one
     topological pass (Kahn) orders the nodes and finds the cycles.
     """
-    from nodenet.project import id_problem
+    from nodenet.graph.project import id_problem
 
     problems: list[Problem] = []
     ids = [n.id for n in project.nodes]
@@ -110,34 +146,43 @@ def analyze(project: Project) -> Analysis:
         problems.append(Problem("the graph has no Output block", field="nodes"))
 
     problems.extend(_check_training(project.training))
-    problems.extend(_check_edges(project, by_id))
-    order, cyclic = _topological_order(project)
+    problems.extend(_check_edges(project, by_id, layers))
+    order, cyclic = topological_order(ids, ((e.src, e.dst) for e in project.edges))
     for node_id in cyclic:
         problems.append(Problem("is part of a cycle", node_id))
     problems.extend(_check_ports(project, by_id, index))
     problems.extend(_check_reaches_output(project, by_id))
 
     shapes: dict[str, Shape] = {}
+    outputs: dict[str, tuple[Shape, ...]] = {}  # every output's shape, of multi-output nodes
     params: dict[str, tuple[int, int]] = {}
     for node_id in order:
         layer = layers.get(node_id)
         if layer is None:
             continue
-        in_shapes = [shapes.get(e.src) for e in index.incoming(node_id)]
+        in_shapes = [
+            _port_shape(outputs, shapes, e.src, e.src_port) if e.src_port else shapes.get(e.src)
+            for e in index.incoming(node_id)
+        ]
         if any(s is None for s in in_shapes) or not layer.accepts_inputs(len(in_shapes)):
             continue
         try:
-            shapes[node_id] = tuple(layer.infer_shape(in_shapes))
+            every = tuple(tuple(s) for s in layer.infer_shapes(in_shapes))
+            shapes[node_id] = every[0]
+            if len(every) > 1:
+                outputs[node_id] = every
             params[node_id] = layer.count_params(in_shapes)
         except NodenetError as err:
             shapes.pop(node_id, None)
+            outputs.pop(node_id, None)
             problems.append(Problem(str(err), node_id))
         except OverflowError:  # sizes past float range reached a float computation
             shapes.pop(node_id, None)
+            outputs.pop(node_id, None)
             params.pop(node_id, None)
             problems.append(Problem("its output or weights are too large to compute", node_id))
-    problems.extend(_check_memory(project, order, shapes, params))
-    return Analysis(problems, order, shapes, params, layers, index)
+    problems.extend(_check_memory(project, order, shapes, params, outputs))
+    return Analysis(problems, order, shapes, params, layers, index, outputs)
 
 
 def _check_memory(
@@ -145,6 +190,7 @@ def _check_memory(
     order: list[str],
     shapes: dict[str, Shape],
     params: dict[str, tuple[int, int]],
+    outputs: dict[str, tuple[Shape, ...]],
 ) -> list[Problem]:
     """Weights and activations (float32) checked against the memory budget, before any
     allocation: each node's weights, each node's output for one sample, all weights
@@ -152,7 +198,7 @@ def _check_memory(
     """
     problems = []
     per_sample = 0
-    outputs = {n.id for n in project.outputs()}
+    heads = {n.id for n in project.outputs()}
     for node_id in order:
         if node_id in params:
             count = sum(params[node_id])
@@ -161,15 +207,18 @@ def _check_memory(
                 problems.append(
                     Problem(f"its {_count(count)} weights would take {reason}", node_id)
                 )
-        if node_id in shapes and node_id not in outputs:
-            size = size_of(shapes[node_id], BYTES_PER_VALUE)
-            per_sample += size
-            reason = _over_budget(size)
-            if reason is not None:
-                shape = shorten(fmt_shape(shapes[node_id]))
-                problems.append(
-                    Problem(f"one sample's output, of shape {shape}, would take {reason}", node_id)
-                )
+        if node_id in shapes and node_id not in heads:
+            for out_shape in outputs.get(node_id, (shapes[node_id],)):
+                size = size_of(out_shape, BYTES_PER_VALUE)
+                per_sample += size
+                reason = _over_budget(size)
+                if reason is not None:
+                    shape = shorten(fmt_shape(out_shape))
+                    problems.append(
+                        Problem(
+                            f"one sample's output, of shape {shape}, would take {reason}", node_id
+                        )
+                    )
     if problems:
         return problems
     total = sum(sum(p) for p in params.values())
@@ -222,56 +271,29 @@ def _check_training(training: Any) -> list[Problem]:
     return problems
 
 
-def _check_edges(project: Project, by_id: dict[str, Node]) -> list[Problem]:
+def _check_edges(
+    project: Project, by_id: dict[str, Node], layers: dict[str, Layer]
+) -> list[Problem]:
+    """Every edge checked in file order with :func:`nodenet.graph.topology.connection_problems`
+    (cycles are found by the topological order)."""
+
+    def n_outputs(node_id: str) -> int | None:
+        layer = layers.get(node_id)
+        return None if layer is None else layer.n_outputs()
+
+    wiring = Wiring({i: n.type for i, n in by_id.items()}, n_outputs)
     problems = []
-    taken: dict[tuple[str, int], Edge] = {}
     for e in project.edges:
-        where = f"{shorten(e.src)} -> {shorten(e.dst)}"
-        if e.src not in by_id:
-            if e.dst in by_id:
-                problems.append(Problem(f"edge from a missing node {shorten(repr(e.src))}", e.dst))
-            else:
-                problems.append(Problem(f"edge between missing nodes ({where})", field="edges"))
+        refusals, _ = connection_problems(wiring, e.src, e.dst, e.port, e.src_port)
+        if not refusals:
+            wiring.add(e)
             continue
-        if e.dst not in by_id:
-            problems.append(Problem(f"edge to a missing node {shorten(repr(e.dst))}", e.src))
-            continue
-        if e.src == e.dst:
-            problems.append(Problem("is connected to itself", e.src))
-            continue
-        src_type = by_id[e.src].type
-        if src_type == "Output":
-            problems.append(
-                Problem(
-                    f"an Output ends the graph; it cannot feed {e.dst!r} "
-                    "(connect from the block before it)",
-                    e.src,
-                )
-            )
-        dst_cls = LAYERS.get(by_id[e.dst].type) if by_id[e.dst].type in LAYERS else None
-        if dst_cls is not None:
-            if dst_cls.N_INPUTS == 0:
-                problems.append(
-                    Problem(f"{dst_cls.TYPE} takes no input, but {where} feeds it", e.dst)
-                )
-                continue
-            if dst_cls.N_INPUTS is not None and e.port >= dst_cls.N_INPUTS:
-                problems.append(
-                    Problem(
-                        f"edge from {e.src!r} to input port {e.port}, but {dst_cls.TYPE} has "
-                        f"{dst_cls.N_INPUTS} input port(s)",
-                        e.dst,
-                    )
-                )
-                continue
-        key = (e.dst, e.port)
-        if key in taken:
-            problems.append(
-                Problem(
-                    f"input port {e.port} is fed by both {taken[key].src!r} and {e.src!r}", e.dst
-                )
-            )
-        taken[key] = e
+        problems.extend(
+            Problem(r.problem, r.node, r.field) for r in refusals if r.problem is not None
+        )
+        last = refusals[-1]
+        if not last.final or last.rule == "taken":
+            wiring.add(e)  # a later edge into the same port names this one
     return problems
 
 
@@ -316,91 +338,12 @@ def _first_gap(ports: list[int]) -> int | None:
     return None
 
 
-def _topological_order(project: Project) -> tuple[list[str], list[str]]:
-    """Kahn's algorithm, ties broken by file order; returns (order, nodes in cycles)."""
-    ids = list(dict.fromkeys(n.id for n in project.nodes))
-    index = {node_id: i for i, node_id in enumerate(ids)}
-    indegree = dict.fromkeys(ids, 0)
-    children: dict[str, list[str]] = {node_id: [] for node_id in ids}
-    for e in project.edges:
-        if e.src in index and e.dst in index and e.src != e.dst:
-            indegree[e.dst] += 1
-            children[e.src].append(e.dst)
-    ready = [(index[i], i) for i in ids if indegree[i] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, node_id = heapq.heappop(ready)
-        order.append(node_id)
-        for child in children[node_id]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                heapq.heappush(ready, (index[child], child))
-    done = set(order)
-    remaining = [i for i in ids if i not in done]
-    # nodes downstream of a cycle are blocked, not cyclic: keep only those on a cycle
-    on_cycle = _nodes_on_cycles(remaining, children)
-    return order, [i for i in remaining if i in on_cycle]
-
-
-def _nodes_on_cycles(within: list[str], children: dict[str, list[str]]) -> set[str]:
-    """Nodes of ``within`` on a cycle: members of a strongly connected component of two or
-    more nodes (self-loops are reported elsewhere). Tarjan's algorithm, iterative, linear."""
-    members = set(within)
-    number: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: set[str] = set()
-    for root in within:
-        if root in number:
-            continue
-        work = [(root, iter(children[root]))]
-        number[root] = low[root] = len(number)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, kids = work[-1]
-            child = next((c for c in kids if c in members), None)
-            if child is not None:
-                if child not in number:
-                    number[child] = low[child] = len(number)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(children[child])))
-                elif child in on_stack:
-                    low[node] = min(low[node], number[child])
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == number[node]:
-                component = []
-                while True:
-                    top = stack.pop()
-                    on_stack.discard(top)
-                    component.append(top)
-                    if top == node:
-                        break
-                if len(component) > 1:
-                    found.update(component)
-    return found
-
-
 def _check_reaches_output(project: Project, by_id: dict[str, Node]) -> list[Problem]:
     parents: dict[str, list[str]] = {i: [] for i in by_id}
     for e in project.edges:
         if e.src in by_id and e.dst in by_id:
             parents[e.dst].append(e.src)
-    reached = set()
-    stack = [n.id for n in project.nodes if n.type == "Output"]
-    while stack:
-        node_id = stack.pop()
-        if node_id in reached:
-            continue
-        reached.add(node_id)
-        stack.extend(parents[node_id])
+    reached = reachable((n.id for n in project.nodes if n.type == "Output"), parents)
     if not project.outputs():
         return []
     return [

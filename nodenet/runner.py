@@ -11,18 +11,22 @@ import hashlib
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from nodenet.atomic import atomic_stream
 from nodenet.engine import settings
+from nodenet.engine.callbacks import Callback
+from nodenet.engine.events import Sink
 from nodenet.engine.model import NUMERIC_KINDS, Model, _length
 from nodenet.engine.training import History, evaluate, fit
-from nodenet.errors import DataError, ValidationError, brief
-from nodenet.safeio import atomic_stream, open_regular, read_npz
+from nodenet.errors import DataError, brief
+from nodenet.graph.project import analyze
+from nodenet.safeio import open_regular, read_npz
 
 HASH_CHUNK = 2**20
 
@@ -51,12 +55,14 @@ class Run:
     def fit(
         self,
         *,
-        on_batch: Callable | None = None,
-        on_epoch: Callable | None = None,
+        on_event: Sink | None = None,
+        callbacks: Sequence[Callback] = (),
         should_stop: Callable[[], bool] | None = None,
         epochs: int | None = None,
         progress_interval: float = 0.0,
     ) -> History:
+        """Train with the project's settings; events and callbacks as for
+        :func:`nodenet.engine.training.fit`."""
         t = self.training
         train, val = self.data.train, self.data.val
         validation = (val["inputs"], val["targets"]) if val and _count(val) else None
@@ -74,10 +80,11 @@ class Run:
             class_weight=t["class_weight"],
             early_stopping=t["early_stopping"],
             reduce_lr_on_plateau=t["reduce_lr_on_plateau"],
-            on_batch=on_batch,
-            on_epoch=on_epoch,
+            callbacks=callbacks,
+            on_event=on_event,
             should_stop=should_stop,
             progress_interval=progress_interval,
+            test_samples=int(self.data.meta.sizes.get("test", 0) or 0),
         )
 
     def evaluate_test(self) -> dict[str, float] | None:
@@ -98,6 +105,11 @@ def _count(split: dict) -> int:
     return len(next(iter(arrays.values()))) if arrays else 0
 
 
+def build_model(project, dtype=np.float32, seed: int | None = None, fuse: bool = True) -> Model:
+    """The engine's model of ``project`` (:class:`ValidationError` if it has problems)."""
+    return Model(analyze(project).blueprint(project), dtype=dtype, seed=seed, fuse=fuse)
+
+
 def build_run(
     project,
     *,
@@ -112,15 +124,11 @@ def build_run(
     (a :class:`DataError`) names the field and the path, and the caller may ask
     the user and call again with ``allow_outside_data=True``.
     """
-    from nodenet.project import analyze
-
-    analysis = analyze(project)
-    if analysis.problems:
-        raise ValidationError(analysis.problems)
+    blueprint = analyze(project).blueprint(project)
     training = settings.resolved(project.training)
     if seed is not None:
         training["seed"] = seed
-    model = Model(project, seed=training["seed"])
+    model = Model(blueprint, seed=training["seed"])
     data = (
         prepare_data(project, model, training["seed"], allow_outside_data=allow_outside_data)
         if load_data

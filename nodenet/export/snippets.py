@@ -1,10 +1,10 @@
-"""Helpers for the export snippets every block declares (see the export hooks of ``Layer``).
+"""Helpers for the source the block exporters write (see :mod:`nodenet.export.blocks`).
 
-A block turns its settings into Python source for Keras 3 and PyTorch; this
-module holds what several blocks share: values written as source, Keras
+An exporter turns a block's settings into Python source for Keras 3 and PyTorch;
+this module holds what several exporters share: values written as source, Keras
 regularizers, torch activations, Keras's initializers in torch, and the small
 helper functions the generated PyTorch code may call (channels-last moves,
-Keras's "same" padding). Nothing here imports Keras or PyTorch: the source is
+Keras's initializers). Nothing here imports Keras or PyTorch: the source is
 text, checked by the export tests against both libraries.
 """
 
@@ -186,14 +186,6 @@ def _slice(target: str, rows: str) -> str:
         head, _, column = target.rpartition("[:, ")
         return f"{head}[{rows}, {column}"
     return f"{target}[{rows}]"
-
-
-def same_padding(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """Keras's "same" padding of one axis: split evenly, the odd one at the end."""
-    span = (window - 1) * dilation + 1
-    out = (length - 1) // stride + 1
-    total = max(0, (out - 1) * stride + span - length)
-    return total // 2, total - total // 2
 
 
 def torch_pad(pads: list[tuple[int, int]]) -> str:

@@ -1,0 +1,10 @@
+"""One exporter per block type: Keras 3 arguments, PyTorch module, forward and weights.
+
+Importing this package registers every exporter (see :mod:`.base`); a block added
+to the catalog adds its exporter to the module of its family here.
+"""
+
+from nodenet.export.blocks import conv, core, normalization, recurrent  # noqa: F401
+from nodenet.export.blocks.base import EXPORTERS, BlockExporter, exporter
+
+__all__ = ["EXPORTERS", "BlockExporter", "exporter"]

@@ -1,0 +1,110 @@
+"""The exporter of a block: its Keras 3 layer, its PyTorch module, and the weights between.
+
+An exporter class is registered for one or more block types with :func:`exports`,
+as blocks are with :func:`nodenet.engine.layer.register`; :func:`exporter` binds
+the one of a block's type to a built block. Keras-layout weights (what nodenet
+trains and stores) become the submodule's ``state_dict`` entries through
+:meth:`BlockExporter.torch_state`, and come home through
+:meth:`BlockExporter.keras_weights`, its exact inverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nodenet.engine.catalog import Layer, Shape
+from nodenet.engine.params import Regularizer
+from nodenet.engine.registry import Registry
+from nodenet.export.snippets import keras_regularizer
+
+Arrays = dict[str, np.ndarray]
+
+
+class BlockExporter:
+    """How one block is written for Keras 3 and PyTorch. Subclasses override the hooks."""
+
+    KERAS_REQUIRED: ClassVar[tuple[str, ...]] = ()  # Keras arguments without a default
+
+    def __init__(self, layer: Layer):
+        self.layer = layer
+        self.config = layer.config
+
+    def keras_layer(self) -> tuple[str, dict[str, Any]]:
+        """The ``keras.layers`` class equal to this block, and its constructor arguments.
+
+        Arguments at nodenet's default (Keras's own) are left out, except those
+        in ``KERAS_REQUIRED``; regularizers become ``keras.regularizers`` source
+        (:class:`nodenet.export.snippets.Source`).
+        """
+        args = {}
+        for p in self.layer.PARAMS:
+            value = self.config[p.name]
+            if p.name in self.KERAS_REQUIRED or value != p.default:
+                args[p.name] = keras_regularizer(value) if isinstance(p, Regularizer) else value
+        return self.layer.TYPE, args
+
+    def torch_module(self, input_shapes: list[Shape]) -> str | None:
+        """Source building the torch submodule this block owns (``nn.Linear(64, 10)``),
+        or None when its forward needs none."""
+        return None
+
+    def torch_forward(self, module: str, args: list[str], input_shapes: list[Shape]) -> str:
+        """A torch expression of the output from the input expressions ``args``.
+
+        ``module`` is the submodule's attribute (``self.dense_1``). Tensors stay
+        channels-last, as in Keras; the expression may call the helpers of
+        :data:`nodenet.export.snippets.TORCH_HELPERS`.
+        """
+        raise NotImplementedError(f"{self.layer.TYPE} has no PyTorch export")
+
+    def torch_state(self, weights: Arrays, input_shapes: list[Shape]) -> Arrays:
+        """The submodule's ``state_dict`` entries (keys relative to it) from Keras-layout
+        ``weights``."""
+        return {}
+
+    def keras_weights(self, state: Arrays, input_shapes: list[Shape]) -> Arrays:
+        """The Keras-layout weights (``weight_specs`` names) from the submodule's
+        ``state_dict`` entries: the inverse of :meth:`torch_state`."""
+        return {}
+
+    def torch_weights(self, module: str, input_shapes: list[Shape]) -> dict[str, list[str]]:
+        """Per Keras weight name, the torch tensors holding it (expressions under ``module``).
+
+        Keras's initializers and regularizers act on them; a weight torch keeps
+        in two tensors (a GRU's two bias rows) lists both.
+        """
+        return {}
+
+
+class Passthrough(BlockExporter):
+    """A block whose torch forward is its input (Input, Output)."""
+
+    def torch_forward(self, module, args, input_shapes):
+        return args[0]
+
+
+EXPORTERS: Registry[type[BlockExporter]] = Registry("block exporter")
+
+
+def exports(*type_names: str) -> Callable[[type[BlockExporter]], type[BlockExporter]]:
+    """Class decorator: the exporter of these block types."""
+
+    def decorate(cls: type[BlockExporter]) -> type[BlockExporter]:
+        for name in type_names:
+            EXPORTERS.register(name)(cls)
+        return cls
+
+    return decorate
+
+
+def exporter(layer: Layer) -> BlockExporter:
+    """The exporter of ``layer``'s block type, bound to it."""
+    return EXPORTERS.get(layer.TYPE)(layer)
+
+
+def renamed(arrays: Arrays, names: dict[str, str]) -> Arrays:
+    """``arrays`` with keys renamed by ``names`` (keys not in it are dropped)."""
+    return {names[k]: v for k, v in arrays.items() if k in names}

@@ -1,0 +1,191 @@
+"""Exporters of the convolution and pooling blocks.
+
+Tensors stay channels-last, as in Keras, and are moved to channels-first around
+torch's convolutions and pools. The padding is the block's own
+(``pads``, ``geometry``, ``crops``): symmetric padding goes to the torch op,
+anything else to ``F.pad`` before it, and padding that depends on a size known
+only at run time to a generated helper (``pad_same``, ``pool_same``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nodenet.export import torch_helpers  # noqa: F401  (registers their torch helpers)
+from nodenet.export._code import py_arguments, py_value
+from nodenet.export.blocks.base import BlockExporter, exports
+from nodenet.export.snippets import (
+    Source,
+    channels_first,
+    channels_last,
+    one_or_tuple,
+    torch_activation,
+    torch_pad,
+)
+
+
+def _symmetric(pads) -> bool:
+    return pads is not None and all(before == after for before, after in pads)
+
+
+def _with_bias(state: dict, weights: dict) -> dict:
+    if "bias" in weights:
+        state["bias"] = weights["bias"]
+    return state
+
+
+# -- convolutions -------------------------------------------------------------------------
+
+
+@exports("Conv1D", "Conv2D")
+class ConvExporter(BlockExporter):
+    KERAS_REQUIRED = ("filters", "kernel_size")
+
+    def torch_module(self, input_shapes):
+        (shape,) = input_shapes
+        kernel, strides, dilation = self.layer.sizes()
+        options = {}
+        if max(strides) > 1:
+            options["stride"] = one_or_tuple(strides)
+        pads = self.layer.pads(shape[:-1])
+        if _symmetric(pads) and any(before for before, _ in pads):
+            options["padding"] = one_or_tuple([before for before, _ in pads])
+        if max(dilation) > 1:
+            options["dilation"] = one_or_tuple(dilation)
+        if not self.config["use_bias"]:
+            options["bias"] = False
+        args = [shape[-1], self.config["filters"], one_or_tuple(kernel)]
+        return f"nn.Conv{self.layer.RANK}d({py_arguments(args, options)})"
+
+    def torch_forward(self, module, args, input_shapes):
+        x = channels_first(args[0])
+        pads = self.layer.pads(input_shapes[0][:-1])
+        if pads is None:
+            kernel, strides, dilation = self.layer.sizes()
+            x = f"pad_same({x}, {py_value(kernel)}, {py_value(strides)}, {py_value(dilation)})"
+        elif not _symmetric(pads):
+            x = f"F.pad({x}, {torch_pad(pads)})"
+        return torch_activation(self.config["activation"], channels_last(f"{module}({x})"))
+
+    def torch_state(self, weights, input_shapes):
+        kernel = weights["kernel"]  # (*window, in, out) -> torch's (out, in, *window)
+        return _with_bias({"weight": np.moveaxis(kernel, (-1, -2), (0, 1))}, weights)
+
+    def keras_weights(self, state, input_shapes):
+        return _with_bias({"kernel": np.moveaxis(state["weight"], (0, 1), (-1, -2))}, state)
+
+    def torch_weights(self, module, input_shapes):
+        return {"kernel": [f"{module}.weight"], "bias": [f"{module}.bias"]}
+
+
+@exports("Conv2DTranspose")
+class ConvTransposeExporter(ConvExporter):
+    def _geometry(self) -> tuple[list[int], list[int], list[int]]:
+        """torch's padding and output_padding per axis, and what to cut off the end after.
+
+        Keras keeps the full transposed output minus the block's (before, after)
+        crops per axis; torch cuts ``padding`` at both ends and adds
+        ``output_padding`` at the end.
+        """
+        paddings, extras, cuts = [], [], []
+        for before, after in self.layer.crops():  # before >= 0; after < 0 adds positions
+            paddings.append(before)
+            extras.append(max(before - after, 0))
+            cuts.append(max(after - before, 0))
+        return paddings, extras, cuts
+
+    def torch_module(self, input_shapes):
+        (shape,) = input_shapes
+        kernel, strides, dilation = self.layer.sizes()
+        paddings, extras, _ = self._geometry()
+        options = {}
+        if max(strides) > 1:
+            options["stride"] = one_or_tuple(strides)
+        if any(paddings):
+            options["padding"] = one_or_tuple(paddings)
+        if any(extras):
+            options["output_padding"] = one_or_tuple(extras)
+        if not self.config["use_bias"]:
+            options["bias"] = False
+        if max(dilation) > 1:
+            options["dilation"] = one_or_tuple(dilation)
+        args = [shape[-1], self.config["filters"], one_or_tuple(kernel)]
+        return f"nn.ConvTranspose2d({py_arguments(args, options)})"
+
+    def torch_forward(self, module, args, input_shapes):
+        out = f"{module}({channels_first(args[0])})"
+        _, _, cuts = self._geometry()
+        if any(cuts):
+            rows, cols = (f":-{c}" if c else ":" for c in cuts)
+            out = f"{out}[:, :, {rows}, {cols}]"
+        return torch_activation(self.config["activation"], channels_last(out))
+
+    def torch_state(self, weights, input_shapes):
+        # (kh, kw, out, in) -> torch's (in, out, kh, kw)
+        return _with_bias({"weight": weights["kernel"].transpose(3, 2, 0, 1)}, weights)
+
+    def keras_weights(self, state, input_shapes):
+        return _with_bias({"kernel": state["weight"].transpose(2, 3, 1, 0)}, state)
+
+
+@exports("UpSampling1D")
+class UpSampling1DExporter(BlockExporter):
+    def torch_forward(self, module, args, input_shapes):
+        return f"{args[0]}.repeat_interleave({py_value(self.config['size'])}, dim=1)"
+
+
+@exports("UpSampling2D")
+class UpSampling2DExporter(BlockExporter):
+    def torch_forward(self, module, args, input_shapes):
+        rows, cols = self.config["size"]
+        if self.config["interpolation"] == "nearest":
+            return f"{args[0]}.repeat_interleave({rows}, dim=1).repeat_interleave({cols}, dim=2)"
+        scale = py_value([rows, cols])
+        scaled = f'F.interpolate({channels_first(args[0])}, scale_factor={scale}, mode="bilinear")'
+        return channels_last(scaled)  # half-pixel centres, edges clamped: Keras's bilinear
+
+
+# -- pooling ------------------------------------------------------------------------------
+
+
+@exports("MaxPooling1D", "MaxPooling2D")
+class PoolingExporter(BlockExporter):
+    """Keras's pooling on the torch backend: symmetric "same" padding is left to the pool
+    (averages ignore it); padding with an odd side anywhere replicates the edge values
+    first, and averages then count them."""
+
+    def torch_forward(self, module, args, input_shapes):
+        pool, strides, pads = self.layer.geometry(input_shapes[0][:-1])
+        rank = self.layer.RANK
+        x = channels_first(args[0])
+        if pads is None:
+            mode = '"max"' if self.layer.MODE == "max" else '"average"'
+            return channels_last(f"pool_same({x}, {mode}, {py_value(pool)}, {py_value(strides)})")
+        kind = "max" if self.layer.MODE == "max" else "avg"
+        options = {} if strides == pool else {"stride": one_or_tuple(strides)}
+        if self.config["padding"] == "same":
+            if _symmetric(pads):
+                if any(before for before, _ in pads):
+                    options["padding"] = one_or_tuple([before for before, _ in pads])
+                    if kind == "avg":
+                        options["count_include_pad"] = False
+            else:
+                x = f'F.pad({x}, {torch_pad(pads)}, mode="replicate")'
+        call = f"F.{kind}_pool{rank}d({py_arguments([Source(x), one_or_tuple(pool)], options)})"
+        return channels_last(call)
+
+
+@exports("AveragePooling1D", "AveragePooling2D")
+class AveragePoolingExporter(PoolingExporter):
+    KERAS_REQUIRED = ("pool_size",)  # Keras gives it no default
+
+
+@exports(
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D"
+)
+class GlobalPoolingExporter(BlockExporter):
+    def torch_forward(self, module, args, input_shapes):
+        dims = "1" if self.layer.RANK == 1 else "(1, 2)"
+        keep = ", keepdim=True" if self.config["keepdims"] else ""
+        reduce = "amax" if self.layer.MODE == "max" else "mean"
+        return f"{args[0]}.{reduce}(dim={dims}{keep})"
