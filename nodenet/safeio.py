@@ -97,9 +97,14 @@ def size_of(shape: tuple, itemsize: int = 4) -> int:
     return math.prod(1 if d is None else int(d) for d in shape) * int(itemsize)
 
 
-def over_budget(size: int) -> str | None:
-    """``None`` if ``size`` bytes fit the budget, else the end of a sentence saying why not."""
-    budget = memory_budget()
+def over_budget(size: int, budget: int | None = None) -> str | None:
+    """``None`` if ``size`` bytes fit the budget, else the end of a sentence saying why not.
+
+    ``budget`` is :func:`memory_budget` unless given (a caller checking many sizes reads
+    it once).
+    """
+    if budget is None:
+        budget = memory_budget()
     if size <= budget:
         return None
     return (

@@ -14,7 +14,7 @@ from nodenet.engine.catalog import LAYERS, Layer, Shape, fmt_shape
 from nodenet.engine.params import check_params
 from nodenet.errors import NodenetError, ValidationError, shorten
 from nodenet.graph.topology import Wiring, connection_problems, reachable, topological_order
-from nodenet.safeio import over_budget, size_of
+from nodenet.safeio import memory_budget, over_budget, size_of
 
 BYTES_PER_VALUE = 4  # weights and activations are float32
 
@@ -196,13 +196,14 @@ def _check_memory(
     allocation: each node's weights, each node's output for one sample, all weights
     together, and a training batch's outputs of every node (kept for the backward pass).
     """
+    budget = memory_budget()
     problems = []
     per_sample = 0
     heads = {n.id for n in project.outputs()}
     for node_id in order:
         if node_id in params:
             count = sum(params[node_id])
-            reason = _over_budget(count * BYTES_PER_VALUE)
+            reason = _over_budget(count * BYTES_PER_VALUE, budget)
             if reason is not None:
                 problems.append(
                     Problem(f"its {_count(count)} weights would take {reason}", node_id)
@@ -211,7 +212,7 @@ def _check_memory(
             for out_shape in outputs.get(node_id, (shapes[node_id],)):
                 size = size_of(out_shape, BYTES_PER_VALUE)
                 per_sample += size
-                reason = _over_budget(size)
+                reason = _over_budget(size, budget)
                 if reason is not None:
                     shape = shorten(fmt_shape(out_shape))
                     problems.append(
@@ -222,12 +223,12 @@ def _check_memory(
     if problems:
         return problems
     total = sum(sum(p) for p in params.values())
-    reason = _over_budget(total * BYTES_PER_VALUE)
+    reason = _over_budget(total * BYTES_PER_VALUE, budget)
     if reason is not None:
         return [Problem(f"the model's {_count(total)} weights would take {reason}", field="nodes")]
     batch = project.training.get("batch_size") if isinstance(project.training, dict) else None
     if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0:
-        reason = _over_budget(batch * per_sample)
+        reason = _over_budget(batch * per_sample, budget)
         if reason is not None:
             problems.append(
                 Problem(
@@ -239,10 +240,10 @@ def _check_memory(
     return problems
 
 
-def _over_budget(size: int) -> str | None:
+def _over_budget(size: int, budget: int) -> str | None:
     """:func:`over_budget`, also for sizes past float range (a 40-dimension shape)."""
     if size < 2**1000:
-        return over_budget(size)
+        return over_budget(size, budget)
     return f"about 10^{int(size.bit_length() * 0.30103)} bytes, far more than the memory budget"
 
 
