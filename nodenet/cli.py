@@ -455,7 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_error_line(_naming_the_file(args, str(problem))), file=sys.stderr)
         return EXIT_PROBLEMS
     except NodenetError as err:
-        print(_error_line(f"nodenet: {_naming_the_file(args, str(err))}"), file=sys.stderr)
+        lines = f"nodenet: {_naming_the_file(args, str(err))}".splitlines()[:12]
+        print("\n".join(_error_line(line) for line in lines), file=sys.stderr)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         print("nodenet: interrupted", file=sys.stderr)

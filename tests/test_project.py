@@ -156,9 +156,9 @@ def test_out_of_range_parameter():
 
 def test_bad_choice_lists_the_choices():
     p = mlp()
-    p.nodes[1].params["activation"] = "relu6"
+    p.nodes[1].params["activation"] = "relu7"
     (msg,) = messages(p)
-    assert msg.startswith("dense_1: activation must be one of") and "'relu6'" in msg
+    assert msg.startswith("dense_1: activation must be one of") and "'relu7'" in msg
 
 
 def test_duplicate_id():

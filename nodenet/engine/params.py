@@ -239,6 +239,48 @@ class ShapeParam(Param):
 
 
 @dataclass(frozen=True)
+class NoiseShape(Param):
+    """``null`` or a dropout mask's shape, batch included (Keras's ``noise_shape``):
+    positive ints, ``null`` entries taking the input's size (``[null, 1, 1, null]``)."""
+
+    optional: ClassVar[bool] = True
+    allow_none: ClassVar[bool] = True
+    kind: ClassVar[str] = "shape"
+
+    def coerce(self, value: Any) -> Any:
+        if value is None:
+            return None
+        ok = isinstance(value, list | tuple) and 1 <= len(value) <= MAX_RANK + 1
+        if not ok or not all(d is None or (_is_int(d) and 1 <= d <= INT_LIMIT) for d in value):
+            raise self.fail(self.describe(), value)
+        return list(value)
+
+    def describe(self) -> str:
+        return "null or a list of positive integers or nulls, batch first"
+
+
+@dataclass(frozen=True)
+class FloatOrList(Param):
+    """A finite number, or a non-empty list of them (one per channel, broadcast along the
+    last axis as numpy and Keras broadcast: Rescaling's ``scale``)."""
+
+    kind: ClassVar[str] = "any"
+
+    def coerce(self, value: Any) -> Any:
+        number = _as_float(value)
+        if number is not None:
+            return number
+        if isinstance(value, list | tuple) and 0 < len(value) <= INT_LIMIT:
+            numbers = [_as_float(v) for v in value]
+            if None not in numbers:
+                return numbers
+        raise self.fail(self.describe(), value)
+
+    def describe(self) -> str:
+        return "a finite number or a non-empty list of them"
+
+
+@dataclass(frozen=True)
 class Regularizer(Param):
     """``null`` or ``{"l1": a, "l2": b}``: a penalty added to the loss."""
 

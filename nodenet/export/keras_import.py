@@ -8,18 +8,25 @@ by the output's key, with the loss, loss weight and metrics of
 ``compile_config`` when the archive has one), and the nodes are laid out in
 layers from left to right.
 
+Keras ops between tensors (``h + x``, ``ops.maximum(h, x)``) become the merge
+of the same name with every operand an input (:mod:`nodenet.export.keras_calls`);
+a keyword input (``Dense(3)(inputs=h)``) keeps its edge. Losses, loss weights and
+metrics keyed by output name stay with that output; a learning-rate schedule
+becomes nodenet's schedule of the same name.
+
 Everything nodenet cannot represent is reported, all at once, in one
-:class:`~nodenet.errors.NodenetError`: layer classes it lacks (by class and
-layer name), settings it does not support (``groups=2``, ``stateful=True``,
-a custom initializer, ...), shared layers and nested models. Nothing is
-silently dropped, except metrics nodenet does not compute.
+:class:`~nodenet.errors.NodenetError`, short whatever the model's size
+(:mod:`nodenet.export.keras_refusal`): layer classes and ops it lacks (grouped
+by class, with counts), settings it does not support (``kernel_constraint``,
+``stateful=True``, a loss ``from_logits=True``, a schedule it lacks, ...), shared
+layers and nested models. Nothing is silently dropped, except metrics nodenet
+does not compute.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,10 @@ from typing import Any
 from nodenet.engine.catalog import LAYERS, Layer
 from nodenet.engine.optimizers import OPTIMIZERS
 from nodenet.engine.params import Int, NestedBlock, Param, Regularizer
+from nodenet.engine.schedules import SCHEDULES, check_schedule
 from nodenet.errors import NodenetError, ProjectFileError, brief, shorten
+from nodenet.export.keras_calls import MERGE_OPS, call_inputs, is_op, op_name, snake
+from nodenet.export.keras_refusal import refusal
 from nodenet.graph.layout import layered_layout
 from nodenet.graph.project import (
     DEFAULT_TRAINING,
@@ -185,7 +195,9 @@ def import_keras_config(config: dict, default_name: str = "imported") -> Project
     except _MALFORMED as err:
         reader.problems.append(f"compile_config: malformed ({_why(err)})")
     reader.fail_on_problems()
-    return _checked(reader.project())
+    project = _checked(reader.project())
+    reader.check_ops(project)
+    return project
 
 
 def _checked(project: Project) -> Project:
@@ -227,7 +239,8 @@ class _Reader:
         self.edges: list[Edge] = []
         self.outputs: list[tuple[str, str]] = []  # (Output id, source node id)
         self.problems: list[str] = []
-        self.missing: list[str] = []
+        self.missing: list[tuple[str, str]] = []  # (class, layer name)
+        self.ops: dict[str, str] = {}  # node id -> the Keras op it came from
         self.training = json.loads(json.dumps(DEFAULT_TRAINING))
 
     # -- models ------------------------------------------------------------------------
@@ -274,11 +287,35 @@ class _Reader:
             raise TypeError(f"inbound_nodes must be a list (got {brief(inbound)})")
         if len(inbound) > 1:
             self.problems.append(f"layer {name!r} is shared ({len(inbound)} calls)")
-        sources = _sources(inbound[0]) if inbound else []
+        op = is_op(layer)
+        if self.missing_op(layer, config, name, op):
+            return
+        sources, constants, keywords = call_inputs(inbound[0], op) if inbound else ([], 0, [])
         for source, node_index in sources:
             if node_index:
                 self.problems.append(f"layer {name!r} reads call {brief(node_index)} of {source!r}")
-        self.add_layer(layer, [s for s, _ in sources], name)
+        if constants:
+            self.problems.append(f"layer {name!r} combines a tensor with a constant")
+        for keyword in keywords:
+            self.problems.append(f"layer {name!r} takes a tensor as {shorten(keyword)}=")
+        node_id = self.add_layer(layer, [s for s, _ in sources], name)
+        if op and node_id is not None:
+            self.ops[node_id] = op_name(layer)
+
+    def missing_op(self, layer: dict, config: Any, name: str, op: bool) -> bool:
+        """Whether ``layer`` is an op between tensors that is no nodenet block (recorded as
+        missing): a Keras 3 op other than :data:`MERGE_OPS`, or a Keras 2 TensorFlow op."""
+        config = config if isinstance(config, dict) else {}
+        if op and layer.get("class_name") not in MERGE_OPS:
+            called = _text(config.get("name") or name, "name")
+            self.missing.append((f"the op ops.{op_name(layer)}", called))
+            return True
+        if layer.get("class_name") in ("TFOpLambda", "SlicingOpLambda"):
+            function = config.get("function")
+            called = shorten(function, 40) if isinstance(function, str) else "?"
+            self.missing.append((f"the TensorFlow op tf.{called}", name))
+            return True
+        return False
 
     def output_layers(self, outputs: Any) -> None:
         if isinstance(outputs, dict):
@@ -317,7 +354,7 @@ class _Reader:
             self.problems.append(f"layer {name!r} is a nested model")
             return None
         if kind not in LAYERS or kind in ("Input", "Output"):
-            self.missing.append(f"{kind} ({name})")
+            self.missing.append((kind, name))
             return None
         params = self.params(LAYERS.get(kind), config, name)
         self.nodes.append(Node(name, kind, params))
@@ -329,7 +366,7 @@ class _Reader:
         for key, value in config.items():
             if key not in specs and key not in _IGNORED and not _neutral(value):
                 self.problems.append(
-                    f"{cls.TYPE} {name!r}: {shorten(key)}={brief(value)} is not supported"
+                    f"{cls.TYPE} {name!r}: {shorten(key)}={_short(value)} is not supported"
                 )
         params = {}
         for key, spec in specs.items():
@@ -358,7 +395,7 @@ class _Reader:
         kind = layer.get("class_name")
         inner = next((b for b in spec.blocks if b.TYPE == kind), None)
         if inner is None:
-            self.missing.append(f"{wrapper.TYPE}({shorten(str(kind))}) ({name})")
+            self.missing.append((f"{wrapper.TYPE}({shorten(str(kind))})", name))
             return _SKIP
         config = layer.get("config") or {}
         if not isinstance(config, dict):
@@ -432,21 +469,46 @@ class _Reader:
             self.optimizer(optimizer)
 
     def per_output(self, value: Any) -> dict[str, Any]:
-        """A compile setting given once, per output (dict) or as a list, by Output id."""
+        """A compile setting given once, per output (dict) or as a list, by Output id.
+
+        A dict is keyed by output name: the model's output key or its output layer's name.
+        """
         ids = [output_id for output_id, _ in self.outputs]
         if value is None:
             return {}
         if isinstance(value, dict) and not {"class_name", "config"} <= set(value):
-            return {k: v for k, v in value.items() if k in ids}
+            by_name = {source: output_id for output_id, source in self.outputs}
+            by_name.update((output_id, output_id) for output_id in ids)
+            unknown = [k for k in value if k not in by_name]
+            if unknown:
+                self.problems.append(
+                    f"compile_config names {brief(unknown[0])}, which is not an output "
+                    f"(outputs: {shorten(', '.join(by_name), 120)})"
+                )
+            return {by_name[k]: v for k, v in value.items() if k in by_name}
         if isinstance(value, list) and len(value) == len(ids) and len(ids) > 1:
             return dict(zip(ids, value, strict=True))
         return dict.fromkeys(ids, value)
 
     def loss(self, value: Any) -> Any:
         name = value.get("class_name") if isinstance(value, dict) else value
-        key = _snake(name) if isinstance(name, str) else None
+        key = snake(name) if isinstance(name, str) else None
         if key not in _LOSSES:
             self.problems.append(f"the loss {brief(name)} is not one nodenet has")
+            return _SKIP
+        config = (value.get("config") or {}) if isinstance(value, dict) else {}
+        if not isinstance(config, dict):
+            raise TypeError(f"the loss's config must be an object (got {brief(config)})")
+        if config.get("from_logits"):
+            self.problems.append(
+                f"the loss {name} has from_logits=True, but nodenet's losses take "
+                "probabilities: give the output layer a softmax (or sigmoid) activation "
+                "and compile with from_logits=False"
+            )
+            return _SKIP
+        if config.get("label_smoothing"):
+            smoothing = brief(config["label_smoothing"])
+            self.problems.append(f"the loss {name}: label_smoothing={smoothing} is not supported")
             return _SKIP
         return _LOSSES[key]
 
@@ -455,7 +517,7 @@ class _Reader:
         found = []
         for item in names:
             name = item.get("class_name") if isinstance(item, dict) else item
-            metric = _METRICS.get(_snake(name)) if isinstance(name, str) else None
+            metric = _METRICS.get(snake(name)) if isinstance(name, str) else None
             if metric and metric not in found:
                 found.append(metric)
         return found
@@ -472,18 +534,56 @@ class _Reader:
         known = {p.name for p in OPTIMIZERS.get(name).PARAMS}
         settings = {k: v for k, v in config.items() if k in known and v is not None}
         if isinstance(settings.get("learning_rate"), dict):
-            settings.pop("learning_rate")  # a schedule object: left at nodenet's default rate
+            schedule = self.schedule(settings["learning_rate"])
+            if schedule is _SKIP:
+                return
+            settings["learning_rate"] = schedule
         self.training["optimizer"] = {"name": name, **settings}
+
+    def schedule(self, value: dict) -> Any:
+        """A ``keras.optimizers.schedules`` object as nodenet's schedule of the same name,
+        or _SKIP after a problem (never a silent default rate)."""
+        kind, config = value.get("class_name"), value.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"the schedule's config must be an object (got {brief(config)})")
+        if kind not in SCHEDULES:
+            self.problems.append(
+                f"the learning-rate schedule {brief(kind)} is not one nodenet has "
+                f"(it has: {', '.join(SCHEDULES)})"
+            )
+            return _SKIP
+        known = {p.name for p in SCHEDULES.get(kind).PARAMS}
+        extra = [k for k in config if k not in known and k != "name"]
+        settings, errors = check_schedule(
+            {"schedule": kind, **{k: v for k, v in config.items() if k in known}},
+            "learning_rate",
+        )
+        problems = [f"{k}={brief(config[k])} is not supported" for k in extra]
+        problems += [str(err) for err in errors]
+        if problems:
+            self.problems.append(f"the learning-rate schedule {kind}: {'; '.join(problems)}")
+            return _SKIP
+        return settings
 
     # -- result ------------------------------------------------------------------------
 
+    def check_ops(self, project: Project) -> None:
+        """Refuse a Keras op that became a merge nodenet cannot compute (operands of shapes
+        the merge does not accept), rather than write an invalid project."""
+        if not self.ops:
+            return
+        from nodenet.graph.validation import analyze
+
+        for problem in analyze(project).problems:
+            if problem.node in self.ops:
+                op = self.ops[problem.node]
+                self.problems.append(f"layer {problem.node!r} (ops.{op}): {problem.message}")
+        self.fail_on_problems()
+
     def fail_on_problems(self) -> None:
-        lines = []
-        if self.missing:
-            lines.append("it uses blocks nodenet lacks: " + ", ".join(self.missing))
-        lines += self.problems
-        if lines:
-            raise NodenetError("; ".join(lines))
+        message = refusal(self.missing, self.problems)
+        if message:
+            raise NodenetError(message)
 
     def project(self) -> Project:
         taken = {n.id for n in self.nodes}
@@ -531,10 +631,6 @@ def _shape(batch_shape: Any, field: str) -> list:
     return list(batch_shape[1:])
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _first_shape(layer: dict, body: dict) -> list | None:
     """The input shape (no batch) a Sequential's first layer was built with."""
     config = layer.get("config") or {}
@@ -547,39 +643,6 @@ def _first_shape(layer: dict, body: dict) -> list | None:
         if shape:
             return _shape(shape, "input shape")
     return None
-
-
-def _sources(call: Any) -> list[tuple[str, int]]:
-    """(layer name, call index) of each tensor a layer call reads, in order."""
-    if isinstance(call, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
-        args = call.get("args") or []
-        if not isinstance(args, list):
-            raise TypeError(f"inbound_nodes args must be a list (got {brief(args)})")
-        tensors = args[0] if args and isinstance(args[0], list) else args[:1]
-        refs = []
-        for tensor in tensors:
-            if not isinstance(tensor, dict) or not isinstance(tensor.get("config") or {}, dict):
-                raise TypeError(f"an inbound tensor must be an object (got {brief(tensor)})")
-            history = (tensor.get("config") or {}).get("keras_history") or []
-            if history:
-                refs.append(_history(history))
-        return refs
-    if not isinstance(call, list):
-        raise TypeError(f"an inbound node must be a list or an object (got {brief(call)})")
-    return [_history(ref) for ref in call]  # Keras 2: [[name, node, tensor, kwargs], ...]
-
-
-def _history(ref: Any) -> tuple[str, int]:
-    """(layer name, call index) from ``[name, node_index, tensor_index, ...]``."""
-    if (
-        not isinstance(ref, list)
-        or len(ref) < 2
-        or not isinstance(ref[0], str)
-        or not isinstance(ref[1], int)
-        or isinstance(ref[1], bool)
-    ):
-        raise TypeError(f"a tensor reference must be [name, index, index] (got {brief(ref)})")
-    return ref[0], ref[1]
 
 
 def layout(project: Project) -> None:

@@ -75,6 +75,24 @@ _TORCH_ACTIVATIONS = {
     "leaky_relu": "F.leaky_relu({}, 0.2)",  # Keras's default negative slope
     "gelu": "F.gelu({})",  # exact (erf), as keras.activations.gelu
     "swish": "F.silu({})",
+    "silu": "F.silu({})",
+    "relu6": "F.relu6({})",
+    "celu": "F.celu({})",
+    "squareplus": "squareplus({})",  # helpers of nodenet.export.torch_helpers
+    "soft_shrink": "F.softshrink({}, 0.5)",
+    "hard_shrink": "F.hardshrink({}, 0.5)",
+    "sparse_plus": "sparse_plus({})",
+    "tanh_shrink": "F.tanhshrink({})",
+    "sparse_sigmoid": "sparse_sigmoid({})",
+    "exponential": "torch.exp({})",
+    "hard_sigmoid": "F.hardsigmoid({})",  # relu6(x + 3) / 6, as Keras 3
+    "hard_silu": "F.hardswish({})",
+    "hard_swish": "F.hardswish({})",
+    "hard_tanh": "F.hardtanh({})",
+    "log_sigmoid": "F.logsigmoid({})",
+    "log_softmax": "torch.log_softmax({}, dim=-1)",
+    "mish": "F.mish({})",
+    "sparsemax": "sparsemax({})",
 }
 
 

@@ -160,6 +160,44 @@ def merge_directions(outputs: torch.Tensor, mode: str, last_step: bool) -> torch
 ''',
 )
 torch_helper(
+    "squareplus",
+    """
+def squareplus(x: torch.Tensor) -> torch.Tensor:
+    \"\"\"Keras's squareplus (b = 4): (x + sqrt(x ** 2 + 4)) / 2.\"\"\"
+    return (x + torch.sqrt(x * x + 4)) / 2
+""",
+)
+torch_helper(
+    "sparse_plus",
+    """
+def sparse_plus(x: torch.Tensor) -> torch.Tensor:
+    \"\"\"Keras's sparse_plus: 0 below -1, (x + 1) ** 2 / 4 up to 1, x above.\"\"\"
+    return torch.where(x <= -1, 0.0, torch.where(x < 1, (x + 1) ** 2 / 4, x))
+""",
+)
+torch_helper(
+    "sparse_sigmoid",
+    """
+def sparse_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    \"\"\"Keras's sparse_sigmoid: (x + 1) / 2 clipped to [0, 1].\"\"\"
+    return torch.clamp((x + 1) / 2, 0.0, 1.0)
+""",
+)
+torch_helper(
+    "sparsemax",
+    """
+def sparsemax(x: torch.Tensor) -> torch.Tensor:
+    \"\"\"Keras 3's sparsemax on the last axis, its threshold computed as Keras computes it.\"\"\"
+    ranked = torch.sort(x, dim=-1, descending=True).values
+    cumsum = torch.cumsum(ranked, dim=-1)
+    r = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+    support = ranked - (cumsum - 1) / r > 0
+    k = support.sum(dim=-1, keepdim=True)
+    tau = (torch.where(support, cumsum, 0.0).sum(dim=-1, keepdim=True) - 1) / k
+    return torch.clamp(x - tau, min=0.0)
+""",
+)
+torch_helper(
     "ACTIVATIONS",
     """
 ACTIVATIONS = {  # Keras's activations by name
@@ -175,6 +213,24 @@ ACTIVATIONS = {  # Keras's activations by name
     "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
     "gelu": F.gelu,
     "swish": F.silu,
+    "silu": F.silu,
+    "relu6": F.relu6,
+    "celu": F.celu,
+    "squareplus": squareplus,
+    "soft_shrink": lambda x: F.softshrink(x, 0.5),
+    "hard_shrink": lambda x: F.hardshrink(x, 0.5),
+    "sparse_plus": sparse_plus,
+    "tanh_shrink": F.tanhshrink,
+    "sparse_sigmoid": sparse_sigmoid,
+    "exponential": torch.exp,
+    "hard_sigmoid": F.hardsigmoid,
+    "hard_silu": F.hardswish,
+    "hard_swish": F.hardswish,
+    "hard_tanh": F.hardtanh,
+    "log_sigmoid": F.logsigmoid,
+    "log_softmax": lambda x: torch.log_softmax(x, dim=-1),
+    "mish": F.mish,
+    "sparsemax": sparsemax,
 }
 """,
 )

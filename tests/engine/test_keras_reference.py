@@ -146,6 +146,8 @@ REFUSED_MERGES = [
     ("Add", {}, [(128,), (64,)], "cannot add (None, 128) and (None, 64)"),
     ("Subtract", {}, [(3, 4), (3, 5)], "cannot subtract (None, 3, 4) and (None, 3, 5)"),
     ("Maximum", {}, [(4,), (4,), (5,)], "cannot take the maximum of (None, 4) and (None, 5)"),
+    ("Average", {}, [(7, 7, 3), (2,)], "cannot average (None, 7, 7, 3) and (None, 2)"),
+    ("Multiply", {}, [(3, 1), (1, 4), (2, 4)], "cannot multiply (None, 3, 1) and (None, 2, 4)"),
     ("Dot", {"axes": 1}, [(3,), (4,)], "cannot take the dot product of (None, 3) and (None, 4)"),
 ]
 

@@ -54,6 +54,7 @@ def test_every_example_renders_both_exporters(name):
             "x2",
             "True",
             "False",
+            "None",
         }
         assert unknown <= set(TORCH_HELPERS), f"{expr} calls {unknown - set(TORCH_HELPERS)}"
         specs = layer.weight_specs([concrete(s) for s in shapes])

@@ -59,6 +59,16 @@ def test_search_box_filters_blocks_and_hides_empty_categories(palette, qtbot):
         "Conv2DTranspose",
         "UpSampling1D",
         "UpSampling2D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
     ]
     hidden = {
         palette.tree.topLevelItem(i).text(0): palette.tree.topLevelItem(i).isHidden()

@@ -7,6 +7,8 @@ offset, each block added into the image (col2im). Narrow windows (few input
 channels, as in a first layer on gray images) are copied offset-major instead,
 the bias riding in the product as a row of ones. A relu is applied in place.
 The transposed convolution is the same pair of operations the other way round.
+With ``groups`` (Conv1D/2D), each group of input channels is convolved into its
+share of the filters on its own, and the outputs are concatenated.
 The window helpers live in :mod:`nodenet.engine.layers.windows`.
 """
 
@@ -76,6 +78,23 @@ class _Conv(Layer):
                 f"{self.TYPE}: strides > 1 cannot be combined with dilation_rate > 1",
                 "dilation_rate",
             )
+        groups = self.config.get("groups", 1)
+        if self.config.get("filters", groups) % groups:
+            raise ParamError(
+                f"{self.TYPE}: filters ({self.config['filters']}) must be a multiple of "
+                f"groups ({groups})",
+                "groups",
+            )
+
+    def groups(self, channels: int | None) -> int:
+        """``groups``, checked against the input's ``channels``: each group convolves
+        ``channels / groups`` of them into ``filters / groups`` outputs."""
+        groups = self.config.get("groups", 1)
+        if channels is not None and channels % groups:
+            raise ShapeError(
+                f"{self.TYPE}: the input's {channels} channels cannot be split into groups={groups}"
+            )
+        return groups
 
     def pads(self, spatial) -> Pads | None:
         """(before, after) zero padding per spatial axis, as Keras applies it.
@@ -95,6 +114,10 @@ class _Conv(Layer):
         axes = zip(spatial, kernel, strides, dilation, strict=True)
         return [same_pads(n or 1, k, s, d) for n, k, s, d in axes]
 
+    def out_channels(self, channels: int | None) -> int | None:
+        """Channels of the output from those of the input: ``filters`` here."""
+        return self.config["filters"]
+
     def infer_shape(self, input_shapes):
         (shape,) = input_shapes
         expect_rank(shape, self.RANK + 1, self.TYPE)
@@ -109,13 +132,14 @@ class _Conv(Layer):
                 f"{self.TYPE}: kernel_size {list(kernel)} does not fit the input "
                 f"{fmt_shape(shape)} with padding 'valid'"
             )
-        return (*out, self.config["filters"])
+        self.groups(shape[-1])
+        return (*out, self.out_channels(shape[-1]))
 
     def weight_specs(self, input_shapes):
         (shape,) = input_shapes
         n_in = known(shape[-1], f"{self.TYPE}'s channel axis", shape)
         c = self.config
-        kernel = (*self.sizes()[0], n_in, c["filters"])
+        kernel = (*self.sizes()[0], n_in // self.groups(n_in), c["filters"])
         specs = [
             WeightSpec("kernel", kernel, c["kernel_initializer"], True, c["kernel_regularizer"])
         ]
@@ -147,11 +171,38 @@ class _Conv(Layer):
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
+        groups = self.groups(x.shape[-1])
+        if groups == 1:
+            return self._forward_one(weights, x)
+        parts = [
+            self._forward_one(_group(weights, g, groups), _group_of(x, g, groups))
+            for g in range(groups)
+        ]
+        return np.concatenate([z for z, _ in parts], axis=-1), _Groups(c for _, c in parts)
+
+    def _backward(self, weights, cache, grad, positive=None):
+        """``positive``: a relu's output; the gradient passes only where it is above zero."""
+        if not isinstance(cache, _Groups):
+            return self._backward_one(weights, cache, grad, positive)
+        if positive is not None:
+            grad = relu_masked(grad, positive)
+        groups = len(cache)
+        parts = [
+            self._backward_one(_group(weights, g, groups), c, _group_of(grad, g, groups))
+            for g, c in enumerate(cache)
+        ]
+        grads = {k: np.concatenate([p[1][k] for p in parts], axis=-1) for k in parts[0][1]}
+        if parts[0][0][0] is None:
+            return [None], grads
+        return [np.concatenate([p[0][0] for p in parts], axis=-1)], grads
+
+    def _forward_one(self, weights, x):
+        """The convolution of one group (all of ``x`` without ``groups``)."""
         kernel = weights["kernel"]
         pads = self.pads(x.shape[1:-1])
         xp = pad_spatial(x, pads)
         _, strides, dilation = self.sizes()
-        out = self.infer_shape([x.shape[1:]])[:-1]
+        out = self.infer_shape([(*x.shape[1:-1], None)])[:-1]  # a group's channels: any
         matrix = kernel.reshape(-1, kernel.shape[-1])  # (kh * kw * in, out)
         if len(matrix) <= NARROW:  # few channels: offset-major windows, the bias rides along
             if "bias" in weights:
@@ -166,8 +217,8 @@ class _Conv(Layer):
                 per_sample += np.tile(weights["bias"], math.prod(out))
         return z.reshape(x.shape[0], *out, kernel.shape[-1]), (cols, xp.shape, pads)
 
-    def _backward(self, weights, cache, grad, positive=None):
-        """``positive``: a relu's output; the gradient passes only where it is above zero."""
+    def _backward_one(self, weights, cache, grad, positive=None):
+        """The gradients of one group; ``positive`` as in :meth:`_backward`."""
         cols, padded_shape, pads = cache
         kernel = weights["kernel"]
         width = kernel.size // kernel.shape[-1]
@@ -188,8 +239,26 @@ class _Conv(Layer):
         return [crop_spatial(dxp, pads)], grads
 
 
-def _conv_params(rank: int, paddings: tuple[str, ...], padding_help: str, *extra):
-    """Keras's convolution arguments in Keras order; ``extra`` goes after ``padding``."""
+class _Groups(list):
+    """The caches of a grouped convolution's groups."""
+
+
+def _group_of(a: np.ndarray, g: int, groups: int) -> np.ndarray:
+    """Group ``g``'s share of the last axis of ``a``, contiguous."""
+    n = a.shape[-1] // groups
+    return np.ascontiguousarray(a[..., g * n : (g + 1) * n])
+
+
+def _group(weights: dict, g: int, groups: int) -> dict:
+    """Group ``g``'s kernel and bias: its share of their last (filters) axis."""
+    return {name: _group_of(w, g, groups) for name, w in weights.items()}
+
+
+def _conv_params(
+    rank: int, paddings: tuple[str, ...], padding_help: str, *extra, groups: bool = False
+):
+    """Keras's convolution arguments in Keras order; ``extra`` goes after ``padding``,
+    ``groups`` (Conv1D/2D) after ``dilation_rate``."""
     if rank == 1:
 
         def size(name, default, text):
@@ -206,6 +275,11 @@ def _conv_params(rank: int, paddings: tuple[str, ...], padding_help: str, *extra
         Choice("padding", "valid", padding_help, choices=paddings),
         *extra,
         size("dilation_rate", 1, "spacing between kernel taps (atrous convolution)"),
+        *(
+            [Int("groups", 1, "split channels into groups convolved separately", min=1)]
+            if groups
+            else []
+        ),
         Choice("activation", "linear", "applied to the output", choices=activations.NAMES),
         Bool("use_bias", True, "add a learned bias per filter"),
         *kernel_params(),
@@ -227,6 +301,7 @@ class Conv1D(_Conv):
         ("valid", "same", "causal"),
         "valid: no padding; same: output steps = ceil(steps / strides); "
         "causal: pad on the left only, so output[t] never sees input[t + 1:]",
+        groups=True,
     )
     EXAMPLES = (
         example((7, 2), filters=3, kernel_size=3),
@@ -236,6 +311,7 @@ class Conv1D(_Conv):
         ),
         example((10, 1), filters=4, kernel_size=2, strides=3, use_bias=False),
         example((6, 3), filters=2, kernel_size=3, padding="same", dilation_rate=2),
+        example((7, 6), filters=3, kernel_size=2, groups=3, strides=2, use_bias=False),
     )
 
 
@@ -250,7 +326,10 @@ class Conv2D(_Conv):
     TYPE = "Conv2D"
     RANK = 2
     PARAMS = _conv_params(
-        2, ("valid", "same"), "valid: no padding; same: output size = ceil(input / strides)"
+        2,
+        ("valid", "same"),
+        "valid: no padding; same: output size = ceil(input / strides)",
+        groups=True,
     )
     EXAMPLES = (
         example((6, 5, 2), filters=3, kernel_size=3, activation="relu"),
@@ -266,6 +345,7 @@ class Conv2D(_Conv):
         ),
         example((7, 5, 2), filters=3, kernel_size=2, strides=[3, 2], activation="tanh"),
         example((7, 7, 1), filters=2, kernel_size=3, dilation_rate=2),
+        example((6, 5, 4), filters=6, kernel_size=3, groups=2, padding="same", activation="relu"),
     )
 
 

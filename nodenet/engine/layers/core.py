@@ -10,6 +10,7 @@ from nodenet.engine import activations
 from nodenet.engine.layer import (
     Example,
     Layer,
+    Shape,
     WeightSpec,
     expect_rank,
     fmt_shape,
@@ -17,7 +18,7 @@ from nodenet.engine.layer import (
     known,
     register,
 )
-from nodenet.engine.params import Bool, Choice, Float, Int, ShapeParam
+from nodenet.engine.params import Bool, Choice, Float, Int, NoiseShape, ShapeParam
 from nodenet.errors import ParamError, ShapeError
 
 
@@ -43,6 +44,8 @@ class Dense(Layer):
         Example({"units": 3}, ((4,),)),
         Example({"units": 5, "activation": "tanh"}, ((2, 3),)),
         Example({"units": 4, "activation": "softmax", "use_bias": False}, ((6,),)),
+        Example({"units": 3, "activation": "silu"}, ((4,),)),
+        Example({"units": 4, "activation": "hard_sigmoid"}, ((2, 3),)),
     )
 
     def infer_shape(self, input_shapes):
@@ -104,6 +107,11 @@ class Activation(Layer):
         Example({"activation": "tanh"}, ((2, 3),)),
         Example({"activation": "softmax"}, ((3, 5),)),
         Example({"activation": "gelu"}, ((2, 2, 2),)),
+        Example({"activation": "hard_silu"}, ((6,),)),
+        Example({"activation": "mish"}, ((2, 3),)),
+        Example({"activation": "log_softmax"}, ((3, 4),)),
+        Example({"activation": "squareplus"}, ((5,),)),
+        Example({"activation": "sparsemax"}, ((2, 5),)),
     )
 
     def infer_shape(self, input_shapes):
@@ -122,14 +130,16 @@ class Dropout(Layer):
 
     Kept values are divided by ``1 - rate`` so the expected sum is unchanged;
     at inference the layer is the identity. Input shape: any; output shape:
-    the same. Masks come from the run's seeded generator; ``seed`` is carried
-    to exported code.
+    the same. ``noise_shape`` (batch first, ``null`` for the input's size) shares
+    one mask entry along its size-1 axes, as Keras does. Masks come from the run's
+    seeded generator; ``seed`` is carried to exported code.
     """
 
     TYPE = "Dropout"
     CATEGORY = "Core"
     PARAMS = (
         Float("rate", 0.5, "fraction of the inputs to drop while training", min=0.0, max=1.0),
+        NoiseShape("noise_shape", None, "shape of the dropout mask, batch first (null: input's)"),
         Int("seed", None, "seed of the exported layer's random generator", min=0, optional=True),
     )
     KEY_PARAMS = ("rate",)
@@ -138,20 +148,29 @@ class Dropout(Layer):
         Example({"rate": 0.2, "seed": 7}, ((3, 4),)),
         Example({"rate": 0.0}, ((4,),)),
         Example({"rate": 1.0}, ((2, 3),)),
+        Example({"rate": 0.4, "noise_shape": [None, 1, 1, None]}, ((3, 2, 4),)),
+        Example({"rate": 0.3, "noise_shape": [None, 1, 1, 1]}, ((2, 3, 2),)),
     )
 
     def infer_shape(self, input_shapes):
-        return tuple(input_shapes[0])
+        (shape,) = input_shapes
+        check_noise_shape(self.config["noise_shape"], shape, self.TYPE)
+        return tuple(shape)
+
+    def mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The mask's shape for an input of ``shape`` (batch included)."""
+        return concrete_noise_shape(self.config["noise_shape"], shape)
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
         rate = self.config["rate"]
         if not ctx.training or rate == 0.0:
             return x, None
+        shape = self.mask_shape(x.shape)
         if rate == 1.0:
-            keep = np.zeros(x.shape, dtype=bool)
+            keep = np.zeros(shape, dtype=bool)
             return np.zeros_like(x), keep
-        keep = ctx.rng.random(x.shape, dtype=np.float32) >= np.float32(rate)
+        keep = ctx.rng.random(shape, dtype=np.float32) >= np.float32(rate)
         out = x / (1.0 - rate)
         out *= keep
         return out, keep
@@ -165,6 +184,30 @@ class Dropout(Layer):
         dx = grad / (1.0 - rate)
         dx *= keep
         return [dx], {}
+
+
+def concrete_noise_shape(noise_shape: list | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A Keras ``noise_shape`` made concrete for an array of ``shape`` (batch included):
+    ``None`` entries take the array's size."""
+    if noise_shape is None:
+        return tuple(shape)
+    return tuple(n if d is None else d for d, n in zip(noise_shape, shape, strict=True))
+
+
+def check_noise_shape(noise_shape: list | None, shape: Shape, what: str) -> None:
+    """Raise a ShapeError unless ``noise_shape`` broadcasts to ``shape`` (no batch)."""
+    if noise_shape is None:
+        return
+    full = (None, *shape)
+    fits = len(noise_shape) == len(full) and all(
+        d is None or d == 1 or d == n for d, n in zip(noise_shape, full, strict=True)
+    )
+    if not fits:
+        dims = ", ".join("None" if d is None else str(d) for d in noise_shape)
+        raise ShapeError(
+            f"{what} noise_shape ({dims}) does not fit the input {fmt_shape(shape)}: it needs "
+            f"{len(full)} sizes, each None, 1 or the input's"
+        )
 
 
 @register

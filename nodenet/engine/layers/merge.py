@@ -1,10 +1,11 @@
 """Merge blocks: Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot.
 
 Like Keras's ``base_merge.py``, the element-wise merges share one base,
-:class:`ElementwiseMerge`: it checks that every input has the same shape and
-caches the inputs, so ``Add`` only supplies its merge function and its
-gradient. Unlike Keras, element-wise merges do not broadcast: every input must
-have the same shape (a ``None`` size matches any size).
+:class:`ElementwiseMerge`: it works out the output shape and caches the inputs,
+so ``Add`` only supplies its merge function and its gradient. Inputs broadcast
+as Keras's do: sizes of 1 stretch, and an input of lower rank gets new axes right
+after the batch axis (``(batch, 2)`` meets ``(batch, 7, 7, 2)`` as
+``(batch, 1, 1, 2)``); a ``None`` size makes the output's size ``None``.
 
 Axes count the batch axis, as in Keras: on arrays of shape ``(batch, steps,
 features)`` axis ``1`` is ``steps``, axis ``-1`` is ``features`` and axis ``0``
@@ -47,6 +48,37 @@ def _first_conflict(shapes: list[Shape], skip: int | None = None) -> tuple[Shape
     return None
 
 
+def _broadcast(a: Shape, b: Shape) -> Shape | None:
+    """The element-wise output shape of two batch-free shapes, as Keras's
+    ``Merge._compute_elemwise_op_output_shape`` works it out; None if they do not broadcast."""
+    if len(a) < len(b):
+        a, b = b, a
+    lead = len(a) - len(b)
+    out = list(a[:lead])
+    for i, j in zip(a[lead:], b, strict=True):
+        if i is None or j is None:
+            out.append(None)
+        elif i == 1 or j == 1 or i == j:
+            out.append(j if i == 1 else i)
+        else:
+            return None
+    return tuple(out)
+
+
+def _expanded(shape: tuple, rank: int) -> tuple:
+    """An array shape ``(batch, ...)`` with axes of size 1 after the batch up to ``rank``."""
+    return shape[:1] + (1,) * (rank - len(shape)) + shape[1:]
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """``grad`` of a broadcast input summed back to the input's own ``shape``."""
+    expanded = _expanded(shape, grad.ndim)
+    axes = tuple(k for k in range(1, grad.ndim) if expanded[k] == 1 and grad.shape[k] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
 def _shape_axis(axis: int, rank: int) -> int | None:
     """Index into a batch-free shape of ``rank`` for a Keras ``axis``; None if out of range."""
     ndim = rank + 1  # the batch axis counts
@@ -70,34 +102,49 @@ class Merge(Layer):
 
 
 class ElementwiseMerge(Merge):
-    """An element-wise merge of inputs that all have one shape.
+    """An element-wise merge of inputs that broadcast to one shape, as Keras's do.
 
     Subclasses supply ``_merge(inputs) -> output`` and
     ``_merge_grads(inputs, output, grad) -> [grad per input]``, all arrays of
-    shape ``(batch, *shape)``.
+    the output's shape ``(batch, *shape)`` (inputs of other shapes are broadcast
+    views, their gradients summed back here).
     """
 
     EXAMPLES = (
         Example({}, ((4,), (4,))),
         Example({}, ((3, 2), (3, 2), (3, 2))),
         Example({}, ((None, 3), (None, 3))),
+        Example({}, ((3, 3, 2), (2,))),  # Keras: (batch, 2) meets (batch, 3, 3, 2)
+        Example({}, ((3, 1), (1, 4), (3, 4))),
     )
 
     def infer_shape(self, input_shapes):
         shapes = [tuple(s) for s in input_shapes]
-        conflict = _first_conflict(shapes)
-        if conflict is not None:
-            raise self.mismatch(*conflict)
-        # Keras: a size is known only where every input knows it
-        return tuple(None if None in dims else dims[0] for dims in zip(*shapes, strict=True))
+        out = shapes[0]
+        for k, shape in enumerate(shapes[1:], start=1):
+            merged = _broadcast(out, shape)
+            if merged is None:
+                other = next((s for s in shapes[:k] if _broadcast(s, shape) is None), out)
+                raise self.mismatch(other, shape)
+            out = merged
+        return out
 
     def _forward(self, weights, inputs, ctx):
+        shapes = [x.shape for x in inputs]
+        if any(shape != shapes[0] for shape in shapes):
+            rank = max(x.ndim for x in inputs)
+            expanded = [x.reshape(_expanded(x.shape, rank)) for x in inputs]
+            full = np.broadcast_shapes(*(x.shape for x in expanded))
+            inputs = [np.broadcast_to(x, full) for x in expanded]
         out = self._merge(inputs)
-        return out, (inputs, out)
+        return out, (inputs, out, shapes)
 
     def _backward(self, weights, cache, grad):
-        inputs, out = cache
-        return self._merge_grads(inputs, out, grad), {}
+        inputs, out, shapes = cache
+        grads = self._merge_grads(inputs, out, grad)
+        if any(shape != shapes[0] for shape in shapes):
+            grads = [_unbroadcast(g, shape) for g, shape in zip(grads, shapes, strict=True)]
+        return grads, {}
 
     def _merge(self, inputs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -113,7 +160,7 @@ def _copies(grad: np.ndarray, count: int) -> list[np.ndarray]:
 
 @register
 class Add(ElementwiseMerge):
-    """Element-wise sum of its inputs, all of one shape.
+    """Element-wise sum of its inputs, broadcast to one shape.
 
     Input shapes: N × (batch, ...). Output shape: the same (batch, ...).
     """
@@ -141,7 +188,11 @@ class Subtract(ElementwiseMerge):
     TYPE = "Subtract"
     VERB = "subtract"
     N_INPUTS = 2
-    EXAMPLES = (Example({}, ((4,), (4,))), Example({}, ((3, 2), (3, 2))))
+    EXAMPLES = (
+        Example({}, ((4,), (4,))),
+        Example({}, ((3, 2), (3, 2))),
+        Example({}, ((1,), (4, 1))),  # Keras: (batch, 1) meets (batch, 4, 1)
+    )
 
     def _merge(self, inputs):
         return inputs[0] - inputs[1]
@@ -152,7 +203,7 @@ class Subtract(ElementwiseMerge):
 
 @register
 class Multiply(ElementwiseMerge):
-    """Element-wise product of its inputs, all of one shape.
+    """Element-wise product of its inputs, broadcast to one shape.
 
     Input shapes: N × (batch, ...). Output shape: the same (batch, ...).
     """
@@ -185,7 +236,7 @@ class Multiply(ElementwiseMerge):
 
 @register
 class Average(ElementwiseMerge):
-    """Element-wise mean of its inputs, all of one shape.
+    """Element-wise mean of its inputs, broadcast to one shape.
 
     Input shapes: N × (batch, ...). Output shape: the same (batch, ...).
     """
@@ -230,7 +281,7 @@ class _Extremum(ElementwiseMerge):
 
 @register
 class Maximum(_Extremum):
-    """Element-wise maximum of its inputs, all of one shape.
+    """Element-wise maximum of its inputs, broadcast to one shape.
 
     Input shapes: N × (batch, ...). Output shape: the same (batch, ...). The
     gradient flows to the largest input (the earliest one on a tie).
@@ -243,7 +294,7 @@ class Maximum(_Extremum):
 
 @register
 class Minimum(_Extremum):
-    """Element-wise minimum of its inputs, all of one shape.
+    """Element-wise minimum of its inputs, broadcast to one shape.
 
     Input shapes: N × (batch, ...). Output shape: the same (batch, ...). The
     gradient flows to the smallest input (the earliest one on a tie).

@@ -4,7 +4,16 @@ Importing this package registers every exporter (see :mod:`.base`); a block adde
 to the catalog adds its exporter to the module of its family here.
 """
 
-from nodenet.export.blocks import conv, core, normalization, recurrent  # noqa: F401
+from nodenet.export.blocks import (  # noqa: F401
+    activation_layers,
+    conv,
+    core,
+    depthwise,
+    noise,
+    normalization,
+    padding,
+    recurrent,
+)
 from nodenet.export.blocks.base import EXPORTERS, BlockExporter, exporter
 
 __all__ = ["EXPORTERS", "BlockExporter", "exporter"]

@@ -41,9 +41,9 @@ def _with_bias(state: dict, weights: dict) -> dict:
 class ConvExporter(BlockExporter):
     KERAS_REQUIRED = ("filters", "kernel_size")
 
-    def torch_module(self, input_shapes):
-        (shape,) = input_shapes
-        kernel, strides, dilation = self.layer.sizes()
+    def window_options(self, shape) -> dict:
+        """torch's stride, padding (when symmetric) and dilation of the block's window."""
+        _, strides, dilation = self.layer.sizes()
         options = {}
         if max(strides) > 1:
             options["stride"] = one_or_tuple(strides)
@@ -52,10 +52,22 @@ class ConvExporter(BlockExporter):
             options["padding"] = one_or_tuple([before for before, _ in pads])
         if max(dilation) > 1:
             options["dilation"] = one_or_tuple(dilation)
+        return options
+
+    def torch_module(self, input_shapes):
+        (shape,) = input_shapes
+        kernel = self.layer.sizes()[0]
+        options = self.window_options(shape)
         if not self.config["use_bias"]:
             options["bias"] = False
-        args = [shape[-1], self.config["filters"], one_or_tuple(kernel)]
+        if self.torch_groups(shape) > 1:
+            options["groups"] = self.torch_groups(shape)
+        args = [shape[-1], self.layer.out_channels(shape[-1]), one_or_tuple(kernel)]
         return f"nn.Conv{self.layer.RANK}d({py_arguments(args, options)})"
+
+    def torch_groups(self, shape) -> int:
+        """torch's ``groups``: input channels in separate convolutions."""
+        return self.config.get("groups", 1)
 
     def torch_forward(self, module, args, input_shapes):
         x = channels_first(args[0])

@@ -75,7 +75,17 @@ class DropoutExporter(BlockExporter):
         return f"nn.Dropout({self.config['rate']!r})"  # also scales kept values by 1 / (1 - rate)
 
     def torch_forward(self, module, args, input_shapes):
-        return f"{module}({args[0]})"
+        if self.config["noise_shape"] is None:
+            return f"{module}({args[0]})"
+        return masked_dropout(module, args[0], self.config["noise_shape"])
+
+
+def masked_dropout(module: str, x: str, noise_shape: list) -> str:
+    """``x`` times its ``nn.Dropout`` ``module`` applied to ones of the mask's shape (batch
+    first, None for ``x``'s size): one kept-and-scaled or dropped entry per mask element,
+    and ones at inference."""
+    dims = ", ".join(f"{x}.shape[{i}]" if d is None else str(d) for i, d in enumerate(noise_shape))
+    return f"{x} * {module}({x}.new_ones({dims}))"
 
 
 @exports("Flatten")
@@ -132,34 +142,46 @@ class EmbeddingExporter(BlockExporter):
 # -- merges -------------------------------------------------------------------------------
 
 
+def keras_broadcast(args: list[str], input_shapes: list) -> list[str]:
+    """The inputs of an element-wise merge as Keras aligns them: a lower-rank input gets new
+    axes right after the batch axis (torch alone would align shapes from the right)."""
+    rank = max(len(shape) for shape in input_shapes)
+    return [
+        arg if len(shape) == rank else f"{arg}[:, {', '.join(['None'] * (rank - len(shape)))}]"
+        for arg, shape in zip(args, input_shapes, strict=True)
+    ]
+
+
 @exports("Add")
 class AddExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
-        return " + ".join(args)
+        return " + ".join(keras_broadcast(args, input_shapes))
 
 
 @exports("Subtract")
 class SubtractExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
-        return f"{args[0]} - {args[1]}"
+        first, second = keras_broadcast(args, input_shapes)
+        return f"{first} - {second}"
 
 
 @exports("Multiply")
 class MultiplyExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
-        return " * ".join(args)
+        return " * ".join(keras_broadcast(args, input_shapes))
 
 
 @exports("Average")
 class AverageExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
-        return f"({' + '.join(args)}) / {len(args)}"
+        return f"({' + '.join(keras_broadcast(args, input_shapes))}) / {len(args)}"
 
 
 @exports("Maximum", "Minimum")
 class ExtremumExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
         reduce = {"Maximum": "torch.maximum", "Minimum": "torch.minimum"}[self.layer.TYPE]
+        args = keras_broadcast(args, input_shapes)
         expr = args[0]
         for arg in args[1:]:
             expr = f"{reduce}({expr}, {arg})"

@@ -1,0 +1,235 @@
+"""import-keras bugs of issue 15, each on a config Keras itself wrote.
+
+Losses, loss weights and metrics keyed by output name stay per output; a
+loss ``from_logits=True`` (nodenet's losses take probabilities) is refused by
+name; a learning-rate schedule becomes nodenet's schedule of the same name or
+is refused; Keras ops between tensors (``h + x``) become two-input merges or
+are refused; a keyword input (``Dense(3)(inputs=h)``) keeps its edge; a refusal
+is short, grouped by class with counts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nodenet.cli import main
+from nodenet.errors import NodenetError
+from nodenet.export import import_keras_config
+from nodenet.graph.project import analyze
+
+keras = pytest.importorskip("keras", reason="the `ref` extra (keras) writes the configs")
+layers, ops, schedules = keras.layers, keras.ops, keras.optimizers.schedules
+
+pytestmark = pytest.mark.ref
+
+
+def config_of(model) -> dict:
+    config = json.loads(model.to_json())
+    if model.compiled:
+        config["compile_config"] = model.get_compile_config()
+    return config
+
+
+def two_heads(outputs_as_dict: bool = False):
+    x = keras.Input((4,), name="x")
+    a = layers.Dense(2, activation="softmax", name="a")(x)
+    b = layers.Dense(1, activation="sigmoid", name="b")(x)
+    return keras.Model(x, {"a": a, "b": b} if outputs_as_dict else [a, b])
+
+
+def heads(project) -> dict:
+    return {
+        next(e.src for e in project.edges if e.dst == n.id): n.params
+        for n in project.nodes
+        if n.type == "Output"
+    }
+
+
+@pytest.mark.parametrize("outputs_as_dict", [False, True])
+def test_losses_weights_and_metrics_by_output_name_stay_per_output(outputs_as_dict):
+    model = two_heads(outputs_as_dict)
+    model.compile(
+        loss={"a": "categorical_crossentropy", "b": "binary_crossentropy"},
+        loss_weights={"a": 0.5, "b": 2.0},
+        metrics={"a": ["mae"], "b": ["accuracy"]},
+    )
+    project = import_keras_config(config_of(model))
+    assert heads(project) == {
+        "a": {"loss": "categorical_crossentropy", "loss_weight": 0.5, "metrics": ["mae"]},
+        "b": {"loss": "binary_crossentropy", "loss_weight": 2.0, "metrics": ["accuracy"]},
+    }
+
+
+def test_a_loss_for_an_output_the_model_lacks_is_refused():
+    config = config_of(two_heads())
+    config["compile_config"] = {"loss": {"a": "mse", "nope": "mse"}}
+    with pytest.raises(NodenetError, match="'nope'"):
+        import_keras_config(config)
+
+
+def test_a_loss_from_logits_is_refused_by_name():
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, layers.Dense(3, name="logits")(x))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(NodenetError, match="from_logits=True") as info:
+        import_keras_config(config_of(model))
+    assert "softmax" in str(info.value)
+    model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+    with pytest.raises(NodenetError, match=r"label_smoothing=0\.1"):
+        import_keras_config(config_of(model))
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        (
+            schedules.ExponentialDecay(0.01, 100, 0.9, staircase=True),
+            {
+                "schedule": "ExponentialDecay",
+                "initial_learning_rate": 0.01,
+                "decay_steps": 100,
+                "decay_rate": 0.9,
+                "staircase": True,
+            },
+        ),
+        (
+            schedules.PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001]),
+            {
+                "schedule": "PiecewiseConstantDecay",
+                "boundaries": [10, 20],
+                "values": [0.1, 0.01, 0.001],
+            },
+        ),
+        (
+            schedules.CosineDecay(0.1, 50, alpha=0.1, warmup_target=0.2, warmup_steps=5),
+            {
+                "schedule": "CosineDecay",
+                "initial_learning_rate": 0.1,
+                "decay_steps": 50,
+                "alpha": 0.1,
+                "warmup_target": 0.2,
+                "warmup_steps": 5,
+            },
+        ),
+    ],
+    ids=lambda v: getattr(v, "__name__", type(v).__name__),
+)
+def test_a_learning_rate_schedule_becomes_the_same_schedule(schedule, expected):
+    model = two_heads()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="mse")
+    project = import_keras_config(config_of(model))
+    rate = project.training["optimizer"]["learning_rate"]
+    assert {k: pytest.approx(v) for k, v in rate.items()} == expected
+    assert analyze(project).ok
+
+
+def test_a_schedule_nodenet_lacks_is_refused_by_name():
+    model = two_heads()
+    schedule = schedules.PolynomialDecay(0.1, 10)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=schedule), loss="mse")
+    with pytest.raises(NodenetError, match="PolynomialDecay"):
+        import_keras_config(config_of(model))
+
+
+@pytest.mark.parametrize(
+    "op, merge",
+    [
+        (lambda h, x: h + x, "Add"),
+        (lambda h, x: h * x, "Multiply"),
+        (lambda h, x: h - x, "Subtract"),
+        (ops.maximum, "Maximum"),
+        (ops.minimum, "Minimum"),
+        (lambda h, x: ops.concatenate([h, x], axis=-1), "Concatenate"),
+        (lambda h, x: layers.Add()([h, x]), "Add"),
+    ],
+    ids=["add", "multiply", "subtract", "maximum", "minimum", "concatenate", "layer"],
+)
+def test_ops_between_tensors_become_two_input_merges(op, merge):
+    x = keras.Input((4,), name="x")
+    h = layers.Dense(4, name="h")(x)
+    project = import_keras_config(config_of(keras.Model(x, op(h, x))))
+    (node,) = [n for n in project.nodes if n.type == merge]
+    assert sorted((e.src, e.port) for e in project.edges if e.dst == node.id) == [
+        ("h", 0),
+        ("x", 1),
+    ]
+    assert analyze(project).ok
+
+
+@pytest.mark.parametrize(
+    "op, what",
+    [
+        (lambda h, x: h / x, "true_divide"),
+        (lambda h, x: h + 1.0, "constant"),
+        (lambda h, x: ops.dot(h, ops.transpose(x)), "dot"),
+    ],
+    ids=["divide", "constant", "numpy_dot"],
+)
+def test_ops_nodenet_cannot_represent_are_refused(op, what, tmp_path, capsys):
+    x = keras.Input((4,), name="x")
+    h = layers.Dense(4, name="h")(x)
+    source = tmp_path / "model.json"
+    source.write_text(json.dumps(config_of(keras.Model(x, op(h, x)))))
+    assert main(["import-keras", str(source), "-o", str(tmp_path / "out.json")]) == 1
+    assert what in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_an_op_nodenet_merges_cannot_compute_is_refused(tmp_path, capsys):
+    x = keras.Input((4, 3), name="x")
+    h = layers.Dense(4, name="h")(x)
+    source = tmp_path / "model.json"
+    config = config_of(keras.Model(x, ops.concatenate([h, x], axis=-1)))
+    config["config"]["layers"][-1]["config"]["axis"] = 1  # (4, 4) and (4, 3) cannot join on 1
+    source.write_text(json.dumps(config))
+    assert main(["import-keras", str(source), "-o", str(tmp_path / "out.json")]) == 1
+    assert "ops.concatenate" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_tensorflow_ops_of_keras_2_are_refused_by_function():
+    layer = {
+        "class_name": "TFOpLambda",
+        "name": "tf.__operators__.add",
+        "config": {"name": "tf.__operators__.add", "function": "__operators__.add"},
+        "inbound_nodes": [[["h", 0, 0, {"y": ["x", 0, 0], "name": None}]]],
+    }
+    x = keras.Input((4,), name="x")
+    config = config_of(keras.Model(x, layers.Dense(4, name="h")(x)))
+    config["config"]["layers"].append(layer)
+    config["config"]["output_layers"] = [["tf.__operators__.add", 0, 0]]
+    with pytest.raises(NodenetError, match=r"tf\.__operators__\.add"):
+        import_keras_config(config)
+
+
+def test_a_keyword_input_keeps_its_edge():
+    x = keras.Input((4,), name="x")
+    h = layers.Dense(4, name="h")(x)
+    project = import_keras_config(config_of(keras.Model(x, layers.Dense(3, name="d")(inputs=h))))
+    assert ("h", "d", 0) in [(e.src, e.dst, e.port) for e in project.edges]
+    assert analyze(project).ok
+
+
+def test_a_refusal_is_short_and_grouped_by_class(tmp_path, capsys):
+    x = keras.Input((4,), name="x")
+    h = x
+    for i in range(300):
+        h = layers.GaussianNoise(0.1, name=f"noise_{i}")(h)
+        h = layers.Dense(4, kernel_constraint=keras.constraints.NonNeg(), name=f"d_{i}")(h)
+    h = layers.Dense(4, name="last")(h)
+    config = json.loads(keras.Model(x, h).to_json())
+    for layer in config["config"]["layers"]:  # classes nodenet will never have
+        if layer["class_name"] == "GaussianNoise":
+            layer["class_name"] = "CustomNoise"
+        elif layer["name"] == "last":
+            layer["class_name"], layer["config"] = "Lambda", {"name": "last"}
+    source = tmp_path / "model.json"
+    source.write_text(json.dumps(config))
+    assert main(["import-keras", str(source), "-o", str(tmp_path / "out.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") <= 10 and len(err) < 1200, err
+    assert "CustomNoise x300 (noise_0" in err and "Lambda (last)" in err
+    assert err.count("noise_") <= 5 and err.count("kernel_constraint") == 1
+    assert "can" in err.splitlines()[-1]  # names what the user can do
