@@ -106,5 +106,5 @@ class AlphaDropoutExporter(BlockExporter):
             shape = f"{x}.shape"
         else:
             dims = [f"{x}.shape[{i}]" if d is None else str(d) for i, d in enumerate(noise_shape)]
-            shape = f"({', '.join(dims)},)"
+            shape = f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"  # as ruff formats it
         return f"alpha_dropout({x}, {self.config['rate']!r}, {shape}, self.training)"
