@@ -69,13 +69,26 @@ def example_graph(type_name: str, index: int) -> Project:
     return Project(f"{type_name.lower()}_{index}", nodes, edges)
 
 
+# blocks that draw random numbers while training -> the setting that turns the draws off
+RANDOM_IN_TRAINING = {
+    "Dropout": "rate",
+    "SpatialDropout1D": "rate",
+    "SpatialDropout2D": "rate",
+    "SpatialDropout3D": "rate",
+    "GaussianDropout": "rate",
+    "AlphaDropout": "rate",
+    "GaussianNoise": "stddev",
+}
+
+
 def for_training(project: Project) -> Project:
-    """The project with plain SGD and no dropout: a step nodenet and the exports share."""
+    """The project with plain SGD and no dropout or noise: a step nodenet and the exports
+    share (their random draws differ)."""
     project = project.copy()
     for node in project.nodes:
         node.params = copy.deepcopy(node.params)  # a wrapper's inner params are shared
-        if node.type == "Dropout":
-            node.params["rate"] = 0.0
+        if node.type in RANDOM_IN_TRAINING:
+            node.params[RANDOM_IN_TRAINING[node.type]] = 0.0
         values = node.params.values()
         nested = [v["params"] for v in values if isinstance(v, dict) and "params" in v]
         for params in (node.params, *nested):  # a wrapper's inner block too

@@ -67,7 +67,18 @@ def keras_inputs(shapes, dtype: str = "float32") -> list:
 
 # -- random graphs -------------------------------------------------------------
 
-ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "gelu")
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "elu",
+    "gelu",
+    "silu",
+    "hard_sigmoid",
+    "mish",
+)
 ELEMENTWISE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 
@@ -119,6 +130,34 @@ def _bidirectional(rng, shape) -> dict:
     }
 
 
+def _crop(rng, size) -> list[int]:
+    """Cropping at both ends of an axis of ``size`` that leaves at least one step."""
+    before = _ints(rng, 0, (size - 1) // 2)
+    return [before, _ints(rng, 0, size - 1 - before)]
+
+
+def _depthwise(rng, shape) -> dict:
+    return {
+        "kernel_size": _window(rng, shape),
+        "strides": _ints(rng, 1, 2),
+        "padding": pick(rng, ("valid", "same")),
+        "depth_multiplier": _ints(rng, 1, 2),
+        "activation": pick(rng, ACTIVATIONS),
+    }
+
+
+def _separable(rng, shape) -> dict:
+    return {**_depthwise(rng, shape), "filters": _ints(rng, 1, 4), "strides": 1}
+
+
+def _relu(rng, shape) -> dict:
+    return {
+        "max_value": pick(rng, (None, 6.0, 0.5)),
+        "negative_slope": pick(rng, (0.0, 0.1)),
+        "threshold": pick(rng, (0.0, 0.2)),
+    }
+
+
 def _permute(rng, shape) -> dict:
     return {"dims": [int(d) + 1 for d in rng.permutation(len(shape))]}
 
@@ -151,6 +190,26 @@ UNARY = {
     "UpSampling2D": ((3,), lambda r, s: {"size": _ints(r, 1, 2)}),
     **{t: ((2,), _recurrent) for t in RECURRENT},
     "Bidirectional": ((2,), _bidirectional),
+    "ZeroPadding1D": ((2,), lambda r, s: {"padding": [_ints(r, 0, 2), _ints(r, 0, 2)]}),
+    "ZeroPadding2D": ((3,), lambda r, s: {"padding": [_ints(r, 0, 2), _ints(r, 0, 2)]}),
+    "Cropping1D": ((2,), lambda r, s: {"cropping": _crop(r, s[0])}),
+    "Cropping2D": ((3,), lambda r, s: {"cropping": [_crop(r, s[0]), _crop(r, s[1])]}),
+    "DepthwiseConv1D": ((2,), _depthwise),
+    "DepthwiseConv2D": ((3,), _depthwise),
+    "SeparableConv1D": ((2,), _separable),
+    "SeparableConv2D": ((3,), _separable),
+    "ReLU": ((1, 2, 3), _relu),
+    "LeakyReLU": ((1, 2, 3), lambda r, s: {"negative_slope": pick(r, (0.3, 0.05))}),
+    "PReLU": ((1, 2, 3), lambda r, s: {}),
+    "ELU": ((1, 2, 3), lambda r, s: {"alpha": pick(r, (1.0, 0.5))}),
+    "Softmax": ((1, 2, 3), lambda r, s: {}),
+    "Identity": ((1, 2, 3), lambda r, s: {}),
+    "Rescaling": ((1, 2, 3), lambda r, s: {"scale": 0.5, "offset": pick(r, (0.0, 1.0))}),
+    "UnitNormalization": ((1, 2, 3), lambda r, s: {}),
+    "SpatialDropout1D": ((2,), lambda r, s: {"rate": 0.3}),
+    "SpatialDropout2D": ((3,), lambda r, s: {"rate": 0.3}),
+    "GaussianNoise": ((1, 2, 3), lambda r, s: {"stddev": 0.1}),
+    "GaussianDropout": ((1, 2, 3), lambda r, s: {"rate": 0.2}),
 }
 
 
