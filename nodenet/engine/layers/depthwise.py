@@ -64,6 +64,26 @@ def depthwise_grads(
 # -- parameters ---------------------------------------------------------------------------
 
 
+def _depthwise_step(layer: _Conv, x: np.ndarray, kernel: np.ndarray):
+    """The depthwise stage shared by DepthwiseConv and SeparableConv: ``x`` padded as the
+    layer pads, convolved per channel. Returns the output (batch, *out, channels, M), the
+    padded input and the pads (what the backward stage needs)."""
+    pads = layer.pads(x.shape[1:-1])
+    xp = pad_spatial(x, pads)
+    _, strides, dilation = layer.sizes()
+    out = layer.infer_shape([x.shape[1:]])[:-1]
+    return depthwise(xp, kernel, strides, dilation, out), xp, pads
+
+
+def _depthwise_step_grads(layer: _Conv, xp, pads, kernel, g):
+    """The gradients of :func:`_depthwise_step` given ``g`` (batch, *out, channels, M): the
+    input's (None when the layer needs none) and the kernel's."""
+    _, strides, dilation = layer.sizes()
+    input_grad = getattr(layer, "needs_input_grad", True)
+    dxp, dkernel = depthwise_grads(xp, kernel, g, strides, dilation, input_grad)
+    return (None if dxp is None else crop_spatial(dxp, pads)), dkernel
+
+
 def _size(rank: int, name: str, default: int, text: str) -> Param:
     if rank == 1:
         return Int(name, default, text, min=1)
@@ -150,11 +170,7 @@ class _DepthwiseConv(_Conv):
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
-        pads = self.pads(x.shape[1:-1])
-        xp = pad_spatial(x, pads)
-        _, strides, dilation = self.sizes()
-        out = self.infer_shape([x.shape[1:]])[:-1]
-        z = depthwise(xp, weights["kernel"], strides, dilation, out)
+        z, xp, pads = _depthwise_step(self, x, weights["kernel"])
         z = z.reshape(*z.shape[:-2], -1)
         if "bias" in weights:
             z += weights["bias"]
@@ -166,14 +182,12 @@ class _DepthwiseConv(_Conv):
         kernel = weights["kernel"]
         if positive is not None:
             grad = relu_masked(grad, positive)
-        _, strides, dilation = self.sizes()
         g = grad.reshape(*grad.shape[:-1], *kernel.shape[-2:])
-        input_grad = getattr(self, "needs_input_grad", True)
-        dxp, dkernel = depthwise_grads(xp, kernel, g, strides, dilation, input_grad)
+        dx, dkernel = _depthwise_step_grads(self, xp, pads, kernel, g)
         grads = {"kernel": dkernel}
         if "bias" in weights:
             grads["bias"] = channel_sums(grad.reshape(-1, grad.shape[-1]))
-        return [None if dxp is None else crop_spatial(dxp, pads)], grads
+        return [dx], grads
 
 
 @register
@@ -263,12 +277,8 @@ class _SeparableConv(_Conv):
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
-        pads = self.pads(x.shape[1:-1])
-        xp = pad_spatial(x, pads)
-        _, strides, dilation = self.sizes()
-        out = self.infer_shape([x.shape[1:]])[:-1]
         point = weights["pointwise_kernel"]
-        d = depthwise(xp, weights["depthwise_kernel"], strides, dilation, out)
+        d, xp, pads = _depthwise_step(self, x, weights["depthwise_kernel"])
         d2 = d.reshape(-1, point.shape[-2])
         z = d2 @ point.reshape(point.shape[-2:])
         if "bias" in weights:
@@ -287,12 +297,8 @@ class _SeparableConv(_Conv):
         if "bias" in weights:
             grads["bias"] = channel_sums(g2)
         gd = (g2 @ point2.T).reshape(*grad.shape[:-1], *depth.shape[-2:])
-        _, strides, dilation = self.sizes()
-        input_grad = getattr(self, "needs_input_grad", True)
-        dxp, grads["depthwise_kernel"] = depthwise_grads(
-            xp, depth, gd, strides, dilation, input_grad
-        )
-        return [None if dxp is None else crop_spatial(dxp, pads)], grads
+        dx, grads["depthwise_kernel"] = _depthwise_step_grads(self, xp, pads, depth, gd)
+        return [dx], grads
 
 
 @register
