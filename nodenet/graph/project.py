@@ -50,20 +50,28 @@ DEFAULT_DATA: dict[str, Any] = {}
 
 @dataclass
 class Node:
-    """A block on the canvas: its id, its catalog ``type``, its ``params`` and position."""
+    """A block on the canvas: its id, its catalog ``type``, its ``params`` and position.
+
+    ``trainable=False`` freezes the block's weights (Keras's ``layer.trainable``): training
+    leaves them as they are. It is written to the file only when false.
+    """
 
     id: str
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     pos: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    trainable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "type": self.type,
             "params": copy.deepcopy(self.params),
             "pos": [_num(self.pos[0]), _num(self.pos[1])],
         }
+        if not self.trainable:
+            out["trainable"] = False
+        return out
 
 
 @dataclass
@@ -498,7 +506,11 @@ def _read_node(item: Any) -> Node:
         or not all(math.isfinite(v) and abs(v) < MAX_COORDINATE for v in pos)
     ):
         raise ValueError(f"{where}: pos must be two finite numbers [x, y]")
-    return Node(node_id, node_type, copy.deepcopy(params), [float(pos[0]), float(pos[1])])
+    trainable = item.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise ValueError(f"{where}: trainable must be true or false (got {brief(trainable)})")
+    position = [float(pos[0]), float(pos[1])]
+    return Node(node_id, node_type, copy.deepcopy(params), position, trainable)
 
 
 def _read_edge(item: Any) -> Edge:
