@@ -44,6 +44,7 @@ __all__ = [
     "History",
     "NumpyBackend",
     "Prepared",
+    "hold_weights",
 ]
 
 
@@ -205,3 +206,24 @@ class NumpyBackend:
         if self.run is None:
             raise RuntimeError("build() the backend first")
         return self.run
+
+
+def hold_weights(backend: Backend, project: Any, held: Arrays) -> list[str]:
+    """Start blocks of ``project`` from the ``held`` weights that fit them (same
+    ``node/name`` key and shape), imported or trained before: the frozen blocks
+    (``Node.trainable`` false), which training then leaves as they are, and with the
+    ``warm_start`` training setting every block, to fine-tune. The others start fresh.
+    Returns the keys set."""
+    if project.training.get("warm_start"):
+        chosen = {n.id for n in project.nodes}
+    else:
+        chosen = {n.id for n in project.nodes if not n.trainable}
+    start = backend.get_weights()
+    kept = {
+        key: value
+        for key, value in held.items()
+        if key.split("/", 1)[0] in chosen and key in start and np.shape(value) == start[key].shape
+    }
+    if kept:
+        backend.set_weights({**start, **kept}, source="the frozen blocks' weights")
+    return sorted(kept)

@@ -132,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     project = _load(args.file)
     backend = NumpyBackend()
     backend.build(project, allow_outside_data=args.allow_outside_data)
+    _hold_weights(backend, project, args.quiet)
     stop = threading.Event()
 
     def interrupt(signum, frame):
@@ -254,13 +255,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_keras(args: argparse.Namespace) -> int:
-    from nodenet.export import import_keras
+    from nodenet.atomic import write_file
+    from nodenet.errors import WeightsError
+    from nodenet.export import import_keras_archive
+    from nodenet.export._common import npz_bytes
     from nodenet.graph.project import save
+    from nodenet.runner import weights_path
 
-    project = import_keras(args.file)
+    project, weights = import_keras_archive(args.file, weights=not args.no_weights)
     save(project, args.output)
     kinds = sum(1 for n in project.nodes if n.type not in ("Input", "Output"))
     print(f"{args.output}: {kinds} blocks from {args.file}", file=sys.stderr)
+    if weights is not None:  # NAME.weights.npz beside the project, where train writes them
+        written = write_file(weights_path(project), npz_bytes(weights), WeightsError)
+        print(f"{written}: the trained weights from {args.file}", file=sys.stderr)
     return 0
 
 
@@ -317,6 +325,25 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     ),
 }
 _NO_JSON = ("predict", "export", "import-keras")
+
+
+def _hold_weights(backend, project, quiet: bool) -> None:
+    """Frozen blocks (and with ``training.warm_start`` every block) start from the weights
+    file beside the project where it fits them (imported or trained before), as in the
+    GUI; training leaves the frozen ones as they are."""
+    from nodenet.backend import hold_weights
+    from nodenet.errors import WeightsError
+    from nodenet.runner import weights_path
+    from nodenet.safeio import read_npz
+
+    held = weights_path(project)
+    warm = bool(project.training.get("warm_start"))
+    if held is None or not held.exists() or (all(n.trainable for n in project.nodes) and not warm):
+        return
+    kept = hold_weights(backend, project, read_npz(held, WeightsError))
+    if kept and not quiet:
+        which = "the blocks" if warm else "the frozen blocks"
+        print(f"nodenet: {which} start from {held.name}", file=sys.stderr)
 
 
 def _training_count(name: str) -> Callable[[str], int]:
@@ -379,6 +406,12 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
     if name == "import-keras":
         p.add_argument(
             "-o", "--output", metavar="FILE", required=True, help="the project file to write"
+        )
+        p.add_argument(
+            "--no-weights",
+            action="store_true",
+            help="leave out a .keras archive's trained weights (written by default as "
+            "NAME.weights.npz beside the project; reading them needs h5py)",
         )
 
 

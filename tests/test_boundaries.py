@@ -95,6 +95,7 @@ PUBLIC_FOR_UI = {
     "nodenet.samples",
     "nodenet.errors",
     "nodenet.engine",
+    "nodenet.engine.initializers",
     "nodenet.engine.params",
     "nodenet.export",
 }

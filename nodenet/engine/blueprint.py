@@ -20,6 +20,7 @@ class Blueprint:
     ``shapes[node]`` is the shape of the node's output 0; ``output_shapes[node]`` the
     shapes of every output of a node that has more than one.
     ``inputs`` and ``outputs`` are the Input and Output node ids in project order.
+    ``frozen`` holds the blocks whose weights do not train (Keras's ``trainable=False``).
     """
 
     name: str
@@ -30,6 +31,7 @@ class Blueprint:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     output_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
+    frozen: frozenset[str] = frozenset()
 
     def shape_of(self, node_id: str, port: int = 0) -> Shape:
         """The shape of output ``port`` of ``node_id``."""

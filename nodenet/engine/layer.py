@@ -38,6 +38,7 @@ CATEGORIES = (
     "Recurrent",
     "Normalization",
     "Merge",
+    "Attention",
 )
 
 
@@ -102,7 +103,12 @@ class Layer:
     MIN_INPUTS: ClassVar[int] = 2
     POST_ACTIVATION: ClassVar[bool] = False
     INTEGER_INPUT: ClassVar[bool] = False  # reads indices; no gradient flows to its input
+    # frozen (trainable=False), it runs in inference mode while training too (Keras 3's
+    # BatchNormalization: ``training and self.trainable``)
+    INFERENCE_WHEN_FROZEN: ClassVar[bool] = False
     EXAMPLES: ClassVar[tuple[Example, ...]] = (Example(),)
+    # PARAMS that Keras takes when the layer is called, not built (``use_causal_mask``)
+    CALL_ARGS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: dict | None = None, name: str = ""):
         self.name = name or self.TYPE.lower()
@@ -144,6 +150,12 @@ class Layer:
         if cls.N_INPUTS is None:
             return count >= cls.MIN_INPUTS
         return count == cls.N_INPUTS
+
+    @classmethod
+    def partly_wired(cls, count: int) -> bool:
+        """Whether ``count`` inputs are a step towards an accepted wiring (an LSTM's initial
+        h before its c): the editor lets such an edge in; the analysis names what is missing."""
+        return False
 
     def check_config(self) -> None:
         """Checks that span several parameters; raise :class:`ParamError`."""
@@ -236,11 +248,11 @@ def known(dim: int | None, what: str, shape: Shape) -> int:
 def kernel_params(*, default_init: str = "glorot_uniform"):
     """The initializer and regularizer parameters Keras gives kernel-bearing layers."""
     from nodenet.engine.initializers import NAMES as INITS
-    from nodenet.engine.params import Choice, Regularizer
+    from nodenet.engine.params import Initializer, Regularizer
 
     return (
-        Choice("kernel_initializer", default_init, "how the kernel starts", choices=INITS),
-        Choice("bias_initializer", "zeros", "how the bias starts", choices=INITS),
+        Initializer("kernel_initializer", default_init, "how the kernel starts", choices=INITS),
+        Initializer("bias_initializer", "zeros", "how the bias starts", choices=INITS),
         Regularizer("kernel_regularizer", None, "L1/L2 penalty on the kernel, added to the loss"),
         Regularizer("bias_regularizer", None, "L1/L2 penalty on the bias, added to the loss"),
     )

@@ -29,6 +29,16 @@ to the pre-activation ``z``: ``c * (p * sum(t) - t)`` for softmax and
 ``c * (p - t)`` for sigmoid, ``c`` the reduction's weight of each position.
 It is the gradient of the unclipped loss, finite where the clipped one
 vanishes, which is what Keras's TensorFlow backend trains with.
+
+Options, as Keras's loss classes take them (``get_loss(name, from_logits=True)``):
+
+- ``from_logits`` (the three cross-entropies): ``y_pred`` is a logit, computed stably
+  as Keras does: ``-sum(t * log_softmax(z))``, ``-log_softmax(z)[label]`` and
+  ``max(z, 0) - z t + log(1 + exp(-|z|))``, with no renormalizing or clipping; the
+  gradients are ``softmax(z) sum(t) - t``, ``softmax(z) - onehot`` and
+  ``sigmoid(z) - t`` (over the features for binary).
+- ``label_smoothing`` (categorical and binary, not sparse, as Keras): targets become
+  ``t (1 - s) + s / classes`` (binary: ``t (1 - s) + s / 2``) before the loss.
 """
 
 from __future__ import annotations
@@ -50,9 +60,29 @@ def _register(cls):
     return cls
 
 
-def get_loss(name: str) -> Loss:
-    """The loss registered as ``name``; raises :class:`UnknownNameError` if none."""
-    return LOSSES.get(name)
+def get_loss(name: str, from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
+    """The loss registered as ``name``, with Keras's options; raises
+    :class:`UnknownNameError` for an unknown name and :class:`ValueError` for an option
+    the loss does not take (see :func:`check_options`)."""
+    loss = LOSSES.get(name)
+    if not from_logits and not label_smoothing:
+        return loss
+    problem = check_options(name, from_logits, label_smoothing)
+    if problem:
+        raise ValueError(problem)
+    return type(loss)(from_logits=from_logits, label_smoothing=label_smoothing)
+
+
+def check_options(name: str, from_logits: bool, label_smoothing: float) -> str | None:
+    """Why ``name`` cannot take these options (a sentence), or None when it can."""
+    loss = LOSSES.get(name)
+    if from_logits and "from_logits" not in loss.OPTIONS:
+        takes = ", ".join(n for n, v in LOSSES.items() if "from_logits" in v.OPTIONS)
+        return f"from_logits applies to the cross-entropy losses ({takes}), not to {name}"
+    if label_smoothing and "label_smoothing" not in loss.OPTIONS:
+        takes = ", ".join(n for n, v in LOSSES.items() if "label_smoothing" in v.OPTIONS)
+        return f"label_smoothing applies to {takes} (as in Keras), not to {name}"
+    return None
 
 
 # -- shape alignment and reduction (keras.src.losses.loss) -------------------
@@ -147,6 +177,11 @@ class Loss:
 
     NAME: ClassVar[str] = ""
     FUSES: ClassVar[str | None] = None  # the activation the fused path accepts
+    OPTIONS: ClassVar[tuple[str, ...]] = ()  # the Keras options it takes
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
+        self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
 
     def __call__(
         self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None
@@ -156,7 +191,7 @@ class Loss:
 
     def can_fuse(self, activation: str | None) -> bool:
         """Whether :meth:`fused` accepts a prediction that comes out of ``activation``."""
-        return self.FUSES is not None and activation == self.FUSES
+        return self.FUSES is not None and activation == self.FUSES and not self.from_logits
 
     def fused(
         self,
@@ -174,6 +209,8 @@ class Loss:
         y_pred = np.asarray(y_pred)
         dtype = _float_dtype(y_pred)
         t, p = self._align(np.asarray(y_true), y_pred.astype(dtype, copy=False))
+        if self.label_smoothing:
+            t = self._smooth(t, p.dtype.type(self.label_smoothing))
         values, cache = self._values(t, p)
         value, coef = reduce_weighted(values, sample_weight)
         grad = unbroadcast(grad_fn(t, p, coef, cache), p.shape)
@@ -181,6 +218,9 @@ class Loss:
 
     def _align(self, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return squeeze_or_expand(y_true.astype(y_pred.dtype, copy=False), y_pred)
+
+    def _smooth(self, t, s):
+        raise NotImplementedError
 
     def _values(self, t, p):
         raise NotImplementedError
@@ -273,6 +313,7 @@ class BinaryCrossentropy(Loss):
 
     NAME = "binary_crossentropy"
     FUSES = "sigmoid"
+    OPTIONS = ("from_logits", "label_smoothing")
 
     def _align(self, y_true, y_pred):
         t, p = super()._align(y_true, y_pred)
@@ -282,17 +323,34 @@ class BinaryCrossentropy(Loss):
             )
         return t, p
 
+    def _smooth(self, t, s):
+        return t * (1 - s) + s / 2
+
     def _values(self, t, p):
+        if self.from_logits:  # binary_cross_entropy_with_logits, stable for any z
+            per = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
+            return np.mean(per, axis=-1), None
         pc, mask = _clip_mask(p)
         per = -(t * np.log(pc) + (1 - t) * np.log1p(-pc))
         return np.mean(per, axis=-1), (pc, mask)
 
     def _grad(self, t, p, coef, cache):
+        if self.from_logits:
+            return _per_feature(coef, p.shape[-1]) * (_sigmoid(p) - t)
         pc, mask = cache
         return _per_feature(coef, p.shape[-1]) * np.where(mask, (pc - t) / (pc * (1 - pc)), 0)
 
     def _fused_grad(self, t, p, coef, cache):
         return _per_feature(coef, p.shape[-1]) * (p - t)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * z))  # no overflow for any z
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _normalized(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,6 +371,7 @@ class CategoricalCrossentropy(Loss):
 
     NAME = "categorical_crossentropy"
     FUSES = "softmax"
+    OPTIONS = ("from_logits", "label_smoothing")
 
     def _align(self, y_true, y_pred):
         t, p = super()._align(y_true, y_pred)
@@ -324,12 +383,20 @@ class CategoricalCrossentropy(Loss):
             )
         return t, p
 
+    def _smooth(self, t, s):
+        return t * (1 - s) + s / t.dtype.type(t.shape[-1])
+
     def _values(self, t, p):
+        if self.from_logits:
+            log_q = _log_softmax(p)
+            return -np.sum(t * log_q, axis=-1), np.exp(log_q)
         q, s = _normalized(p)
         qc, mask = _clip_mask(q)
         return -np.sum(t * np.log(qc), axis=-1), (q, qc, s, mask)
 
     def _grad(self, t, p, coef, cache):
+        if self.from_logits:
+            return self._fused_grad(t, cache, coef, None)
         q, qc, s, mask = cache
         g = np.where(mask, -t / qc, 0)
         return coef[..., None] * (g - np.sum(g * q, axis=-1, keepdims=True)) / s
@@ -351,6 +418,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     NAME = "sparse_categorical_crossentropy"
     FUSES = "softmax"
+    OPTIONS = ("from_logits",)
 
     def _align(self, y_true, y_pred):
         t, p = squeeze_or_expand(y_true, y_pred)
@@ -367,12 +435,17 @@ class SparseCategoricalCrossentropy(Loss):
         return labels[..., None], p
 
     def _values(self, t, p):
+        if self.from_logits:
+            log_q = _log_softmax(p)
+            return -np.take_along_axis(log_q, t, axis=-1)[..., 0], np.exp(log_q)
         q, s = _normalized(p)
         ql = np.take_along_axis(q, t, axis=-1)
         qc, mask = _clip_mask(ql)
         return -np.log(qc[..., 0]), (ql, qc, s, mask)
 
     def _grad(self, t, p, coef, cache):
+        if self.from_logits:
+            return self._fused_grad(t, cache, coef, None)
         ql, qc, s, mask = cache
         g = np.where(mask, -1 / qc, 0)
         grad = np.zeros_like(p)
@@ -386,3 +459,4 @@ class SparseCategoricalCrossentropy(Loss):
 
 
 NAMES: tuple[str, ...] = tuple(LOSSES.names())
+LOGITS_LOSSES: tuple[str, ...] = tuple(n for n, v in LOSSES.items() if "from_logits" in v.OPTIONS)

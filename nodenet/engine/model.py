@@ -12,12 +12,13 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nodenet.engine.adapt import pending as adapt_pending
 from nodenet.engine.blueprint import Blueprint
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
@@ -39,6 +40,8 @@ class Head:
     metrics: tuple[str, ...]
     loss_weight: float
     fused_activation: str | None  # softmax / sigmoid fused with the loss, else None
+    from_logits: bool = False  # the loss takes the input as logits (Keras's from_logits)
+    label_smoothing: float = 0.0
 
 
 class Model:
@@ -86,20 +89,35 @@ class Model:
         for node_id in self.order:
             for src in self.sources[node_id]:
                 self.consumers[src].append(node_id)
-        for node_id in self.order:  # a gradient into data is never read: blocks may skip it
-            sources = self.sources[node_id]
-            fed_by_data = bool(sources) and all(self.layers[s].TYPE == "Input" for s in sources)
-            self.layers[node_id].needs_input_grad = not fed_by_data
         self.pool_after: dict[str, str] = self._fuse_conv_pools() if fuse else {}
         self._conv_before = {pool: conv for conv, pool in self.pool_after.items()}
+        # frozen blocks (Keras's trainable=False): every weight non-trainable, no update
+        self.frozen = frozenset(i for i in blueprint.frozen if i in self.layers)
         self.specs: dict[str, list[WeightSpec]] = {
-            i: self.layers[i].weight_specs(self.input_shapes(i)) for i in self.order
+            i: _frozen_specs(self.layers[i].weight_specs(self.input_shapes(i)), i in self.frozen)
+            for i in self.order
         }
+        self._inference = {i for i in self.frozen if self.layers[i].INFERENCE_WHEN_FROZEN}
+        self._backprop = self._needing_backward()
         self.heads = [self._head(node_id) for node_id in blueprint.outputs]
         self.weights: dict[str, dict[str, np.ndarray]] = {}
         self.initialize(seed)
         self._caches: dict[str, object] = {}
         self._outputs: dict[str, list[np.ndarray]] = {}  # multi-output values, for backward
+
+    def _needing_backward(self) -> set[str]:
+        """The nodes a backward pass must visit: those with trainable weights and those
+        downstream of one. Sets each layer's ``needs_input_grad``: a gradient into data
+        or into blocks with nothing trainable upstream is never read, so blocks may skip it.
+        """
+        needed: set[str] = set()
+        for node_id in self.order:
+            sources = self.sources[node_id]
+            upstream = any(s in needed for s in sources)
+            self.layers[node_id].needs_input_grad = upstream
+            if upstream or any(s.trainable for s in self.specs[node_id]):
+                needed.add(node_id)
+        return needed
 
     def input_shapes(self, node_id: str) -> list:
         """The shapes of what feeds ``node_id``, by input port."""
@@ -138,10 +156,18 @@ class Model:
             activation = layer.config["activation"]
             from nodenet.engine.losses import get_loss
 
-            if get_loss(config["loss"]).can_fuse(activation):
+            options = (config["from_logits"], config["label_smoothing"])
+            if get_loss(config["loss"], *options).can_fuse(activation):
                 fused = activation
         return Head(
-            node_id, source, config["loss"], tuple(config["metrics"]), config["loss_weight"], fused
+            node_id,
+            source,
+            config["loss"],
+            tuple(config["metrics"]),
+            config["loss_weight"],
+            fused,
+            config["from_logits"],
+            config["label_smoothing"],
         )
 
     # -- weights -----------------------------------------------------------------
@@ -151,11 +177,14 @@ class Model:
         rng = np.random.default_rng(seed)
         self.weights = {
             node_id: {
-                s.name: initialize(s.initializer, s.shape, rng, self.dtype)
+                s.name: initialize(s.initializer, s.shape, rng, self.dtype, f"{node_id}: {s.name}")
                 for s in self.specs[node_id]
             }
             for node_id in self.order
         }
+        # blocks whose weights are statistics of the training data, set by fit (adapt.py)
+        # unless set_weights gives them first
+        self.to_adapt: set[str] = adapt_pending(self)
 
     def count_params(self) -> tuple[int, int]:
         specs = [s for node_specs in self.specs.values() for s in node_specs]
@@ -198,9 +227,22 @@ class Model:
                 )
             if array.dtype.kind not in "fiu":
                 raise WeightsError(f"{source}: {key!r} is not numeric ({array.dtype})")
+        self.to_adapt -= self._given_statistics(flat)
         for key in expected:
             node_id, name = key.split("/", 1)
             np.copyto(self.weights[node_id][name], np.asarray(flat[key], dtype=self.dtype))
+
+    def _given_statistics(self, flat: dict[str, np.ndarray]) -> set[str]:
+        """The blocks waiting to adapt (:mod:`nodenet.engine.adapt`) that ``flat`` gives
+        other statistics than they hold: those come from a file, an import or a run and are
+        kept. Given back their own fresh values (a model's weights set again with only some
+        blocks changed), a block still adapts."""
+        given = set()
+        for node_id in self.to_adapt:
+            for name, current in self.weights[node_id].items():
+                if not np.array_equal(current, np.asarray(flat[f"{node_id}/{name}"])):
+                    given.add(node_id)
+        return given
 
     def save_weights(self, path: str | os.PathLike) -> Path:
         """Write every weight to ``path`` (``.npz``) atomically.
@@ -302,6 +344,7 @@ class Model:
         """
         keep = training if keep_cache is None else keep_cache
         ctx = Context(training=training, rng=rng or np.random.default_rng(0))
+        frozen_ctx = Context(training=False, rng=ctx.rng)  # a frozen BatchNormalization's
         values: dict[str, Any] = {}  # an array per node; a list of them for a multi-output one
         multi = self.multi
         self._caches = {}
@@ -320,7 +363,8 @@ class Model:
                     args = (layer, self.layers[pool], self.weights[node_id], xs[0], ctx)
                     values[pool], cache = conv_pool.forward(*args)
                 else:
-                    values[node_id], cache = layer.forward(self.weights[node_id], xs, ctx)
+                    run = frozen_ctx if node_id in self._inference else ctx
+                    values[node_id], cache = layer.forward(self.weights[node_id], xs, run)
             except (NodenetError, MemoryError):
                 raise
             except Exception as err:  # a bug in a block: say which block
@@ -355,6 +399,8 @@ class Model:
                 g, from_logits = grads.pop(node_id), False
             else:
                 continue
+            if node_id not in self._backprop:  # nothing trainable here or upstream
+                continue
             if node_id in self._conv_before:  # its convolution takes the gradient
                 grads[self._conv_before[node_id]] = g
                 continue
@@ -376,8 +422,9 @@ class Model:
                 raise
             except Exception as err:  # a bug in a block: say which block
                 raise _blame(err, node_id, layer, "backward") from err
-            for name, wg in wgrads.items():
-                weight_grads[f"{node_id}/{name}"] = wg
+            if node_id not in self.frozen:  # a frozen block's weights get no update
+                for name, wg in wgrads.items():
+                    weight_grads[f"{node_id}/{name}"] = wg
             for (src, port), ig in zip(self.feeds[node_id], input_grads, strict=False):
                 if ig is None or self.layers[src].TYPE == "Input":
                     continue
@@ -449,6 +496,11 @@ class Model:
             k: np.concatenate(v) if v else np.zeros((0, *self.shapes[k]), self.dtype)
             for k, v in parts.items()
         }
+
+
+def _frozen_specs(specs: list[WeightSpec], frozen: bool) -> list[WeightSpec]:
+    """A frozen block's weights, all non-trainable (its own specs otherwise)."""
+    return [replace(s, trainable=False) for s in specs] if frozen else specs
 
 
 def _blame(err: Exception, node_id: str, layer: Layer, step: str) -> TrainingError:

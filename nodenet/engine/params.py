@@ -169,6 +169,40 @@ class Choice(Param):
         return "one of " + ", ".join(json_repr(c) for c in self.choices)
 
 
+def _initializer_names() -> tuple:
+    from nodenet.engine.initializers import NAMES
+
+    return NAMES
+
+
+@dataclass(frozen=True)
+class Initializer(Choice):
+    """A weight initializer: a Keras name (``"glorot_uniform"``) or an object with the
+    arguments, ``{"class_name": "VarianceScaling", "config": {"scale": 2.0}}``.
+
+    ``choices`` are the plain names (the inspector's combo box); the value comes back
+    normalized by :func:`nodenet.engine.initializers.normalize`.
+    """
+
+    choices: tuple = field(default_factory=_initializer_names)
+    kind: ClassVar[str] = "initializer"
+
+    def coerce(self, value: Any) -> Any:
+        from nodenet.engine.initializers import InitializerError, normalize
+
+        try:
+            return normalize(value)
+        except InitializerError as err:
+            raise ParamError(f"{self.name} {err}", self.name) from None
+
+    def describe(self) -> str:
+        return (
+            "one of "
+            + ", ".join(json_repr(c) for c in self.choices)
+            + ', or {"class_name": ..., "config": {its arguments}}'
+        )
+
+
 @dataclass(frozen=True)
 class IntTuple(Param):
     """A fixed-length tuple of ints (``kernel_size``, ``strides``); one int is repeated."""

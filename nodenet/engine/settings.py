@@ -29,6 +29,12 @@ TRAINING_PARAMS = (
         max_exclusive=True,
     ),
     Bool("shuffle", True, "reshuffle the training samples every epoch"),
+    Bool(
+        "warm_start",
+        False,
+        "start every block from the weights the project holds (imported, or the last "
+        "run's) where they fit, to fine-tune; off: fresh seeded weights, except frozen blocks",
+    ),
     Int(
         "seed",
         1671,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nodenet.engine.adapt import adapt
 from nodenet.engine.callbacks import Callback, CallbackList, TrainingState, from_settings
 from nodenet.engine.events import (
     BatchEnd,
@@ -45,7 +46,9 @@ class _Scorer:
     def __init__(self, model: Model, targets: Arrays):
         self.model = model
         self.multi = len(model.heads) > 1
-        self.losses = {h.id: get_loss(h.loss) for h in model.heads}
+        self.losses = {
+            h.id: get_loss(h.loss, h.from_logits, h.label_smoothing) for h in model.heads
+        }
         self.metrics = {}
         for h in model.heads:
             y_shape = targets[h.id].shape
@@ -152,7 +155,9 @@ def fit(
     events, then :class:`Finished` or :class:`Failed`; see :class:`Throttle` for
     when they go out. ``early_stopping`` and ``reduce_lr_on_plateau`` (the project's
     settings) become callbacks run before ``callbacks``. ``test_samples`` is only
-    reported in :class:`Prepared`.
+    reported in :class:`Prepared`. First, blocks whose weights are statistics of the
+    data (Normalization) and were not given weights adapt to the training samples
+    (:mod:`nodenet.engine.adapt`), the validation split left out.
     Raises :class:`TrainingError` when the loss becomes NaN or infinite (the
     weights stay those of the last finite step).
     """
@@ -169,6 +174,7 @@ def fit(
     n = _length({**x, **y})
     if n == 0:
         raise DataError("there are no training samples")
+    adapt(model, x)  # Normalization blocks learn their statistics (unless given weights)
     opt = (
         optimizer if hasattr(optimizer, "apply") else make_optimizer(optimizer or {"name": "adam"})
     )

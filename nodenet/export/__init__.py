@@ -3,21 +3,25 @@
 ``export_keras(project, weights)`` and ``export_pytorch(project, weights)`` give
 an :class:`ExportedCode` (the source, and the ``.npz`` it loads when exported
 with weights); ``import_keras(path)`` reads a ``model.to_json()`` file or a
-``.keras`` archive into a project. ``data_npz(project)`` is the prepared data a
+``.keras`` archive into a project, ``import_keras_archive(path)`` also the
+archive's trained weights. ``data_npz(project)`` is the prepared data a
 generated module reads when its dataset does not ship with scikit-learn.
 """
 
 from nodenet.export._common import ExportedCode
 from nodenet.export._data_code import data_npz
 from nodenet.export.keras import export_keras
-from nodenet.export.keras_import import import_keras, import_keras_config
+from nodenet.export.keras_import import import_keras, import_keras_archive, import_keras_config
+from nodenet.export.keras_weights import NO_H5PY
 from nodenet.export.pytorch import export_pytorch
 
 __all__ = [
+    "NO_H5PY",
     "ExportedCode",
     "data_npz",
     "export_keras",
     "export_pytorch",
     "import_keras",
+    "import_keras_archive",
     "import_keras_config",
 ]

@@ -51,6 +51,14 @@ IMPORTS: dict[str, tuple[str, str]] = {
 }
 for _loader in ("digits", "iris", "wine", "breast_cancer", "diabetes"):
     IMPORTS[f"load_{_loader}"] = ("third", f"from sklearn.datasets import load_{_loader}")
+# Keras layers that keras.applications defines outside keras.layers, by the module Keras
+# itself records for them in a saved model: generated code imports them by name
+KERAS_APPLICATION_LAYERS = {
+    "LayerScale": "keras.src.applications.convnext",
+    "CustomScaleLayer": "keras.src.applications.inception_resnet_v2",
+}
+for _name, _module in KERAS_APPLICATION_LAYERS.items():
+    IMPORTS[_name] = ("third", f"from {_module} import {_name}")
 
 _NN_MODULE_NAMES = """
 T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
@@ -103,6 +111,14 @@ def class_name(text: str, taken: Iterable[str] = ()) -> str:
     while name in set(taken) or name in RESERVED:
         name += "Model"
     return name
+
+
+def keras_class(name: str) -> str:
+    """How generated code names Keras layer class ``name``: ``layers.Dense``, or the bare
+    name of a layer imported from keras.applications (:data:`KERAS_APPLICATION_LAYERS`)."""
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"{name!r} is not a Keras class name")
+    return name if name in KERAS_APPLICATION_LAYERS else f"layers.{name}"
 
 
 def py_str(value: str) -> str:

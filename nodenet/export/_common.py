@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,12 @@ def write_file(path: Path, data: bytes | str) -> None:
 
 @dataclass
 class Graph:
-    """A valid project's graph as the exporters walk it."""
+    """A valid project's graph as the exporters walk it.
+
+    A block with several outputs (an LSTM with ``return_state``) binds one
+    variable per output: ``names[id]`` for output 0, ``ports[id][k]`` for output
+    k (``lstm``, ``lstm_h``, ``lstm_c``); :meth:`var` names what an edge reads.
+    """
 
     project: Project
     order: list[str]  # topological
@@ -68,9 +73,24 @@ class Graph:
     outputs: list[str]  # Output ids, file order
     names: dict[str, str]  # node id -> Python identifier
     training: dict
+    feeds: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # (source, output)
+    output_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)  # several outputs
+    ports: dict[str, list[str]] = field(default_factory=dict)  # several outputs: a name each
+
+    def shape_of(self, node_id: str, port: int = 0) -> Shape:
+        """The shape of output ``port`` of ``node_id``."""
+        return self.output_shapes[node_id][port] if port else self.shapes[node_id]
+
+    def var(self, node_id: str, port: int = 0) -> str:
+        """The variable holding output ``port`` of ``node_id``."""
+        return self.ports[node_id][port] if node_id in self.ports else self.names[node_id]
+
+    def args(self, node_id: str) -> list[str]:
+        """The variables feeding ``node_id``, by input port."""
+        return [self.var(src, port) for src, port in self.feeds[node_id]]
 
     def input_shapes(self, node_id: str) -> list[Shape]:
-        return [self.shapes[s] for s in self.sources[node_id]]
+        return [self.shape_of(src, port) for src, port in self.feeds[node_id]]
 
     def specs(self, node_id: str) -> list[WeightSpec]:
         return self.layers[node_id].weight_specs(self.input_shapes(node_id))
@@ -78,6 +98,15 @@ class Graph:
     def computing(self) -> list[str]:
         """Nodes that compute something (neither Input nor Output), in order."""
         return [i for i in self.order if self.layers[i].TYPE not in ("Input", "Output")]
+
+    def frozen(self) -> list[str]:
+        """Computing nodes whose weights do not train (``Node.trainable`` false), in order."""
+        frozen = {n.id for n in self.project.nodes if not n.trainable}
+        return [i for i in self.computing() if i in frozen]
+
+    def targets(self, node_id: str) -> str:
+        """``a`` or ``a, a_h, a_c``: what a statement computing ``node_id`` assigns."""
+        return ", ".join(self.ports.get(node_id, [self.names[node_id]]))
 
 
 def read_graph(project: Project, reserved: tuple[str, ...] = ()) -> Graph:
@@ -87,17 +116,48 @@ def read_graph(project: Project, reserved: tuple[str, ...] = ()) -> Graph:
         raise ValidationError(analysis.problems)
     order = list(analysis.order)
     index = analysis.index or project.edge_index()
+    layers = {i: analysis.layers[i] for i in order}
+    names = identifiers([n.id for n in project.nodes], reserved)
     return Graph(
         project=project,
         order=order,
-        layers={i: analysis.layers[i] for i in order},
+        layers=layers,
         sources={i: [e.src for e in index.incoming(i)] for i in order},
         shapes=dict(analysis.shapes),
         inputs=[n.id for n in project.inputs()],
         outputs=[n.id for n in project.outputs()],
-        names=identifiers([n.id for n in project.nodes], reserved),
+        names=names,
         training=settings.resolved(project.training),
+        feeds={i: [(e.src, e.src_port) for e in index.incoming(i)] for i in order},
+        output_shapes=dict(analysis.output_shapes),
+        ports=_port_names(layers, names, reserved),
     )
+
+
+def _port_names(
+    layers: dict[str, Layer], names: dict[str, str], reserved: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """A variable per output of each block with several: its name, then its name and the
+    output's suffix (``_h``, ``_c`` for a recurrent block's states, else ``_1``, ``_2``),
+    never one another name already holds."""
+    from nodenet.export.blocks import exporter
+
+    taken = set(names.values()) | set(reserved)
+    ports = {}
+    for node_id, layer in layers.items():
+        count = layer.n_outputs()
+        if count < 2:
+            continue
+        suffixes = exporter(layer).output_suffixes(count)
+        base, chosen = names[node_id], [names[node_id]]
+        for suffix in suffixes[1:]:
+            name = base + suffix
+            while name in taken:
+                name += "_"
+            chosen.append(name)
+            taken.add(name)
+        ports[node_id] = chosen
+    return ports
 
 
 def split_weights(graph: Graph, weights: Weights) -> dict[str, dict[str, np.ndarray]]:
@@ -117,7 +177,8 @@ def split_weights(graph: Graph, weights: Weights) -> dict[str, dict[str, np.ndar
                 f"weights {key!r} have shape {array.shape} but the graph needs {tuple(shape)}"
             )
         node_id, name = key.split("/", 1)
-        grouped[node_id][name] = np.ascontiguousarray(array, dtype=np.float32)
+        # reshaped: ascontiguousarray makes a scalar weight (shape ()) 1-D
+        grouped[node_id][name] = np.ascontiguousarray(array, dtype=np.float32).reshape(shape)
     return grouped
 
 

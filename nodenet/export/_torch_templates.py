@@ -25,6 +25,26 @@ def binary_crossentropy(probs: torch.Tensor, target: torch.Tensor) -> torch.Tens
     probs = probs.clamp(EPSILON, 1 - EPSILON)
     return -(target * probs.log() + (1 - target) * (1 - probs).log()).mean(dim=-1)
 ''',
+    "categorical_crossentropy_from_logits": '''
+def categorical_crossentropy_from_logits(
+    logits: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Keras's CategoricalCrossentropy(from_logits=True): -sum(target * log_softmax)."""
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
+''',
+    "sparse_categorical_crossentropy_from_logits": '''
+def sparse_categorical_crossentropy_from_logits(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Keras's SparseCategoricalCrossentropy(from_logits=True): -log_softmax[label]."""
+    labels = labels.long().reshape(logits.shape[:-1]).unsqueeze(-1)
+    return -torch.log_softmax(logits, dim=-1).gather(-1, labels).squeeze(-1)
+''',
+    "binary_crossentropy_from_logits": '''
+def binary_crossentropy_from_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Keras's BinaryCrossentropy(from_logits=True), averaged over the last axis."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=-1)
+''',
     "mean_squared_error": """
 def mean_squared_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (prediction - target).square().mean(dim=-1)

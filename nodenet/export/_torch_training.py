@@ -37,6 +37,7 @@ from nodenet.export._torch_templates import (
     TO_DATASET,
 )
 from nodenet.export.blocks import exporter
+from nodenet.export.blocks.preprocessing import adapting
 from nodenet.export.snippets import Source
 
 FUNCTIONS = (
@@ -100,13 +101,29 @@ def training_code(graph: Graph, model_class: str, with_weights: bool) -> list[st
         parts.append(_learning_rate(schedule))
     if optimizer["name"] == "rmsprop":
         parts.append(RMSPROP)
-    parts += [_make_optimizer(optimizer), _run_epoch(graph, optimizer, bool(penalties))]
+    parts += [_make_optimizer(optimizer, bool(graph.frozen()))]
+    parts.append(_run_epoch(graph, optimizer, bool(penalties)))
     parts += [_fit(graph), _main(graph, with_weights)]
     return parts
 
 
 def _losses(graph: Graph) -> list[str]:
-    return list(dict.fromkeys(_loss(graph.layers[o].config["loss"]) for o in graph.outputs))
+    return list(dict.fromkeys(_loss_of(graph.layers[o].config) for o in graph.outputs))
+
+
+def _loss_of(config: dict) -> str:
+    """The loss function an Output calls: ``*_from_logits`` for a logits head."""
+    return _loss(config["loss"] + ("_from_logits" if config.get("from_logits") else ""))
+
+
+def _smoothed(config: dict, target: str) -> str:
+    """``target`` with Keras's label smoothing (categorical: toward uniform; binary: 0.5)."""
+    s = config.get("label_smoothing", 0.0)
+    if not s:
+        return target
+    if config["loss"] == "binary_crossentropy":
+        return f"({target} * {1 - s!r} + {s / 2!r})"
+    return f"({target} * {1 - s!r} + {s!r} / {target}.shape[-1])"
 
 
 def _loss(name: str) -> str:
@@ -167,17 +184,18 @@ def _compute_loss(graph: Graph) -> str:
     terms = []
     for o in graph.outputs:
         config = graph.layers[o].config
-        values = f"{_loss(config['loss'])}({_head(graph, o, 'outputs')}, targets[{py_str(o)}])"
+        target = _smoothed(config, f"targets[{py_str(o)}]")
+        values = f"{_loss_of(config)}({_head(graph, o, 'outputs')}, {target})"
         weight = "" if config["loss_weight"] == 1.0 else f"{py_value(config['loss_weight'])} * "
         terms.append(f"{weight}{values}.mean()")
     if not _class_weighted(graph):
         head = "def compute_loss(outputs, targets: dict) -> torch.Tensor:"
         return "\n".join([head, *docstring(doc, 4), *total(terms, 4)])
     (output_id,) = graph.outputs
-    loss = _loss(graph.layers[output_id].config["loss"])
+    config = graph.layers[output_id].config
     target = f"targets[{py_str(output_id)}]"
     lines = [
-        f"values = {loss}(outputs, {target})",
+        f"values = {_loss_of(config)}(outputs, {_smoothed(config, target)})",
         "if training:",
         f"    weights = class_weights({target})",
         "    values = values * weights.view(-1, *[1] * (values.ndim - 1))",
@@ -227,8 +245,10 @@ def _metrics(graph: Graph) -> str:
 
 
 def _regularization_terms(graph: Graph) -> list[str]:
-    terms = []
+    terms, frozen = [], set(graph.frozen())  # Keras adds none for a frozen layer's weights
     for node_id in graph.computing():
+        if node_id in frozen:
+            continue
         layer, shapes = graph.layers[node_id], graph.input_shapes(node_id)
         refs = exporter(layer).torch_weights(f"model.{graph.names[node_id]}", shapes)
         for spec in layer.weight_specs(shapes):
@@ -293,7 +313,7 @@ def _cosine_lines(c: dict) -> list[str]:
     ]
 
 
-def _make_optimizer(optimizer: dict) -> str:
+def _make_optimizer(optimizer: dict, frozen: bool = False) -> str:
     name = optimizer["name"]
     torch_class, renames = TORCH_OPTIMIZERS[name]
     schedule = isinstance(optimizer["learning_rate"], dict)
@@ -308,8 +328,13 @@ def _make_optimizer(optimizer: dict) -> str:
     if name == "nadam":
         args["momentum_decay"] = 1.0  # Keras's momentum schedule: 0.96 ** step
     where = "" if name == "rmsprop" else "torch.optim."  # torch's puts epsilon outside the root
-    call = f"{where}{torch_class}(model.parameters(), {py_arguments([], args)})"
+    params = "model.parameters()"
+    if frozen:  # a frozen block's weights are left out, as Keras's optimizer leaves them
+        params = "[p for p in model.parameters() if p.requires_grad]"
+    call = f"{where}{torch_class}({params}, {py_arguments([], args)})"
     doc = f"The project's {doc_text(name)} optimizer, configured as Keras configures it."
+    if frozen:
+        doc += " Frozen blocks' weights are left out."
     head = "def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:"
     return "\n".join([head, *docstring(doc, 4), block([f"return {call}"], 4)])
 
@@ -338,6 +363,11 @@ def _step_lines(graph: Graph, optimizer: dict) -> list[str]:
             "    for parameter in net.parameters():",
             '        parameter.mul_(1 - WEIGHT_DECAY * optimizer.param_groups[0]["lr"])',
         ]
+        if graph.frozen():  # not a frozen block's weights: the optimizer does not hold them
+            lines[-2:] = [
+                '    for parameter in optimizer.param_groups[0]["params"]:',
+                '        parameter.mul_(1 - WEIGHT_DECAY * optimizer.param_groups[0]["lr"])',
+            ]
     return [*lines, "optimizer.step()", "step += 1"]
 
 
@@ -467,4 +497,6 @@ def _fit(graph: Graph) -> str:
 
 def _main(graph: Graph, with_weights: bool) -> str:
     load = "    load_weights(model, WEIGHTS)\n" if with_weights else ""
+    if not with_weights and adapting(graph.layers.values()):  # Normalization: adapt first
+        load = "    adapt_normalization(model, data, device)\n"
     return MAIN.replace("{load}", load)

@@ -2,7 +2,9 @@
 
 The module reads like hand-written Keras: ``keras.Input`` per Input node, one
 layer call per block in topological order (variables and layer names from the
-node ids), ``keras.Model(inputs=[...], outputs={output id: tensor})``, then
+node ids; a block with several outputs binds one variable each,
+``lstm, lstm_h, lstm_c = layers.LSTM(..., return_state=True)(x)``),
+``keras.Model(inputs=[...], outputs={output id: tensor})``, then
 ``compile`` with the project's optimizer (and schedule), a loss, loss weight
 and metrics per output, and a ``main`` that loads the data and calls ``fit``
 with the project's settings and early stopping. Exported with weights, the
@@ -16,6 +18,7 @@ from nodenet.export._code import (
     block,
     doc_text,
     import_block,
+    keras_class,
     py_arguments,
     py_list,
     py_str,
@@ -32,7 +35,8 @@ from nodenet.export._common import (
 )
 from nodenet.export._data_code import describe_data, holds_validation, load_data_source
 from nodenet.export.blocks import exporter
-from nodenet.export.snippets import Source
+from nodenet.export.blocks.preprocessing import KERAS_ADAPT, adapting
+from nodenet.export.snippets import Source, keras_loss
 from nodenet.graph.project import Project
 from nodenet.keras_backend import PREFERENCE, backend_choice_source
 
@@ -54,6 +58,7 @@ _FUNCTIONS = (
     "main",
     "prepare",
     "class_weights",
+    "adapt_normalization",
 )
 _CONSTANTS = ("SEED", "EPOCHS", "BATCH_SIZE", "VALIDATION_SPLIT", "WEIGHTS", "DATA", "CLASS_WEIGHT")
 
@@ -74,6 +79,8 @@ def export_keras(project: Project, weights: Weights | None = None) -> ExportedCo
     ]
     if grouped is not None:
         parts.append(_LOAD_WEIGHTS)
+    elif adapting(graph.layers.values()):
+        parts.append(KERAS_ADAPT)
     parts.append(block(load_data_source(graph)))
     if class_weighted(graph):
         parts.append(_CLASS_WEIGHTS)
@@ -143,12 +150,14 @@ def _constants(graph: Graph, with_weights: bool) -> str:
 
 
 def _layer_name(graph: Graph, node_id: str) -> str:
-    """The Keras layer name of a node: its id (Keras refuses a "/" in names)."""
-    return node_id if "/" not in node_id else graph.names[node_id]
+    """The Keras layer name of a node: its id, or its variable name when the id holds a
+    character Keras refuses in a name ("/") or its torch backend in a module name ("."),
+    as the ids of an imported nested model's blocks do (``encoder.dense``)."""
+    return graph.names[node_id] if "/" in node_id or "." in node_id else node_id
 
 
 def _build_model(graph: Graph) -> str:
-    lines = []
+    lines, frozen = [], set(graph.frozen())
     for node_id in graph.order:
         layer, var = graph.layers[node_id], graph.names[node_id]
         export = exporter(layer)
@@ -162,12 +171,13 @@ def _build_model(graph: Graph) -> str:
             lines.append(f"{var} = keras.Input({py_arguments([], options)})")
             continue
         positional = [args.pop(k) for k in export.KERAS_REQUIRED if k in args]
-        call = f"layers.{_known(class_name)}({py_arguments(positional, {**args, 'name': name})})"
-        inputs = [graph.names[s] for s in graph.sources[node_id]]
-        tensors = inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"
-        lines.append(f"{var} = {call}({tensors})")
+        if node_id in frozen:  # Keras's trainable=False: no update, BatchNormalization in inference
+            args["trainable"] = False
+        call = f"{keras_class(class_name)}({py_arguments(positional, {**args, 'name': name})})"
+        tensors = export.keras_call(graph.args(node_id))
+        lines.append(f"{graph.targets(node_id)} = {call}({tensors})")  # a, a_h, a_c = ...
     inputs = ", ".join(graph.names[i] for i in graph.inputs)
-    outputs = ", ".join(f"{py_str(o)}: {graph.names[graph.sources[o][0]]}" for o in graph.outputs)
+    outputs = ", ".join(f"{py_str(o)}: {graph.args(o)[0]}" for o in graph.outputs)
     lines.append(
         f"return keras.Model(inputs=[{inputs}], outputs={{{outputs}}}, "
         f"name={py_str(graph.project.name)})"
@@ -180,7 +190,7 @@ def _compile_model(graph: Graph) -> str:
     heads = {o: graph.layers[o].config for o in graph.outputs}
     options = {
         "optimizer": Source(_optimizer(graph.training["optimizer"])),
-        "loss": {o: c["loss"] for o, c in heads.items()},
+        "loss": {o: keras_loss(c) for o, c in heads.items()},
     }
     if any(c["loss_weight"] != 1.0 for c in heads.values()):
         options["loss_weights"] = {o: c["loss_weight"] for o, c in heads.items()}
@@ -296,7 +306,13 @@ def _main(graph: Graph, with_weights: bool) -> str:
     ]
     if with_weights:
         lines.append("load_weights(model, WEIGHTS)")
-    lines += ["model.summary()", 'x, y = data["train"]', "model.fit("]
+    lines += ["model.summary()", 'x, y = data["train"]']
+    if not with_weights and adapting(graph.layers.values()):  # Normalization: adapt first
+        split = "VALIDATION_SPLIT" if "validation_split=VALIDATION_SPLIT" in fit else "0.0"
+        if split != "0.0" and held_out is None:  # Keras ignores the split given validation data
+            split = f'{split} if data.get("validation") is None else 0.0'
+        lines.append(f"adapt_normalization(model, x, {split})")
+    lines.append("model.fit(")
     lines += [*(f"    {a}," for a in fit), ")"]
     lines += ['if "test" in data:', '    model.evaluate(*data["test"], batch_size=BATCH_SIZE)']
     doc = '"""Train as nodenet would: seed, epochs, batch size, validation, callbacks."""'

@@ -14,13 +14,17 @@ a keyword input (``Dense(3)(inputs=h)``) keeps its edge. Losses, loss weights an
 metrics keyed by output name stay with that output; a learning-rate schedule
 becomes nodenet's schedule of the same name.
 
+A nested model (a Sequential or functional model used as a layer) comes in flattened,
+its blocks' ids prefixed with its name (``inner.dense_1``); a layer's ``"trainable":
+false`` freezes its block. From a ``.keras`` archive, :func:`import_keras_archive` also
+reads the trained weights (:mod:`nodenet.export.keras_weights`).
+
 Everything nodenet cannot represent is reported, all at once, in one
 :class:`~nodenet.errors.NodenetError`, short whatever the model's size
 (:mod:`nodenet.export.keras_refusal`): layer classes and ops it lacks (grouped
 by class, with counts), settings it does not support (``kernel_constraint``,
-``stateful=True``, a loss ``from_logits=True``, a schedule it lacks, ...), shared
-layers and nested models. Nothing is silently dropped, except metrics nodenet
-does not compute.
+``stateful=True``, a loss ``from_logits=True``, a schedule it lacks, ...) and shared
+layers. Nothing is silently dropped, except metrics nodenet does not compute.
 """
 
 from __future__ import annotations
@@ -31,17 +35,56 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nodenet.engine.catalog import LAYERS, Layer
-from nodenet.engine.optimizers import OPTIMIZERS
+from nodenet.engine.initializers import KINDS as INITIALIZER_KINDS
+from nodenet.engine.initializers import resolve as resolve_initializer
 from nodenet.engine.params import Int, NestedBlock, Param, Regularizer
-from nodenet.engine.schedules import SCHEDULES, check_schedule
-from nodenet.errors import NodenetError, ProjectFileError, brief, shorten
-from nodenet.export.keras_calls import MERGE_OPS, call_inputs, is_op, op_name, snake
+from nodenet.errors import NodenetError, ParamError, ProjectFileError, brief, shorten
+from nodenet.export.keras_calls import (
+    MERGE_OPS,
+    TENSOR_ARGUMENTS,
+    call_inputs,
+    call_keywords,
+    is_op,
+    op_name,
+    scalar_op,
+    tensor_index,
+)
+from nodenet.export.keras_compile import SKIP as _SKIP
+from nodenet.export.keras_compile import CompileReader
+from nodenet.export.keras_fields import (
+    _first_shape,
+    _layer_name,
+    _list_field,
+    _neutral,
+    _read_member,
+    _ref,
+    _shape,
+    _short,
+    _text,
+    _why,
+    layout,
+)
+from nodenet.export.keras_nested import (
+    SHARED,
+    Scope,
+    nested_inputs,
+    nested_model,
+    nested_outputs,
+    unfreeze_weightless,
+)
 from nodenet.export.keras_refusal import refusal
-from nodenet.graph.layout import layered_layout
+from nodenet.export.keras_weights import (
+    WEIGHTS_MEMBER,
+    Located,
+    h5py_module,
+    read_weights,
+    saved_name,
+)
 from nodenet.graph.project import (
     DEFAULT_TRAINING,
-    MAX_DEPTH,
     Edge,
     Node,
     Project,
@@ -49,9 +92,9 @@ from nodenet.graph.project import (
     parse_json,
     read_bounded,
 )
+from nodenet.safeio import memory_budget
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
-CHUNK_BYTES = 1024 * 1024  # a .keras member is inflated this much at a time
 # what reading a malformed config can raise; each becomes a typed error naming the layer
 _MALFORMED = (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError)
 
@@ -75,55 +118,33 @@ _IGNORED = {
     "renorm_momentum",  # used only with renorm=True, which is refused
     "backward_layer",  # a wrapper's backward copy: nodenet builds it from the wrapped layer
 }
-_NEUTRAL = (None, False, "channels_last", 1, "auto", {}, [])  # defaults of unsupported settings
-_INITIALIZERS = {
-    "GlorotUniform": "glorot_uniform",
-    "GlorotNormal": "glorot_normal",
-    "HeUniform": "he_uniform",
-    "HeNormal": "he_normal",
-    "LecunUniform": "lecun_uniform",
-    "LecunNormal": "lecun_normal",
-    "Zeros": "zeros",
-    "Ones": "ones",
-    "Orthogonal": "orthogonal",
-}
-_LOSSES = {
-    "categorical_crossentropy": "categorical_crossentropy",
-    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
-    "binary_crossentropy": "binary_crossentropy",
-    "mean_squared_error": "mean_squared_error",
-    "mse": "mean_squared_error",
-    "mean_absolute_error": "mean_absolute_error",
-    "mae": "mean_absolute_error",
-    "huber": "huber",
-    "huber_loss": "huber",
-}
-_METRICS = {
-    "accuracy": "accuracy",
-    "acc": "accuracy",
-    "categorical_accuracy": "accuracy",
-    "sparse_categorical_accuracy": "accuracy",
-    "binary_accuracy": "accuracy",
-    "mae": "mae",
-    "mean_absolute_error": "mae",
-    "mse": "mse",
-    "mean_squared_error": "mse",
-    "precision": "precision",
-    "recall": "recall",
-    "auc": "auc",
-}
+_INITIALIZERS = INITIALIZER_KINDS  # Keras's built-in initializers, by class name
 
 
 def import_keras(path: str | os.PathLike) -> Project:
-    """A project from a ``model.to_json()`` file or a ``.keras`` archive.
+    """A project from a ``model.to_json()`` file or a ``.keras`` archive (its config only).
 
     Raises :class:`ProjectFileError` when the file cannot be read and
     :class:`NodenetError` listing whatever nodenet cannot represent.
     """
+    return import_keras_archive(path, weights=False)[0]
+
+
+def import_keras_archive(
+    path: str | os.PathLike, weights: bool = True
+) -> tuple[Project, dict[str, np.ndarray] | None]:
+    """The project of a ``model.to_json()`` file or a ``.keras`` archive, and, with
+    ``weights``, the archive's trained weights keyed ``node_id/weight_name`` (``None``
+    for a config file, which has none).
+
+    Raises what :func:`import_keras` raises, and :class:`WeightsError` naming the layer
+    whose weights do not fit its block (a :class:`NodenetError` when h5py is missing).
+    """
     path = Path(path)
     name = shorten(str(path))
+    archive = path.is_file() and zipfile.is_zipfile(path)
     try:
-        if path.is_file() and zipfile.is_zipfile(path):
+        if archive:
             raw = _read_member(path, "config.json", MAX_CONFIG_BYTES)
         else:
             raw = read_bounded(path, MAX_CONFIG_BYTES, "a Keras model config")
@@ -137,30 +158,19 @@ def import_keras(path: str | os.PathLike) -> Project:
         raise ProjectFileError(f"{name}: not UTF-8 text (byte {err.start})") from None
     config = parse_json(text, name)
     try:
-        return import_keras_config(config, default_name=path.stem)
+        project, reader = _import_config(config, default_name=path.stem)
+        if not (weights and archive):
+            return project, None
+        h5py_module()  # before reading the member: a missing h5py says so first
+        try:
+            raw = _read_member(path, WEIGHTS_MEMBER, memory_budget())
+        except KeyError:
+            raise ProjectFileError(f"the archive has no {WEIGHTS_MEMBER}") from None
+        except (OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as err:
+            raise ProjectFileError(f"cannot be read ({shorten(str(err))})") from None
+        return project, read_weights(raw, reader.located, project)
     except NodenetError as err:
         raise type(err)(f"{name}: {err}") from None
-
-
-def _read_member(path: Path, member: str, limit: int) -> bytes:
-    """A zip member's bytes, inflated in chunks and refused past ``limit`` bytes, whatever
-    size the archive claims for it (a lying header inflates no more than ``limit + 1``)."""
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(member)
-        if info.file_size > limit:
-            raise ProjectFileError(
-                f"{shorten(str(path))}: its {member} is larger than {limit // 2**20} MiB"
-            )
-        chunks, total = [], 0
-        with archive.open(info) as f:
-            while chunk := f.read(CHUNK_BYTES):
-                total += len(chunk)
-                if total > limit:
-                    raise ProjectFileError(
-                        f"{shorten(str(path))}: its {member} inflates past {limit // 2**20} MiB"
-                    )
-                chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def import_keras_config(config: dict, default_name: str = "imported") -> Project:
@@ -169,6 +179,10 @@ def import_keras_config(config: dict, default_name: str = "imported") -> Project
     Raises :class:`NodenetError` listing every layer class, setting, shared
     layer or loss nodenet cannot represent.
     """
+    return _import_config(config, default_name)[0]
+
+
+def _import_config(config: Any, default_name: str) -> tuple[Project, _Reader]:
     if isinstance(config, str):
         config = parse_json(config, "the Keras model config")
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
@@ -197,7 +211,8 @@ def import_keras_config(config: dict, default_name: str = "imported") -> Project
     reader.fail_on_problems()
     project = _checked(reader.project())
     reader.check_ops(project)
-    return project
+    unfreeze_weightless(project)
+    return project, reader
 
 
 def _checked(project: Project) -> Project:
@@ -209,28 +224,7 @@ def _checked(project: Project) -> Project:
     return project
 
 
-def _why(err: BaseException) -> str:
-    return shorten(f"{type(err).__name__}: {err}", 120)
-
-
-def _layer_name(layer: Any, index: int) -> str:
-    """A layer's name for messages, whatever its config holds."""
-    if isinstance(layer, dict):
-        config = layer.get("config")
-        name = layer.get("name") or (config.get("name") if isinstance(config, dict) else None)
-        if isinstance(name, str):
-            return repr(shorten(name))
-    return f"#{index}"
-
-
-def _list_field(body: dict, key: str) -> list:
-    value = body.get(key, [])
-    if not isinstance(value, list):
-        raise ProjectFileError(f"{key} must be a list (got {brief(value)})")
-    return value
-
-
-class _Reader:
+class _Reader(CompileReader):
     """Turns Keras layer configs into nodes and edges, collecting every problem."""
 
     def __init__(self, name: str):
@@ -238,20 +232,35 @@ class _Reader:
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self.outputs: list[tuple[str, str]] = []  # (Output id, source node id)
+        self.output_ports: dict[str, int] = {}  # Output id -> the source's output it reads
         self.problems: list[str] = []
         self.missing: list[tuple[str, str]] = []  # (class, layer name)
         self.ops: dict[str, str] = {}  # node id -> the Keras op it came from
         self.training = json.loads(json.dumps(DEFAULT_TRAINING))
+        self.located: list[Located] = []  # where each block's weights are in the archive
+        self.scope = Scope()  # the (nested) model being read
+        self.aliases: dict[str, str] = {}  # a nested model (or its input) -> the node it is
+
+    def resolve(self, node_id: str) -> str:
+        """The node a layer name stands for (a nested model: its output block)."""
+        seen = set()
+        while node_id in self.aliases and node_id not in seen:
+            seen.add(node_id)
+            node_id = self.aliases[node_id]
+        return node_id
 
     # -- models ------------------------------------------------------------------------
 
-    def sequential(self, body: dict) -> None:
-        previous = None
+    def sequential(self, body: dict, inputs: list[str] | None = None) -> str | None:
+        """Read a Sequential model; nested (``inputs`` given), its last block's id."""
+        previous = inputs[0] if inputs else None
         for index, layer in enumerate(_list_field(body, "layers")):
             try:
                 if not isinstance(layer, dict):
                     raise TypeError(f"a layer must be an object (got {brief(layer)})")
-                if index == 0 and layer.get("class_name") != "InputLayer":
+                if inputs is not None and layer.get("class_name") == "InputLayer":
+                    continue  # a nested model's input is the tensor it is called on
+                if index == 0 and previous is None and layer.get("class_name") != "InputLayer":
                     shape = _first_shape(layer, body)
                     if shape is None:
                         self.problems.append("the Sequential model has no input shape")
@@ -262,23 +271,31 @@ class _Reader:
                 self.malformed(layer, index, err)
                 continue
             previous = node_id or previous
-        if previous is not None:
+        if previous is not None and inputs is None:
             self.outputs.append(("output", previous))
+        return previous
 
-    def functional(self, body: dict) -> None:
+    def functional(self, body: dict, inputs: list[str] | None = None) -> list[str]:
+        """Read a functional model; nested (``inputs`` given), its outputs' node ids."""
+        if inputs is not None:
+            nested_inputs(self, body, inputs)
         for index, layer in enumerate(_list_field(body, "layers")):
             try:
                 self.functional_layer(layer)
             except _MALFORMED as err:
                 self.malformed(layer, index, err)
+        if inputs is not None:
+            return nested_outputs(self, body)
         try:
             self.output_layers(body.get("output_layers"))
         except _MALFORMED as err:
             self.problems.append(f"output_layers: malformed ({_why(err)})")
+        return []
 
     def functional_layer(self, layer: Any) -> None:
         if not isinstance(layer, dict):
             raise TypeError(f"a layer must be an object (got {brief(layer)})")
+        layer = scalar_op(layer) or layer  # x + 3.0, x * (1 / 6): a Rescaling
         config = layer.get("config") or {}
         name = layer.get("name") or (config.get("name") if isinstance(config, dict) else None)
         _text(name, "name")
@@ -286,21 +303,42 @@ class _Reader:
         if not isinstance(inbound, list):
             raise TypeError(f"inbound_nodes must be a list (got {brief(inbound)})")
         if len(inbound) > 1:
-            self.problems.append(f"layer {name!r} is shared ({len(inbound)} calls)")
+            self.problems.append(f"layer {self.scope.prefix + name!r} {SHARED}")
         op = is_op(layer)
         if self.missing_op(layer, config, name, op):
             return
-        sources, constants, keywords = call_inputs(inbound[0], op) if inbound else ([], 0, [])
-        for source, node_index in sources:
+        kind = layer.get("class_name")
+        names = TENSOR_ARGUMENTS.get(kind, ()) if isinstance(kind, str) else ()
+        sources, constants, keywords = (
+            call_inputs(inbound[0], op, names) if inbound else ([], 0, [])
+        )
+        if inbound and isinstance(kind, str) and kind in LAYERS and isinstance(config, dict):
+            # call arguments that are block parameters (use_causal_mask) join the config
+            called = call_keywords(inbound[0], LAYERS.get(kind).CALL_ARGS)
+            layer = {**layer, "config": {**config, **called}} if called else layer
+        for source, node_index, _ in sources:
             if node_index:
                 self.problems.append(f"layer {name!r} reads call {brief(node_index)} of {source!r}")
         if constants:
             self.problems.append(f"layer {name!r} combines a tensor with a constant")
         for keyword in keywords:
             self.problems.append(f"layer {name!r} takes a tensor as {shorten(keyword)}=")
-        node_id = self.add_layer(layer, [s for s, _ in sources], name)
+        node_id = self.add_layer(layer, [self.scope.prefix + s for s, _, _ in sources], name)
+        self.read_ports(node_id, [k for _, _, k in sources])
         if op and node_id is not None:
             self.ops[node_id] = op_name(layer)
+
+    def read_ports(self, node_id: str | None, ports: list[int]) -> None:
+        """The edges into ``node_id`` read these outputs of their sources (``[lstm, 0, 1]``:
+        the LSTM's h), by input port."""
+        if node_id is None or not any(ports):
+            return
+        self.edges = [
+            Edge(e.src, e.dst, e.port, ports[e.port])
+            if e.dst == node_id and e.port < len(ports)
+            else e
+            for e in self.edges
+        ]
 
     def missing_op(self, layer: dict, config: Any, name: str, op: bool) -> bool:
         """Whether ``layer`` is an op between tensors that is no nodenet block (recorded as
@@ -327,6 +365,7 @@ class _Reader:
             named = [("output" if len(refs) == 1 else f"{_ref(r)}_output", r) for r in refs]
         for output_id, ref in named:
             self.outputs.append((_text(output_id, "output name"), _ref(ref)))
+            self.output_ports[output_id] = tensor_index(ref)
 
     def malformed(self, layer: Any, index: int, err: BaseException) -> None:
         self.problems.append(f"layer {_layer_name(layer, index)}: malformed config ({_why(err)})")
@@ -344,21 +383,26 @@ class _Reader:
         kind, config = _text(layer.get("class_name"), "class_name"), layer.get("config") or {}
         if not isinstance(config, dict):
             raise TypeError(f"config must be an object (got {brief(config)})")
-        name = _text(name or config.get("name") or kind.lower(), "name")
+        keras_name = _text(name or config.get("name") or kind.lower(), "name")
+        name = self.scope.prefix + keras_name
+        group = "" if is_op(layer) else saved_name(kind, self.scope.used)  # its h5 group
         if kind == "InputLayer":
+            if name in self.aliases:  # a nested model's input: the tensor it is called on
+                return None
             batch_shape = config.get("batch_shape") or config.get("batch_input_shape")
             shape = _shape(batch_shape, "batch_shape")
             dtype = config.get("dtype", "float32")
             return self.add_input(name, shape, dtype if isinstance(dtype, str) else "float32")
         if kind in ("Functional", "Sequential", "Model"):
-            self.problems.append(f"layer {name!r} is a nested model")
-            return None
+            return nested_model(self, kind, config, name, group, [self.resolve(s) for s in sources])
         if kind not in LAYERS or kind in ("Input", "Output"):
             self.missing.append((kind, name))
             return None
         params = self.params(LAYERS.get(kind), config, name)
-        self.nodes.append(Node(name, kind, params))
-        self.edges += [Edge(s, name, port) for port, s in enumerate(sources)]
+        frozen = config.get("trainable", True) is False or self.scope.frozen  # Keras's frozen layer
+        self.nodes.append(Node(name, kind, params, trainable=not frozen))
+        self.edges += [Edge(self.resolve(s), name, port) for port, s in enumerate(sources)]
+        self.located.append(Located(name, kind, keras_name, self.scope.container, group))
         return name
 
     def params(self, cls: type[Layer], config: dict, name: str) -> dict:
@@ -420,23 +464,28 @@ class _Reader:
         return value
 
     def initializer(self, spec: Param, value: dict, where: str) -> Any:
+        """A Keras initializer config as nodenet's value, its arguments kept (``seed`` is
+        dropped: nodenet draws every weight from the run's seed)."""
         kind, config = value.get("class_name"), value.get("config") or {}
         if not isinstance(config, dict):
             raise TypeError(f"{spec.name}.config must be an object (got {brief(config)})")
-        name = _INITIALIZERS.get(kind) if isinstance(kind, str) else None
-        if kind == "RandomUniform" and (config.get("minval"), config.get("maxval")) == (
-            -0.05,
-            0.05,
-        ):
-            name = "uniform" if spec.default == "uniform" else "random_uniform"
-        elif kind == "RandomNormal" and (config.get("mean"), config.get("stddev")) == (0.0, 0.05):
-            name = "random_normal"
-        elif kind == "Orthogonal" and config.get("gain", 1.0) != 1.0:
-            name = None
-        if name is None:
+        module, registered = value.get("module"), value.get("registered_name")
+        custom = registered not in (None, kind) or (
+            module is not None and not str(module).startswith("keras.")
+        )
+        if not isinstance(kind, str) or kind not in _INITIALIZERS or custom:
             self.problems.append(f"{where}: {spec.name}={_short(value)} is not supported")
             return _SKIP
-        return name
+        axes = ("input_axes", "output_axes")
+        args = {k: v for k, v in config.items() if k != "seed" and not (k in axes and v is None)}
+        try:
+            converted = spec.coerce({"class_name": kind, "config": args})
+        except ParamError as err:
+            self.problems.append(f"{where}: {err}")
+            return _SKIP
+        if resolve_initializer(converted) == resolve_initializer(spec.default):
+            return spec.default  # Embedding's "uniform" is RandomUniform at its defaults
+        return converted
 
     def regularizer(self, value: Any, where: str) -> Any:
         if value is None:
@@ -450,120 +499,6 @@ class _Reader:
             self.problems.append(f"{where}: the regularizer {brief(kind)} is not supported")
             return _SKIP
         return {"l1": config.get("l1", 0.0), "l2": config.get("l2", 0.0)}
-
-    # -- compile settings --------------------------------------------------------------
-
-    def compile(self, compile_config: dict) -> None:
-        self.heads = {output_id: {} for output_id, _ in self.outputs}
-        for key, field, convert in (
-            ("loss", "loss", self.loss),
-            ("loss_weights", "loss_weight", float),
-            ("metrics", "metrics", self.metrics),
-        ):
-            for output_id, value in self.per_output(compile_config.get(key)).items():
-                converted = convert(value)
-                if converted is not _SKIP:
-                    self.heads[output_id][field] = converted
-        optimizer = compile_config.get("optimizer")
-        if optimizer:
-            self.optimizer(optimizer)
-
-    def per_output(self, value: Any) -> dict[str, Any]:
-        """A compile setting given once, per output (dict) or as a list, by Output id.
-
-        A dict is keyed by output name: the model's output key or its output layer's name.
-        """
-        ids = [output_id for output_id, _ in self.outputs]
-        if value is None:
-            return {}
-        if isinstance(value, dict) and not {"class_name", "config"} <= set(value):
-            by_name = {source: output_id for output_id, source in self.outputs}
-            by_name.update((output_id, output_id) for output_id in ids)
-            unknown = [k for k in value if k not in by_name]
-            if unknown:
-                self.problems.append(
-                    f"compile_config names {brief(unknown[0])}, which is not an output "
-                    f"(outputs: {shorten(', '.join(by_name), 120)})"
-                )
-            return {by_name[k]: v for k, v in value.items() if k in by_name}
-        if isinstance(value, list) and len(value) == len(ids) and len(ids) > 1:
-            return dict(zip(ids, value, strict=True))
-        return dict.fromkeys(ids, value)
-
-    def loss(self, value: Any) -> Any:
-        name = value.get("class_name") if isinstance(value, dict) else value
-        key = snake(name) if isinstance(name, str) else None
-        if key not in _LOSSES:
-            self.problems.append(f"the loss {brief(name)} is not one nodenet has")
-            return _SKIP
-        config = (value.get("config") or {}) if isinstance(value, dict) else {}
-        if not isinstance(config, dict):
-            raise TypeError(f"the loss's config must be an object (got {brief(config)})")
-        if config.get("from_logits"):
-            self.problems.append(
-                f"the loss {name} has from_logits=True, but nodenet's losses take "
-                "probabilities: give the output layer a softmax (or sigmoid) activation "
-                "and compile with from_logits=False"
-            )
-            return _SKIP
-        if config.get("label_smoothing"):
-            smoothing = brief(config["label_smoothing"])
-            self.problems.append(f"the loss {name}: label_smoothing={smoothing} is not supported")
-            return _SKIP
-        return _LOSSES[key]
-
-    def metrics(self, value: Any) -> Any:
-        names = value if isinstance(value, list) else [value]
-        found = []
-        for item in names:
-            name = item.get("class_name") if isinstance(item, dict) else item
-            metric = _METRICS.get(snake(name)) if isinstance(name, str) else None
-            if metric and metric not in found:
-                found.append(metric)
-        return found
-
-    def optimizer(self, value: Any) -> None:
-        kind = value.get("class_name") if isinstance(value, dict) else value
-        name = kind.lower() if isinstance(kind, str) else ""
-        if name not in OPTIMIZERS:
-            self.problems.append(f"the optimizer {brief(kind)} is not one nodenet has")
-            return
-        config = value.get("config", {}) if isinstance(value, dict) else {}
-        if not isinstance(config, dict):
-            raise TypeError(f"the optimizer's config must be an object (got {brief(config)})")
-        known = {p.name for p in OPTIMIZERS.get(name).PARAMS}
-        settings = {k: v for k, v in config.items() if k in known and v is not None}
-        if isinstance(settings.get("learning_rate"), dict):
-            schedule = self.schedule(settings["learning_rate"])
-            if schedule is _SKIP:
-                return
-            settings["learning_rate"] = schedule
-        self.training["optimizer"] = {"name": name, **settings}
-
-    def schedule(self, value: dict) -> Any:
-        """A ``keras.optimizers.schedules`` object as nodenet's schedule of the same name,
-        or _SKIP after a problem (never a silent default rate)."""
-        kind, config = value.get("class_name"), value.get("config") or {}
-        if not isinstance(config, dict):
-            raise TypeError(f"the schedule's config must be an object (got {brief(config)})")
-        if kind not in SCHEDULES:
-            self.problems.append(
-                f"the learning-rate schedule {brief(kind)} is not one nodenet has "
-                f"(it has: {', '.join(SCHEDULES)})"
-            )
-            return _SKIP
-        known = {p.name for p in SCHEDULES.get(kind).PARAMS}
-        extra = [k for k in config if k not in known and k != "name"]
-        settings, errors = check_schedule(
-            {"schedule": kind, **{k: v for k, v in config.items() if k in known}},
-            "learning_rate",
-        )
-        problems = [f"{k}={brief(config[k])} is not supported" for k in extra]
-        problems += [str(err) for err in errors]
-        if problems:
-            self.problems.append(f"the learning-rate schedule {kind}: {'; '.join(problems)}")
-            return _SKIP
-        return settings
 
     # -- result ------------------------------------------------------------------------
 
@@ -593,60 +528,8 @@ class _Reader:
                 node_id += "_output"
             taken.add(node_id)
             self.nodes.append(Node(node_id, "Output", self.heads.get(output_id, {})))
-            self.edges.append(Edge(source, node_id, 0))
+            port = self.output_ports.get(output_id, 0)
+            self.edges.append(Edge(self.resolve(source), node_id, 0, port))
         project = Project(self.name, self.nodes, self.edges, self.training)
         layout(project)
         return project
-
-
-_SKIP = object()
-
-
-def _neutral(value: Any) -> bool:
-    return any(value == n and type(value) is type(n) for n in _NEUTRAL)
-
-
-def _short(value: Any) -> str:
-    return brief(value.get("class_name", "an object") if isinstance(value, dict) else value)
-
-
-def _text(value: Any, field: str) -> str:
-    """``value`` if it is a string, else a TypeError naming ``field``."""
-    if not isinstance(value, str):
-        raise TypeError(f"{field} must be a string (got {brief(value)})")
-    return value
-
-
-def _ref(ref: Any) -> str:
-    """The layer name of an output reference ``[name, node_index, tensor_index]``."""
-    if not isinstance(ref, list | tuple) or not ref or not isinstance(ref[0], str):
-        raise TypeError(f"a layer reference must be [name, index, index] (got {brief(ref)})")
-    return ref[0]
-
-
-def _shape(batch_shape: Any, field: str) -> list:
-    """The shape without its batch dimension, from a ``[None, d1, d2, ...]`` batch shape."""
-    if not isinstance(batch_shape, list | tuple) or not 2 <= len(batch_shape) <= MAX_DEPTH:
-        raise TypeError(f"{field} must be a list [batch, dims...] (got {brief(batch_shape)})")
-    return list(batch_shape[1:])
-
-
-def _first_shape(layer: dict, body: dict) -> list | None:
-    """The input shape (no batch) a Sequential's first layer was built with."""
-    config = layer.get("config") or {}
-    for shape in (
-        config.get("batch_input_shape"),
-        config.get("batch_shape"),
-        (layer.get("build_config") or {}).get("input_shape"),
-        body.get("build_input_shape"),
-    ):
-        if shape:
-            return _shape(shape, "input shape")
-    return None
-
-
-def layout(project: Project) -> None:
-    """Place the nodes as the editor's auto-layout does (:func:`layered_layout`)."""
-    positions = layered_layout(project)
-    for node in project.nodes:
-        node.pos = list(positions[node.id])

@@ -116,12 +116,38 @@ def module_class(graph: Graph, name: str) -> str:
     lines = [f"class {name}(nn.Module):", *docstring(doc, 4), ""]
     lines += ["    def __init__(self) -> None:", "        super().__init__()"]
     lines += [block(modules, 8)] if modules else []
+    lines += _frozen_lines(graph)
     if inits:
         lines += ["        self.reset_parameters()", "", "    def reset_parameters(self) -> None:"]
         lines += docstring("Every weight drawn as its Keras initializer draws it.", 8)
         lines.append(block(inits, 8))
-    lines += ["", *_forward(graph)]
+    lines += [*_inference_when_frozen(graph), "", *_forward(graph)]
     return "\n".join(lines)
+
+
+def _frozen_lines(graph: Graph) -> list[str]:
+    """``requires_grad_(False)`` for every frozen block (Keras's ``trainable=False``)."""
+    lines = []
+    for node_id in graph.frozen():
+        if exporter(graph.layers[node_id]).torch_module(graph.input_shapes(node_id)):
+            lines.append(f"        self.{graph.names[node_id]}.requires_grad_(False)  # frozen")
+    return lines
+
+
+def _inference_when_frozen(graph: Graph) -> list[str]:
+    """A ``train`` that keeps frozen BatchNormalization blocks in eval mode, as Keras 3
+    runs them in inference mode while training."""
+    frozen = [i for i in graph.frozen() if graph.layers[i].INFERENCE_WHEN_FROZEN]
+    if not frozen:
+        return []
+    doc = (
+        "Training mode, except for the frozen blocks that normalize: they keep their moving "
+        "statistics, as Keras 3 runs them."
+    )
+    lines = ["", "    def train(self, mode: bool = True) -> nn.Module:", *docstring(doc, 8)]
+    lines.append("        super().train(mode)")
+    lines += [f"        self.{graph.names[i]}.eval()" for i in frozen]
+    return [*lines, "        return self"]
 
 
 def _commented(lines: list[str]) -> list[str]:
@@ -136,11 +162,10 @@ def _forward(graph: Graph) -> list[str]:
     lines = []
     for node_id in graph.computing():
         export = exporter(graph.layers[node_id])
-        args = [graph.names[s] for s in graph.sources[node_id]]
         attr = f"self.{graph.names[node_id]}"
-        expr = export.torch_forward(attr, args, graph.input_shapes(node_id))
-        lines.append(f"{graph.names[node_id]} = {expr}")
-    results = [graph.names[graph.sources[o][0]] for o in graph.outputs]
+        expr = export.torch_forward(attr, graph.args(node_id), graph.input_shapes(node_id))
+        lines.append(f"{graph.targets(node_id)} = {expr}")  # several outputs: a tuple
+    results = [graph.args(o)[0] for o in graph.outputs]
     if multi:
         pairs = ", ".join(f"{py_str(o)}: {r}" for o, r in zip(graph.outputs, results, strict=True))
         lines.append(f"return {{{pairs}}}")
@@ -159,5 +184,8 @@ def torch_state(graph: Graph, grouped: dict[str, dict[str, np.ndarray]]) -> dict
         if export.torch_module(shapes) is None:
             continue
         for key, array in export.torch_state(weights, shapes).items():
-            state[f"{graph.names[node_id]}.{key}"] = np.ascontiguousarray(array, np.float32)
+            array = np.asarray(array)  # reshaped below: a scalar weight (shape ()) stays 0-D
+            state[f"{graph.names[node_id]}.{key}"] = np.ascontiguousarray(
+                array, np.float32
+            ).reshape(array.shape)
     return state

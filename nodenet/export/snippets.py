@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from nodenet.engine.initializers import UNIT_FORGET_BIAS, compute_fans
+from nodenet.engine.initializers import UNIT_FORGET_BIAS, resolve, variance_scaling_config
 
 
 class Source(str):
@@ -59,6 +59,38 @@ def keras_regularizer(value: dict | None) -> Source | None:
     if l2 and not l1:
         return Source(f"keras.regularizers.L2({l2!r})")
     return Source(f"keras.regularizers.L1L2(l1={l1!r}, l2={l2!r})")
+
+
+def keras_initializer(value: Any) -> Any:
+    """A nodenet initializer as a Keras argument: a name stays a name; an object becomes
+    ``keras.initializers.VarianceScaling(scale=2.0, mode="fan_out")`` source."""
+    if value == "constant":  # Keras 3.15 cannot build Constant from its name alone
+        return Source("keras.initializers.Constant(0.0)")
+    if not isinstance(value, dict):
+        return value
+    kind, _ = resolve(value)
+    return Source(f"keras.initializers.{kind.class_name}({arguments([], value['config'])})")
+
+
+_KERAS_LOSSES = {
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "binary_crossentropy": "BinaryCrossentropy",
+}
+
+
+def keras_loss(output_config: dict) -> Any:
+    """An Output's loss as ``compile`` takes it: its name, or
+    ``keras.losses.CategoricalCrossentropy(from_logits=True)`` with options set."""
+    options = {
+        k: output_config[k]
+        for k, default in (("from_logits", False), ("label_smoothing", 0.0))
+        if output_config.get(k, default) != default
+    }
+    if not options:
+        return output_config["loss"]
+    name = _KERAS_LOSSES[output_config["loss"]]
+    return Source(f"keras.losses.{name}({arguments([], options)})")
 
 
 # -- PyTorch ---------------------------------------------------------------------
@@ -140,62 +172,87 @@ torch_helper(
     "variance_scaling_",
     '''
 def variance_scaling_(tensor: torch.Tensor, scale: float, fan: float, distribution: str) -> None:
-    """Keras's VarianceScaling: uniform, or normal truncated at two standard deviations."""
+    """Keras's VarianceScaling: uniform, normal, or normal truncated at two standard
+    deviations."""
     variance = scale / max(1.0, fan)
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
         nn.init.uniform_(tensor, -limit, limit)
+    elif distribution == "untruncated_normal":
+        nn.init.normal_(tensor, 0.0, math.sqrt(variance))
     else:
         std = math.sqrt(variance) / 0.87962566103423978
         nn.init.trunc_normal_(tensor, std=std, a=-2.0 * std, b=2.0 * std)
 ''',
 )
 
-_VARIANCE_SCALING = {  # Keras initializer -> (scale, fan mode, distribution)
-    "glorot_uniform": (1.0, "fan_avg", "uniform"),
-    "glorot_normal": (1.0, "fan_avg", "normal"),
-    "he_uniform": (2.0, "fan_in", "uniform"),
-    "he_normal": (2.0, "fan_in", "normal"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"),
-    "lecun_normal": (1.0, "fan_in", "normal"),
-}
+torch_helper(
+    "identity_",
+    '''
+def identity_(tensor: torch.Tensor, gain: float) -> None:
+    """Keras's Identity initializer: gain times the identity matrix (torch's transposed
+    layout of a Keras kernel is the identity too)."""
+    with torch.no_grad():
+        nn.init.eye_(tensor).mul_(gain)
+''',
+)
 
 
-def _fan(mode: str, shape: tuple[int, ...]) -> str:
-    fan_in, fan_out = (int(f) for f in compute_fans(shape))
-    if mode == "fan_in":
+def _fan(config: dict, shape: tuple[int, ...]) -> str:
+    """The fan of Keras's VarianceScaling for a weight of Keras ``shape``, as source."""
+    from nodenet.engine.initializers import compute_fans
+
+    fan_in, fan_out = (
+        int(f) for f in compute_fans(shape, config["input_axes"], config["output_axes"])
+    )
+    if config["mode"] == "fan_in":
         return str(fan_in)
-    if mode == "fan_out":
+    if config["mode"] == "fan_out":
         return str(fan_out)
     return f"({fan_in} + {fan_out}) / 2"
 
 
-def torch_init(initializer: str, target: str, keras_shape: tuple[int, ...]) -> list[str]:
-    """Statements drawing ``target`` (a torch tensor expression) as Keras's ``initializer``
-    draws a weight of ``keras_shape``: same distribution, fans taken from the Keras shape.
+def _gain(config: dict) -> str:
+    gain = config.get("gain", 1.0)
+    return "" if gain == 1.0 else f", gain={gain!r}"
 
-    ``unit_forget_bias:INNER`` (an LSTM bias) draws INNER, then sets the forget
+
+def torch_init(initializer: Any, target: str, keras_shape: tuple[int, ...]) -> list[str]:
+    """Statements drawing ``target`` (a torch tensor expression) as Keras's ``initializer``
+    (a name or an object with arguments) draws a weight of ``keras_shape``: same
+    distribution, fans taken from the Keras shape.
+
+    ``(unit_forget_bias, INNER)`` (an LSTM bias) draws INNER, then sets the forget
     gate's quarter to ones.
     """
-    if initializer.startswith(UNIT_FORGET_BIAS):
+    if isinstance(initializer, tuple) and initializer[:1] == (UNIT_FORGET_BIAS,):
         (size,) = keras_shape
         units = size // 4
-        inner = torch_init(initializer[len(UNIT_FORGET_BIAS) :], target, keras_shape)
+        inner = torch_init(initializer[1], target, keras_shape)
         forget = _slice(target, f"{units}:{2 * units}")
         return [*inner, f"nn.init.ones_({forget})  # unit_forget_bias"]
-    if initializer in _VARIANCE_SCALING:
-        scale, mode, distribution = _VARIANCE_SCALING[initializer]
-        fan = _fan(mode, keras_shape)
-        return [f'variance_scaling_({target}, {scale!r}, {fan}, "{distribution}")  # {initializer}']
+    note = initializer if isinstance(initializer, str) else initializer["class_name"]
+    scaling = variance_scaling_config(initializer)
+    if scaling is not None:
+        fan = _fan(scaling, keras_shape)
+        scale, distribution = scaling["scale"], scaling["distribution"]
+        return [f'variance_scaling_({target}, {scale!r}, {fan}, "{distribution}")  # {note}']
+    kind, c = resolve(initializer)
     simple = {
-        "zeros": f"nn.init.zeros_({target})",
-        "ones": f"nn.init.ones_({target})",
-        "orthogonal": f"nn.init.orthogonal_({target})",
-        "random_uniform": f"nn.init.uniform_({target}, -0.05, 0.05)",
-        "uniform": f"nn.init.uniform_({target}, -0.05, 0.05)",
-        "random_normal": f"nn.init.normal_({target}, 0.0, 0.05)",
+        "Zeros": f"nn.init.zeros_({target})",
+        "Ones": f"nn.init.ones_({target})",
+        "Constant": f"nn.init.constant_({target}, {c.get('value')!r})",
+        "Orthogonal": f"nn.init.orthogonal_({target}{_gain(c)})",
+        "RandomUniform": f"nn.init.uniform_({target}, {c.get('minval')!r}, {c.get('maxval')!r})",
+        "RandomNormal": f"nn.init.normal_({target}, {c.get('mean')!r}, {c.get('stddev')!r})",
+        "TruncatedNormal": (
+            f"nn.init.trunc_normal_({target}, {c.get('mean')!r}, {c.get('stddev')!r},"
+            f" {c.get('mean', 0) - 2 * c.get('stddev', 0)!r},"
+            f" {c.get('mean', 0) + 2 * c.get('stddev', 0)!r})"
+        ),
+        "Identity": f"identity_({target}, {c.get('gain')!r})",
     }
-    return [simple[initializer]]
+    return [simple[kind.class_name]]
 
 
 def _slice(target: str, rows: str) -> str:

@@ -105,13 +105,13 @@ def pool_same(x: torch.Tensor, mode: str, window, strides) -> torch.Tensor:
     if all(before == after for before, after in pads):
         padding = [before for before, _ in pads]
         if mode == "max":
-            return (F.max_pool1d, F.max_pool2d)[rank - 1](x, window, strides, padding)
-        average = (F.avg_pool1d, F.avg_pool2d)[rank - 1]
+            return (F.max_pool1d, F.max_pool2d, F.max_pool3d)[rank - 1](x, window, strides, padding)
+        average = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[rank - 1]
         return average(x, window, strides, padding, count_include_pad=False)
     x = F.pad(x, [p for pair in reversed(pads) for p in pair], mode="replicate")
     if mode == "max":
-        return (F.max_pool1d, F.max_pool2d)[rank - 1](x, window, strides)
-    return (F.avg_pool1d, F.avg_pool2d)[rank - 1](x, window, strides)
+        return (F.max_pool1d, F.max_pool2d, F.max_pool3d)[rank - 1](x, window, strides)
+    return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[rank - 1](x, window, strides)
 ''',
 )
 torch_helper(
@@ -246,7 +246,9 @@ class Recurrent(nn.Module):
     Dropout masks are drawn once per batch and reused at every step; with
     recurrent_dropout, one per gate for the inputs and one per gate for the
     state. Input (batch, steps, features); output (batch, units), or
-    (batch, steps, units) in reading order with return_sequences.
+    (batch, steps, units) in reading order with return_sequences; with
+    return_state, the tuple (output, h) or, for an LSTM, (output, h, c). The
+    states start at zero, or at the initial states given after the input.
     """
 
     GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
@@ -264,6 +266,7 @@ class Recurrent(nn.Module):
         return_sequences: bool = False,
         go_backwards: bool = False,
         reset_after: bool = True,
+        return_state: bool = False,
     ):
         super().__init__()
         self.cell, self.units, self.gates = cell, units, self.GATES[cell]
@@ -271,6 +274,7 @@ class Recurrent(nn.Module):
         self.recurrent_activation = ACTIVATIONS[recurrent_activation]
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         self.return_sequences, self.go_backwards = return_sequences, go_backwards
+        self.return_state = return_state
         self.reset_after = reset_after and cell == "GRU"
         width = self.gates * units
         self.kernel = nn.Parameter(torch.empty(features, width))
@@ -278,20 +282,23 @@ class Recurrent(nn.Module):
         bias_shape = (2, width) if self.reset_after else (width,)
         self.bias = nn.Parameter(torch.zeros(bias_shape)) if use_bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *initial: torch.Tensor):
         if self.go_backwards:
             x = x.flip(1)
         per_gate = self.gates if self.recurrent_dropout > 0 else 1
         x_masks = self._masks(self.dropout, per_gate, x[:, 0])
-        h = x.new_zeros(len(x), self.units)
+        h = initial[0] if initial else x.new_zeros(len(x), self.units)
         h_masks = self._masks(self.recurrent_dropout, self.gates, h)
         inputs = self._project(x, x_masks)
-        c = torch.zeros_like(h)
+        c = initial[1] if len(initial) > 1 else torch.zeros_like(h)
         outputs = []
         for t in range(x.shape[1]):
             h, c = self.step(inputs[:, t], h, c, h_masks)
             outputs.append(h)
-        return torch.stack(outputs, dim=1) if self.return_sequences else h
+        output = torch.stack(outputs, dim=1) if self.return_sequences else h
+        if not self.return_state:
+            return output
+        return (output, h, c) if self.cell == "LSTM" else (output, h)
 
     def step(self, x, h, c, masks):
         """The next (h, c) from one step's input pre-activations x (batch, k * units)."""

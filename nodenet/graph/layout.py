@@ -21,7 +21,8 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from nodenet.engine.catalog import LAYERS, block_class
+from nodenet.engine.catalog import LAYERS, Layer, block_class
+from nodenet.errors import NodenetError
 from nodenet.graph.project import Project
 from nodenet.graph.topology import topological_order
 
@@ -45,12 +46,14 @@ class Cards:
     row_gap: float = 34.0  # vertical space between nodes of one column
 
     def node_height(self, n_input_ports: int) -> float:
-        """Height of a node card with ``n_input_ports`` input ports."""
+        """Height of a node card with ``n_input_ports`` input ports (or output ports, when
+        it has more of those; see :func:`card_port_counts`)."""
         body = self.header_height + self.body_lines * self.line_height + 2 * self.body_margin
         return max(body, n_input_ports * self.port_pitch + 2 * self.padding)
 
     def port_y(self, index: int, n_ports: int, height: float) -> float:
-        """Vertical position of input port ``index`` of ``n_ports``, centred on the card."""
+        """Vertical position of port ``index`` of ``n_ports`` on one side (inputs on the
+        left, outputs on the right), centred on the card."""
         top = height / 2 - (n_ports - 1) * self.port_pitch / 2
         return top + index * self.port_pitch
 
@@ -99,6 +102,26 @@ def input_port_counts(project: Project) -> dict[str, int]:
     return {n.id: _port_count(n.type, filled[n.id]) for n in project.nodes}
 
 
+def card_port_counts(project: Project) -> dict[str, int]:
+    """The ports a card stacks on its taller side: its input ports, or its outputs (an
+    LSTM with ``return_state`` has three): what sets its height."""
+    ins = input_port_counts(project)
+    return {n.id: max(ins[n.id], output_port_count(n.type, n.params)) for n in project.nodes}
+
+
+def output_port_count(block_type: str, params: object) -> int:
+    """Output ports of a card: the block's outputs with these settings (1 when unknown)."""
+    if block_type not in LAYERS:
+        return 1
+    cls = block_class(block_type)
+    if cls.n_outputs is Layer.n_outputs:  # most blocks: one output, no block built
+        return 1
+    try:
+        return max(1, cls(params if isinstance(params, dict) else {}).n_outputs())
+    except NodenetError:  # settings the editor flags: the card shows one port
+        return 1
+
+
 def _port_count(block_type: str, filled: int) -> int:
     if block_type not in LAYERS:
         return 1
@@ -119,6 +142,7 @@ def layered_layout(project: Project, cards: Cards = CARDS) -> dict[str, tuple[fl
         if e.src in known and e.dst in known and e.src != e.dst
     ]
     ports = input_port_counts(project)
+    tall = card_port_counts(project)
     inputs = {n.id for n in project.nodes if n.type == "Input"}
     positions: dict[str, tuple[float, float]] = {}
     top = 0.0
@@ -128,11 +152,11 @@ def layered_layout(project: Project, cards: Cards = CARDS) -> dict[str, tuple[fl
     for edge in edges:
         own[member_of[edge[0]]].append(edge)
     for component, component_edges in zip(components, own, strict=True):
-        placed = _layout_component(component, component_edges, ports, inputs, cards)
+        placed = _layout_component(component, component_edges, ports, inputs, cards, tall)
         bottom = top
         for node_id, (x, y) in placed.items():
             positions[node_id] = (x, y + top)
-            bottom = max(bottom, y + top + cards.node_height(ports[node_id]))
+            bottom = max(bottom, y + top + cards.node_height(tall[node_id]))
         top = bottom + cards.component_gap
     return {k: (float(round(x)), float(round(y))) for k, (x, y) in positions.items()}
 
@@ -160,11 +184,12 @@ def _layout_component(
     ports: dict[str, int],
     inputs: set[str],
     cards: Cards,
+    tall: dict[str, int] | None = None,
 ) -> dict[str, tuple[float, float]]:
     edges = _acyclic(ids, edges)
     layer = _longest_path_layers(ids, edges, inputs)
     ports = {i: ports[i] for i in ids}
-    heights = {i: cards.node_height(ports[i]) for i in ids}
+    heights = {i: cards.node_height((tall or ports)[i]) for i in ids}
     graph = _with_dummies(cards, ids, edges, layer, heights, ports)
     columns = _order_columns(graph)
     ys = _place_vertically(graph, columns)
@@ -391,7 +416,7 @@ def wrapped_layout(
         return positions
     pitch = cards.pitch
     columns = {node_id: round(x / pitch) for node_id, (x, _) in positions.items()}
-    ports = input_port_counts(project)
+    ports = card_port_counts(project)
     bottom = max(y + cards.node_height(ports[node_id]) for node_id, (_, y) in positions.items())
     band = bottom - min(y for _, y in positions.values()) + cards.component_gap
     count = max(columns.values()) + 1

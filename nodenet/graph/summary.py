@@ -22,6 +22,14 @@ class Row:
     trainable: int
     non_trainable: int
     connected_to: tuple[str, ...]
+    output_shapes: tuple[tuple, ...] = ()  # every output's shape, of a block with several
+
+    @property
+    def shape_text(self) -> str:
+        """``(None, 4)``, or Keras's list ``[(None, 3, 4), (None, 4), (None, 4)]``."""
+        if self.output_shapes:
+            return "[" + ", ".join(fmt_shape(s) for s in self.output_shapes) + "]"
+        return fmt_shape(self.output_shape)
 
     @property
     def params(self) -> int:
@@ -48,18 +56,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "layers": [
-                {
-                    "id": r.id,
-                    "type": r.type,
-                    "output_shape": [None, *r.output_shape],
-                    "params": r.params,
-                    "trainable_params": r.trainable,
-                    "non_trainable_params": r.non_trainable,
-                    "connected_to": list(r.connected_to),
-                }
-                for r in self.rows
-            ],
+            "layers": [_row_dict(r) for r in self.rows],
             "total_params": self.total,
             "trainable_params": self.trainable,
             "non_trainable_params": self.non_trainable,
@@ -70,7 +67,7 @@ class Summary:
         body = [
             (
                 f"{shorten(r.id, CELL_CHARS)} ({shorten(r.type, CELL_CHARS)})",
-                fmt_shape(r.output_shape),
+                r.shape_text,
                 f"{r.params:,}",
                 connected_text(r.connected_to),
             )
@@ -95,6 +92,21 @@ class Summary:
         out.append(f" Trainable params: {self.trainable:,} ({_size(self.trainable)})")
         out.append(f" Non-trainable params: {self.non_trainable:,} ({_size(self.non_trainable)})")
         return "\n".join(out)
+
+
+def _row_dict(r: Row) -> dict[str, Any]:
+    row = {
+        "id": r.id,
+        "type": r.type,
+        "output_shape": [None, *r.output_shape],
+        "params": r.params,
+        "trainable_params": r.trainable,
+        "non_trainable_params": r.non_trainable,
+        "connected_to": list(r.connected_to),
+    }
+    if r.output_shapes:  # a block with several outputs: output_shape is output 0's
+        row["output_shapes"] = [[None, *s] for s in r.output_shapes]
+    return row
 
 
 def connected_text(sources: tuple[str, ...] | list[str], shown: int = CONNECTED_SHOWN) -> str:
@@ -133,7 +145,13 @@ def summarize(project: Project) -> Summary:
         )
         rows.append(
             Row(
-                node_id, types[node_id], analysis.shapes[node_id], trainable, non_trainable, sources
+                node_id,
+                types[node_id],
+                analysis.shapes[node_id],
+                trainable,
+                non_trainable,
+                sources,
+                analysis.output_shapes.get(node_id, ()),
             )
         )
     return Summary(project.name, tuple(rows))

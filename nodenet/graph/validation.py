@@ -52,7 +52,7 @@ class Analysis:
     problems: list[Problem]
     order: list[str]  # node ids in topological order (nodes in cycles left out)
     shapes: dict[str, Shape]  # output shape of every node whose shape could be inferred
-    params: dict[str, tuple[int, int]]  # (trainable, non-trainable) per node
+    params: dict[str, tuple[int, int]]  # (trainable, non-trainable) per node; frozen: (0, all)
     layers: dict[str, Layer]  # a layer object per node whose params are valid
     index: EdgeIndex | None = None  # the project's edges by node, as analyzed
     output_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
@@ -78,6 +78,7 @@ class Analysis:
             inputs=tuple(n.id for n in project.nodes if n.type == "Input"),
             outputs=tuple(n.id for n in project.nodes if n.type == "Output"),
             output_shapes=dict(self.output_shapes),
+            frozen=frozenset(n.id for n in project.nodes if not n.trainable),
         )
 
     def shape_of(self, node_id: str, port: int = 0) -> Shape | None:
@@ -172,6 +173,8 @@ def analyze(project: Project) -> Analysis:
             if len(every) > 1:
                 outputs[node_id] = every
             params[node_id] = layer.count_params(in_shapes)
+            if not by_id[node_id].trainable:  # a frozen block's weights all count as non-trainable
+                params[node_id] = (0, sum(params[node_id]))
         except NodenetError as err:
             shapes.pop(node_id, None)
             outputs.pop(node_id, None)

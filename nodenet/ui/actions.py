@@ -241,6 +241,16 @@ COMMANDS: dict[str, Command] = _commands(
         editing=True,
         context="Rename…",
     ),
+    Command(
+        "freeze",
+        "Free&ze / Unfreeze",
+        "canvas.toggle_frozen_selection",
+        "Freeze the selected blocks' weights (training leaves them as they are), or "
+        "unfreeze them if any is frozen",
+        ("Ctrl+K",),  # no Shift: the canvas ignores it, so Ctrl+Shift+F would take Ctrl+F
+        editing=True,
+        context="Freeze / unfreeze",
+    ),
     # View
     Command(
         "zoom_in",
@@ -303,7 +313,7 @@ FILE_MENU: tuple[MenuItem, ...] = (
 )
 EDIT_MENU: tuple[MenuItem, ...] = (
     "undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None,
-    "select_all", "find", "rename",
+    "select_all", "find", "rename", "freeze",
 )
 VIEW_MENU: tuple[MenuItem, ...] = ("zoom_in", "zoom_out", "fit", "layout", None, DOCKS)
 MENUS: tuple[tuple[str, tuple[MenuItem, ...]], ...] = (

@@ -2,7 +2,7 @@
 
 A command is a list of small, exactly invertible operations on the project
 (insert or delete a node or an edge at an index, set parameters, a position,
-an edge's port, a settings section, rename a node). ``redo`` applies them in
+whether a block trains, an edge's port, a settings section, rename a node). ``redo`` applies them in
 order and ``undo`` reverts them in reverse, so undoing restores the project
 byte for byte, list order included. Operations touch only the document's
 project and queue the document's signals; the document emits them, with a
@@ -122,6 +122,23 @@ class SetParams:
 
     def revert(self, doc: Document) -> None:
         self.node.params = copy.deepcopy(self.old)
+        doc.emit_later("nodeChanged", self.node.id)
+
+
+@dataclass
+class SetTrainable:
+    """Freeze (``False``) or unfreeze a block's weights: :attr:`Node.trainable`."""
+
+    node: Node
+    old: bool
+    new: bool
+
+    def apply(self, doc: Document) -> None:
+        self.node.trainable = self.new
+        doc.emit_later("nodeChanged", self.node.id)
+
+    def revert(self, doc: Document) -> None:
+        self.node.trainable = self.old
         doc.emit_later("nodeChanged", self.node.id)
 
 

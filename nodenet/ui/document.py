@@ -20,7 +20,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from nodenet.engine import block_class
+from nodenet.engine import Layer, block_class
 from nodenet.engine.params import check_params
 from nodenet.errors import NodenetError, ParamError, ProjectFileError, ShapeError, brief, shorten
 from nodenet.graph.layout import layered_layout
@@ -46,6 +46,7 @@ from nodenet.ui.commands import (
     SetParams,
     SetPos,
     SetSection,
+    SetTrainable,
     compact_ports,
     remove_edges_ops,
     remove_nodes_ops,
@@ -265,6 +266,43 @@ class Document(QObject):
         text = f"Set {node_id} {', '.join(changed)}"
         self._push(text, [SetParams(node, copy.deepcopy(node.params), copy.deepcopy(params))])
 
+    def has_weights(self, node_id: str) -> bool:
+        """Whether a block owns weights (what freezing it holds still): by its count when
+        the analysis knows it, else by its type."""
+        counts = self.analysis.params.get(node_id)
+        if counts is not None:
+            return sum(counts) > 0
+        try:
+            cls = block_class(self._node(node_id).type)
+        except NodenetError:
+            return False
+        return cls.weight_specs is not Layer.weight_specs
+
+    def freezable(self, ids: list[str]) -> list[str]:
+        """The blocks among ``ids`` that own weights, in project order."""
+        chosen = set(ids)
+        return [n.id for n in self.project.nodes if n.id in chosen and self.has_weights(n.id)]
+
+    def set_trainable(self, ids: list[str], trainable: bool) -> int:
+        """Freeze (``trainable=False``) or unfreeze the blocks with weights among ``ids``,
+        as one command; how many changed."""
+        self._writable()
+        nodes = [self._node(i) for i in self.freezable(ids)]
+        ops: list[Op] = [SetTrainable(n, n.trainable, trainable) for n in nodes]
+        ops = [op for op in ops if op.old != op.new]
+        if not ops:
+            return 0
+        verb = "Unfreeze" if trainable else "Freeze"
+        what = ops[0].node.id if len(ops) == 1 else f"{len(ops)} blocks"
+        self._push(f"{verb} {what}", ops)
+        return len(ops)
+
+    def toggle_trainable(self, ids: list[str]) -> int:
+        """Freeze the blocks with weights among ``ids`` if they all train, else unfreeze
+        them all (a mixed selection ends up trainable); how many changed."""
+        nodes = [self._node(i) for i in self.freezable(ids)]
+        return self.set_trainable(ids, not all(n.trainable for n in nodes))
+
     def check_id(self, node_id: str) -> None:
         """Raise :class:`NodenetError` unless ``node_id`` is a valid, unused id."""
         if not isinstance(node_id, str) or not node_id.strip():
@@ -342,7 +380,7 @@ class Document(QObject):
         if layer is None or any(shape is None for shape in by_port.values()):
             return None
         in_shapes = [by_port[p] for p in sorted(by_port)]
-        if not layer.accepts_inputs(len(in_shapes)):
+        if not layer.accepts_inputs(len(in_shapes)) or layer.partly_wired(len(in_shapes)):
             return None
         try:
             layer.infer_shape(in_shapes)
@@ -375,7 +413,7 @@ class Document(QObject):
         for n in nodes:
             renamed[n.id] = fresh.take(n.id)
             pos = [clamp(n.pos[0] + dx), clamp(n.pos[1] + dy)]
-            new_nodes.append(Node(renamed[n.id], n.type, n.params, pos))
+            new_nodes.append(Node(renamed[n.id], n.type, n.params, pos, n.trainable))
         new_edges = compact_ports(
             [Edge(renamed[e.src], renamed[e.dst], e.port, e.src_port) for e in edges],
             {renamed[n.id] for n in nodes if _is_variadic(n.type)},

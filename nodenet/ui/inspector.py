@@ -6,16 +6,20 @@ is shown read-only). A change is read and checked (by the descriptor, then by
 the block itself) before it reaches the document; an invalid value stays in place, outlined in
 red with the reason under it, and never becomes an edit. One change is one
 undo command. Above the form: the block's type, its id (editable: renames),
-its output shape, parameter count and problems.
+its output shape, parameter count, whether its weights train (a block with weights:
+"trainable", unchecked when frozen) and problems. With several blocks selected, the
+"trainable" box freezes or unfreezes all those with weights as one command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QFrame,
     QLabel,
@@ -70,6 +74,8 @@ class Inspector(QScrollArea):
         self.node: Node | None = None
         self.editors: dict[str, Editor] = {}
         self.errors: dict[str, QLabel] = {}
+        self.trainable_box: QCheckBox | None = None
+        self.trainable_label: QLabel | None = None
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setStyleSheet(STYLE)
@@ -106,6 +112,7 @@ class Inspector(QScrollArea):
     def _rebuild(self) -> None:
         self.node = self._lookup(self.selection.current())
         self.editors, self.errors = {}, {}
+        self.trainable_box = self.trainable_label = None
         page = QWidget()
         page.setEnabled(not self.document.read_only)
         layout = QVBoxLayout(page)
@@ -115,8 +122,11 @@ class Inspector(QScrollArea):
             text = f"{count} blocks selected" if count > 1 else "Select a block to edit it."
             hint = QLabel(text, objectName="muted", alignment=Qt.AlignmentFlag.AlignCenter)
             layout.addWidget(hint)
+            if count > 1:
+                layout.addWidget(self._trainable_box(), 0, Qt.AlignmentFlag.AlignCenter)
             layout.addStretch(1)
             self.setWidget(page)
+            self._refresh_trainable()
             return
         layout.addWidget(self._header(self.node))
         form = QFormLayout()
@@ -130,6 +140,9 @@ class Inspector(QScrollArea):
         self.params_label = QLabel()
         form.addRow(_label("output", self.shape_label), self.shape_label)
         form.addRow(_label("params", self.params_label), self.params_label)
+        box = self._trainable_box()
+        self.trainable_label = _label("trainable", box)
+        form.addRow(self.trainable_label, box)
         self.problems_label = QLabel(objectName="error", wordWrap=True)
         form.addRow(self.problems_label)
         self._add_param_rows(form, self.node)
@@ -137,6 +150,19 @@ class Inspector(QScrollArea):
         layout.addStretch(1)
         self.setWidget(page)
         self._refresh_info()
+
+    def _trainable_box(self) -> QCheckBox:
+        """Whether the selected blocks' weights train; a click freezes or unfreezes them."""
+        box = QCheckBox("Trainable")
+        box.setObjectName("trainable")
+        box.setToolTip(
+            "Whether training updates the weights (Keras's trainable). Unchecked, the block is "
+            "frozen: its weights stay as they are, a BatchNormalization keeps its moving "
+            "statistics (Freeze / Unfreeze, Ctrl+K)"
+        )
+        box.clicked.connect(self._toggle_trainable)
+        self.trainable_box = box
+        return box
 
     def _header(self, node: Node) -> QWidget:
         try:
@@ -207,11 +233,41 @@ class Inspector(QScrollArea):
         if self.node is not None and node_id == self.node.id:
             self._show_values()
 
+    def _refresh_trainable(self) -> None:
+        """The box: checked when every selected block with weights trains, unchecked when
+        all are frozen, partly checked for a mix; hidden when none has weights."""
+        box = self.trainable_box
+        if box is None:
+            return
+        ids = self.document.freezable(self.selection.ids())
+        nodes = [self.document.project.node(i) for i in ids]
+        training = sum(n.trainable for n in nodes)
+        state = Qt.CheckState.Checked if training == len(nodes) else Qt.CheckState.Unchecked
+        if 0 < training < len(nodes):
+            state = Qt.CheckState.PartiallyChecked
+        box.blockSignals(True)
+        box.setCheckState(state)
+        box.blockSignals(False)
+        box.setVisible(bool(nodes))
+        if self.trainable_label is not None:
+            self.trainable_label.setVisible(bool(nodes))
+
+    def _toggle_trainable(self) -> None:
+        with contextlib.suppress(NodenetError):  # read-only: the page is disabled then
+            self.document.toggle_trainable(self.selection.ids())
+        self._refresh_trainable()
+
     def _refresh_info(self) -> None:
         if self.node is None or not self.document.project.has_node(self.node.id):
+            self._refresh_trainable()  # several blocks selected: their box
             return
         analysis = self.document.analysis
-        self.shape_label.setText(shape_text(analysis.shapes.get(self.node.id)))
+        every = analysis.output_shapes.get(self.node.id)  # a block with several outputs: each
+        self.shape_label.setText(
+            "\n".join(f"{k}: {shape_text(s)}" for k, s in enumerate(every))
+            if every
+            else shape_text(analysis.shapes.get(self.node.id))
+        )
         counts = analysis.params.get(self.node.id)
         if counts is None:
             self.params_label.setText("—")
@@ -219,6 +275,7 @@ class Inspector(QScrollArea):
             trainable, frozen = counts
             extra = f" ({frozen:,} non-trainable)" if frozen else ""
             self.params_label.setText(f"{trainable + frozen:,}{extra}")
+        self._refresh_trainable()
         problems = [p.message for p in analysis.problems_for(self.node.id)]
         self.problems_label.setText("\n".join(f"⚠ {m}" for m in problems))
         self.problems_label.setVisible(bool(problems))

@@ -3,7 +3,8 @@
 :func:`editor_for` picks the editor of a descriptor (:mod:`nodenet.engine.params`) by
 its ``kind`` in :data:`EDITORS`: ``int`` a spin box with the range (a text field when
 the value may be none), ``float`` a text field, ``bool`` a check box, ``choice`` a
-combo box, ``ints`` / ``shape`` a text field read as ``3, 3``, ``regularizer`` an
+combo box, ``initializer`` a combo box of names with a JSON field for the
+initializer's arguments, ``ints`` / ``shape`` a text field read as ``3, 3``, ``regularizer`` an
 enable box with l1 / l2 fields, ``strs`` a checkable list, ``numbers`` and ``names``
 comma-separated lists, ``text`` a text field and ``any`` a JSON text field. A kind
 it does not know (a new descriptor) is shown read-only, never a crash.
@@ -32,7 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nodenet.engine.initializers import ALIASES, BY_NAME, KINDS, normalize
 from nodenet.engine.params import Param, json_repr
+from nodenet.errors import ParamError
 
 INT_LIMIT = 2**31 - 1
 NONE_WORDS = ("none", "null")
@@ -180,6 +183,69 @@ class ChoiceEditor(Editor):
         if index < 0:
             raise ValueError(f"choose one of {', '.join(map(choice_text, self.spec.choices))}")
         return self.spec.choices[index]
+
+
+class InitializerEditor(Editor):
+    """A weight initializer: a combo box of Keras's names and, beside it, its arguments
+    as JSON (``{"scale": 2.0, "mode": "fan_out"}``; empty for Keras's defaults).
+
+    Picking another name clears the arguments (they belong to the initializer they
+    were given for), so a plain name is one pick away.
+    """
+
+    def build(self) -> QWidget:
+        widget = QWidget()
+        row = QHBoxLayout(widget)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.names = QComboBox()
+        for choice in self.spec.choices:
+            self.names.addItem(choice_text(choice), choice)
+        self.names.activated.connect(self._picked)
+        self.names.setToolTip("the initializer (Keras's name)")
+        self.args = QLineEdit()
+        self.args.setPlaceholderText("default arguments")
+        self.args.setToolTip(
+            'the initializer\'s arguments as JSON, e.g. {"scale": 2.0, "mode": "fan_out"};'
+            " empty for Keras's defaults"
+        )
+        self.args.editingFinished.connect(self.commit)
+        row.addWidget(self.names)
+        row.addWidget(self.args, 1)
+        self.marked = [self.names, self.args]
+        return widget
+
+    def _picked(self, _index: int) -> None:
+        self.args.clear()
+        self.commit()
+
+    def set_value(self, value: Any) -> None:
+        name, args = value, ""
+        if isinstance(value, dict):
+            kind = KINDS.get(value.get("class_name"))
+            name = kind.name if kind else None
+            args = json.dumps(value.get("config", {}), ensure_ascii=False)
+        self.names.setCurrentIndex(self.names.findData(name) if name is not None else -1)
+        self.args.setText(args)
+        self.args.setCursorPosition(0)
+
+    def read(self) -> Any:
+        name = self.names.currentData()
+        if name is None:
+            raise ValueError(f"choose one of {', '.join(map(choice_text, self.spec.choices))}")
+        text = self.args.text().strip()
+        if not text:
+            return name
+        try:
+            config = json.loads(text)
+        except ValueError:
+            raise ValueError(
+                f'the arguments must be JSON, e.g. {{"scale": 2.0}} (got {text[:40]!r})'
+            ) from None
+        value = {"class_name": BY_NAME[ALIASES.get(name, name)].class_name, "config": config}
+        try:
+            return normalize(value)
+        except ParamError:
+            return value  # the descriptor's check names what is wrong
 
 
 class IntsEditor(Editor):
@@ -389,6 +455,7 @@ EDITORS: dict[str, type[Editor]] = {
     "float": FloatEditor,
     "bool": BoolEditor,
     "choice": ChoiceEditor,
+    "initializer": InitializerEditor,
     "ints": IntsEditor,
     "shape": IntsEditor,
     "regularizer": RegularizerEditor,

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import shiboken6
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from nodenet.errors import NodenetError, ProjectFileError, shorten
-from nodenet.export import import_keras
+from nodenet.errors import NodenetError, ProjectFileError, WeightsError, shorten
+from nodenet.export import NO_H5PY, import_keras_archive
 from nodenet.graph.project import Project, load
 from nodenet.samples import with_fallback
 from nodenet.ui import autosave
@@ -168,10 +168,21 @@ class ProjectFiles:
         return self.import_keras_file(path) if path else False
 
     def import_keras_file(self, path: str | Path, ask: bool = True) -> bool:
-        """Replace the project by an imported Keras model (unsaved); if the file cannot be
-        imported, say why (the blocks nodenet lacks, by name) and keep the current project."""
+        """Replace the project by an imported Keras model (unsaved) and the Run panel's
+        weights by a ``.keras`` archive's trained ones; if the file cannot be imported, say
+        why (the blocks nodenet lacks, by name) and keep the current project. Weights that
+        cannot be read (no h5py, a layer's arrays that do not fit) leave the model untrained,
+        with a notice saying why."""
+        notice = None
         try:
-            project = import_keras(path)
+            try:
+                project, weights = import_keras_archive(path, weights=_has_h5py())
+                notice = (
+                    None if _has_h5py() else f"the trained weights were not imported: {NO_H5PY}"
+                )
+            except WeightsError as err:
+                project, weights = import_keras_archive(path, weights=False)
+                notice = f"the trained weights were not imported: {err}"
             analysis = Document.checked_analysis(project)
         except NodenetError as err:
             text = shorten(str(err).replace("; ", "\n"), MESSAGE_CHARS)
@@ -182,6 +193,10 @@ class ProjectFiles:
         project.path = None
         self.document.replace_project(project, analysis)
         self._report_opened(project)
+        if weights is not None:
+            self.training_panel.adopt_weights(weights, Path(path).name)
+        elif notice is not None and Path(path).suffix == ".keras":
+            self.training_panel.show_message(shorten(notice, MESSAGE_CHARS), "warning")
         return True
 
     def export_code(self, target: str) -> ExportDialog | None:
@@ -214,3 +229,10 @@ class ProjectFiles:
         clear = self.recent_menu.addAction("Clear list")
         clear.setEnabled(bool(paths))
         clear.triggered.connect(self.recent.clear)
+
+
+def _has_h5py() -> bool:
+    """Whether h5py, which reads a .keras archive's weights, is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("h5py") is not None

@@ -76,21 +76,23 @@ def summary_rows(
     order = list(analysis.order) + [n.id for n in project.nodes if n.id not in ordered]
     types = {n.id: n.type for n in project.nodes}
     sources: dict[str, list[str]] = defaultdict(list)
-    for edge in project.edges:
-        sources[edge.dst].append(edge.src)
+    for edge in project.edges:  # another output than 0 is named: ``lstm[1]``
+        sources[edge.dst].append(f"{edge.src}[{edge.src_port}]" if edge.src_port else edge.src)
     cache = {} if cache is None else cache
     shapes, counts_of, none = analysis.shapes, analysis.params, ()
     rows = []
     for node_id in order:
         shape, counts = shapes.get(node_id), counts_of.get(node_id)
+        every = analysis.output_shapes.get(node_id)  # a block with several outputs: each
         srcs = tuple(sources.get(node_id, none))
-        key = (types[node_id], shape, counts, srcs)
+        key = (types[node_id], every or shape, counts, srcs)
         hit = cache.get(node_id)
         if hit is not None and hit[0] == key:
             rows.append(hit[1])
             continue
         params = "?" if counts is None else f"{sum(counts):,}"
-        row = (node_id, f"{node_id} ({key[0]})", shape_text(shape), params, ", ".join(srcs) or "-")
+        shown = shape_text(shape) if not every else f"[{', '.join(map(shape_text, every))}]"
+        row = (node_id, f"{node_id} ({key[0]})", shown, params, ", ".join(srcs) or "-")
         cache[node_id] = (key, row)
         rows.append(row)
     if len(cache) > 2 * len(rows) + 64:  # forget removed and renamed nodes now and then

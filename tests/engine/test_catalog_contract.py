@@ -80,6 +80,12 @@ def test_infer_shape_matches_forward(name, index, training):
     for spec in layer.weight_specs(shapes):
         assert weights[spec.name].shape == spec.shape
     out, _ = run_forward(layer, weights, inputs, training=training)
+    if layer.n_outputs() > 1:  # a list of arrays, one per output, as infer_shapes says
+        assert isinstance(out, list) and len(out) == layer.n_outputs()
+        for array, shape in zip(out, layer.infer_shapes(shapes), strict=True):
+            assert array.shape == (BATCH, *concrete(shape))
+            assert array.dtype == np.float32 and np.all(np.isfinite(array))
+        out = out[0]
     assert out.shape == (BATCH, *concrete(layer.infer_shape(shapes) if shapes else declared))
     if None not in declared:
         assert out.shape[1:] == tuple(declared)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported anywhere
@@ -76,12 +77,16 @@ def test_shape_and_parameter_counts_match_keras(name, index):
     shapes = list(example.input_shapes)
     klayer = to_keras(name, layer.config)
     out = call_keras(klayer, keras_inputs(shapes, example.input_dtype))
-    assert layer.infer_shape(shapes) == tuple(out.shape[1:])
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]  # several outputs
+    assert layer.infer_shapes(shapes) == [tuple(o.shape[1:]) for o in outs]
+    assert layer.n_outputs() == len(outs)
+    assert layer.infer_shape(shapes) == tuple(outs[0].shape[1:])
     assert layer.count_params(shapes) == keras_counts(klayer)
     specs = layer.weight_specs(shapes)
     assert [s.shape for s in specs] == [tuple(w.shape) for w in klayer.weights]
     for spec, weight in zip(specs, klayer.weights, strict=True):
-        assert spec.name.endswith(weight.name), f"weight {spec.name!r} is {weight.path} in Keras"
+        unnamed = re.fullmatch(r"variable(_\d+)?", weight.name)  # add_weight without a name
+        assert unnamed or spec.name.endswith(weight.name), f"{spec.name!r} is {weight.path}"
         assert spec.trainable == weight.trainable, spec.name
 
 
@@ -104,11 +109,16 @@ def test_forward_and_gradients_match_keras(name, index):
     out, cache = layer.forward(weights, inputs, Context(training=False))
     tensors = [torch.tensor(x, requires_grad=x.dtype.kind == "f") for x in inputs]
     kout = call_keras(klayer, tensors, training=False)
-    np.testing.assert_allclose(out, kout.detach().numpy(), **FORWARD_TOL)
+    several = isinstance(out, list)  # a block with several outputs: each against Keras's
+    outs, kouts = (out, list(kout)) if several else ([out], [kout])
+    assert len(outs) == len(kouts)
+    for i, (ours, theirs) in enumerate(zip(outs, kouts, strict=True)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), **FORWARD_TOL, err_msg=str(i))
 
-    probe = rng.normal(size=out.shape).astype(np.float32)
-    (kout * torch.from_numpy(probe)).sum().backward()
-    input_grads, weight_grads = layer.backward(weights, cache, probe.copy())
+    probes = [rng.normal(size=o.shape).astype(np.float32) for o in outs]
+    sum((k * torch.from_numpy(p)).sum() for k, p in zip(kouts, probes, strict=True)).backward()
+    grad = [p.copy() for p in probes] if several else probes[0].copy()
+    input_grads, weight_grads = layer.backward(weights, cache, grad)
     for i, (ours, tensor) in enumerate(zip(input_grads, tensors, strict=True)):
         if not tensor.requires_grad:
             assert ours is None, f"input {i} holds indices: no gradient"

@@ -136,7 +136,8 @@ def test_shape_count_and_weight_layout_match_keras(name, params, in_shape):
     assert sum(block.count_params([in_shape])) == klayer.count_params()
     for steps in (in_shape[0], None):
         expected = klayer.compute_output_shape((None, steps, in_shape[1]))
-        assert (None, *block.infer_shape([(steps, in_shape[1])])) == tuple(expected)
+        shapes = [(None, *s) for s in block.infer_shapes([(steps, in_shape[1])])]
+        assert shapes == ([tuple(expected)] if len(shapes) == 1 else [*expected])
 
 
 @pytest.mark.ref
@@ -146,8 +147,18 @@ def test_forward_float32_matches_keras(name, params, in_shape, training):
     block, klayer, x, weights = setup(name, params, in_shape, np.float32)
     _, expected = run_keras(klayer, x, training, block, seed=5)
     out, _ = block.forward(weights, [x], Context(training, np.random.default_rng(5)))
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=2e-5, atol=2e-6)
+    outs, expected = _listed(out, expected)  # with return_state: [output, *states]
+    for ours, theirs in zip(outs, expected, strict=True):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=2e-5, atol=2e-6)
+
+
+def _listed(out, kout) -> tuple[list, list]:
+    """nodenet's and Keras's outputs as lists of the same length."""
+    if isinstance(out, list):
+        assert len(out) == len(kout)
+        return out, list(kout)
+    return [out], [kout]
 
 
 @pytest.fixture
@@ -178,13 +189,16 @@ def test_gradients_match_torch_autograd_through_keras(
     tol = keras_float64_tolerance
     block, klayer, x, weights = setup(name, params, in_shape, np.float64, seed=1)
     xt, kout = run_keras(klayer, x, training, block, seed=7)
-    probe = np.random.default_rng(2).normal(size=tuple(kout.shape))
+    out, cache = block.forward(weights, [x], Context(training, np.random.default_rng(7)))
+    outs, kouts = _listed(out, kout)  # with return_state, every state gets a probe too
+    rng = np.random.default_rng(2)
+    probes = [rng.normal(size=tuple(k.shape)) for k in kouts]
     import torch
 
-    (kout * torch.from_numpy(probe)).sum().backward()
-    out, cache = block.forward(weights, [x], Context(training, np.random.default_rng(7)))
-    np.testing.assert_allclose(out, kout.detach().numpy(), rtol=tol, atol=tol / 100)
-    (dx,), grads = block.backward(weights, cache, probe)
+    sum((k * torch.from_numpy(p)).sum() for k, p in zip(kouts, probes, strict=True)).backward()
+    for ours, theirs in zip(outs, kouts, strict=True):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=tol, atol=tol / 100)
+    (dx,), grads = block.backward(weights, cache, probes if isinstance(out, list) else probes[0])
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol / 100)
     specs = block.weight_specs([in_shape])
     assert set(grads) == {s.name for s in specs}

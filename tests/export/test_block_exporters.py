@@ -81,17 +81,26 @@ def test_keras_snippet_builds_the_blocks_keras_layer(name, keras):
         keras_class, args = export.keras_layer()
         source = _call_source(keras_class, args, export.KERAS_REQUIRED)
         layer = export.layer
-        exported = eval(source, {"keras": keras, "layers": keras.layers})  # our own source
+        namespace = {"keras": keras, "layers": keras.layers, **_application_classes()}
+        exported = eval(source, namespace)  # our own source
         reference = _reference(name, layer.config)
         assert _config(exported) == _config(reference), source
 
 
 def _call_source(keras_class: str, args: dict, required: tuple) -> str:
+    from nodenet.export._code import keras_class as qualified_class
     from nodenet.export.snippets import arguments
 
     args = dict(args)
     positional = [args.pop(k) for k in required if k in args]
-    return f"layers.{keras_class}({arguments(positional, args)})"
+    return f"{qualified_class(keras_class)}({arguments(positional, args)})"
+
+
+def _application_classes() -> dict:
+    """keras.applications' own layers (LayerScale), as the generated code imports them."""
+    from tests.support.keras_graphs import APPLICATION_LAYERS, keras_class
+
+    return {name: keras_class(name) for name in APPLICATION_LAYERS}
 
 
 def _reference(name: str, config: dict):
@@ -117,18 +126,19 @@ def _without_name(config: dict) -> dict:
 @pytest.mark.ref
 @pytest.mark.parametrize("name", COMPUTING)
 def test_keras_required_arguments_are_written(name, keras):
+    from tests.support.keras_graphs import keras_class as class_of
     from tests.support.keras_graphs import keras_kwargs
 
     cls = block_class(name)
     export = exporter(cls(cls.EXAMPLES[0].params))
     keras_class = export.keras_layer()[0]
-    signature = inspect.signature(getattr(keras.layers, keras_class).__init__)
+    signature = inspect.signature(class_of(keras_class).__init__)
     required = {
         p.name
         for p in signature.parameters.values()
         if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
     } - {"self"}
-    if name == "Bidirectional":
+    if name in ("Bidirectional", "TimeDistributed"):
         required -= {"layer"}  # written from the block's own settings
     assert required <= set(export.KERAS_REQUIRED), f"Keras requires {required}"
     assert set(export.KERAS_REQUIRED) <= set(keras_kwargs(name, cls(cls.EXAMPLES[0].params).config))

@@ -1,23 +1,26 @@
 """import-keras bugs of issue 15, each on a config Keras itself wrote.
 
 Losses, loss weights and metrics keyed by output name stay per output; a
-loss ``from_logits=True`` (nodenet's losses take probabilities) is refused by
-name; a learning-rate schedule becomes nodenet's schedule of the same name or
+loss ``from_logits=True`` (and ``label_smoothing``) comes in as the Output's
+setting of that name; a learning-rate schedule becomes nodenet's schedule of the same name or
 is refused; Keras ops between tensors (``h + x``) become two-input merges or
 are refused; a keyword input (``Dense(3)(inputs=h)``) keeps its edge; a refusal
-is short, grouped by class with counts.
+is short, grouped by class with counts; a frozen layer (``trainable=False``) imports
+frozen.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from nodenet.cli import main
 from nodenet.errors import NodenetError
 from nodenet.export import import_keras_config
 from nodenet.graph.project import analyze
+from nodenet.runner import build_model
 
 keras = pytest.importorskip("keras", reason="the `ref` extra (keras) writes the configs")
 layers, ops, schedules = keras.layers, keras.ops, keras.optimizers.schedules
@@ -69,16 +72,22 @@ def test_a_loss_for_an_output_the_model_lacks_is_refused():
         import_keras_config(config)
 
 
-def test_a_loss_from_logits_is_refused_by_name():
+def test_a_loss_from_logits_comes_in_as_the_outputs_setting():
     x = keras.Input((4,), name="x")
     model = keras.Model(x, layers.Dense(3, name="logits")(x))
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with pytest.raises(NodenetError, match="from_logits=True") as info:
-        import_keras_config(config_of(model))
-    assert "softmax" in str(info.value)
-    model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
-    with pytest.raises(NodenetError, match=r"label_smoothing=0\.1"):
-        import_keras_config(config_of(model))
+    project = import_keras_config(config_of(model))
+    assert heads(project) == {
+        "logits": {"loss": "sparse_categorical_crossentropy", "from_logits": True}
+    }
+    assert analyze(project).ok
+    model.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1))
+    (params,) = heads(import_keras_config(config_of(model))).values()
+    assert params == {
+        "loss": "categorical_crossentropy",
+        "from_logits": True,
+        "label_smoothing": 0.1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -159,13 +168,45 @@ def test_ops_between_tensors_become_two_input_merges(op, merge):
 
 
 @pytest.mark.parametrize(
+    "op, scale, offset",
+    [
+        (lambda h: h + 3.0, 1.0, 3.0),
+        (lambda h: 3.0 + h, 1.0, 3.0),
+        (lambda h: h - 0.5, 1.0, -0.5),
+        (lambda h: 1.0 - h, -1.0, 1.0),
+        (lambda h: h * (1.0 / 6.0), 1.0 / 6.0, 0.0),
+        (lambda h: 2 * h, 2.0, 0.0),
+        (lambda h: h / 4.0, 0.25, 0.0),
+    ],
+    ids=["add", "radd", "subtract", "rsubtract", "multiply", "rmultiply", "divide"],
+)
+def test_an_op_between_a_tensor_and_a_number_becomes_a_rescaling(op, scale, offset):
+    """MobileNetV3's hard sigmoid writes ``(x + 3.0) * (1.0 / 6.0)`` between layers."""
+    x = keras.Input((4,), name="x")
+    h = layers.Dense(4, name="h")(x)
+    model = keras.Model(x, op(h))
+    project = import_keras_config(config_of(model))
+    (node,) = [n for n in project.nodes if n.type == "Rescaling"]
+    assert node.params.get("scale", 1.0) == pytest.approx(scale)
+    assert node.params.get("offset", 0.0) == pytest.approx(offset)
+    assert [(e.src, e.port) for e in project.edges if e.dst == node.id] == [("h", 0)]
+    weights = {f"h/{w.name}": keras.ops.convert_to_numpy(w) for w in model.layers[1].weights}
+    net = build_model(project)
+    net.set_weights({**net.get_weights(), **weights})
+    data = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    (ours,) = net.predict({"x": data}).values()
+    np.testing.assert_allclose(ours, model.predict(data, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
     "op, what",
     [
         (lambda h, x: h / x, "true_divide"),
-        (lambda h, x: h + 1.0, "constant"),
+        (lambda h, x: 1.0 / h, "true_divide"),
+        (lambda h, x: ops.maximum(h, 0.5), "constant"),
         (lambda h, x: ops.dot(h, ops.transpose(x)), "dot"),
     ],
-    ids=["divide", "constant", "numpy_dot"],
+    ids=["divide", "reciprocal", "constant", "numpy_dot"],
 )
 def test_ops_nodenet_cannot_represent_are_refused(op, what, tmp_path, capsys):
     x = keras.Input((4,), name="x")
@@ -210,6 +251,33 @@ def test_a_keyword_input_keeps_its_edge():
     project = import_keras_config(config_of(keras.Model(x, layers.Dense(3, name="d")(inputs=h))))
     assert ("h", "d", 0) in [(e.src, e.dst, e.port) for e in project.edges]
     assert analyze(project).ok
+
+
+def test_metrics_given_as_keras_classes_come_in():
+    """``AUC`` (snake_cased ``a_u_c``) and the accuracy classes were dropped silently."""
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, layers.Dense(1, activation="sigmoid", name="p")(x))
+    model.compile(
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(), keras.metrics.BinaryAccuracy(), "mae"],
+    )
+    assert heads(import_keras_config(config_of(model)))["p"]["metrics"] == [
+        "auc",
+        "accuracy",
+        "mae",
+    ]
+
+
+def test_a_frozen_layer_imports_frozen():
+    """Bug 3: a frozen Embedding (transfer learning's frozen word vectors) came in trainable."""
+    x = keras.Input((7,), dtype="int32", name="tokens")
+    vectors = layers.Embedding(1000, 16, name="vectors", trainable=False)(x)
+    pooled = layers.GlobalAveragePooling1D(name="pool")(vectors)
+    model = keras.Model(x, layers.Dense(2, activation="softmax", name="head")(pooled))
+    project = import_keras_config(config_of(model))
+    trainable = {n.id: n.trainable for n in project.nodes if n.type in ("Embedding", "Dense")}
+    assert trainable == {"vectors": False, "head": True}
+    assert '"trainable": false' in project.to_json()
 
 
 def test_a_refusal_is_short_and_grouped_by_class(tmp_path, capsys):

@@ -54,7 +54,8 @@ def import_source(source: str, directory: Path, stem: str):
 
 
 def example_graph(type_name: str, index: int) -> Project:
-    """Inputs of the example's shapes -> the block -> an Output scored by MSE."""
+    """Inputs of the example's shapes -> the block -> an Output scored by MSE (one per
+    output of a block with several)."""
     example = block_class(type_name).EXAMPLES[index]
     nodes, edges = [], []
     for port, shape in enumerate(example.input_shapes):
@@ -66,6 +67,10 @@ def example_graph(type_name: str, index: int) -> Project:
     nodes.append(Node("block", type_name, copy.deepcopy(example.params)))
     nodes.append(Node("out", "Output", {"loss": "mean_squared_error", "metrics": []}))
     edges.append(Edge("block", "out", 0))
+    outputs = block_class(type_name)(example.params).n_outputs()
+    for k in range(1, outputs):  # a block with several outputs: an Output reads each
+        nodes.append(Node(f"out_{k}", "Output", {"loss": "mean_squared_error", "metrics": []}))
+        edges.append(Edge("block", f"out_{k}", 0, k))
     return Project(f"{type_name.lower()}_{index}", nodes, edges)
 
 
@@ -172,8 +177,10 @@ def check_torch(case: Case, directory: Path) -> None:
     path.write_bytes(code.weights)
     module.load_weights(net, path)
     trainable, frozen = case.counts()
-    assert sum(p.numel() for p in net.parameters()) == trainable
-    assert sum(b.numel() for b in net.buffers()) == frozen
+    learned = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    assert learned == trainable  # a frozen block's parameters do not require gradients
+    every = sum(p.numel() for p in net.parameters()) + sum(b.numel() for b in net.buffers())
+    assert every - learned == frozen
     net.eval()
     inputs = [torch.from_numpy(case.x[i]) for i in case.model.input_ids]
     with torch.no_grad():

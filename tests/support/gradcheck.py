@@ -31,7 +31,8 @@ def make_weights(layer: Layer, input_shapes, rng, dtype=np.float64):
     for spec in layer.weight_specs(list(input_shapes)):
         w = initialize(spec.initializer, spec.shape, rng, dtype)
         # perturb so zero-initialized biases and unit gammas are exercised too
-        weights[spec.name] = w + rng.normal(0.0, 0.1, size=spec.shape).astype(dtype)
+        # an array even for a scalar weight (shape ()), which numpy would make a scalar
+        weights[spec.name] = np.asarray(w + rng.normal(0.0, 0.1, size=spec.shape).astype(dtype))
     return weights
 
 
@@ -48,13 +49,16 @@ def check_gradients(layer: Layer, example, seed=0, eps=1e-6, samples=12, rtol=1e
     inputs = make_inputs(layer, example, rng)
     weights = make_weights(layer, input_shapes, rng)
     y, cache = run_forward(layer, {k: v.copy() for k, v in weights.items()}, inputs)
-    probe = rng.normal(0.0, 1.0, size=y.shape)
+    several = isinstance(y, list)  # a block with several outputs: one probe each
+    probes = [rng.normal(0.0, 1.0, size=out.shape) for out in (y if several else [y])]
 
     def loss():
         out, _ = run_forward(layer, {k: v.copy() for k, v in weights.items()}, inputs)
-        return float(np.sum(out * probe))
+        outs = out if several else [out]
+        return float(sum(np.sum(o * p) for o, p in zip(outs, probes, strict=True)))
 
-    input_grads, weight_grads = layer.backward(weights, cache, probe.copy())
+    grad = [p.copy() for p in probes] if several else probes[0].copy()
+    input_grads, weight_grads = layer.backward(weights, cache, grad)
     assert len(input_grads) == len(inputs), "backward must return one gradient per input"
     trainable = {s.name for s in layer.weight_specs(input_shapes) if s.trainable}
     assert set(weight_grads) == trainable, (

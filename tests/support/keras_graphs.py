@@ -8,6 +8,7 @@ extra (keras on the torch backend); importing this module imports keras.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
@@ -26,12 +27,29 @@ from nodenet.graph.project import Edge, Node, Project, analyze, dumps
 def keras_kwargs(type_name: str, config: dict) -> dict:
     """The block's settings as Keras constructor arguments (same names)."""
     kwargs = {}
-    for param in block_class(type_name).PARAMS:
+    cls = block_class(type_name)
+    for param in cls.PARAMS:
+        if param.name in cls.CALL_ARGS:  # given to the call, see to_keras
+            continue
         value = config[param.name]
         if isinstance(param, Regularizer) and value is not None:
             value = keras.regularizers.L1L2(l1=value.get("l1", 0.0), l2=value.get("l2", 0.0))
         kwargs[param.name] = value
     return kwargs
+
+
+# blocks whose Keras class keras.applications defines outside keras.layers
+APPLICATION_LAYERS = {
+    "LayerScale": "keras.src.applications.convnext",
+    "CustomScaleLayer": "keras.src.applications.inception_resnet_v2",
+}
+
+
+def keras_class(type_name: str):
+    """The Keras class of a block: keras.layers', or keras.applications' own."""
+    if type_name in APPLICATION_LAYERS:
+        return getattr(importlib.import_module(APPLICATION_LAYERS[type_name]), type_name)
+    return getattr(keras.layers, type_name)
 
 
 def to_keras(type_name: str, config: dict):
@@ -43,12 +61,25 @@ def to_keras(type_name: str, config: dict):
         inner_config = block_class(inner["type"])(inner["params"]).config
         inner_layer = to_keras(inner["type"], inner_config)
         return keras.layers.Bidirectional(inner_layer, merge_mode=config["merge_mode"])
+    if type_name == "TimeDistributed":
+        inner = config["layer"]
+        inner_config = block_class(inner["type"])(inner["params"]).config
+        return keras.layers.TimeDistributed(to_keras(inner["type"], inner_config))
     kwargs = keras_kwargs(type_name, config)
-    return getattr(keras.layers, type_name)(**kwargs)
+    klayer = keras_class(type_name)(**kwargs)
+    # the block's call arguments (use_causal_mask), given by call_keras
+    klayer.nodenet_call_kwargs = {k: config[k] for k in block_class(type_name).CALL_ARGS}
+    return klayer
 
 
 def call_keras(klayer, tensors: list, **kwargs):
-    """Call a Keras layer on one tensor, or on a list for a merge."""
+    """Call a Keras layer on one tensor, or on a list for a merge (MultiHeadAttention on
+    query, value, key), with the block's call arguments."""
+    kwargs = {**getattr(klayer, "nodenet_call_kwargs", {}), **kwargs}
+    if isinstance(klayer, keras.layers.MultiHeadAttention):
+        return klayer(*tensors, **kwargs)
+    if isinstance(klayer, keras.layers.RNN) and len(tensors) > 1:  # then its initial state
+        return klayer(tensors[0], initial_state=list(tensors[1:]), **kwargs)
     return klayer(tensors if len(tensors) > 1 else tensors[0], **kwargs)
 
 

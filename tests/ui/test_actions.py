@@ -105,7 +105,9 @@ def test_context_menus_show_the_commands_text_and_keys(window):
     assert seen == {"rename", "duplicate", "copy", "cut", "delete", "paste", "select_all"} | {
         "layout",
         "fit",
+        "freeze",  # the node has weights
     }
+    assert window.document.has_weights(node_id)
     window.document.set_read_only(True)
     node_menu = view.context_menu_at(view.mapFromScene(card.sceneBoundingRect().center()))
     enabled = {a.data(): a.isEnabled() for a in node_menu.actions() if a.data()}

@@ -52,13 +52,15 @@ def test_tooltips_carry_the_blocks_help_and_key_parameters(palette):
 
 
 def test_search_box_filters_blocks_and_hides_empty_categories(palette, qtbot):
-    QTest.keyClicks(palette.search, "conv")  # names and the Convolution category
+    QTest.keyClicks(palette.search, "conv")  # names, help texts and the Convolution category
     assert palette.visible_types() == [
+        "LayerScale",  # Core: "ConvNeXt's layer scale"
         "Conv1D",
         "Conv2D",
+        "Conv3D",
+        "Conv1DTranspose",
         "Conv2DTranspose",
-        "UpSampling1D",
-        "UpSampling2D",
+        "Conv3DTranspose",
         "DepthwiseConv1D",
         "DepthwiseConv2D",
         "SeparableConv1D",
@@ -69,19 +71,24 @@ def test_search_box_filters_blocks_and_hides_empty_categories(palette, qtbot):
         "Cropping1D",
         "Cropping2D",
         "Cropping3D",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
     ]
     hidden = {
         palette.tree.topLevelItem(i).text(0): palette.tree.topLevelItem(i).isHidden()
         for i in range(palette.tree.topLevelItemCount())
     }
-    assert hidden["Convolution"] is False and hidden["Core"] is True
+    assert hidden["Convolution"] is False and hidden["Recurrent"] is True
     palette.search.clear()
     QTest.keyClicks(palette.search, "max pool")  # every word must match
     assert palette.visible_types() == [
         "MaxPooling1D",
         "MaxPooling2D",
+        "MaxPooling3D",
         "GlobalMaxPooling1D",
         "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
     ]
     palette.search.clear()
     assert palette.visible_types() == block_types()

@@ -14,7 +14,7 @@ import numpy as np
 
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, WeightSpec, fmt_shape, known, register
-from nodenet.engine.params import MAX_RANK, Choice, Float, Int, Param, Regularizer
+from nodenet.engine.params import MAX_RANK, Float, Initializer, Int, Param, Regularizer
 from nodenet.errors import ParamError, ShapeError
 
 
@@ -141,7 +141,7 @@ class PReLU(_Elementwise):
 
     TYPE = "PReLU"
     PARAMS = (
-        Choice("alpha_initializer", "zeros", "how the slopes start", choices=INITS),
+        Initializer("alpha_initializer", "zeros", "how the slopes start", choices=INITS),
         Regularizer("alpha_regularizer", None, "L1/L2 penalty on alpha, added to the loss"),
         SharedAxes("shared_axes", None, "input axes (from 1) that share one slope"),
     )

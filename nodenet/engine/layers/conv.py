@@ -1,15 +1,17 @@
-"""Convolution blocks: Conv1D, Conv2D, Conv2DTranspose, UpSampling1D, UpSampling2D.
+"""Convolution blocks: Conv1D, Conv2D, Conv3D, and the base the other convolutions share.
 
-Images are channels-last: ``(batch, steps, channels)`` and ``(batch, rows,
-cols, channels)``. A convolution is im2col (every window copied to a row of a
-matrix) and one matrix product; its input gradient is one product per kernel
-offset, each block added into the image (col2im). Narrow windows (few input
-channels, as in a first layer on gray images) are copied offset-major instead,
-the bias riding in the product as a row of ones. A relu is applied in place.
-The transposed convolution is the same pair of operations the other way round.
-With ``groups`` (Conv1D/2D), each group of input channels is convolved into its
-share of the filters on its own, and the outputs are concatenated.
-The window helpers live in :mod:`nodenet.engine.layers.windows`.
+Images are channels-last: ``(batch, steps, channels)``, ``(batch, rows, cols,
+channels)`` and ``(batch, depth, rows, cols, channels)``. A convolution is
+im2col (every window copied to a row of a matrix) and one matrix product; its
+input gradient is one product per kernel offset, each block added into the
+image (col2im). Narrow windows (few input channels, as in a first layer on gray
+images) are copied offset-major instead, the bias riding in the product as a
+row of ones. A relu is applied in place. With ``groups``, each group of input
+channels is convolved into its share of the filters on its own, and the
+outputs are concatenated. The window helpers live in
+:mod:`nodenet.engine.layers.windows`; the transposed convolutions in
+:mod:`nodenet.engine.layers.conv_transpose`, upsampling in
+:mod:`nodenet.engine.layers.upsampling`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from nodenet.engine.layers.windows import (
     pad_spatial,
     relu_masked,
     same_pads,
-    transpose_crops,
     window_weight_product,
     window_weight_product_t,
 )
@@ -59,7 +60,7 @@ def example(shape: tuple, **params) -> Example:
 
 
 class _Conv(Layer):
-    """Shared by Conv1D and Conv2D: ``activation(conv(x, kernel) + bias)``."""
+    """Shared by Conv1D, Conv2D and Conv3D: ``activation(conv(x, kernel) + bias)``."""
 
     RANK: ClassVar[int] = 2
     CATEGORY = "Convolution"
@@ -258,7 +259,7 @@ def _conv_params(
     rank: int, paddings: tuple[str, ...], padding_help: str, *extra, groups: bool = False
 ):
     """Keras's convolution arguments in Keras order; ``extra`` goes after ``padding``,
-    ``groups`` (Conv1D/2D) after ``dilation_rate``."""
+    ``groups`` (Conv1D/2D/3D) after ``dilation_rate``."""
     if rank == 1:
 
         def size(name, default, text):
@@ -349,245 +350,26 @@ class Conv2D(_Conv):
     )
 
 
-# -- transposed convolution -----------------------------------------------------
-
-
 @register
-class Conv2DTranspose(_Conv):
-    """Transposed 2D convolution (sometimes called deconvolution): upsamples images.
+class Conv3D(_Conv):
+    """3D convolution over volumes (spatial convolution over depth, rows and columns).
 
-    Input shape: (batch, rows, cols, channels). Output shape: (batch, new_rows,
-    new_cols, filters), ``rows * strides`` with padding "same". Kernel
-    (kh, kw, filters, channels) as in Keras, bias (filters,).
+    Input shape: (batch, depth, rows, cols, channels). Output shape: (batch,
+    new_depth, new_rows, new_cols, filters). Kernel (kd, kh, kw, channels, filters),
+    bias (filters,).
     """
 
-    TYPE = "Conv2DTranspose"
-    RANK = 2
+    TYPE = "Conv3D"
+    RANK = 3
     PARAMS = _conv_params(
-        2,
+        3,
         ("valid", "same"),
-        "valid: every window placement; same: output = input * strides",
-        IntTuple(
-            "output_padding",
-            None,
-            "extra rows/cols at the end of the output (each < strides); null: Keras's default",
-            length=2,
-            min=0,
-            optional=True,
-        ),
+        "valid: no padding; same: output size = ceil(input / strides)",
+        groups=True,
     )
     EXAMPLES = (
-        example((3, 4, 2), filters=2, kernel_size=3, strides=2, padding="same"),
-        example((3, 2, 2), filters=3, kernel_size=[3, 2], strides=[2, 3]),
-        example((2, 3, 1), filters=2, kernel_size=2, strides=3, activation="tanh"),
-        example(
-            (4, 3, 2),
-            filters=2,
-            kernel_size=[2, 3],
-            dilation_rate=2,
-            padding="same",
-            use_bias=False,
-        ),
-        example((3, 3, 2), filters=2, kernel_size=3, strides=2, output_padding=[1, 0]),
-        example((3, 2, 3), filters=1, kernel_size=4, strides=2, padding="same", output_padding=1),
+        example((4, 4, 3, 2), filters=2, kernel_size=2, activation="relu"),
+        example((4, 5, 3, 2), filters=3, kernel_size=[3, 2, 2], strides=[2, 1, 2], padding="same"),
+        example((5, 4, 3, 1), filters=2, kernel_size=2, dilation_rate=[2, 1, 1], use_bias=False),
+        example((3, 4, 4, 4), filters=4, kernel_size=[1, 3, 2], groups=2, activation="tanh"),
     )
-
-    def check_config(self):
-        super().check_config()
-        extra, strides = self.config["output_padding"], self.sizes()[1]
-        if extra is not None and any(e >= s for e, s in zip(extra, strides, strict=True)):
-            raise ParamError(
-                f"{self.TYPE}: each output_padding must be smaller than its strides",
-                "output_padding",
-            )
-
-    def crops(self) -> Pads:
-        """(before, after) crop of the full output per spatial axis (negative: zeros added)."""
-        extra = self.config["output_padding"] or [None] * self.RANK
-        padding = self.config["padding"]
-        return [
-            transpose_crops(k, s, d, padding, e)
-            for k, s, d, e in zip(*self.sizes(), extra, strict=True)
-        ]
-
-    def full_shape(self, spatial) -> tuple[int | None, ...]:
-        """Spatial size of the uncropped output: every window placement of every input."""
-        return tuple(
-            None if n is None else (n - 1) * s + (k - 1) * d + 1
-            for n, k, s, d in zip(spatial, *self.sizes(), strict=True)
-        )
-
-    def infer_shape(self, input_shapes):
-        (shape,) = input_shapes
-        expect_rank(shape, self.RANK + 1, self.TYPE)
-        full = self.full_shape(shape[:-1])
-        out = tuple(
-            None if n is None else n - b - a for n, (b, a) in zip(full, self.crops(), strict=True)
-        )
-        if any(n is not None and n < 1 for n in out):
-            raise ShapeError(
-                f"{self.TYPE}: these settings give an empty output for the input {fmt_shape(shape)}"
-            )
-        return (*out, self.config["filters"])
-
-    def weight_specs(self, input_shapes):
-        specs = super().weight_specs(input_shapes)
-        k = specs[0]
-        kernel = (*k.shape[:-2], k.shape[-1], k.shape[-2])  # (kh, kw, filters, channels)
-        return [WeightSpec(k.name, kernel, k.initializer, True, k.regularizer), *specs[1:]]
-
-    def _forward(self, weights, inputs, ctx):
-        (x,) = inputs
-        kernel = weights["kernel"]  # (kh, kw, filters, channels)
-        n_in, n_out = kernel.shape[-1], kernel.shape[-2]
-        x2 = x.reshape(-1, n_in)
-        # per offset, the stamp of every input pixel: x @ kernel[offset].T
-        full = (x.shape[0], *self.full_shape(x.shape[1:-1]), n_out)
-        _, strides, dilation = self.sizes()
-        z = crop_spatial(col2im_product(x2, kernel, full, strides, dilation), self.crops())
-        z = z + weights["bias"] if "bias" in weights else np.ascontiguousarray(z)
-        return z, (x2, x.shape)
-
-    def _backward(self, weights, cache, grad, positive=None):
-        if positive is not None:
-            grad = relu_masked(grad, positive)
-        x2, x_shape = cache
-        kernel = weights["kernel"]
-        taps = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)  # (in, kh * kw * filters)
-        gfull = crop_spatial(grad, [(-b, -a) for b, a in self.crops()])
-        _, strides, dilation = self.sizes()
-        gcols = im2col(gfull, kernel.shape[:-2], strides, dilation, x_shape[1:-1])
-        dtaps = (x2.T @ gcols).reshape(kernel.shape[-1], *kernel.shape[:-1])
-        grads = {"kernel": np.ascontiguousarray(np.moveaxis(dtaps, 0, -1))}
-        if "bias" in weights:
-            grads["bias"] = channel_sums(grad.reshape(-1, kernel.shape[-2]))
-        return [(gcols @ taps.T).reshape(x_shape)], grads
-
-
-# -- upsampling -----------------------------------------------------------------
-
-
-def _linear_taps(size: int) -> list[tuple[int, int, float]]:
-    """Per output phase p of an upsampled axis: the two source offsets and the far weight.
-
-    Output ``size * i + p`` samples the input at ``i + (p + 0.5) / size - 0.5``
-    (half-pixel centres, no corner alignment), clamped at the edges.
-    """
-    taps = []
-    for p in range(size):
-        f = (p + 0.5) / size - 0.5
-        taps.append((0, 1, f) if f >= 0 else (-1, 0, 1.0 + f))
-    return taps
-
-
-def _linear_upsample(x: np.ndarray, size: int) -> np.ndarray:
-    """Linear interpolation of axis 1: (batch, n, rest) -> (batch, n * size, rest)."""
-    b, n, r = x.shape
-    xp = np.concatenate([x[:, :1], x, x[:, -1:]], axis=1)  # edge values stand in for clamping
-    out = np.empty((b, n, size, r), dtype=x.dtype)
-    for p, (lo, hi, w) in enumerate(_linear_taps(size)):
-        out[:, :, p] = (1.0 - w) * xp[:, 1 + lo : 1 + lo + n] + w * xp[:, 1 + hi : 1 + hi + n]
-    return out.reshape(b, n * size, r)
-
-
-def _linear_upsample_grad(grad: np.ndarray, size: int) -> np.ndarray:
-    """Backward of :func:`_linear_upsample`: (batch, n * size, rest) -> (batch, n, rest)."""
-    b, m, r = grad.shape
-    n = m // size
-    g4 = grad.reshape(b, n, size, r)
-    gp = np.zeros((b, n + 2, r), dtype=grad.dtype)
-    for p, (lo, hi, w) in enumerate(_linear_taps(size)):
-        gp[:, 1 + lo : 1 + lo + n] += (1.0 - w) * g4[:, :, p]
-        gp[:, 1 + hi : 1 + hi + n] += w * g4[:, :, p]
-    gx = gp[:, 1:-1]
-    gx[:, 0] += gp[:, 0]
-    gx[:, -1] += gp[:, -1]
-    return np.ascontiguousarray(gx)
-
-
-def _scaled(dim: int | None, factor: int) -> int | None:
-    return None if dim is None else dim * factor
-
-
-@register
-class UpSampling1D(Layer):
-    """Repeats each step ``size`` times.
-
-    Input shape: (batch, steps, features). Output shape: (batch, steps * size, features).
-    """
-
-    TYPE = "UpSampling1D"
-    CATEGORY = "Convolution"
-    PARAMS = (Int("size", 2, "how many times each step is repeated", min=1),)
-    KEY_PARAMS = ("size",)
-    EXAMPLES = (example((4, 3)), example((5, 2), size=3))
-
-    def infer_shape(self, input_shapes):
-        (shape,) = input_shapes
-        expect_rank(shape, 2, self.TYPE)
-        return (_scaled(shape[0], self.config["size"]), shape[1])
-
-    def _forward(self, weights, inputs, ctx):
-        (x,) = inputs
-        return np.repeat(x, self.config["size"], axis=1), None
-
-    def _backward(self, weights, cache, grad):
-        n, m, c = grad.shape
-        size = self.config["size"]
-        return [grad.reshape(n, m // size, size, c).sum(axis=2)], {}
-
-
-@register
-class UpSampling2D(Layer):
-    """Enlarges images by repeating rows and columns, or by bilinear interpolation.
-
-    Input shape: (batch, rows, cols, channels). Output shape: (batch,
-    rows * size[0], cols * size[1], channels).
-    """
-
-    TYPE = "UpSampling2D"
-    CATEGORY = "Convolution"
-    PARAMS = (
-        IntTuple("size", [2, 2], "upsampling factors for rows and columns", length=2),
-        Choice(
-            "interpolation",
-            "nearest",
-            "nearest: repeat pixels; bilinear: interpolate between pixel centres",
-            choices=("nearest", "bilinear"),
-        ),
-    )
-    KEY_PARAMS = ("size", "interpolation")
-    EXAMPLES = (
-        example((3, 4, 2)),
-        example((3, 2, 1), size=[2, 3]),
-        example((3, 4, 2), interpolation="bilinear"),
-        example((3, 5, 2), size=[3, 2], interpolation="bilinear"),
-        example((2, 3, 1), size=[1, 4], interpolation="bilinear"),
-    )
-
-    def infer_shape(self, input_shapes):
-        (shape,) = input_shapes
-        expect_rank(shape, 3, self.TYPE)
-        sh, sw = self.config["size"]
-        return (_scaled(shape[0], sh), _scaled(shape[1], sw), shape[2])
-
-    def _forward(self, weights, inputs, ctx):
-        (x,) = inputs
-        n, h, w, c = x.shape
-        sh, sw = self.config["size"]
-        if self.config["interpolation"] == "nearest":
-            wide = np.broadcast_to(x[:, :, None, :, None, :], (n, h, sh, w, sw, c))
-            return wide.reshape(n, h * sh, w * sw, c), None
-        rows = _linear_upsample(x.reshape(n, h, w * c), sh)
-        both = _linear_upsample(rows.reshape(n * h * sh, w, c), sw)
-        return both.reshape(n, h * sh, w * sw, c), None
-
-    def _backward(self, weights, cache, grad):
-        n, hh, ww, c = grad.shape
-        sh, sw = self.config["size"]
-        h, w = hh // sh, ww // sw
-        if self.config["interpolation"] == "nearest":
-            return [grad.reshape(n, h, sh, w, sw, c).sum(axis=(2, 4))], {}
-        cols = _linear_upsample_grad(grad.reshape(n * hh, ww, c), sw)
-        rows = _linear_upsample_grad(cols.reshape(n, hh, w * c), sh)
-        return [rows.reshape(n, h, w, c)], {}

@@ -1,6 +1,6 @@
 """A convolution and the max pooling after it, computed as one step.
 
-When a Conv1D / Conv2D with a relu (or no activation) feeds nothing but a
+When a Conv1D / Conv2D / Conv3D with a relu (or no activation) feeds nothing but a
 MaxPooling of its rank whose windows tile the input (``strides ==
 pool_size``, nothing padded), :class:`nodenet.engine.model.Model` runs the
 pair through this module. The windows are gathered pooling-window-major:
@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from nodenet.engine.layer import Context, Layer
-from nodenet.engine.layers.pooling import first_max_mask
+from nodenet.engine.layers.pool_windows import first_max_mask
 from nodenet.engine.layers.windows import (
     NARROW,
     channel_sums,
@@ -36,7 +36,7 @@ from nodenet.engine.layers.windows import (
     window_weight_product_t,
 )
 
-_CONVS = {"Conv1D": "MaxPooling1D", "Conv2D": "MaxPooling2D"}
+_CONVS = {"Conv1D": "MaxPooling1D", "Conv2D": "MaxPooling2D", "Conv3D": "MaxPooling3D"}
 
 
 def fusable(conv: Layer, pool: Layer, input_shape: tuple) -> bool:

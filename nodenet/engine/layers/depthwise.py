@@ -25,7 +25,7 @@ from nodenet.engine.layers.windows import (
     pad_spatial,
     relu_masked,
 )
-from nodenet.engine.params import Bool, Choice, Int, IntTuple, Param, Regularizer
+from nodenet.engine.params import Bool, Choice, Initializer, Int, IntTuple, Param, Regularizer
 
 # -- the depthwise product and its gradients ------------------------------------------
 
@@ -91,7 +91,7 @@ def _size(rank: int, name: str, default: int, text: str) -> Param:
 
 
 def _init(name: str, default: str, text: str) -> Param:
-    return Choice(name, default, text, choices=INITS)
+    return Initializer(name, default, text, choices=INITS)
 
 
 def _depthwise_params(rank: int, separable: bool) -> tuple[Param, ...]:

@@ -7,7 +7,7 @@ from scipy import sparse
 
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, WeightSpec, register
-from nodenet.engine.params import Choice, Int, Regularizer
+from nodenet.engine.params import Initializer, Int, Regularizer
 from nodenet.errors import DataError
 
 
@@ -25,7 +25,7 @@ class Embedding(Layer):
     PARAMS = (
         Int("input_dim", 1000, "vocabulary size: indices run from 0 to input_dim - 1", min=1),
         Int("output_dim", 32, "size of each embedding vector", min=1),
-        Choice(
+        Initializer(
             "embeddings_initializer",
             "uniform",
             "how the embedding vectors start",

@@ -13,7 +13,7 @@ import numpy as np
 
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, Shape, WeightSpec, fmt_shape, register
-from nodenet.engine.params import Bool, Choice, Float, Int, Regularizer
+from nodenet.engine.params import Bool, Float, Initializer, Int, Regularizer
 from nodenet.errors import ShapeError
 
 
@@ -45,8 +45,8 @@ def _affine_params(what: str) -> tuple:
     return (
         Bool("center", True, f"add the learned offset beta after {what}"),
         Bool("scale", True, f"multiply by the learned scale gamma after {what}"),
-        Choice("beta_initializer", "zeros", "how beta starts", choices=INITS),
-        Choice("gamma_initializer", "ones", "how gamma starts", choices=INITS),
+        Initializer("beta_initializer", "zeros", "how beta starts", choices=INITS),
+        Initializer("gamma_initializer", "ones", "how gamma starts", choices=INITS),
     )
 
 
@@ -131,12 +131,14 @@ class BatchNormalization(Layer):
     Output: ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` per feature of
     ``axis``. Training uses the batch's mean and variance and updates
     ``moving_mean`` / ``moving_variance`` in place (``moving * momentum +
-    batch * (1 - momentum)``); inference uses the moving statistics.
+    batch * (1 - momentum)``); inference uses the moving statistics, and so does a
+    frozen block while training (Keras 3: ``training and self.trainable``).
     Input shape: any with a known size on ``axis``. Output shape: the same.
     """
 
     TYPE = "BatchNormalization"
     CATEGORY = "Normalization"
+    INFERENCE_WHEN_FROZEN = True
     PARAMS = (
         Int("axis", -1, "the feature axis (batch is 0, -1 is the last axis)"),
         Float("momentum", 0.99, "weight of the old value in the moving averages", min=0.0, max=1.0),
@@ -148,8 +150,10 @@ class BatchNormalization(Layer):
             min_exclusive=True,
         ),
         *_affine_params("normalizing"),
-        Choice("moving_mean_initializer", "zeros", "how the moving mean starts", choices=INITS),
-        Choice(
+        Initializer(
+            "moving_mean_initializer", "zeros", "how the moving mean starts", choices=INITS
+        ),
+        Initializer(
             "moving_variance_initializer", "ones", "how the moving variance starts", choices=INITS
         ),
         *_affine_regularizers(),

@@ -7,7 +7,8 @@ of them), so no Python loop ever runs over pixels or samples. When windows
 tile the input (``strides == pool_size``, the common case) the batch is
 gathered window-major chunk by chunk, whole channel vectors at a time, and
 every operation on a chunk runs on contiguous memory in cache; in training,
-max pooling marks each window's first maximum there and then.
+max pooling marks each window's first maximum there and then (the tile
+helpers are in :mod:`nodenet.engine.layers.pool_windows`).
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from typing import ClassVar
 import numpy as np
 
 from nodenet.engine.layer import Example, Layer, expect_rank, fmt_shape, register
+from nodenet.engine.layers.pool_windows import (
+    first_max_mask,
+    pool_tiles,
+    reduce_windows,
+    spread_tiles,
+)
 from nodenet.engine.layers.windows import (
     Pads,
     as_tuple,
     crop_spatial,
     offset_slices,
     output_length,
-    over_batch,
     pad_spatial,
     same_pads,
 )
 from nodenet.engine.params import Bool, Choice, Int, IntTuple
 from nodenet.errors import ShapeError
-
-_ALL = (slice(None),) * 8  # leading full slices, to index the axis after the window axes
 
 
 class _Pooling(Layer):
@@ -86,7 +90,7 @@ class _Pooling(Layer):
         if self.MODE == "max":
             if not tiles:
                 blocks = [xp[window] for window in windows]
-                y = _reduce(np.maximum, blocks)
+                y = reduce_windows(np.maximum, blocks)
                 return y, (layout, windows, (blocks, y))
             # training needs the first maxima: marked now, while the windows are in cache
             y, first = pool_tiles(xp, pool, out, np.maximum, first=ctx.training)
@@ -95,7 +99,7 @@ class _Pooling(Layer):
         if tiles:
             y, _ = pool_tiles(xp, pool, out, np.add)
         else:
-            y = _reduce(np.add, [xp[window] for window in windows])
+            y = reduce_windows(np.add, [xp[window] for window in windows])
         y /= counts
         return y, (layout, windows, counts)
 
@@ -127,148 +131,13 @@ def _window_slices(pool, strides, out) -> list[tuple]:
     return [(slice(None), *offset_slices(o, strides, ones, out)) for o in np.ndindex(*pool)]
 
 
-# -- tiles: windows that tile the input (pool == strides) ----------------------------
-
-_CHUNK = 1 << 17  # output elements per chunk: its windows stay in a core's cache
-
-
-def _vectors(a: np.ndarray) -> np.ndarray:
-    """``a`` (..., channels) as (...) opaque channel vectors (its last axis is contiguous).
-
-    Copies between window layouts then move whole vectors, about twice as
-    fast as moving the numbers one by one.
-    """
-    return a.view(np.dtype((np.void, a.shape[-1] * a.itemsize)))[..., 0]
-
-
-def _tile_view(a: np.ndarray, pool, out) -> np.ndarray:
-    """Channel vectors of the tiled part of ``a`` window-major: (*pool, batch, *out)."""
-    region = _vectors(a)[(slice(None), *(slice(0, o * p) for o, p in zip(out, pool, strict=True)))]
-    split = (d for o, p in zip(out, pool, strict=True) for d in (o, p))
-    tiled = region.reshape(len(a), *split)  # splitting axes never copies
-    rank = len(pool)
-    return tiled.transpose(*range(2, 2 * rank + 1, 2), 0, *range(1, 2 * rank, 2))
-
-
-def _chunks(part: slice, step: int):
-    """``part`` of the batch cut into slices of at most ``step`` samples."""
-    for start in range(part.start, part.stop, step):
-        yield slice(start, min(start + step, part.stop))
-
-
-def pool_tiles(
-    xp: np.ndarray, pool: tuple[int, ...], out: tuple[int, ...], op: np.ufunc, first: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Tiled windows of ``xp`` (batch, *spatial, channels) folded with ``op``.
-
-    Returns y (batch, *out, channels) and, with ``first`` (max pooling), the
-    mask (prod(pool), batch, *out, channels) of each window's first maximum.
-    Each chunk of the batch is gathered window-major into a buffer that stays
-    in cache for the fold and the mask.
-    """
-    if xp.strides[-1] != xp.itemsize:
-        xp = np.ascontiguousarray(xp)
-    batch, offsets, lead = len(xp), math.prod(pool), _ALL[: len(pool)]
-    y = np.empty((batch, *out, xp.shape[-1]), dtype=xp.dtype)
-    mask = np.empty((offsets, *y.shape), dtype=bool) if first else None
-    windows = _tile_view(xp, pool, out)
-    sample = math.prod(y.shape[1:])
-    step = max(1, _CHUNK // max(1, sample))
-
-    def work(part: slice) -> None:
-        buffer = np.empty(offsets * min(step, part.stop - part.start) * sample, xp.dtype)
-        for chunk in _chunks(part, step):
-            shape = (*pool, chunk.stop - chunk.start, *y.shape[1:])
-            tiles = buffer[: math.prod(shape)].reshape(shape)
-            np.copyto(_vectors(tiles), windows[(*lead, chunk)])
-            blocks = tiles.reshape(offsets, *shape[len(pool) :])
-            np.copyto(y[chunk], blocks[0])
-            for block in blocks[1:]:
-                op(y[chunk], block, out=y[chunk])
-            if mask is not None:
-                first_max_mask(blocks, y[chunk], out=mask[:, chunk])
-
-    over_batch(work, batch, xp.size)
-    return y, mask
-
-
-def spread_tiles(
-    grad: np.ndarray,
-    padded_shape: tuple[int, ...],
-    pool: tuple[int, ...],
-    out: tuple[int, ...],
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Backward of :func:`pool_tiles`: ``grad`` (batch, *out, channels) sent to the windows.
-
-    With ``mask`` (max pooling) each window's gradient goes where the mask is
-    set; without, every element of the window gets it (average pooling, the
-    division already done). Returns the padded image gradient.
-    """
-    covered = tuple(padded_shape[1:-1]) == tuple(o * p for o, p in zip(out, pool, strict=True))
-    dxp = (np.empty if covered else np.zeros)(padded_shape, dtype=grad.dtype)
-    targets, lead, offsets = _tile_view(dxp, pool, out), _ALL[: len(pool)], math.prod(pool)
-    if mask is None:
-        source = _vectors(np.ascontiguousarray(grad))
-
-        def copy(part: slice) -> None:
-            np.copyto(targets[(*lead, part)], source[part])
-
-        over_batch(copy, len(grad), dxp.size)
-        return dxp
-    sample = math.prod(grad.shape[1:])
-    step = max(1, _CHUNK // max(1, sample))
-
-    def work(part: slice) -> None:
-        buffer = np.empty(offsets * min(step, part.stop - part.start) * sample, grad.dtype)
-        for chunk in _chunks(part, step):
-            shape = (offsets, chunk.stop - chunk.start, *grad.shape[1:])
-            pieces = buffer[: math.prod(shape)].reshape(shape)
-            np.multiply(mask[:, chunk], grad[chunk], out=pieces)
-            np.copyto(targets[(*lead, chunk)], _vectors(pieces).reshape(*pool, *shape[1:-1]))
-
-    over_batch(work, len(grad), dxp.size)
-    return dxp
-
-
-def _reduce(op, blocks) -> np.ndarray:
-    """``op`` (np.maximum or np.add) folded over the window blocks: (batch, *out, channels)."""
-    y = np.empty(blocks[0].shape, dtype=blocks[0].dtype)
-
-    def fold(part: slice) -> None:
-        np.copyto(y[part], blocks[0][part])
-        for block in blocks[1:]:
-            op(y[part], block[part], out=y[part])
-
-    over_batch(fold, len(y), y.size * len(blocks))
-    return y
-
-
-def first_max_mask(blocks, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(windows, batch, *out, channels) bool: where each offset holds its window's first maximum.
-
-    Offsets are visited in row-major order, so a tie sends the gradient to the
-    first maximum only, as Keras does. Written to ``out`` when given.
-    """
-    mask = np.empty((len(blocks), *y.shape), dtype=bool) if out is None else out
-    for k, block in enumerate(blocks):
-        np.equal(block, y, out=mask[k])
-        if k == 0:
-            seen = mask[0].copy()
-            continue
-        np.greater(mask[k], seen, out=mask[k])  # for booleans: hit and not seen before
-        if k + 1 < len(blocks):
-            seen |= mask[k]
-    return mask
-
-
 def _window_counts(spatial, pads: Pads, pool, strides, out, dtype) -> np.ndarray | float:
     """How many real (unpadded) elements each window holds: (*out, 1), or one number."""
     if not any(b or a for b, a in pads):
         return float(math.prod(pool))
     inside = pad_spatial(np.ones((1, *spatial, 1), dtype=dtype), pads)
     windows = _window_slices(pool, strides, out)
-    return _reduce(np.add, [inside[w] for w in windows])[0]
+    return reduce_windows(np.add, [inside[w] for w in windows])[0]
 
 
 class _GlobalPooling(Layer):
@@ -324,7 +193,7 @@ def _pool_params(rank: int):
             _PADDING,
         )
     return (
-        IntTuple("pool_size", [2, 2], "size of the pooling window", length=rank),
+        IntTuple("pool_size", [2] * rank, "size of the pooling window", length=rank),
         IntTuple(
             "strides", None, "step of the window; null: pool_size", length=rank, optional=True
         ),
@@ -371,6 +240,25 @@ class MaxPooling2D(_Pooling):
 
 
 @register
+class MaxPooling3D(_Pooling):
+    """Max pooling over volumes: the largest value of each window.
+
+    Input shape: (batch, depth, rows, cols, channels). Output shape: (batch,
+    pooled_depth, pooled_rows, pooled_cols, channels).
+    """
+
+    TYPE = "MaxPooling3D"
+    RANK, MODE = 3, "max"
+    PARAMS = _pool_params(3)
+    EXAMPLES = (
+        Example({}, ((4, 4, 3, 2),)),
+        Example({"pool_size": [2, 3, 2], "strides": [1, 2, 1]}, ((3, 5, 3, 1),)),
+        Example({"pool_size": 3, "strides": 2, "padding": "same"}, ((3, 4, 3, 2),)),
+        Example({"padding": "same"}, ((3, 2, 3, 2),)),
+    )
+
+
+@register
 class AveragePooling1D(_Pooling):
     """Average pooling over steps; with padding "same" only real elements are averaged.
 
@@ -408,6 +296,25 @@ class AveragePooling2D(_Pooling):
 
 
 @register
+class AveragePooling3D(_Pooling):
+    """Average pooling over volumes; with padding "same" only real elements are averaged.
+
+    Input shape: (batch, depth, rows, cols, channels). Output shape: (batch,
+    pooled_depth, pooled_rows, pooled_cols, channels).
+    """
+
+    TYPE = "AveragePooling3D"
+    RANK, MODE = 3, "average"
+    PARAMS = _pool_params(3)
+    EXAMPLES = (
+        Example({}, ((4, 4, 3, 2),)),
+        Example({"pool_size": 3, "strides": 1, "padding": "same"}, ((3, 4, 3, 1),)),
+        Example({"pool_size": [2, 3, 2], "strides": [1, 2, 1]}, ((3, 5, 3, 1),)),
+        Example({"pool_size": 3, "strides": 2, "padding": "same"}, ((3, 5, 3, 1),)),
+    )
+
+
+@register
 class GlobalMaxPooling1D(_GlobalPooling):
     """The largest value of each feature over all steps.
 
@@ -434,6 +341,19 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 
 @register
+class GlobalMaxPooling3D(_GlobalPooling):
+    """The largest value of each channel over the whole volume.
+
+    Input shape: (batch, depth, rows, cols, channels). Output shape: (batch,
+    channels), or (batch, 1, 1, 1, channels) with ``keepdims``.
+    """
+
+    TYPE = "GlobalMaxPooling3D"
+    RANK, MODE = 3, "max"
+    EXAMPLES = (Example({}, ((3, 4, 3, 2),)), Example({"keepdims": True}, ((2, 3, 2, 2),)))
+
+
+@register
 class GlobalAveragePooling1D(_GlobalPooling):
     """The mean of each feature over all steps.
 
@@ -457,3 +377,16 @@ class GlobalAveragePooling2D(_GlobalPooling):
     TYPE = "GlobalAveragePooling2D"
     RANK, MODE = 2, "average"
     EXAMPLES = (Example({}, ((4, 3, 2),)), Example({"keepdims": True}, ((3, 5, 2),)))
+
+
+@register
+class GlobalAveragePooling3D(_GlobalPooling):
+    """The mean of each channel over the whole volume.
+
+    Input shape: (batch, depth, rows, cols, channels). Output shape: (batch,
+    channels), or (batch, 1, 1, 1, channels) with ``keepdims``.
+    """
+
+    TYPE = "GlobalAveragePooling3D"
+    RANK, MODE = 3, "average"
+    EXAMPLES = (Example({}, ((3, 4, 3, 2),)), Example({"keepdims": True}, ((2, 3, 2, 2),)))

@@ -1,15 +1,21 @@
 """Recurrent blocks: SimpleRNN, LSTM, GRU and the Bidirectional wrapper, with Keras 3 semantics.
 
 Input (batch, steps, features). Output (batch, units), or (batch, steps, units)
-with ``return_sequences``. Weights are Keras's: ``kernel`` (features, k*units),
-``recurrent_kernel`` (units, k*units) and ``bias`` (k*units,), or (2, 3*units)
-for a GRU with ``reset_after`` (row 0 meets the input, row 1 the state). Gates
-sit in Keras order: LSTM i, f, c, o (k = 4); GRU z, r, h (k = 3); SimpleRNN k = 1.
+with ``return_sequences``; with ``return_state`` the last states follow as
+further outputs, as Keras returns them: [output, h] (SimpleRNN, GRU) or
+[output, h, c] (LSTM), each (batch, units). Inputs after the sequence are its
+initial states, as Keras's ``initial_state=[h]`` (``[h, c]`` for an LSTM): a
+seq2seq decoder starts from its encoder's states. Weights are Keras's:
+``kernel`` (features, k*units), ``recurrent_kernel`` (units, k*units) and
+``bias`` (k*units,), or (2, 3*units) for a GRU with ``reset_after`` (row 0
+meets the input, row 1 the state). Gates sit in Keras order: LSTM i, f, c, o
+(k = 4); GRU z, r, h (k = 3); SimpleRNN k = 1.
 
 ``go_backwards`` reads the sequence from its last step and, like Keras, returns
-the outputs in that reading order (reversed). The cells themselves (dropout,
-the fused products, backward through time) live in
-:mod:`nodenet.engine.layers.rnn_cells`.
+the outputs in that reading order (reversed); the states are those after the
+last step read. The cells themselves (dropout, the fused products, backward
+through time) live in :mod:`nodenet.engine.layers.rnn_cells`, running them over
+a sequence in :mod:`nodenet.engine.layers.rnn_run`.
 """
 
 from __future__ import annotations
@@ -20,9 +26,26 @@ import numpy as np
 
 from nodenet.engine import activations
 from nodenet.engine.initializers import NAMES as INITS
-from nodenet.engine.layer import Example, Layer, expect_rank, known, register
-from nodenet.engine.layers.rnn_cells import CELLS, Cell, run_cell, run_cell_back
-from nodenet.engine.params import Bool, Choice, Float, Int, NestedBlock, Regularizer
+from nodenet.engine.layer import (
+    Example,
+    Layer,
+    expect_rank,
+    fmt_shape,
+    known,
+    register,
+)
+from nodenet.engine.layers.rnn_cells import CELLS, Cell
+from nodenet.engine.layers.rnn_run import run_cell, run_cell_back
+from nodenet.engine.params import (
+    Bool,
+    Choice,
+    Float,
+    Initializer,
+    Int,
+    NestedBlock,
+    Regularizer,
+)
+from nodenet.errors import ParamError, ShapeError
 
 # -- parameters -----------------------------------------------------------------
 
@@ -35,9 +58,13 @@ _RECURRENT_ACTIVATION = Choice(
 )
 _USE_BIAS = Bool("use_bias", True, "add learned biases")
 _INITIALIZERS = (
-    Choice("kernel_initializer", "glorot_uniform", "how the input kernel starts", choices=INITS),
-    Choice("recurrent_initializer", "orthogonal", "how the recurrent kernel starts", choices=INITS),
-    Choice("bias_initializer", "zeros", "how the bias starts", choices=INITS),
+    Initializer(
+        "kernel_initializer", "glorot_uniform", "how the input kernel starts", choices=INITS
+    ),
+    Initializer(
+        "recurrent_initializer", "orthogonal", "how the recurrent kernel starts", choices=INITS
+    ),
+    Initializer("bias_initializer", "zeros", "how the bias starts", choices=INITS),
 )
 _UNIT_FORGET_BIAS = Bool("unit_forget_bias", True, "start the forget-gate bias at one")
 _REGULARIZERS = (
@@ -64,6 +91,9 @@ _DROPOUTS = (
     ),
 )
 _RETURN_SEQUENCES = Bool("return_sequences", False, "output every step, not only the last")
+_RETURN_STATE = Bool(
+    "return_state", False, "also output the last state (h; an LSTM then c) as further outputs"
+)
 _GO_BACKWARDS = Bool(
     "go_backwards", False, "read the sequence from its end (the output sequence comes reversed)"
 )
@@ -74,31 +104,75 @@ _RESET_AFTER = Bool("reset_after", True, "apply the reset gate after the recurre
 
 
 class _Recurrent(Layer):
-    """A recurrent block: one cell run over the steps of the input."""
+    """A recurrent block: one cell run over the steps of the input.
+
+    Its input 0 is the sequence; inputs 1 (and 2) are optional initial states, as Keras's
+    ``initial_state=[h]`` (``[h, c]`` for an LSTM), each (batch, units).
+    """
 
     CATEGORY = "Recurrent"
     KEY_PARAMS = ("units", "return_sequences")
+    N_INPUTS = None  # the sequence, then optionally its initial states
+    MIN_INPUTS = 1
     CELL: ClassVar[Cell]
 
+    def n_outputs(self) -> int:
+        return 1 + self.CELL.STATES if self.config["return_state"] else 1
+
+    @classmethod
+    def partly_wired(cls, count: int) -> bool:
+        return 1 < count < 1 + cls.CELL.STATES  # h given, c still to come
+
+    @classmethod
+    def variadic(cls) -> bool:
+        return False  # each input port means one thing (1 is h, 2 is c): never renumbered
+
     def infer_shape(self, input_shapes):
-        (shape,) = input_shapes
+        shape, *states = input_shapes
         expect_rank(shape, 2, self.TYPE)
+        _check_states(self.TYPE, self.CELL, self.config["units"], states)
         return _output_shape(shape, self.config)
 
+    def infer_shapes(self, input_shapes):
+        out = self.infer_shape(input_shapes)
+        return [out, *[(self.config["units"],)] * (self.n_outputs() - 1)]
+
     def weight_specs(self, input_shapes):
-        (shape,) = input_shapes
+        shape = input_shapes[0]
         n_in = known(shape[-1], f"{self.TYPE}'s feature axis", shape)
         return self.CELL.weight_specs(n_in, self.config)
 
     def _forward(self, weights, inputs, ctx):
-        (x,) = inputs
-        return run_cell(self.CELL, weights, x, self.config, ctx, self.config["go_backwards"])
+        x, *states = inputs
+        c = self.config
+        y, cache = run_cell(
+            self.CELL, weights, x, c, ctx, c["go_backwards"], c["return_state"], states or None
+        )
+        return y, (cache, len(states))
 
     def _backward(self, weights, cache, grad):
-        dx, grads = run_cell_back(
-            self.CELL, weights, cache, self.config, grad, self.config["go_backwards"]
+        cache, given = cache
+        c = self.config
+        dx, grads, dstates = run_cell_back(
+            self.CELL, weights, cache, c, grad, c["go_backwards"], initial=given > 0
         )
-        return [dx], grads
+        return [dx, *dstates], grads
+
+
+def _check_states(kind: str, cell: Cell, units: int, states: list) -> None:
+    """Initial states given as inputs 1.. must be all of the cell's, each (units,)."""
+    names = ("h", "c")[: cell.STATES]
+    if states and len(states) != cell.STATES:
+        wanted = " and ".join(names)
+        raise ShapeError(
+            f"{kind} takes its sequence, or its sequence and its initial state(s) {wanted} "
+            f"({1 + cell.STATES} inputs); got {1 + len(states)} inputs"
+        )
+    for name, shape in zip(names, states, strict=False):
+        if tuple(shape) != (units,):
+            raise ShapeError(
+                f"{kind}'s initial state {name} must be (None, {units}), got {fmt_shape(shape)}"
+            )
 
 
 def _output_shape(shape, c: dict) -> tuple:
@@ -110,7 +184,8 @@ def _output_shape(shape, c: dict) -> tuple:
 class SimpleRNN(_Recurrent):
     """Fully-connected RNN: h = activation(x @ kernel + h_prev @ recurrent_kernel + bias).
 
-    Input shape: (steps, features). Output shape: (units,), or (steps, units)
+    Input shape: (steps, features) (then, optionally, the initial state h, (units,)).
+    Output shape: (units,), or (steps, units)
     with ``return_sequences``. Weights: kernel (features, units),
     recurrent_kernel (units, units), bias (units,).
     """
@@ -125,6 +200,7 @@ class SimpleRNN(_Recurrent):
         *_REGULARIZERS,
         *_DROPOUTS,
         _RETURN_SEQUENCES,
+        _RETURN_STATE,
         _GO_BACKWARDS,
     )
     EXAMPLES = (
@@ -133,6 +209,12 @@ class SimpleRNN(_Recurrent):
         Example({"units": 3, "go_backwards": True, "return_sequences": True}, ((4, 2),)),
         Example({"units": 2, "use_bias": False, "go_backwards": True}, ((3, 2),)),
         Example({"units": 3, "dropout": 0.3, "recurrent_dropout": 0.4}, ((4, 2),)),
+        Example({"units": 3, "return_state": True}, ((4, 2),)),
+        Example(
+            {"units": 2, "return_state": True, "return_sequences": True, "go_backwards": True},
+            ((3, 3),),
+        ),
+        Example({"units": 2, "go_backwards": True}, ((3, 2), (2,))),  # an initial state
     )
 
 
@@ -140,7 +222,8 @@ class SimpleRNN(_Recurrent):
 class LSTM(_Recurrent):
     """Long short-term memory: gates i, f, c, o over a cell state and a hidden state.
 
-    Input shape: (steps, features). Output shape: (units,), or (steps, units)
+    Input shape: (steps, features) (then, optionally, the initial states h and c, each
+    (units,)). Output shape: (units,), or (steps, units)
     with ``return_sequences``. Weights: kernel (features, 4*units),
     recurrent_kernel (units, 4*units), bias (4*units,), gates in order i, f, c, o.
     """
@@ -157,6 +240,7 @@ class LSTM(_Recurrent):
         *_REGULARIZERS,
         *_DROPOUTS,
         _RETURN_SEQUENCES,
+        _RETURN_STATE,
         _GO_BACKWARDS,
     )
     EXAMPLES = (
@@ -172,6 +256,16 @@ class LSTM(_Recurrent):
             {"units": 3, "dropout": 0.3, "recurrent_dropout": 0.4, "return_sequences": True},
             ((4, 2),),
         ),
+        Example({"units": 3, "return_state": True}, ((4, 2),)),
+        Example({"units": 2, "return_state": True, "return_sequences": True}, ((3, 3),)),
+        Example(
+            {"units": 2, "return_state": True, "go_backwards": True, "activation": "relu"},
+            ((3, 2),),
+        ),
+        Example(  # initial states h and c, as a seq2seq decoder starts
+            {"units": 3, "return_sequences": True, "return_state": True}, ((4, 2), (3,), (3,))
+        ),
+        Example({"units": 2, "go_backwards": True, "dropout": 0.3}, ((3, 2), (2,), (2,))),
     )
 
 
@@ -179,7 +273,8 @@ class LSTM(_Recurrent):
 class GRU(_Recurrent):
     """Gated recurrent unit: gates z, r and a candidate state (Keras reset_after by default).
 
-    Input shape: (steps, features). Output shape: (units,), or (steps, units)
+    Input shape: (steps, features) (then, optionally, the initial state h, (units,)).
+    Output shape: (units,), or (steps, units)
     with ``return_sequences``. Weights: kernel (features, 3*units),
     recurrent_kernel (units, 3*units), bias (2, 3*units) with ``reset_after``
     else (3*units,), gates in order z, r, h.
@@ -196,6 +291,7 @@ class GRU(_Recurrent):
         *_REGULARIZERS,
         *_DROPOUTS,
         _RETURN_SEQUENCES,
+        _RETURN_STATE,
         _GO_BACKWARDS,
         _RESET_AFTER,
     )
@@ -226,6 +322,17 @@ class GRU(_Recurrent):
             },
             ((4, 2),),
         ),
+        Example({"units": 3, "return_state": True}, ((4, 2),)),
+        Example(
+            {"units": 2, "return_state": True, "return_sequences": True, "reset_after": False},
+            ((3, 2),),
+        ),
+        Example(
+            {"units": 2, "return_state": True, "return_sequences": True, "go_backwards": True},
+            ((3, 3),),
+        ),
+        Example({"units": 3, "return_state": True}, ((4, 2), (3,))),  # an initial state
+        Example({"units": 2, "reset_after": False, "go_backwards": True}, ((3, 2), (2,))),
     )
 
 
@@ -244,8 +351,8 @@ class Bidirectional(Layer):
 
     ``layer`` is the wrapped block, ``{"type": "LSTM", "params": {"units": 32}}``
     (SimpleRNN, LSTM or GRU with their own parameters). Its ``go_backwards`` must
-    stay false: the wrapper runs the backward copy itself (Keras's
-    ``merge_mode=None`` is not offered either, since a block has one output).
+    stay false: the wrapper runs the backward copy itself; its ``return_state``
+    too (Keras's per-direction states and ``merge_mode=None`` are not offered).
     Input shape: (steps, features). Output shape: the layer's, (units,) or
     (steps, units) with ``return_sequences``, last axis doubled by ``concat``.
     The backward sequence is flipped back to input order before merging.
@@ -301,6 +408,14 @@ class Bidirectional(Layer):
     )
     DIRECTIONS = (("forward/", False), ("backward/", True))
 
+    def check_config(self) -> None:
+        if self.config["layer"]["params"].get("return_state"):
+            raise ParamError(
+                "layer: Bidirectional does not return its layer's states (return_state); "
+                "set return_state to false, or use two recurrent blocks, one with go_backwards",
+                "layer",
+            )
+
     def __init__(self, params: dict | None = None, name: str = ""):
         super().__init__(params, name)
         inner = self.config["layer"]
@@ -349,7 +464,7 @@ class Bidirectional(Layer):
             grads_both[1] = grads_both[1][:, ::-1]
         dx, grads = 0, {}
         for (prefix, backwards), g, inner in zip(self.DIRECTIONS, grads_both, caches, strict=True):
-            d, wgrads = run_cell_back(self.cell, _strip(weights, prefix), inner, c, g, backwards)
+            d, wgrads, _ = run_cell_back(self.cell, _strip(weights, prefix), inner, c, g, backwards)
             dx = dx + d
             grads.update({prefix + k: v for k, v in wgrads.items()})
         return [dx], grads

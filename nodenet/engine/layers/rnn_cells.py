@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nodenet.engine import activations
-from nodenet.engine.initializers import UNIT_FORGET_BIAS
+from nodenet.engine.initializers import unit_forget_bias
 from nodenet.engine.layer import Context, WeightSpec
 
 # -- activations and the gate-major layout ----------------------------------
@@ -189,15 +189,22 @@ def _recur_kernel_grad(h_prev: np.ndarray, da: np.ndarray, rmask) -> np.ndarray:
 class Cell:
     """A recurrent cell kind: its weights, masks and sequence forward/backward.
 
-    ``run`` takes xs (steps, batch, features) in reading order and returns the
-    states H (steps + 1, batch, units) (H[0] is the zero initial state) and a
-    cache; ``run_back`` takes dL/dH[1:] as ``dhs`` (steps, batch, units) or
-    only dL/dH[-1] as ``dh_last`` (batch, units) and returns dL/dxs and the
-    weight gradients.
+    ``run`` takes xs (steps, batch, features) in reading order (and the initial
+    states, zeros if not given) and returns the states H (steps + 1, batch, units)
+    (H[0] the initial state) and a cache; ``run_back`` takes dL/dH[1:] as ``dhs``
+    (steps, batch, units) and/or dL/dH[-1] as ``dh_last`` (batch, units) (an
+    LSTM also dL/dC[-1] as ``dc_last``) and returns dL/dxs, the weight gradients
+    and, with ``initial``, the initial states' gradients ([dL/dH[0]], or
+    [dL/dH[0], dL/dC[0]]; else []).
     """
 
     KIND: ClassVar[str] = ""
     GATES: ClassVar[int] = 1
+    STATES: ClassVar[int] = 1  # h; an LSTM also carries c
+
+    def final_states(self, H: np.ndarray, cache: Any) -> list[np.ndarray]:
+        """The states after the last step, in Keras's order ([h], or [h, c])."""
+        return [H[-1].copy()]
 
     def bias_spec(self, c: dict) -> tuple[tuple[int, ...], str]:
         return (self.GATES * c["units"],), c["bias_initializer"]
@@ -234,11 +241,24 @@ class Cell:
             _dropout_masks(ctx.rng, c["recurrent_dropout"], self.GATES, (batch, c["units"]), dtype),
         )
 
-    def run(self, w: dict, xs: np.ndarray, c: dict, masks: _Masks) -> tuple[np.ndarray, Any]:
+    def run(
+        self, w: dict, xs: np.ndarray, c: dict, masks: _Masks, initial=None
+    ) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
 
-    def run_back(self, w: dict, cache: Any, c: dict, dhs, dh_last) -> tuple[np.ndarray, dict]:
+    def run_back(
+        self, w: dict, cache: Any, c: dict, dhs, dh_last, dc_last=None, initial=False
+    ) -> tuple[np.ndarray, dict, list]:
         raise NotImplementedError
+
+
+def _start(xs: np.ndarray, units: int, initial, k: int = 0) -> np.ndarray:
+    """States H (steps + 1, batch, units), H[0] the ``k``-th initial state or zeros."""
+    steps, batch, _ = xs.shape
+    H = np.zeros((steps + 1, batch, units), xs.dtype)
+    if initial is not None and len(initial) > k:
+        H[0] = initial[k]
+    return H
 
 
 def _start_back(dhs, dh_last, shape, dtype) -> np.ndarray:
@@ -264,28 +284,28 @@ class _SimpleRNNCell(Cell):
     KIND = "SimpleRNN"
     GATES = 1
 
-    def run(self, w, xs, c, masks):
-        steps, batch, _ = xs.shape
+    def run(self, w, xs, c, masks, initial=None):
+        steps = xs.shape[0]
         A, xin = _project(xs, w["kernel"], w.get("bias"), masks.inp)  # pre-activations
-        H = np.zeros((steps + 1, batch, c["units"]), xs.dtype)
+        H = _start(xs, c["units"], initial)
         rk, buf = w["recurrent_kernel"], np.empty(H.shape[1:], xs.dtype)
         for t in range(steps):
             A[t] += _recur(H[t], rk, masks.rec, buf)
             _activate(c["activation"], A[t], H[t + 1])
         return H, (A, H, xin, masks)
 
-    def run_back(self, w, cache, c, dhs, dh_last):
+    def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False):
         A, H, xin, masks = cache
         dA = np.empty_like(A)
         dh = _start_back(dhs, dh_last, H.shape[1:], A.dtype)
         for t in reversed(range(len(A))):
             dA[t] = dh
             _grad_into(c["activation"], dA[t], A[t], H[t + 1])
-            if t:
+            if t or initial:  # at t = 0: dL/dH[0]
                 dh = _recur_back(dA[t], w["recurrent_kernel"], masks.rec)
-                if dhs is not None:
-                    dh += dhs[t - 1]
-        return _fused_grads(w, dA, H, xin, masks)
+            if dhs is not None and t:
+                dh += dhs[t - 1]
+        return (*_fused_grads(w, dA, H, xin, masks), [dh] if initial else [])
 
 
 class _LSTMCell(Cell):
@@ -293,18 +313,22 @@ class _LSTMCell(Cell):
 
     KIND = "LSTM"
     GATES = 4
+    STATES = 2
+
+    def final_states(self, H, cache):
+        return [H[-1].copy(), cache[3][-1].copy()]
 
     def bias_spec(self, c):
         init = c["bias_initializer"]
         if c["unit_forget_bias"]:  # Keras: forget-gate slice of the initial bias is ones
-            init = UNIT_FORGET_BIAS + init
+            init = unit_forget_bias(init)
         return (4 * c["units"],), init
 
-    def run(self, w, xs, c, masks):
-        steps, batch, _ = xs.shape
+    def run(self, w, xs, c, masks, initial=None):
+        steps = xs.shape[0]
         X, xin = _project(xs, w["kernel"], w.get("bias"), masks.inp)
-        H = np.zeros((steps + 1, batch, c["units"]), xs.dtype)
-        C = np.zeros_like(H)
+        H = _start(xs, c["units"], initial)
+        C = _start(xs, c["units"], initial, 1)
         AC = np.empty_like(H[1:])  # act(c)
         Z = np.empty((steps, 4, *H.shape[1:]), xs.dtype)  # pre-activations, gate-major
         G = np.empty_like(Z)  # i, f, g, o
@@ -323,13 +347,13 @@ class _LSTMCell(Cell):
             np.multiply(o, AC[t], out=H[t + 1])
         return H, (Z, G, H, C, AC, xin, masks)
 
-    def run_back(self, w, cache, c, dhs, dh_last):
+    def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False):
         Z, G, H, C, AC, xin, masks = cache
         ract, act = c["recurrent_activation"], c["activation"]
         dA = np.empty((len(Z), Z.shape[2], 4 * Z.shape[3]), Z.dtype)  # batch-major
         dz = np.empty_like(Z[0])  # one step, gate-major
         dh = _start_back(dhs, dh_last, H.shape[1:], Z.dtype)
-        dc = np.zeros_like(dh)
+        dc = np.zeros_like(dh) if dc_last is None else np.array(dc_last, dtype=Z.dtype)
         for t in reversed(range(len(Z))):
             z, (i, f, g, o) = Z[t], G[t]
             dh_c = dh * o
@@ -343,12 +367,12 @@ class _LSTMCell(Cell):
             _grad_into(act, dz[2], z[2], g)
             _grad_into(ract, dz[3], z[3], o)
             _gates(dA[t], 4)[...] = dz
-            if t:
+            if t or initial:  # at t = 0: dL/dC[0] and dL/dH[0]
                 dc *= f
                 dh = _recur_back(dA[t], w["recurrent_kernel"], masks.rec)
-                if dhs is not None:
-                    dh += dhs[t - 1]
-        return _fused_grads(w, dA, H, xin, masks)
+            if dhs is not None and t:
+                dh += dhs[t - 1]
+        return (*_fused_grads(w, dA, H, xin, masks), [dh, dc] if initial else [])
 
 
 class _GRUCell(Cell):
@@ -365,13 +389,13 @@ class _GRUCell(Cell):
         width = 3 * c["units"]
         return ((2, width) if c["reset_after"] else (width,)), c["bias_initializer"]
 
-    def run(self, w, xs, c, masks):
+    def run(self, w, xs, c, masks, initial=None):
         bias = w.get("bias")
         if c["reset_after"] and bias is not None:
             bias = bias[0]
         X, xin = _project(xs, w["kernel"], bias, masks.inp)
         steps, batch, _ = xs.shape
-        H = np.zeros((steps + 1, batch, c["units"]), xs.dtype)
+        H = _start(xs, c["units"], initial)
         Z = np.empty((steps, 3, *H.shape[1:]), xs.dtype)  # pre-activations, gate-major
         G = np.empty_like(Z)  # z, r, hh
         M = np.empty_like(H[1:])  # what r multiplies: h_prev @ rk_h + b_rec_h, or h_prev
@@ -409,7 +433,7 @@ class _GRUCell(Cell):
         z[2] += xg[2]
         _activate(c["activation"], z[2], g[2])
 
-    def run_back(self, w, cache, c, dhs, dh_last):
+    def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False):
         Z, G, H, M, xin, masks = cache
         dX = np.empty((len(Z), Z.shape[2], 3 * Z.shape[3]), Z.dtype)  # batch-major
         dM = np.empty_like(dX) if c["reset_after"] else None  # dL/d(h_prev @ rk (+ b_rec))
@@ -427,7 +451,8 @@ class _GRUCell(Cell):
             dh = dh_prev + dh * g[0]
             if dhs is not None and t:
                 dh += dhs[t - 1]
-        return self._weight_grads(w, dX, dM, H, M, xin, c, masks)
+        grads = self._weight_grads(w, dX, dM, H, M, xin, c, masks)
+        return (*grads, [dh] if initial else [])  # dh: dL/dH[0]
 
     def _after_back(self, w, dz, z, g, m, dx, dm, c, masks) -> np.ndarray:
         """One step back with reset_after: fills dx, dm; returns dL/dh_prev through rk."""
@@ -473,31 +498,3 @@ class _GRUCell(Cell):
 
 
 CELLS: dict[str, Cell] = {cell.KIND: cell for cell in (_SimpleRNNCell(), _LSTMCell(), _GRUCell())}
-
-
-# -- running a cell over a batch-major sequence -------------------------------
-
-
-def run_cell(cell: Cell, w: dict, x: np.ndarray, c: dict, ctx: Context, backwards: bool):
-    """Output of ``cell`` over x (batch, steps, features), and a cache.
-
-    The output is (batch, units), or (batch, steps, units) in reading order
-    with ``return_sequences``.
-    """
-    xs = x.transpose(1, 0, 2)
-    xs = np.ascontiguousarray(xs[::-1] if backwards else xs)
-    masks = cell.draw_masks(c, ctx, x.shape[0], x.shape[2], x.dtype)
-    H, cache = cell.run(w, xs, c, masks)
-    if c["return_sequences"]:
-        return np.ascontiguousarray(H[1:].transpose(1, 0, 2)), cache
-    return H[-1].copy(), cache
-
-
-def run_cell_back(cell: Cell, w: dict, cache, c: dict, grad: np.ndarray, backwards: bool):
-    """dL/dx (batch, steps, features) and the weight gradients, given dL/d(output)."""
-    if c["return_sequences"]:
-        dxs, grads = cell.run_back(w, cache, c, grad.transpose(1, 0, 2), None)
-    else:
-        dxs, grads = cell.run_back(w, cache, c, None, grad)
-    dx = dxs.transpose(1, 0, 2)
-    return np.ascontiguousarray(dx[:, ::-1] if backwards else dx), grads

@@ -6,13 +6,18 @@ to the catalog adds its exporter to the module of its family here.
 
 from nodenet.export.blocks import (  # noqa: F401
     activation_layers,
+    attention,
     conv,
     core,
     depthwise,
+    group_norm,
     noise,
     normalization,
     padding,
+    preprocessing,
     recurrent,
+    scale,
+    time_distributed,
 )
 from nodenet.export.blocks.base import EXPORTERS, BlockExporter, exporter
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nodenet.engine.catalog import Layer, Shape
-from nodenet.engine.params import Regularizer
+from nodenet.engine.params import Initializer, Regularizer
 from nodenet.engine.registry import Registry
-from nodenet.export.snippets import keras_regularizer
+from nodenet.export.snippets import keras_initializer, keras_regularizer, literal
 
 Arrays = dict[str, np.ndarray]
 
@@ -36,15 +36,43 @@ class BlockExporter:
         """The ``keras.layers`` class equal to this block, and its constructor arguments.
 
         Arguments at nodenet's default (Keras's own) are left out, except those
-        in ``KERAS_REQUIRED``; regularizers become ``keras.regularizers`` source
+        in ``KERAS_REQUIRED``; regularizers and initializers with arguments become
+        ``keras.regularizers`` / ``keras.initializers`` source
         (:class:`nodenet.export.snippets.Source`).
         """
         args = {}
         for p in self.layer.PARAMS:
+            if p.name in self.layer.CALL_ARGS:  # given to the call: keras_call
+                continue
             value = self.config[p.name]
             if p.name in self.KERAS_REQUIRED or value != p.default:
-                args[p.name] = keras_regularizer(value) if isinstance(p, Regularizer) else value
+                if isinstance(p, Regularizer):
+                    value = keras_regularizer(value)
+                elif isinstance(p, Initializer):
+                    value = keras_initializer(value)
+                args[p.name] = value
         return self.layer.TYPE, args
+
+    def keras_call(self, tensors: list[str]) -> str:
+        """The arguments of the Keras layer's call on the input variables ``tensors``: the
+        tensor, or a list of them (a merge), then the block's call arguments that differ
+        from their defaults (``use_causal_mask=True``)."""
+        first = tensors[0] if len(tensors) == 1 else f"[{', '.join(tensors)}]"
+        return ", ".join([first, *self.keras_call_keywords()])
+
+    def keras_call_keywords(self) -> list[str]:
+        """``name=value`` of each call argument (``Layer.CALL_ARGS``) not at its default."""
+        defaults = {p.name: p.default for p in self.layer.PARAMS}
+        return [
+            f"{name}={literal(self.config[name])}"
+            for name in self.layer.CALL_ARGS
+            if self.config[name] != defaults[name]
+        ]
+
+    def output_suffixes(self, count: int) -> list[str]:
+        """For a block with several outputs, what each output's variable adds to the node's
+        name in generated code (``""`` for output 0)."""
+        return ["", *(f"_{k}" for k in range(1, count))]
 
     def torch_module(self, input_shapes: list[Shape]) -> str | None:
         """Source building the torch submodule this block owns (``nn.Linear(64, 10)``),
@@ -52,7 +80,8 @@ class BlockExporter:
         return None
 
     def torch_forward(self, module: str, args: list[str], input_shapes: list[Shape]) -> str:
-        """A torch expression of the output from the input expressions ``args``.
+        """A torch expression of the output from the input expressions ``args`` (of a
+        tuple of the outputs, in order, for a block with several).
 
         ``module`` is the submodule's attribute (``self.dense_1``). Tensors stay
         channels-last, as in Keras; the expression may call the helpers of

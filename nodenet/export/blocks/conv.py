@@ -37,7 +37,7 @@ def _with_bias(state: dict, weights: dict) -> dict:
 # -- convolutions -------------------------------------------------------------------------
 
 
-@exports("Conv1D", "Conv2D")
+@exports("Conv1D", "Conv2D", "Conv3D")
 class ConvExporter(BlockExporter):
     KERAS_REQUIRED = ("filters", "kernel_size")
 
@@ -90,8 +90,11 @@ class ConvExporter(BlockExporter):
         return {"kernel": [f"{module}.weight"], "bias": [f"{module}.bias"]}
 
 
-@exports("Conv2DTranspose")
+@exports("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 class ConvTransposeExporter(ConvExporter):
+    """torch's transposed convolutions; the kernel (*window, filters, channels) moves to
+    torch's (channels, filters, *window) as a convolution's does."""
+
     def _geometry(self) -> tuple[list[int], list[int], list[int]]:
         """torch's padding and output_padding per axis, and what to cut off the end after.
 
@@ -122,37 +125,25 @@ class ConvTransposeExporter(ConvExporter):
         if max(dilation) > 1:
             options["dilation"] = one_or_tuple(dilation)
         args = [shape[-1], self.config["filters"], one_or_tuple(kernel)]
-        return f"nn.ConvTranspose2d({py_arguments(args, options)})"
+        return f"nn.ConvTranspose{self.layer.RANK}d({py_arguments(args, options)})"
 
     def torch_forward(self, module, args, input_shapes):
         out = f"{module}({channels_first(args[0])})"
         _, _, cuts = self._geometry()
         if any(cuts):
-            rows, cols = (f":-{c}" if c else ":" for c in cuts)
-            out = f"{out}[:, :, {rows}, {cols}]"
+            ends = ", ".join(f":-{c}" if c else ":" for c in cuts)
+            out = f"{out}[:, :, {ends}]"
         return torch_activation(self.config["activation"], channels_last(out))
 
-    def torch_state(self, weights, input_shapes):
-        # (kh, kw, out, in) -> torch's (in, out, kh, kw)
-        return _with_bias({"weight": weights["kernel"].transpose(3, 2, 0, 1)}, weights)
 
-    def keras_weights(self, state, input_shapes):
-        return _with_bias({"kernel": state["weight"].transpose(2, 3, 1, 0)}, state)
-
-
-@exports("UpSampling1D")
-class UpSampling1DExporter(BlockExporter):
+@exports("UpSampling1D", "UpSampling2D", "UpSampling3D")
+class UpSamplingExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
-        return f"{args[0]}.repeat_interleave({py_value(self.config['size'])}, dim=1)"
-
-
-@exports("UpSampling2D")
-class UpSampling2DExporter(BlockExporter):
-    def torch_forward(self, module, args, input_shapes):
-        rows, cols = self.config["size"]
-        if self.config["interpolation"] == "nearest":
-            return f"{args[0]}.repeat_interleave({rows}, dim=1).repeat_interleave({cols}, dim=2)"
-        scale = py_value([rows, cols])
+        factors = self.layer.factors()
+        if self.config.get("interpolation", "nearest") == "nearest":
+            repeats = (f".repeat_interleave({f}, dim={d})" for d, f in enumerate(factors, 1))
+            return args[0] + "".join(repeats)
+        scale = py_value(list(factors))
         scaled = f'F.interpolate({channels_first(args[0])}, scale_factor={scale}, mode="bilinear")'
         return channels_last(scaled)  # half-pixel centres, edges clamped: Keras's bilinear
 
@@ -160,7 +151,7 @@ class UpSampling2DExporter(BlockExporter):
 # -- pooling ------------------------------------------------------------------------------
 
 
-@exports("MaxPooling1D", "MaxPooling2D")
+@exports("MaxPooling1D", "MaxPooling2D", "MaxPooling3D")
 class PoolingExporter(BlockExporter):
     """Keras's pooling on the torch backend: symmetric "same" padding is left to the pool
     (averages ignore it); padding with an odd side anywhere replicates the edge values
@@ -187,17 +178,31 @@ class PoolingExporter(BlockExporter):
         return channels_last(call)
 
 
-@exports("AveragePooling1D", "AveragePooling2D")
+@exports("AveragePooling1D", "AveragePooling2D", "AveragePooling3D")
 class AveragePoolingExporter(PoolingExporter):
     KERAS_REQUIRED = ("pool_size",)  # Keras gives it no default
 
+    def torch_forward(self, module, args, input_shapes):
+        spatial = input_shapes[0][:-1]
+        pool, strides, pads = self.layer.geometry(spatial)
+        small = any(n is not None and n < k for n, k in zip(spatial, pool, strict=True))
+        if self.layer.RANK < 3 or not small or not _symmetric(pads):
+            return super().torch_forward(module, args, input_shapes)
+        # torch's avg_pool3d refuses an input smaller than its window, padding or not:
+        # sums over zero padding, divided by the count of real elements in each window
+        options = {} if strides == pool else {"stride": one_or_tuple(strides)}
+        x = channels_first(args[0])
+        sums, counts = (
+            py_arguments([Source(f"F.pad({t}, {torch_pad(pads)})"), one_or_tuple(pool)], options)
+            for t in (x, f"torch.ones_like({x}[:, :1])")
+        )
+        return channels_last(f"F.avg_pool3d({sums}) / F.avg_pool3d({counts})")
 
-@exports(
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D"
-)
+
+@exports(*(f"Global{mode}Pooling{rank}D" for mode in ("Max", "Average") for rank in (1, 2, 3)))
 class GlobalPoolingExporter(BlockExporter):
     def torch_forward(self, module, args, input_shapes):
-        dims = "1" if self.layer.RANK == 1 else "(1, 2)"
+        dims = "1" if self.layer.RANK == 1 else py_value(tuple(range(1, self.layer.RANK + 1)))
         keep = ", keepdim=True" if self.config["keepdims"] else ""
         reduce = "amax" if self.layer.MODE == "max" else "mean"
         return f"{args[0]}.{reduce}(dim={dims}{keep})"

@@ -5,7 +5,9 @@ recurrent dropout run on torch's own modules (GRU gates reordered z, r, h ->
 r, z, n; LSTM and SimpleRNN carry Keras's single bias as the weights of a
 constant input feature, since torch's have two biases); anything else runs the
 generated ``Recurrent`` module, a step loop with Keras's weights, gate order and
-dropout masks (see :mod:`nodenet.export.torch_helpers`).
+dropout masks (see :mod:`nodenet.export.torch_helpers`). With ``return_state``
+the block has several outputs and runs the step loop too, which returns
+(output, h) or (output, h, c) as Keras does.
 
 Bidirectional asks the exporter of the layer it wraps for one direction's
 module, input and weights, whatever that layer is: torch's bidirectional module
@@ -32,6 +34,7 @@ _LOOP_DEFAULTS = {  # the generated Recurrent module's defaults
     "return_sequences": False,
     "go_backwards": False,
     "reset_after": True,
+    "return_state": False,
 }
 
 
@@ -57,10 +60,23 @@ class RecurrentExporter(BlockExporter):
     def kind(self) -> str:
         return self.layer.TYPE
 
-    def native(self) -> bool:
-        """Whether torch's own nn.RNN / nn.LSTM / nn.GRU computes this layer exactly."""
+    def output_suffixes(self, count):
+        """With return_state: the output, then h (and c for an LSTM), as Keras returns them."""
+        return ["", "_h", "_c"][:count]
+
+    def keras_call(self, tensors):
+        """The sequence, then its initial states: ``x, initial_state=[h, c]``."""
+        if len(tensors) == 1:
+            return tensors[0]
+        return f"{tensors[0]}, initial_state=[{', '.join(tensors[1:])}]"
+
+    def native(self, input_shapes: list | None = None) -> bool:
+        """Whether torch's own nn.RNN / nn.LSTM / nn.GRU computes this layer exactly (the
+        step loop returns the states and starts from given ones)."""
         c = self.config
-        if c["recurrent_dropout"] > 0:
+        if c["recurrent_dropout"] > 0 or c.get("return_state"):
+            return False
+        if input_shapes is not None and len(input_shapes) > 1:  # initial states
             return False
         if self.kind == "SimpleRNN":
             return c["activation"] in ("tanh", "relu")
@@ -155,26 +171,26 @@ class RecurrentExporter(BlockExporter):
 
     def torch_module(self, input_shapes):
         n_in = input_shapes[0][-1]
-        if self.native():
+        if self.native(input_shapes):
             return self.native_module(n_in, bidirectional=False)
         return self.loop_module(n_in, self.config["go_backwards"])
 
     def torch_forward(self, module, args, input_shapes):
-        if not self.native():
-            return f"{module}({args[0]})"
+        if not self.native(input_shapes):
+            return f"{module}({', '.join(args)})"  # the sequence, then any initial states
         out = f"{module}({self.native_input(args[0], self.config['go_backwards'])})[0]"
         return out if self.config["return_sequences"] else f"{out}[:, -1]"
 
     def torch_state(self, weights, input_shapes):
-        return self.native_state(weights, "") if self.native() else dict(weights)
+        return self.native_state(weights, "") if self.native(input_shapes) else dict(weights)
 
     def keras_weights(self, state, input_shapes):
-        if self.native():
+        if self.native(input_shapes):
             return self.native_weights(state, "")
         return {k: state[k] for k in _LOOP_WEIGHTS if k in state}
 
     def torch_weights(self, module, input_shapes):
-        if self.native():
+        if self.native(input_shapes):
             return self.native_refs(module, "")
         return {name: [f"{module}.{name}"] for name in _LOOP_WEIGHTS}
 

@@ -118,13 +118,15 @@ def bezier(start: QPointF, end: QPointF) -> QPainterPath:
 
 
 class EdgeItem(QGraphicsItem):
-    """The wire ``src -> dst`` into input ``port``; lives at the scene origin."""
+    """The wire from output ``src_port`` of ``src`` to input ``port`` of ``dst``; lives at
+    the scene origin."""
 
-    def __init__(self, src: NodeItem, dst: NodeItem, port: int):
+    def __init__(self, src: NodeItem, dst: NodeItem, port: int, src_port: int = 0):
         super().__init__()
         self.src_item = src
         self.dst_item = dst
         self.port = port
+        self.src_port = src_port
         self.label = ""
         self.label_source: tuple | None = None  # what the scene last labelled it from
         self._tooltip = ""
@@ -163,7 +165,7 @@ class EdgeItem(QGraphicsItem):
 
     def update_path(self, place_label: bool = True) -> None:
         """Follow the ports; with ``place_label=False`` the label waits for :meth:`place_label`."""
-        start = self.src_item.output_anchor()
+        start = self.src_item.output_anchor(self.src_port)
         end = self.dst_item.input_anchor(self.port)
         self.prepareGeometryChange()
         self._path = bezier(start, end)

@@ -158,6 +158,20 @@ class CanvasEditing:
             self.select_ids(new)
         return new
 
+    def toggle_frozen_selection(self) -> int:
+        """Freeze the selected blocks with weights, or unfreeze them if any is frozen
+        (one undo command); how many changed."""
+        ids = self.canvas_scene.selected_ids()
+        if not self.document.freezable(ids):
+            self.message.emit("Select blocks with weights to freeze or unfreeze them")
+            return 0
+        if not self._editable():
+            return 0
+        count = self._attempt(self.document.toggle_trainable, ids) or 0
+        if count:
+            self.message.emit(self.document.undo_stack.undoText())
+        return count
+
     def rename_node(self, node_id: str | None = None) -> RenameEditor | None:
         """Open the inline id editor on ``node_id`` (default: the one selected node)."""
         if node_id is None:

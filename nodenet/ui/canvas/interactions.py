@@ -53,7 +53,7 @@ class NewLinkDrag(Interaction):
     def __init__(self, view: CanvasView, port: PortItem):
         super().__init__(view)
         self.anchor = port
-        self.target: tuple[str, str, int | None] | None = None
+        self.target: tuple[str, str, int | None, int] | None = None
         self.hovered: PortItem | None = None
         self._checked: dict[PortItem, str | None] = {}
         self.draft = QGraphicsPathItem()
@@ -65,11 +65,11 @@ class NewLinkDrag(Interaction):
         self._highlight_visible()
         self._draw_to(port.scenePos())
 
-    def connection(self, port: PortItem) -> tuple[str, str, int | None]:
-        """(src, dst, input port) for ending the drag on ``port``."""
+    def connection(self, port: PortItem) -> tuple[str, str, int | None, int]:
+        """(src, dst, input port, output port) for ending the drag on ``port``."""
         if self.anchor.is_output:
-            return self.anchor.node_id, port.node_id, port.index
-        return port.node_id, self.anchor.node_id, self.anchor.index
+            return self.anchor.node_id, port.node_id, port.index, self.anchor.src_port
+        return port.node_id, self.anchor.node_id, self.anchor.index, port.src_port
 
     def _port_of(self, node: NodeItem) -> PortItem | None:
         """Where a link dropped on a card body attaches: a merge's free port, a block's
@@ -83,8 +83,8 @@ class NewLinkDrag(Interaction):
 
     def _reason(self, port: PortItem) -> str | None:
         if port not in self._checked:
-            src, dst, index = self.connection(port)
-            self._checked[port] = self.view.document.check_connection(src, dst, index)
+            src, dst, index, src_port = self.connection(port)
+            self._checked[port] = self.view.document.check_connection(src, dst, index, src_port)
         return self._checked[port]
 
     def _is_candidate(self, port: PortItem) -> bool:
@@ -142,12 +142,13 @@ class NewLinkDrag(Interaction):
         self.cancel()
         if target is None:
             return
-        src, dst, port = target
-        reason = self.view.document.connect(src, dst, port)
+        src, dst, port, src_port = target
+        reason = self.view.document.connect(src, dst, port, src_port)
+        origin = f"{src}[{src_port}]" if src_port else src  # output 1 of an LSTM: ``lstm[1]``
         if reason:
-            self.view.message.emit(f"Cannot connect {src} → {dst}: {reason}")
+            self.view.message.emit(f"Cannot connect {origin} → {dst}: {reason}")
         else:
-            self.view.message.emit(f"Connected {src} → {dst}")
+            self.view.message.emit(f"Connected {origin} → {dst}")
 
     def cancel(self) -> None:
         for port in self._checked:

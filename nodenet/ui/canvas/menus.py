@@ -29,6 +29,8 @@ def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> 
     context_action(menu, "duplicate", view.duplicate_selection, read_only)
     context_action(menu, "copy", view.copy_selection, read_only)
     context_action(menu, "cut", view.cut_selection, read_only)
+    if view.document.freezable(view.canvas_scene.selected_ids() or [node_id]):
+        context_action(menu, "freeze", view.toggle_frozen_selection, read_only)
     menu.addSeparator()
     disconnect = menu.addAction("Disconnect all")  # the node's own command: no key, no menu
     disconnect.triggered.connect(lambda _=False: view.disconnect_all(node_id))

@@ -40,6 +40,8 @@ class NodeFace:
     n_ports: int
     filled: frozenset[int]
     variadic: bool = False
+    output_shapes: tuple[str, ...] = ()  # a block with several outputs: each one's shape
+    frozen: bool = False  # Node.trainable false: training leaves its weights as they are
 
 
 def _params_text(cls, config: dict) -> str:
@@ -67,6 +69,9 @@ def describe(
     config = layer.config if layer is not None else node.params
     params_text = _params_text(cls, config) if cls else ""
     shape = analysis.shapes.get(node.id)
+    every = analysis.output_shapes.get(node.id, ())  # a block with several outputs
+    if layer is not None and layer.n_outputs() > 1 and not every:
+        every = (None,) * layer.n_outputs()  # ports even while the shapes are unknown
     counts = analysis.params.get(node.id)
     filled = frozenset(filled)
     if cls is None:
@@ -78,6 +83,8 @@ def describe(
     detail = ""
     if counts is not None:
         detail = f"{counts[0]:,} trainable, {counts[1]:,} non-trainable parameters"
+    if not node.trainable:
+        detail = "\n".join(filter(None, [style.FROZEN_TIP, detail]))
     return NodeFace(
         node_id=node.id,
         block_type=node.type,
@@ -90,6 +97,8 @@ def describe(
         n_ports=n_ports,
         filled=filled,
         variadic=cls is not None and cls.N_INPUTS is None,
+        output_shapes=tuple("unknown shape" if s is None else fmt_shape(s) for s in every),
+        frozen=not node.trainable,
     )
 
 
@@ -151,8 +160,8 @@ class NodeItem(QGraphicsItem):
         self.face_key: tuple | None = None  # what the scene last described the face from
         self.edges: set[EdgeItem] = set()
         self.inputs: list[PortItem] = []
-        self.output = PortItem(self, None)
-        self.height = style.node_height(face.n_ports)
+        self.outputs: list[PortItem] = [PortItem(self, None)]  # one per output of the block
+        self.height = style.node_height(max(face.n_ports, len(face.output_shapes)))
         self._bounds = self._outer_rect()
         self.editable = True
         self.setFlags(
@@ -173,7 +182,7 @@ class NodeItem(QGraphicsItem):
         if face == self.face and not force:
             return False
         self.face = face
-        height = style.node_height(face.n_ports)
+        height = style.node_height(max(face.n_ports, len(face.output_shapes)))
         if height != self.height:
             self.prepareGeometryChange()
             self.height = height
@@ -197,15 +206,37 @@ class NodeItem(QGraphicsItem):
         for i, port in enumerate(self.inputs):
             port.setPos(0, style.port_y(i, n_ports, self.height))
             port.set_connected(i in self.face.filled)
-        self.output.setPos(style.NODE_WIDTH, self.height / 2)
-        self.output.setVisible(self.face.block_type != "Output")
-        self.output.set_connected(any(e.src_item is self for e in self.edges))
+        n_outputs = max(1, len(self.face.output_shapes))
+        while len(self.outputs) > n_outputs:
+            port = self.outputs.pop()
+            port.setParentItem(None)
+            if port.scene() is not None:
+                port.scene().removeItem(port)
+        while len(self.outputs) < n_outputs:
+            self.outputs.append(PortItem(self, None, len(self.outputs)))
+        for k, port in enumerate(self.outputs):
+            port.setPos(style.NODE_WIDTH, style.port_y(k, n_outputs, self.height))
+            port.setVisible(self.face.block_type != "Output")
+            if n_outputs > 1:
+                port.setToolTip(f"output {k}: {self.face.output_shapes[k]}")
+        self.sync_outputs_connected()
+
+    @property
+    def output(self) -> PortItem:
+        """Output port 0 (the only one of most blocks)."""
+        return self.outputs[0]
+
+    def sync_outputs_connected(self) -> None:
+        """Mark each output port connected when an edge leaves from it."""
+        used = {e.src_port for e in self.edges if e.src_item is self}
+        for k, port in enumerate(self.outputs):
+            port.set_connected(k in used)
 
     def _texts(self) -> None:
         fonts = _Fonts.get()
         inner = style.NODE_WIDTH - 2 * style.PADDING
         face = self.face
-        badge = 22.0 if face.problems else 0.0
+        badge = (22.0 if face.problems else 0.0) + (18.0 if face.frozen else 0.0)
         self._title = fonts.elide(fonts.title, face.block_type, inner - badge)
         self._name = fonts.elide(fonts.name, face.node_id, inner)
         self._params = fonts.elide(fonts.body, face.params_text, inner)
@@ -230,7 +261,10 @@ class NodeItem(QGraphicsItem):
         lines = [f"{face.node_id} ({face.block_type})"]
         if face.params_text:
             lines.append(face.params_text)
-        lines.append(f"output {face.shape_text}")
+        if face.output_shapes:
+            lines += [f"output {k}: {text}" for k, text in enumerate(face.output_shapes)]
+        else:
+            lines.append(f"output {face.shape_text}")
         if face.count_detail:
             lines.append(face.count_detail)
         if face.problems:
@@ -266,7 +300,9 @@ class NodeItem(QGraphicsItem):
             return self.inputs[port].scenePos()
         return self.mapToScene(QPointF(0, self.height / 2))
 
-    def output_anchor(self) -> QPointF:
+    def output_anchor(self, port: int = 0) -> QPointF:
+        if 0 <= port < len(self.outputs):
+            return self.outputs[port].scenePos()
         return self.output.scenePos()
 
     def boundingRect(self) -> QRectF:
@@ -297,7 +333,7 @@ class NodeItem(QGraphicsItem):
     ) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         rect = self.card_rect()
-        colour = QColor(style.category_color(self.face.category))
+        colour = QColor(style.category_color(self.face.category, muted=self.face.frozen))
         if lod < style.OVERVIEW_ZOOM:  # a speck: one flat rectangle
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(style.PROBLEM) if self.face.problems else colour)
@@ -349,6 +385,12 @@ class NodeItem(QGraphicsItem):
         painter.drawText(QRectF(pad, top + 2 * line, width, line), left, self._shape)
         if self.face.problems:
             self._paint_badge(painter, rect)
+        if self.face.frozen:  # a snowflake left of the problem badge
+            right = rect.right() - (26 if self.face.problems else 4)
+            box = QRectF(right - 18, 0, 18, style.HEADER_HEIGHT)
+            painter.setPen(QColor(style.TEXT_ON_COLOR))
+            painter.setFont(fonts.title)
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, style.FROZEN_BADGE)
 
     def _paint_overview(self, painter: QPainter, rect: QRectF, lod: float) -> None:
         """Zoomed out: only the id, drawn big enough to stay readable on screen."""

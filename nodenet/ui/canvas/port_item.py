@@ -28,14 +28,16 @@ class PortState(Enum):
 
 
 class PortItem(QGraphicsItem):
-    """An input port (``index`` 0, 1, ...) or the output port (``index`` None) of a node.
+    """An input port (``index`` 0, 1, ...) or an output port (``index`` None) of a node;
+    ``src_port`` says which output (0, or 1, 2, ... of a block with several outputs).
 
     A dumb view: the node item places it and says whether it is connected.
     """
 
-    def __init__(self, parent: QGraphicsItem, index: int | None):
+    def __init__(self, parent: QGraphicsItem, index: int | None, src_port: int = 0):
         super().__init__(parent)
         self.index = index
+        self.src_port = src_port
         self.connected = False
         self.state = PortState.NORMAL
         self._hovered = False

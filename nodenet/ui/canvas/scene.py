@@ -17,6 +17,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
+from nodenet.engine import fmt_shape
 from nodenet.graph.project import Problem
 from nodenet.ui.canvas import style
 from nodenet.ui.canvas.edge_item import EdgeItem, LabelSpace
@@ -78,7 +79,7 @@ class CanvasScene(QGraphicsScene):
         if flag != self.detailed:
             self.detailed = flag
             for item in self.nodes.values():
-                for port in (*item.inputs, item.output):
+                for port in (*item.inputs, *item.outputs):
                     port.set_drawn(flag)
 
     def graph_rect(self) -> QRectF:
@@ -149,7 +150,7 @@ class CanvasScene(QGraphicsScene):
 
     def _add_node_item(self, face: NodeFace) -> NodeItem:
         item = NodeItem(face)
-        for port in (*item.inputs, item.output):
+        for port in (*item.inputs, *item.outputs):
             port.set_drawn(self.detailed)
         node = self._graph_maps()[0][face.node_id]
         item.setPos(node.pos[0], node.pos[1])
@@ -162,21 +163,29 @@ class CanvasScene(QGraphicsScene):
     def _add_edge_item(self, src: str, dst: str, port: int) -> EdgeItem | None:
         if src not in self.nodes or dst not in self.nodes or (src, dst, port) in self.edges:
             return None
-        edge = EdgeItem(self.nodes[src], self.nodes[dst], port)
+        edge = EdgeItem(self.nodes[src], self.nodes[dst], port, self._src_port(src, dst, port))
         self.addItem(edge)
         self.edges[(src, dst, port)] = edge
         self._unlabelled.add(edge)
         edge.update_path()
-        self.nodes[src].output.set_connected(True)
+        self.nodes[src].sync_outputs_connected()
         return edge
+
+    def _src_port(self, src: str, dst: str, port: int) -> int:
+        """Which output of ``src`` the document's edge into input ``port`` of ``dst`` reads."""
+        index = self.document.analysis.index
+        edges = index.incoming(dst) if index is not None else self.document.project.edges
+        for e in edges:
+            if (e.src, e.dst, e.port) == (src, dst, port):
+                return e.src_port
+        return 0
 
     def _drop_edge(self, edge: EdgeItem) -> None:
         self._unlabelled.discard(edge)
         self.edges.pop(edge.key, None)
         edge.detach()
         self.removeItem(edge)
-        src = edge.src_item
-        src.output.set_connected(any(e.src_item is src for e in src.edges))
+        edge.src_item.sync_outputs_connected()
 
     # -- document signals ------------------------------------------------------------------
 
@@ -242,6 +251,11 @@ class CanvasScene(QGraphicsScene):
         current = {e.key for e in item.edges if e.dst_item is item} if item else set()
         if (src, dst, port) in self.edges:
             current.add((src, dst, port))
+        for key in current & wanted:  # the same wire, from another output of its source
+            edge = self.edges.get(key)
+            if edge is not None and edge.src_port != self._src_port(*key):
+                self._drop_edge(edge)
+                current.discard(key)
         for key in current - wanted:
             self._drop_edge(self.edges[key])
         for key in sorted(wanted - current, key=lambda k: k[2]):
@@ -283,6 +297,7 @@ class CanvasScene(QGraphicsScene):
             key = (
                 node.type,
                 shapes.get(node_id),
+                analysis.output_shapes.get(node_id),
                 params.get(node_id),
                 node_id in layers,
                 tuple(filled.get(node_id, none)),
@@ -298,21 +313,24 @@ class CanvasScene(QGraphicsScene):
     def _refresh_edge_labels(self) -> None:
         """Label each new edge, and each edge of a card whose face changed, with its
         source's shape (a label shows only what the source's face shows)."""
-        shapes = self.document.analysis.shapes
+        analysis = self.document.analysis
         edges, self._unlabelled = self._unlabelled, set()
         for edge in edges:
             if edge.scene() is not self:
                 continue
             key = edge.key
             src, dst, port = key
-            shape = shapes.get(src)
+            shape = analysis.shape_of(src, edge.src_port)
             shape_text = edge.src_item.face.shape_text
+            if edge.src_port:  # another output than 0: its own shape
+                shape_text = "unknown shape" if shape is None else fmt_shape(shape)
             source = (key, shape, shape_text)
             if edge.label_source == source:
                 continue
             edge.label_source = source
             text = style.compact_shape(shape) if shape is not None else ""
-            edge.set_label(text, f"{src} → {dst} (input {port})\n{shape_text}")
+            origin = f"{src}[{edge.src_port}]" if edge.src_port else src
+            edge.set_label(text, f"{origin} → {dst} (input {port})\n{shape_text}")
 
     def _replace_labels_near(self, cards: list[NodeItem]) -> None:
         """Place again the labels of these cards' edges and the labels they may now cover."""

@@ -22,6 +22,7 @@ CATEGORY_COLORS: dict[str, str] = {
     "Recurrent": "#7048e8",
     "Normalization": "#1098ad",
     "Merge": "#ae3ec9",
+    "Attention": "#d6336c",
 }
 UNKNOWN_COLOR = "#868e96"
 
@@ -47,6 +48,11 @@ LINK_DRAFT = "#2563eb"
 RUBBER_BAND = "#2563eb"
 BANNER = "#b54708"
 BANNER_TEXT = "#ffffff"
+# a frozen block (trainable=False): a muted header with a snowflake
+FROZEN_GREY = "#98a2b3"
+FROZEN_MIX = 0.6
+FROZEN_BADGE = "❄"
+FROZEN_TIP = "❄ Frozen: training leaves its weights as they are (not trainable)"
 
 # -- fonts (family fallbacks, point sizes) ------------------------------------
 
@@ -84,8 +90,17 @@ OVERVIEW_PT = 8.0  # on-screen size of the id on a zoomed-out card
 READABLE_ZOOM = 0.6  # a project opens at least this close, its inputs in view
 
 
-def category_color(category: str) -> str:
-    return CATEGORY_COLORS.get(category, UNKNOWN_COLOR)
+def category_color(category: str, muted: bool = False) -> str:
+    """The header colour of a category; ``muted`` (a frozen block) mixes it with grey."""
+    colour = CATEGORY_COLORS.get(category, UNKNOWN_COLOR)
+    return mix(colour, FROZEN_GREY, FROZEN_MIX) if muted else colour
+
+
+def mix(a: str, b: str, amount: float) -> str:
+    """``#rrggbb`` ``amount`` of the way from ``a`` to ``b``."""
+    pa = [int(a[i : i + 2], 16) for i in (1, 3, 5)]
+    pb = [int(b[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * amount):02x}" for x, y in zip(pa, pb, strict=True))
 
 
 node_height = CARDS.node_height

@@ -205,7 +205,8 @@ class TrainingPanel(QWidget):
             self.show_message(f"Cannot run: the graph has {count}:\n" + "\n".join(lines))
             return
         self.show_tab("Curves")
-        self._start("train", batch_interval=self.batch_interval)
+        # frozen blocks keep the weights held so far (imported or trained); others start fresh
+        self._start("train", batch_interval=self.batch_interval, held_weights=self.trained_weights)
 
     @Slot()
     def evaluate(self) -> None:
@@ -488,6 +489,17 @@ class TrainingPanel(QWidget):
         self.evaluation.clear(f"Trained weights loaded from {html.escape(path.name)}.")
         self.evaluation.show_histograms(histograms(self.trained_weights))
         self.status.setText(f"Trained weights loaded from {path.name}; Evaluate tests them.")
+        self._set_running(False)
+
+    def adopt_weights(self, weights: dict[str, np.ndarray], source: str) -> None:
+        """Hold ``weights`` (an imported model's, matching the document's graph) as the
+        trained weights, not yet saved: Evaluate and Export use them, and saving the
+        project writes them beside it."""
+        self.trained_weights = dict(weights)
+        self.weights_unsaved = True
+        self.evaluation.clear(f"Trained weights imported from {html.escape(source)}.")
+        self.evaluation.show_histograms(histograms(self.trained_weights))
+        self.status.setText(f"Trained weights imported from {source}; Evaluate tests them.")
         self._set_running(False)
 
     def closeEvent(self, event) -> None:

@@ -45,6 +45,7 @@ from nodenet.backend import (
     GradientProbe,
     NumpyBackend,
     Prepared,
+    hold_weights,
 )
 from nodenet.errors import NodenetError
 from nodenet.reports import summarize
@@ -64,6 +65,10 @@ class TrainingWorker(QObject):
         Minimum seconds between two ``batchEnd`` signals (0: every batch).
     initial_weights : dict of arrays, optional
         Weights (``node/name`` keys) to start from instead of fresh ones.
+    held_weights : dict of arrays, optional
+        Weights held so far (``node/name`` keys): the frozen blocks (with the project's
+        ``warm_start`` setting, every block) start from those that still fit them (same
+        key and shape); the others start fresh. Training leaves frozen ones as they were.
     save_to : path, optional
         Where to write the trained weights (``NAME.weights.npz``).
     backend : callable returning a Backend
@@ -83,6 +88,7 @@ class TrainingWorker(QObject):
         epochs: int | None = None,
         batch_interval: float = 0.05,
         initial_weights: dict[str, np.ndarray] | None = None,
+        held_weights: dict[str, np.ndarray] | None = None,
         save_to: Path | None = None,
         backend: Callable[[], Backend] = NumpyBackend,
     ):
@@ -91,6 +97,7 @@ class TrainingWorker(QObject):
         self.epochs = epochs
         self.batch_interval = batch_interval
         self.initial_weights = initial_weights
+        self.held_weights = held_weights
         self.save_to = save_to
         self.make_backend = backend
         self.stop_event = threading.Event()
@@ -129,6 +136,8 @@ class TrainingWorker(QObject):
         backend.build(self.project)
         if self.initial_weights is not None:
             backend.set_weights(self.initial_weights, source="the trained weights")
+        if self.held_weights:
+            hold_weights(backend, self.project, self.held_weights)
         probe = GradientProbe()
         self._finished = None
         history = backend.fit(
