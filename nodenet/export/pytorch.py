@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from nodenet.export._code import (
+    LINE,
     block,
     class_name,
     doc_text,
@@ -25,7 +26,6 @@ from nodenet.export._code import (
     global_names,
     import_block,
     py_str,
-    wrap,
 )
 from nodenet.export._common import (
     ExportedCode,
@@ -172,7 +172,12 @@ def _forward(graph: Graph) -> list[str]:
     else:
         lines.append(f"return {results[0]}")
     head = f"    def forward(self, {params}) -> {returns}:"
-    return [wrap(head), block(lines, 8)]
+    if len(head) > LINE:  # as ruff splits a signature: the parameters first
+        inner = f"        self, {params}"
+        if len(inner) > LINE:
+            inner = ",\n".join(f"        {p}" for p in ["self", *params.split(", ")]) + ","
+        head = f"    def forward(\n{inner}\n    ) -> {returns}:"
+    return [head, block(lines, 8)]
 
 
 def torch_state(graph: Graph, grouped: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

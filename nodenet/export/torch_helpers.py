@@ -377,3 +377,13 @@ class Bidirectional(nn.Module):
         return merge_pair(y, y_back, self.merge_mode)
 ''',
 )
+torch_helper(
+    "upsample_nearest",
+    '''
+def upsample_nearest(x: torch.Tensor, factors) -> torch.Tensor:
+    """Keras's nearest UpSampling3D: each step repeated ``factor`` times along its axis."""
+    for axis, factor in enumerate(factors, 1):
+        x = x.repeat_interleave(factor, dim=axis)
+    return x
+''',
+)
