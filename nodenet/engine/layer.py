@@ -101,6 +101,7 @@ class Layer:
     KEY_PARAMS: ClassVar[tuple[str, ...]] = ()  # shown on the canvas node
     N_INPUTS: ClassVar[int | None] = 1  # None: variadic, at least MIN_INPUTS
     MIN_INPUTS: ClassVar[int] = 2
+    MAX_INPUTS: ClassVar[int | None] = None  # variadic: at most this many (None: any)
     POST_ACTIVATION: ClassVar[bool] = False
     INTEGER_INPUT: ClassVar[bool] = False  # reads indices; no gradient flows to its input
     # frozen (trainable=False), it runs in inference mode while training too (Keras 3's

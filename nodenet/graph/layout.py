@@ -126,7 +126,9 @@ def _port_count(block_type: str, filled: int) -> int:
     if block_type not in LAYERS:
         return 1
     cls = block_class(block_type)
-    return filled + 1 if cls.N_INPUTS is None else cls.N_INPUTS
+    if cls.N_INPUTS is None:
+        return min(filled + 1, cls.MAX_INPUTS or filled + 1)
+    return cls.N_INPUTS
 
 
 def layered_layout(project: Project, cards: Cards = CARDS) -> dict[str, tuple[float, float]]:

@@ -217,12 +217,25 @@ def _input_port(
             return Refusal("bad-port", f"{port!r} is not an input port"), 0
         free = next(p for p in range(len(fed) + 1) if p not in fed)
         if cls.N_INPUTS is None:  # a merge: ports fill in order
+            if (
+                cls.MAX_INPUTS is not None
+                and (port is None or port >= free)
+                and free >= cls.MAX_INPUTS
+            ):
+                return Refusal("full", f"every input port of {dst} is already connected"), 0
             port = free if port is None or port > free else port
         elif port is None:
             if free >= cls.N_INPUTS:
                 return Refusal("full", f"every input port of {dst} is already connected"), 0
             port = free
     assert port is not None
+    if cls.N_INPUTS is None and cls.MAX_INPUTS is not None and port >= cls.MAX_INPUTS:
+        problem = (
+            f"edge from {src!r} to input port {port}, but {cls.TYPE} takes at most "
+            f"{cls.MAX_INPUTS} inputs"
+        )
+        reason = f"{dst} ({cls.TYPE}) takes at most {cls.MAX_INPUTS} inputs"
+        return Refusal("no-port", reason, problem, dst), port
     if cls.N_INPUTS is not None and port >= cls.N_INPUTS:
         problem = (
             f"edge from {src!r} to input port {port}, but {cls.TYPE} has "

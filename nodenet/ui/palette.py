@@ -46,6 +46,8 @@ def block_tooltip(block_type: str) -> str:
     doc = re.sub(r"``(.+?)``", r"<code>\1</code>", doc)
     if cls.N_INPUTS == 0:
         ports = "no input (data enters here)"
+    elif cls.N_INPUTS is None and cls.MAX_INPUTS is not None:
+        ports = f"{cls.MIN_INPUTS} to {cls.MAX_INPUTS} inputs (a port per input)"
     elif cls.N_INPUTS is None:
         ports = f"{cls.MIN_INPUTS} or more inputs (a port per input)"
     else:

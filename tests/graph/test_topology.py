@@ -136,3 +136,24 @@ def test_order_and_paths_are_linear_on_a_long_chain():
     order, cyclic = topological_order(reversed(ids), ((e.src, e.dst) for e in edges))
     assert order == ids and cyclic == []
     assert len(path_between(edges, ids[0], ids[-1])) == n
+
+
+def test_a_block_with_a_few_optional_inputs_takes_no_more_than_it_has():
+    """An LSTM takes its sequence and at most the states h and c; attention at most a
+    query, a value and a key."""
+    nodes = [Node(i, "Input", {"shape": [3, 4]}) for i in ("x", "h", "c", "d")]
+    nodes += [Node("lstm", "LSTM", {"units": 4}), Node("mha", "MultiHeadAttention")]
+    edges = [Edge("x", "lstm"), Edge("h", "lstm", 1), Edge("c", "lstm", 2)]
+    edges += [Edge("x", "mha"), Edge("h", "mha", 1), Edge("c", "mha", 2)]
+    project = Project("g", nodes, edges)
+    wiring = editing(project)
+    for dst in ("lstm", "mha"):
+        assert (
+            can_connect(wiring, "d", dst, None) == f"every input port of {dst} is already connected"
+        )
+    assert can_connect(wiring, "d", "lstm", 3) == "every input port of lstm is already connected"
+    file_edges = [*edges, Edge("d", "mha", 3)]
+    problems, _ = connection_problems(
+        Wiring.of_project(Project("g", nodes, file_edges)), "d", "mha", 3
+    )
+    assert any("takes at most 3 inputs" in p.problem for p in problems)

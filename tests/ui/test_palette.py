@@ -48,6 +48,8 @@ def test_tooltips_carry_the_blocks_help_and_key_parameters(palette):
     assert "Densely connected layer" in tip
     assert "units=32" in tip and 'activation="linear"' in tip
     assert "2 or more inputs" in palette.item("Concatenate").toolTip(0)
+    assert "1 to 3 inputs" in palette.item("LSTM").toolTip(0)  # the sequence, h and c
+    assert "2 to 3 inputs" in palette.item("MultiHeadAttention").toolTip(0)
     assert "no input" in palette.item("Input").toolTip(0)
 
 

@@ -104,6 +104,7 @@ class _DotAttention(Layer):
     CATEGORY = "Attention"
     N_INPUTS = None
     MIN_INPUTS = 2
+    MAX_INPUTS = 3  # query, value and an optional key
     CALL_ARGS = ("use_causal_mask", "return_attention_scores")
     KEY_PARAMS = ("use_causal_mask",)
 

@@ -140,6 +140,7 @@ class MultiHeadAttention(Layer):
     CATEGORY = "Attention"
     N_INPUTS = None
     MIN_INPUTS = 2
+    MAX_INPUTS = 3  # query, value and an optional key
     CALL_ARGS = ("use_causal_mask", "return_attention_scores")
     PARAMS = (
         Int("num_heads", 2, "number of attention heads", min=1),

@@ -114,6 +114,7 @@ class _Recurrent(Layer):
     KEY_PARAMS = ("units", "return_sequences")
     N_INPUTS = None  # the sequence, then optionally its initial states
     MIN_INPUTS = 1
+    MAX_INPUTS = 2  # h; an LSTM also c
     CELL: ClassVar[Cell]
 
     def n_outputs(self) -> int:
@@ -230,6 +231,7 @@ class LSTM(_Recurrent):
 
     TYPE = "LSTM"
     CELL = CELLS["LSTM"]
+    MAX_INPUTS = 3  # the sequence, h and c
     PARAMS = (
         _UNITS,
         _ACTIVATION,

@@ -77,7 +77,7 @@ def describe(
     if cls is None:
         n_ports = 1
     elif cls.N_INPUTS is None:
-        n_ports = len(filled) + 1
+        n_ports = min(len(filled) + 1, cls.MAX_INPUTS or len(filled) + 1)
     else:
         n_ports = cls.N_INPUTS
     detail = ""
