@@ -166,3 +166,16 @@ def scalar_op(layer: dict) -> dict | None:
     config = {"name": name, "scale": scale_offset[0], "offset": scale_offset[1]}
     call = {"args": tensors, "kwargs": {}}
     return {"class_name": "Rescaling", "name": name, "config": config, "inbound_nodes": [call]}
+
+
+def custom_class(layer: dict) -> str | None:
+    """The name of a user's own layer class (``mine>Dense``), which may share a Keras
+    layer's name but not its code, or ``None`` for a class Keras ships. Keras 3 writes the
+    ``module`` of its own classes (``keras.layers``, ``keras.src.applications.convnext``);
+    Keras 2 configs write none and are read by class name."""
+    if "module" not in layer and "registered_name" not in layer:
+        return None
+    module, registered = layer.get("module"), layer.get("registered_name")
+    if isinstance(module, str) and module.split(".")[0] == "keras":
+        return None
+    return shorten(str(registered or layer.get("class_name")), 60)

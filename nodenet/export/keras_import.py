@@ -47,6 +47,7 @@ from nodenet.export.keras_calls import (
     TENSOR_ARGUMENTS,
     call_inputs,
     call_keywords,
+    custom_class,
     is_op,
     op_name,
     scalar_op,
@@ -395,8 +396,9 @@ class _Reader(CompileReader):
             return self.add_input(name, shape, dtype if isinstance(dtype, str) else "float32")
         if kind in ("Functional", "Sequential", "Model"):
             return nested_model(self, kind, config, name, group, [self.resolve(s) for s in sources])
-        if kind not in LAYERS or kind in ("Input", "Output"):
-            self.missing.append((kind, name))
+        custom = custom_class(layer)
+        if custom or kind not in LAYERS or kind in ("Input", "Output"):
+            self.missing.append((custom or kind, name))
             return None
         params = self.params(LAYERS.get(kind), config, name)
         frozen = config.get("trainable", True) is False or self.scope.frozen  # Keras's frozen layer

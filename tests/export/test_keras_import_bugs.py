@@ -301,3 +301,25 @@ def test_a_refusal_is_short_and_grouped_by_class(tmp_path, capsys):
     assert "CustomNoise x300 (noise_0" in err and "Lambda (last)" in err
     assert err.count("noise_") <= 5 and err.count("kernel_constraint") == 1
     assert "can" in err.splitlines()[-1]  # names what the user can do
+
+
+def test_a_users_own_class_named_like_a_keras_layer_is_refused_not_read_as_keras():
+    """``mine>Dense`` runs its own code; reading it as Keras's Dense would import a
+    different model without a word."""
+
+    @keras.saving.register_keras_serializable(package="mine")
+    class Dense(layers.Layer):
+        def __init__(self, units: int = 2, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def call(self, x):
+            return x * 2.0
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, layers.Dense(2, name="head")(Dense(3, name="own")(x)))
+    with pytest.raises(NodenetError, match="mine>Dense"):
+        import_keras_config(config_of(model))
