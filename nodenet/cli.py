@@ -63,7 +63,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary.to_dict())
     else:
-        print(summary.to_text())
+        print(summary.to_text(expand_nested=getattr(args, "expand_nested", False)))
     return 0
 
 
@@ -362,6 +362,12 @@ def _training_count(name: str) -> Callable[[str], int]:
 
 
 def _add_options(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "summary":
+        p.add_argument(
+            "--expand-nested",
+            action="store_true",
+            help="list the blocks inside each group too (--json always nests them)",
+        )
     if name == "train":
         p.add_argument(
             "--epochs",

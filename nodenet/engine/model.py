@@ -228,9 +228,10 @@ class Model:
             if array.dtype.kind not in "fiu":
                 raise WeightsError(f"{source}: {key!r} is not numeric ({array.dtype})")
         self.to_adapt -= self._given_statistics(flat)
-        for key in expected:
-            node_id, name = key.split("/", 1)
-            np.copyto(self.weights[node_id][name], np.asarray(flat[key], dtype=self.dtype))
+        for node_id in self.order:  # not key.split: an id inside a group holds "/" too
+            for spec in self.specs[node_id]:
+                array = np.asarray(flat[f"{node_id}/{spec.name}"], dtype=self.dtype)
+                np.copyto(self.weights[node_id][spec.name], array)
 
     def _given_statistics(self, flat: dict[str, np.ndarray]) -> set[str]:
         """The blocks waiting to adapt (:mod:`nodenet.engine.adapt`) that ``flat`` gives

@@ -13,7 +13,7 @@ from nodenet import __version__
 from nodenet.atomic import write_file as project_write_file
 from nodenet.engine import settings
 from nodenet.engine.catalog import Layer, Shape, WeightSpec
-from nodenet.errors import SaveError, ValidationError, WeightsError
+from nodenet.errors import NodenetError, SaveError, ValidationError, WeightsError
 from nodenet.export._code import doc_text, identifiers
 from nodenet.graph.project import Project, analyze
 
@@ -111,6 +111,11 @@ class Graph:
 
 def read_graph(project: Project, reserved: tuple[str, ...] = ()) -> Graph:
     """The graph of a project; raises :class:`ValidationError` listing its problems."""
+    if any(n.type == "Group" for n in project.nodes):
+        raise NodenetError(  # nested Keras Models / nn.Modules per group: not yet
+            f"{project.name}: a project with groups cannot be exported yet; "
+            "ungroup its Group blocks first"
+        )
     analysis = analyze(project)
     if analysis.problems:
         raise ValidationError(analysis.problems)

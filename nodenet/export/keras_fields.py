@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nodenet.errors import ProjectFileError, brief, shorten
-from nodenet.graph.layout import layered_layout
+from nodenet.graph.bands import auto_layout
 from nodenet.graph.project import MAX_DEPTH, Project
 
 CHUNK_BYTES = 1024 * 1024  # a .keras member is inflated this much at a time
@@ -106,7 +106,7 @@ def _first_shape(layer: dict, body: dict) -> list | None:
 
 
 def layout(project: Project) -> None:
-    """Place the nodes as the editor's auto-layout does (:func:`layered_layout`)."""
-    positions = layered_layout(project)
+    """Place the nodes as the editor's auto-layout does (:func:`auto_layout`)."""
+    positions = auto_layout(project)
     for node in project.nodes:
         node.pos = list(positions[node.id])

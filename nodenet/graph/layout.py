@@ -10,7 +10,9 @@ The classic Sugiyama steps, kept small:
 5. vertical placement: each node is pulled level with the ports it connects to,
    columns packed without overlap by isotonic regression (pool adjacent violators).
 
-Weakly connected components are laid out one under the other. Positions are the
+Weakly connected components are laid out one under the other. A deep graph is
+folded into bands by :func:`nodenet.graph.bands.auto_layout`, the layout the
+editor and the Keras import use. Positions are the
 top-left corners of the node cards, sized by :class:`Cards` (the canvas passes
 the geometry it draws with; the default is the canvas's own).
 """
@@ -28,7 +30,6 @@ from nodenet.graph.topology import topological_order
 
 SWEEPS = 12
 PLACEMENT_ROUNDS = 7  # odd: the last sweep goes rightwards, so chains leave inputs straight
-WRAP_ZOOM = 0.85  # wrapped_layout folds a long graph until it fits its view at this zoom
 
 
 @dataclass(frozen=True)
@@ -400,45 +401,3 @@ def _pack(graph: _Graph, column: list[str], wanted: list[float]) -> list[float]:
             blocks[-1][1] += count
     z = [b[0] / b[1] for b in blocks for _ in range(int(b[1]))]
     return [zi + offset for zi, offset in zip(z, offsets, strict=True)]
-
-
-def wrapped_layout(
-    project: Project, view: tuple[float, float] = (800.0, 500.0), cards: Cards = CARDS
-) -> dict[str, tuple[float, float]]:
-    """:func:`layered_layout` folded into bands, like lines of text, so that a long
-    chain fits a view of ``view`` (width, height) at the largest zoom.
-
-    Columns ``0 .. k-1`` form the first band, ``k .. 2k-1`` the second under it,
-    and so on; ``k`` is the largest that lets the whole drawing fit ``view`` at
-    :data:`WRAP_ZOOM` (else the one that fits it largest). A graph that fits
-    unfolded comes back as :func:`layered_layout`.
-    """
-    positions = layered_layout(project, cards)
-    if not positions:
-        return positions
-    pitch = cards.pitch
-    columns = {node_id: round(x / pitch) for node_id, (x, _) in positions.items()}
-    ports = card_port_counts(project)
-    bottom = max(y + cards.node_height(ports[node_id]) for node_id, (_, y) in positions.items())
-    band = bottom - min(y for _, y in positions.values()) + cards.component_gap
-    count = max(columns.values()) + 1
-    margin = 96.0  # what fitting the view leaves around the graph
-
-    def zoom(per_band: int) -> float:
-        bands = -(-count // per_band)
-        width = per_band * pitch - cards.layer_gap + margin
-        height = bands * band - cards.component_gap + margin
-        return min(view[0] / width, view[1] / height)
-
-    readable = [k for k in range(count, 0, -1) if zoom(k) >= WRAP_ZOOM]
-    per_band = readable[0] if readable else max(range(count, 0, -1), key=zoom)
-    per_band = -(-count // -(-count // per_band))  # as many bands, evenly filled
-    if per_band >= count:
-        return positions
-    return {
-        node_id: (
-            float((columns[node_id] % per_band) * pitch),
-            float(round(y + (columns[node_id] // per_band) * band)),
-        )
-        for node_id, (_, y) in positions.items()
-    }

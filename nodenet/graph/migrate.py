@@ -9,6 +9,12 @@ Version 2 (see docs/project-format.md) added edges from a named output (``from_p
 0 when absent, so every version-1 edge keeps its meaning) and wrapper blocks holding
 their inner block as a parameter. A block type whose parameters changed between the two
 versions has an entry in :data:`PARAMS_V1_TO_V2`.
+
+Version 3 added groups (a top-level ``groups`` object of sub-graph definitions and
+``Group`` nodes instantiating them, :mod:`nodenet.graph.groups`). A version-2 document
+means the same in version 3, so its step only changes the number. Saving writes version 3
+only when the project has groups and version 2 otherwise, so a project without groups
+still opens in a nodenet that reads up to version 2.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import Any
 
 from nodenet.errors import ProjectFileError, shorten
 
-VERSION = 2  # the version saving writes; files of versions 1..VERSION open
+VERSION = 3  # the newest version, written by a project with groups; 1..VERSION open
+GROUPLESS_VERSION = 2  # the version a project without groups is written as
 
 # Block type -> a function taking a version-1 node's ``params`` (an object) and returning
 # its version-2 params. It may raise ValueError naming what it cannot read; the load then
@@ -110,4 +117,10 @@ def _node_v1_to_v2(node: Any, i: int, source: str) -> Any:
     return {**node, "params": new}
 
 
-STEPS: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {1: v1_to_v2}
+def v2_to_v3(doc: dict[str, Any], source: str = "project") -> dict[str, Any]:
+    """Version 2 -> 3: nothing changes meaning (version 3 adds ``groups``). A ``groups``
+    key in a version-2 file was an unknown key kept as it was; it is read as groups."""
+    return {**doc, "version": 3}
+
+
+STEPS: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {1: v1_to_v2, 2: v2_to_v3}

@@ -21,7 +21,7 @@ from typing import Any
 from nodenet.atomic import write_file
 from nodenet.engine.catalog import Shape, fmt_shape
 from nodenet.errors import NodenetError, ProjectFileError, brief, shorten
-from nodenet.graph.migrate import VERSION, migrate
+from nodenet.graph.migrate import GROUPLESS_VERSION, VERSION, migrate
 
 FORMAT = "nodenet-project"
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -145,6 +145,7 @@ class Project:
     data: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_DATA))
     extra: dict[str, Any] = field(default_factory=dict)  # keys of newer versions, kept as is
     path: Path | None = None
+    groups: dict[str, Any] = field(default_factory=dict)  # name -> groups.GroupDef
 
     # -- queries --------------------------------------------------------------
 
@@ -187,13 +188,15 @@ class Project:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.groups else GROUPLESS_VERSION,
             "name": self.name,
             "nodes": [n.to_dict() for n in self.nodes],
             "edges": [e.to_dict() for e in self.edges],
             "training": copy.deepcopy(self.training),
             "data": copy.deepcopy(self.data),
         }
+        if self.groups:
+            out["groups"] = {name: g.to_dict() for name, g in self.groups.items()}
         for key, value in self.extra.items():
             out.setdefault(key, copy.deepcopy(value))
         return out
@@ -400,16 +403,19 @@ def _from_dict(doc: Any, source: str) -> Project:
     data = doc.get("data", DEFAULT_DATA)
     if not isinstance(data, dict):
         problems.append("data must be an object")
+    from nodenet.graph.group_format import read_groups
+
+    groups = read_groups(doc.get("groups"), problems)
     if problems:
         shown = problems[:MAX_PROBLEMS]
         more = len(problems) - len(shown)
         tail = f"; and {more:,} more problem(s)" if more else ""
         raise ProjectFileError(f"{source}: " + "; ".join(shown) + tail)
-    known = {"format", "version", "name", "nodes", "edges", "training", "data"}
+    known = {"format", "version", "name", "nodes", "edges", "training", "data", "groups"}
     extra = {k: v for k, v in doc.items() if k not in known}
     merged_training = copy.deepcopy(DEFAULT_TRAINING)
     merged_training.update(copy.deepcopy(training))
-    return Project(name, nodes, edges, merged_training, copy.deepcopy(data), extra)
+    return Project(name, nodes, edges, merged_training, copy.deepcopy(data), extra, groups=groups)
 
 
 def _check_depth(doc: Any, source: str) -> None:
@@ -540,7 +546,9 @@ def dumps(doc: dict[str, Any]) -> str:
     for i, key in enumerate(keys):
         comma = "," if i < len(keys) - 1 else ""
         value = doc[key]
-        if key in ("nodes", "edges") and isinstance(value, list) and value:
+        if key == "groups" and isinstance(value, dict) and value:
+            lines.append(f'  "groups": {_dump_groups(value)}{comma}')
+        elif key in ("nodes", "edges", "inputs", "outputs") and isinstance(value, list) and value:
             items = [json.dumps(item, ensure_ascii=False) for item in value]
             body = ",\n".join(f"    {item}" for item in items)
             lines.append(f'  "{key}": [\n{body}\n  ]{comma}')
@@ -549,6 +557,15 @@ def dumps(doc: dict[str, Any]) -> str:
             lines.append(f"  {json.dumps(key)}: {text}{comma}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dump_groups(groups: dict[str, Any]) -> str:
+    """Each definition's nodes and edges one per line, like the project's own."""
+    parts = []
+    for name, group in groups.items():
+        inner = dumps(group).rstrip("\n").replace("\n", "\n    ")
+        parts.append(f"    {json.dumps(name, ensure_ascii=False)}: {inner}")
+    return "{\n" + ",\n".join(parts) + "\n  }"
 
 
 def save(project: Project, path: str | os.PathLike | None = None) -> Path:

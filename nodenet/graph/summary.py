@@ -23,6 +23,14 @@ class Row:
     non_trainable: int
     connected_to: tuple[str, ...]
     output_shapes: tuple[tuple, ...] = ()  # every output's shape, of a block with several
+    group: str | None = None  # a group instance's definition (its type is "Group")
+    children: tuple[Row, ...] = ()  # a group instance's inner rows, like Keras's nested Model
+
+    @property
+    def label(self) -> str:
+        """``dense_1 (Dense)``; a group instance shows its definition: ``block_1 (res)``."""
+        kind = self.group if self.group is not None else self.type
+        return f"{shorten(self.id, CELL_CHARS)} ({shorten(kind, CELL_CHARS)})"
 
     @property
     def shape_text(self) -> str:
@@ -62,16 +70,18 @@ class Summary:
             "non_trainable_params": self.non_trainable,
         }
 
-    def to_text(self) -> str:
+    def to_text(self, expand_nested: bool = False) -> str:
+        """Keras's table; ``expand_nested`` also lists the rows inside each group, indented
+        (Keras's ``summary(expand_nested=True)``)."""
         header = ("Layer (type)", "Output Shape", "Param #", "Connected to")
         body = [
             (
-                f"{shorten(r.id, CELL_CHARS)} ({shorten(r.type, CELL_CHARS)})",
+                indent + r.label,
                 r.shape_text,
                 f"{r.params:,}",
                 connected_text(r.connected_to),
             )
-            for r in self.rows
+            for indent, r in _walk(self.rows, expand_nested)
         ]
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
 
@@ -94,6 +104,14 @@ class Summary:
         return "\n".join(out)
 
 
+def _walk(rows: tuple[Row, ...], nested: bool, indent: str = ""):
+    """(indent, row) of each row, and of the rows inside groups when ``nested``."""
+    for r in rows:
+        yield indent, r
+        if nested and r.children:
+            yield from _walk(r.children, nested, indent + "  ")
+
+
 def _row_dict(r: Row) -> dict[str, Any]:
     row = {
         "id": r.id,
@@ -106,6 +124,9 @@ def _row_dict(r: Row) -> dict[str, Any]:
     }
     if r.output_shapes:  # a block with several outputs: output_shape is output 0's
         row["output_shapes"] = [[None, *s] for s in r.output_shapes]
+    if r.group is not None:  # a group instance: its inner rows nested, as Keras nests a Model
+        row["group"] = r.group
+        row["layers"] = [_row_dict(c) for c in r.children]
     return row
 
 
@@ -134,6 +155,10 @@ def summarize(project: Project) -> Summary:
     analysis = analyze(project)
     if analysis.problems:
         raise ValidationError(analysis.problems)
+    if analysis.flat is not None:
+        from nodenet.graph.group_summary import group_rows
+
+        return Summary(project.name, group_rows(project, analysis))
     types = {n.id: n.type for n in project.nodes}
     rows = []
     index = analysis.index or project.edge_index()

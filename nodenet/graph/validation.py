@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from nodenet.graph.project import EdgeIndex, Node, Project
 
 MAX_MESSAGE_CHARS = 400  # a problem's message is cut to this length
+UNUSED = "does not reach any Output (its result is unused)"  # listed last: see analyze
 
 
 @dataclass(frozen=True)
@@ -56,25 +57,36 @@ class Analysis:
     layers: dict[str, Layer]  # a layer object per node whose params are valid
     index: EdgeIndex | None = None  # the project's edges by node, as analyzed
     output_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
+    flat: Project | None = None  # a project with groups: its flattened graph
+    inside: Analysis | None = None  # its analysis: inner ids ``instance/inner``, and the
+    # shapes and totals of every instance (nested ones too) keyed by their path
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def problems_for(self, node_id: str) -> list[Problem]:
-        return [p for p in self.problems if p.node == node_id]
+        """The node's problems; a group instance's include those of its inner blocks."""
+        inside = node_id + "/"
+        return [
+            p
+            for p in self.problems
+            if p.node == node_id or (p.node is not None and p.node.startswith(inside))
+        ]
 
     def blueprint(self, project: Project) -> Blueprint:
         """What the engine builds ``project`` from; :class:`ValidationError` if it has problems."""
         if self.problems:
             raise ValidationError(self.problems)
+        if self.inside is not None and self.flat is not None:  # built as its inside
+            return self.inside.blueprint(self.flat)
         index = self.index or project.edge_index()
         return Blueprint(
             name=project.name,
             order=tuple(self.order),
             layers={i: self.layers[i] for i in self.order},
             sources={i: tuple((e.src, e.src_port) for e in index.incoming(i)) for i in self.order},
-            shapes=dict(self.shapes),
+            shapes={i: s for i, s in self.shapes.items() if i in self.layers},  # no groups
             inputs=tuple(n.id for n in project.nodes if n.type == "Input"),
             outputs=tuple(n.id for n in project.nodes if n.type == "Output"),
             output_shapes=dict(self.output_shapes),
@@ -109,8 +121,24 @@ def analyze(project: Project) -> Analysis:
     """Validate the graph and infer shapes and parameter counts, as far as possible.
 
     O(nodes + edges) besides each block's own checks: edges are indexed once, and one
-    topological pass (Kahn) orders the nodes and finds the cycles.
+    topological pass (Kahn) orders the nodes and finds the cycles. A project with groups
+    is analyzed as its flattened graph (:mod:`nodenet.graph.groups`): the result
+    describes the project's own nodes (an instance has its outputs' shapes and its
+    inside's totals), lists every problem (inner ones named ``instance/inner``) and
+    keeps the flattened graph's analysis in ``inside`` (the blueprint is built from it).
     """
+    if not getattr(project, "groups", None) and not any(n.type == "Group" for n in project.nodes):
+        return _analyze(project)
+    from nodenet.graph.groups import flatten
+
+    flat = flatten(project)
+    inside = _analyze(flat.project, flat.inner)
+    return flat.outer(project, inside)
+
+
+def _analyze(project: Project, inner: set[str] | frozenset[str] = frozenset()) -> Analysis:
+    """:func:`analyze` of a graph without groups; ``inner``: flattened ids (``group/id``),
+    whose parts were checked as ids."""
     from nodenet.graph.project import id_problem
 
     problems: list[Problem] = []
@@ -120,7 +148,7 @@ def analyze(project: Project) -> Analysis:
         if node_id in seen:
             problems.append(Problem("the id is used by more than one node", node_id))
         seen.add(node_id)
-        problem = id_problem(node_id)
+        problem = id_problem(node_id) if node_id not in inner else None
         if problem is not None:
             problems.append(Problem(problem, field="nodes"))
     by_id = {n.id: n for n in project.nodes}
@@ -141,18 +169,20 @@ def analyze(project: Project) -> Analysis:
         except NodenetError as err:
             problems.append(Problem(str(err), n.id))
 
+    # what is built wrong (parameters, wiring, shapes) first, then what is not built yet
+    # (unconnected ports, no Input / Output), then the blocks whose result is unused
+    unfinished: list[Problem] = []
     if not project.inputs():
-        problems.append(Problem("the graph has no Input block", field="nodes"))
+        unfinished.append(Problem("the graph has no Input block", field="nodes"))
     if not project.outputs():
-        problems.append(Problem("the graph has no Output block", field="nodes"))
+        unfinished.append(Problem("the graph has no Output block", field="nodes"))
 
-    problems.extend(_check_training(project.training))
     problems.extend(_check_edges(project, by_id, layers))
     order, cyclic = topological_order(ids, ((e.src, e.dst) for e in project.edges))
     for node_id in cyclic:
         problems.append(Problem("is part of a cycle", node_id))
-    problems.extend(_check_ports(project, by_id, index))
-    problems.extend(_check_reaches_output(project, by_id))
+    unfinished.extend(_check_ports(project, by_id, index))
+    unfinished.extend(_check_reaches_output(project, by_id))
 
     shapes: dict[str, Shape] = {}
     outputs: dict[str, tuple[Shape, ...]] = {}  # every output's shape, of multi-output nodes
@@ -185,6 +215,8 @@ def analyze(project: Project) -> Analysis:
             params.pop(node_id, None)
             problems.append(Problem("its output or weights are too large to compute", node_id))
     problems.extend(_check_memory(project, order, shapes, params, outputs))
+    problems.extend(_check_training(project.training))
+    problems.extend(unfinished)
     return Analysis(problems, order, shapes, params, layers, index, outputs)
 
 
@@ -350,8 +382,4 @@ def _check_reaches_output(project: Project, by_id: dict[str, Node]) -> list[Prob
     reached = reachable((n.id for n in project.nodes if n.type == "Output"), parents)
     if not project.outputs():
         return []
-    return [
-        Problem("does not reach any Output (its result is unused)", n.id)
-        for n in project.nodes
-        if n.id not in reached
-    ]
+    return [Problem(UNUSED, n.id) for n in project.nodes if n.id not in reached]

@@ -216,6 +216,34 @@ COMMANDS: dict[str, Command] = _commands(
         context="Delete",
     ),
     Command(
+        "delete_reconnect",
+        "Delete and Rec&onnect",
+        "canvas.delete_and_reconnect",
+        "Delete the selected block and wire its input to the blocks it fed",
+        ("Ctrl+Del",),  # Shift is ignored on the canvas: Ctrl+Shift+Del does this too
+        canvas_keys=("Ctrl+Backspace",),
+        editing=True,
+        context="Delete and reconnect",
+    ),
+    Command(
+        "paste_prefix",
+        "Paste with Pr&efix…",
+        "canvas.paste_with_prefix",
+        "Paste the blocks on the clipboard, their new ids starting with a prefix you choose",
+        ("Ctrl+Alt+V",),
+        editing=True,
+        context="Paste with prefix…",
+    ),
+    Command(
+        "batch_rename",
+        "Batch Rena&me…",
+        "canvas.batch_rename",
+        "Rename the selected blocks at once: add a prefix or a suffix, replace text",
+        ("Ctrl+F2",),
+        editing=True,
+        context="Batch rename…",
+    ),
+    Command(
         "select_all",
         "Select &All",
         "window.select_all_blocks",
@@ -228,8 +256,22 @@ COMMANDS: dict[str, Command] = _commands(
         "find",
         "&Find Block…",
         "window.find_block",
-        "Search the block palette: type a name, Enter adds the best match",
+        "Find blocks on the canvas by id, type or parameter value and show them",
         (KEY.Find,),
+    ),
+    Command(
+        "find_next",
+        "Find &Next",
+        "window.find_next",
+        "Show the next block that matches the search",
+        ("F3",),
+    ),
+    Command(
+        "find_previous",
+        "Find Pre&vious",
+        "window.find_previous",
+        "Show the previous block that matches the search",
+        ("Shift+F3",),
     ),
     Command(
         "rename",
@@ -312,8 +354,9 @@ FILE_MENU: tuple[MenuItem, ...] = (
     "import_keras", ("&Export", ("export_keras", "export_pytorch")), None, "quit",
 )
 EDIT_MENU: tuple[MenuItem, ...] = (
-    "undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None,
-    "select_all", "find", "rename", "freeze",
+    "undo", "redo", None, "cut", "copy", "paste", "paste_prefix", "duplicate", "delete",
+    "delete_reconnect", None, "select_all", "find", "find_next",
+    "find_previous", "rename", "batch_rename", "freeze",
 )
 VIEW_MENU: tuple[MenuItem, ...] = ("zoom_in", "zoom_out", "fit", "layout", None, DOCKS)
 MENUS: tuple[tuple[str, tuple[MenuItem, ...]], ...] = (

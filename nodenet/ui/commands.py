@@ -301,3 +301,78 @@ def compact_ports(edges: list[Edge], variadic: set[str]) -> list[Edge]:
         for new, e in enumerate(into):
             e.port = new
     return edges
+
+
+# -- editing at scale: insert on an edge, delete and reconnect, rename many ----------------
+
+
+def edge_index(project: Project, key: tuple[str, str, int]) -> int | None:
+    """The list index of the edge ``(src, dst, port)``, or ``None``."""
+    for i, e in enumerate(project.edges):
+        if (e.src, e.dst, e.port) == key:
+            return i
+    return None
+
+
+def insert_on_edge_ops(project: Project, node_id: str, index: int) -> list[Op]:
+    """Put ``node_id`` (one input, one output, no edges) on the edge at ``index``:
+    ``a → b`` becomes ``a → node → b``; ``b`` keeps its port, so no merge is renumbered."""
+    edge = project.edges[index]
+    return [
+        DeleteEdge(index, edge),
+        InsertEdge(index, Edge(node_id, edge.dst, edge.port, 0)),
+        InsertEdge(len(project.edges), Edge(edge.src, node_id, 0, edge.src_port)),
+    ]
+
+
+def reconnect_ops(project: Project, node_id: str) -> list[Op]:
+    """Delete ``node_id`` (exactly one input edge) and feed its consumers from its source:
+    each outgoing edge is replaced where it stands (same index, same port)."""
+    edges = project.edges
+    (i_in,) = [i for i, e in enumerate(edges) if e.dst == node_id]
+    source = edges[i_in]
+    ops: list[Op] = []
+    for i, e in enumerate(edges):
+        if e.src == node_id:
+            fed = Edge(source.src, e.dst, e.port, source.src_port)
+            ops += [DeleteEdge(i, e), InsertEdge(i, fed)]
+    ops.append(DeleteEdge(i_in, source))
+    index = next(i for i, n in enumerate(project.nodes) if n.id == node_id)
+    ops.append(DeleteNode(index, project.nodes[index]))
+    data = mapped_data(project.data, lambda i: None if i == node_id else i)
+    if data != project.data:
+        ops.append(SetSection("data", copy.deepcopy(project.data), data))
+    return ops
+
+
+def rename_order(mapping: dict[str, str]) -> list[str] | None:
+    """The old ids of ``mapping`` in an order where no rename lands on an id still in use
+    (``a → b`` after ``b → c``); ``None`` when the renames go round in a circle."""
+    order: list[str] = []
+    state: dict[str, bool] = {}  # False: on the chain being followed, True: placed
+    for start in mapping:
+        chain: list[str] = []
+        current = start
+        while current in mapping and current not in state:
+            state[current] = False
+            chain.append(current)
+            current = mapping[current]
+        if current in mapping and state[current] is False:
+            return None
+        for old in chain:
+            state[old] = True
+        order.extend(reversed(chain))
+    return order
+
+
+def rename_many_ops(project: Project, mapping: dict[str, str], order: list[str]) -> list[Op]:
+    """Rename every node of ``mapping`` (in ``order``); the data section follows at once."""
+    ops: list[Op] = [RenameNode(old, mapping[old]) for old in order]
+    data = copy.deepcopy(project.data)
+    for key in ("inputs", "targets"):
+        section = data.get(key)
+        if isinstance(section, dict):
+            data[key] = {mapping.get(k, k): v for k, v in section.items()}
+    if data != project.data:
+        ops.append(SetSection("data", copy.deepcopy(project.data), data))
+    return ops

@@ -52,6 +52,7 @@ from nodenet.ui.commands import (
     remove_nodes_ops,
     rename_ops,
 )
+from nodenet.ui.document_scale import ScaleEdits
 
 BLOCK_MIME = "application/x-nodenet-block"  # palette drag payload: the block type (UTF-8)
 FRAGMENT_MIME = "application/x-nodenet-fragment"  # clipboard payload: a copied fragment (JSON)
@@ -139,8 +140,9 @@ class Selection(QObject):
             self.set([new if i == old else i for i in self._ids])
 
 
-class Document(QObject):
-    """The open project and every way to edit it (one undo command per edit)."""
+class Document(ScaleEdits, QObject):
+    """The open project and every way to edit it (one undo command per edit; the edits
+    for big graphs come from :class:`~nodenet.ui.document_scale.ScaleEdits`)."""
 
     nodeAdded = Signal(str)
     nodeRemoved = Signal(str)
@@ -265,6 +267,30 @@ class Document(QObject):
         changed = sorted(k for k in {*params, *node.params} if params.get(k) != node.params.get(k))
         text = f"Set {node_id} {', '.join(changed)}"
         self._push(text, [SetParams(node, copy.deepcopy(node.params), copy.deepcopy(params))])
+
+    def set_param_many(self, ids: list[str], name: str, value: Any) -> int:
+        """Set one parameter on several blocks as one command (the inspector's shared
+        editing); every block is checked first, the first refusal raised naming its block.
+        How many changed."""
+        self._writable()
+        ops: list[Op] = []
+        by_id = {n.id: n for n in self.project.nodes}  # one pass: a big selection stays fast
+        for node_id in ids:
+            node = by_id.get(node_id) or self._node(node_id)
+            params = {**node.params, name: copy.deepcopy(value)}
+            cls = block_class(node.type)
+            try:
+                errors = check_params(cls.PARAMS, params, node.type)
+                if errors:
+                    raise errors[0]
+                cls.from_config(params)
+            except NodenetError as err:
+                raise ParamError(f"{node_id}: {err}", name) from None
+            if params != node.params:
+                ops.append(SetParams(node, copy.deepcopy(node.params), params))
+        what = ops[0].node.id if len(ops) == 1 else f"{len(ops)} blocks"
+        self._push(f"Set {name} on {what}" if ops else "", ops)
+        return len(ops)
 
     def has_weights(self, node_id: str) -> bool:
         """Whether a block owns weights (what freezing it holds still): by its count when
@@ -402,8 +428,13 @@ class Document(QObject):
             ],
         }
 
-    def paste(self, fragment: dict, offset: tuple[float, float] = (40, 40)) -> list[str]:
-        """Insert a fragment with fresh ids, shifted by ``offset``, as one command."""
+    def paste(
+        self, fragment: dict, offset: tuple[float, float] = (40, 40), prefix: str = ""
+    ) -> list[str]:
+        """Insert a fragment with fresh ids, shifted by ``offset``, as one command.
+
+        With a ``prefix`` the new ids are ``prefix + id`` (``r2_conv``), a ``_1`` suffix
+        added only where that is taken; an id the prefix makes invalid is refused."""
         self._writable()
         nodes, edges = _read_fragment(fragment)
         fresh = FreshNames({n.id for n in self.project.nodes})
@@ -411,7 +442,12 @@ class Document(QObject):
         dx, dy = _point(offset)
         new_nodes = []
         for n in nodes:
-            renamed[n.id] = fresh.take(n.id)
+            if prefix and not ID_PATTERN.fullmatch(prefix + n.id):
+                raise NodenetError(
+                    f"the prefix {prefix!r} makes {prefix + n.id!r} an invalid id: use letters,"
+                    " digits, _ . - (starting with a letter or _, at most 64 characters)"
+                )
+            renamed[n.id] = fresh.take(prefix + n.id)
             pos = [clamp(n.pos[0] + dx), clamp(n.pos[1] + dy)]
             new_nodes.append(Node(renamed[n.id], n.type, n.params, pos, n.trainable))
         new_edges = compact_ports(

@@ -8,7 +8,8 @@ red with the reason under it, and never becomes an edit. One change is one
 undo command. Above the form: the block's type, its id (editable: renames),
 its output shape, parameter count, whether its weights train (a block with weights:
 "trainable", unchecked when frozen) and problems. With several blocks selected, the
-"trainable" box freezes or unfreezes all those with weights as one command.
+"trainable" box freezes or unfreezes all those with weights as one command, and the
+parameters they share are edited on all of them at once (:mod:`nodenet.ui.shared_params`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from nodenet.engine import block_class
 from nodenet.engine.params import json_repr
 from nodenet.errors import NodenetError, ParamError
 from nodenet.graph.project import Node, shape_text
+from nodenet.graph.validation import UNUSED
 from nodenet.ui.canvas.style import CATEGORY_COLORS, PROBLEM, TEXT_MUTED, UNKNOWN_COLOR
 from nodenet.ui.document import Document, Selection
 from nodenet.ui.param_editors import EDITORS, Editor, editor_for
+from nodenet.ui.shared_params import SharedForm
 
 STYLE = f"""
 *[invalid="true"] {{ border: 1.5px solid {PROBLEM}; border-radius: 3px; }}
@@ -59,6 +62,53 @@ def _label(text: str, field: QWidget) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     label.setFixedHeight(min(field.sizeHint().height(), field.maximumHeight()))
     return label
+
+
+def block_notes(document: Document, node_id: str, depth: int = 50) -> list[str]:
+    """What is wrong at a block: its own problems, then its neighbours' that concern it —
+    an input from a block with a problem (or whose shape is unknown because of one further
+    up: the nearest such block, at most ``depth`` blocks up) and the blocks its output
+    feeds that have a problem."""
+    analysis = document.analysis
+    index = analysis.index or document.project.edge_index()
+    faults: dict[str, str] = {}
+    for p in analysis.problems:
+        if p.node is not None and p.message != UNUSED:
+            faults.setdefault(p.node, p.message)
+    notes = [p.message for p in analysis.problems_for(node_id)]
+    for edge in index.incoming(node_id):
+        src = edge.src
+        if src in faults:
+            notes.append(f"its input comes from {src}, which has a problem: {faults[src]}")
+        elif analysis.shape_of(src, edge.src_port) is None:
+            cause = _upstream_fault(index, faults, src, depth)
+            if cause is not None:
+                notes.append(
+                    f"its input comes from {src}, whose input depends on {cause}, which has "
+                    f"a problem: {faults[cause]}"
+                )
+    for edge in index.outgoing(node_id):
+        if edge.dst in faults and edge.dst != node_id:
+            notes.append(f"its output goes to {edge.dst}, which has a problem: {faults[edge.dst]}")
+    return list(dict.fromkeys(notes))
+
+
+def _upstream_fault(index, faults: dict[str, str], start: str, depth: int) -> str | None:
+    """The nearest block above ``start`` with a problem (breadth first, ``depth`` blocks)."""
+    seen, frontier = {start}, [start]
+    for _ in range(depth):
+        ahead = []
+        for node in frontier:
+            for edge in index.incoming(node):
+                if edge.src in faults:
+                    return edge.src
+                if edge.src not in seen:
+                    seen.add(edge.src)
+                    ahead.append(edge.src)
+        if not ahead:
+            return None
+        frontier = ahead
+    return None
 
 
 # -- the inspector -------------------------------------------------------------------------
@@ -112,18 +162,22 @@ class Inspector(QScrollArea):
     def _rebuild(self) -> None:
         self.node = self._lookup(self.selection.current())
         self.editors, self.errors = {}, {}
+        self.shared: SharedForm | None = None
         self.trainable_box = self.trainable_label = None
         page = QWidget()
         page.setEnabled(not self.document.read_only)
         layout = QVBoxLayout(page)
         layout.setContentsMargins(10, 8, 10, 8)
         if self.node is None:
-            count = len(self.selection.ids())
+            types = {n.id: n.type for n in self.document.project.nodes}
+            ids = [i for i in self.selection.ids() if i in types]
+            count = len(ids)
             text = f"{count} blocks selected" if count > 1 else "Select a block to edit it."
             hint = QLabel(text, objectName="muted", alignment=Qt.AlignmentFlag.AlignCenter)
             layout.addWidget(hint)
             if count > 1:
                 layout.addWidget(self._trainable_box(), 0, Qt.AlignmentFlag.AlignCenter)
+                self._add_shared_rows(layout, ids, sorted({types[i] for i in ids}))
             layout.addStretch(1)
             self.setWidget(page)
             self._refresh_trainable()
@@ -150,6 +204,47 @@ class Inspector(QScrollArea):
         layout.addStretch(1)
         self.setWidget(page)
         self._refresh_info()
+
+    def _add_shared_rows(self, layout: QVBoxLayout, ids: list[str], types: list[str]) -> None:
+        """The parameters the selected blocks share: a change sets it on all of them."""
+        self.shared = SharedForm(self.document, ids, self)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.shared.add_rows(form)
+        self.editors = self.shared.editors
+        if not self.editors:
+            if len(types) > 1:
+                note = QLabel("They share no parameter.", objectName="muted")
+                layout.addWidget(note, 0, Qt.AlignmentFlag.AlignCenter)
+            return
+        rule = QFrame(frameShape=QFrame.Shape.HLine, frameShadow=QFrame.Shadow.Sunken)
+        layout.addWidget(rule)
+        what = types[0] if len(types) == 1 else "shared by " + ", ".join(types)
+        layout.addWidget(QLabel(f"Parameters ({what}):", objectName="muted", wordWrap=True))
+        layout.addLayout(form)
+
+    def form_label(self, text: str, field: QWidget, tip: str = "") -> QLabel:
+        label = _label(text, field)
+        label.setToolTip(tip)
+        return label
+
+    def with_error(self, name: str, widget: QWidget) -> QWidget:
+        return self._with_error(name, widget)
+
+    def show_error(self, name: str, message: str, widgets: list[QWidget]) -> None:
+        """Show a refusal under a field of a form other than the block's own (the shared
+        parameters of a selection), marking ``widgets``."""
+        if name in self.errors:
+            self.errors[name].setText(message)
+            self.errors[name].show()
+        for widget in widgets:
+            set_invalid(widget, True)
+
+    def clear_error(self, name: str, widgets: list[QWidget]) -> None:
+        if name in self.errors:
+            self.errors[name].hide()
+        for widget in widgets:
+            set_invalid(widget, False)
 
     def _trainable_box(self) -> QCheckBox:
         """Whether the selected blocks' weights train; a click freezes or unfreezes them."""
@@ -259,7 +354,9 @@ class Inspector(QScrollArea):
 
     def _refresh_info(self) -> None:
         if self.node is None or not self.document.project.has_node(self.node.id):
-            self._refresh_trainable()  # several blocks selected: their box
+            self._refresh_trainable()  # several blocks selected: their box and parameters
+            if self.shared is not None:
+                self.shared.refresh()
             return
         analysis = self.document.analysis
         every = analysis.output_shapes.get(self.node.id)  # a block with several outputs: each
@@ -276,7 +373,7 @@ class Inspector(QScrollArea):
             extra = f" ({frozen:,} non-trainable)" if frozen else ""
             self.params_label.setText(f"{trainable + frozen:,}{extra}")
         self._refresh_trainable()
-        problems = [p.message for p in analysis.problems_for(self.node.id)]
+        problems = block_notes(self.document, self.node.id)
         self.problems_label.setText("\n".join(f"⚠ {m}" for m in problems))
         self.problems_label.setVisible(bool(problems))
 

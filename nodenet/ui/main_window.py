@@ -30,6 +30,7 @@ from nodenet.ui import actions as table
 from nodenet.ui import autosave
 from nodenet.ui.document import Document, Selection, new_project
 from nodenet.ui.export_dialog import ExportDialog
+from nodenet.ui.find_bar import FindBar
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.notice import NoticeBar
 from nodenet.ui.palette import Palette
@@ -207,6 +208,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.addToolBarBreak()
         self.notice = NoticeBar(self)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.notice)
+        self.addToolBarBreak()
+        self.find_bar = FindBar(self.document, self.selection, self.canvas, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.find_bar)
 
     def _connect(self) -> None:
         doc = self.document
@@ -253,13 +257,17 @@ class MainWindow(ProjectFiles, QMainWindow):
             self.inspector.focus_id()
 
     def find_block(self) -> None:
-        """Show the palette and put the cursor in its search box, the old search selected."""
+        """Open the find bar: blocks on the canvas by id, type or parameter (Ctrl+F)."""
         self.welcome.leave()
-        dock = self.docks["palette"]
-        dock.show()
-        dock.raise_()
-        self.palette.search.setFocus()
-        self.palette.search.selectAll()
+        self.find_bar.open()
+
+    def find_next(self) -> None:
+        self.welcome.leave()
+        self.find_bar.next()
+
+    def find_previous(self) -> None:
+        self.welcome.leave()
+        self.find_bar.previous()
 
     def view_centre(self) -> QPointF:
         """The scene point at the centre of the canvas (the origin without a canvas)."""

@@ -3,7 +3,8 @@
 Generated from the catalog (``block_types``, ``CATEGORIES``, each class's
 ``doc()`` and ``PARAMS``), so a new block appears here with no code. Dragging
 a block starts a ``QDrag`` whose MIME data is :data:`BLOCK_MIME` with the block
-type; double-click or Enter asks the window to add it at the view centre.
+type; double-click or Enter asks the window to add it at the view centre. A search
+that matches nothing says so ("No block matches").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QLabel,
     QLineEdit,
     QTreeWidget,
     QTreeWidgetItem,
@@ -33,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from nodenet.engine import CATEGORIES, block_class, block_types
 from nodenet.engine.params import json_repr
-from nodenet.ui.canvas.style import CATEGORY_COLORS, UNKNOWN_COLOR
+from nodenet.ui.canvas.style import CATEGORY_COLORS, TEXT_MUTED, UNKNOWN_COLOR
 from nodenet.ui.document import BLOCK_MIME
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
@@ -163,13 +165,20 @@ class Palette(QWidget):
         self.search.setPlaceholderText("Search blocks…")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip(
-            "Filter the blocks by name, category or help (Ctrl+F); Enter adds the best match"
+            "Filter the blocks by name, category or help; Enter adds the best match"
         )
         self.tree = BlockTree(self)
+        self.no_match = QLabel("No block matches.", self)
+        self.no_match.setObjectName("no_match")
+        self.no_match.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.no_match.setWordWrap(True)
+        self.no_match.setStyleSheet(f"color: {TEXT_MUTED}; padding: 8px;")
+        self.no_match.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addWidget(self.search)
+        layout.addWidget(self.no_match)
         layout.addWidget(self.tree)
         self._items: dict[str, QTreeWidgetItem] = {}
         self._build()
@@ -224,6 +233,10 @@ class Palette(QWidget):
             children = [header.child(j) for j in range(header.childCount())]
             header.setHidden(all(c.isHidden() for c in children))
         self.tree.expandAll()
+        none = bool(words) and all(item.isHidden() for item in self._items.values())
+        if none:
+            self.no_match.setText(f"No block matches “{text.strip()}”.")
+        self.no_match.setVisible(none)
 
     def _activate_first(self) -> None:
         """Enter in the search box adds the best match: an exact name, a name prefix, any."""

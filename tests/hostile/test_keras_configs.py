@@ -300,7 +300,7 @@ def test_a_keras_member_past_the_budget_is_refused_while_inflating(tmp_path, mon
         import_keras(archive)
 
 
-def test_layout_of_a_long_chain_is_left_to_right():
+def test_layout_of_a_long_chain_reads_in_order_in_rows():
     config = functional()
     layers = config["config"]["layers"]
     for i in range(200):
@@ -314,5 +314,6 @@ def test_layout_of_a_long_chain_is_left_to_right():
         )
     config["config"]["output_layers"] = [[layers[-1]["name"], 0, 0]]
     project = import_keras_config(config)
-    xs = [n.pos[0] for n in project.nodes]
-    assert xs == sorted(xs) and len(set(xs)) == len(xs)
+    places = [(n.pos[1], n.pos[0]) for n in project.nodes]  # rows top to bottom, then x
+    assert places == sorted(places) and len(set(places)) == len(places)
+    assert len({y for y, _ in places}) > 1  # 200 blocks in one row would be unreadable

@@ -106,6 +106,8 @@ def test_context_menus_show_the_commands_text_and_keys(window):
         "layout",
         "fit",
         "freeze",  # the node has weights
+        "delete_reconnect",  # one node: delete it and reconnect (batch rename for several)
+        "paste_prefix",
     }
     assert window.document.has_weights(node_id)
     window.document.set_read_only(True)

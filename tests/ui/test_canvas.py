@@ -332,19 +332,22 @@ def test_copy_paste_cut_and_duplicate_keys(ed):
     ed.key(Qt.Key.Key_C, CTRL)
     fragment = json.loads(QApplication.clipboard().text())
     assert [n["id"] for n in fragment["nodes"]] == ["a", "b"]
+    QTest.mouseMove(ed.viewport, ed.at(QPointF(600, 400)))  # paste lands at the mouse
     ed.key(Qt.Key.Key_V, CTRL)
     assert ed.selection.ids() == ["a_1", "b_1"]
-    assert ed.doc.project.node("b_1").pos == [340.0, 40.0]
+    assert ed.doc.project.node("a_1").pos == [600.0, 400.0]
+    assert ed.doc.project.node("b_1").pos == [900.0, 400.0]
     assert ("a_1", "b_1", 0) in ed.edges()
-    ed.key(Qt.Key.Key_V, CTRL)  # a second paste lands a step further
-    assert ed.doc.project.node("b_2").pos == [380.0, 80.0]
+    ed.key(Qt.Key.Key_V, CTRL)  # a second paste at the same spot lands a step further
+    assert ed.doc.project.node("b_2").pos == [940.0, 440.0]
     ed.key(Qt.Key.Key_D, CTRL)  # duplicate the selection (a_2, b_2)
     assert ed.selection.ids() == ["a_3", "b_3"]
-    assert ed.doc.project.node("b_3").pos == [420.0, 120.0]
+    assert ed.doc.project.node("b_3").pos == [980.0, 480.0]
     ed.key(Qt.Key.Key_X, CTRL)
     assert not ed.doc.project.has_node("a_3")
     ed.key(Qt.Key.Key_V, CTRL)
     assert ed.selection.ids() == ["a_3", "b_3"]
+    assert ed.doc.project.node("a_3").pos == [600.0, 400.0]
     assert ("a_3", "b_3", 0) in ed.edges()
 
 
@@ -437,11 +440,16 @@ def test_zoom_keys_wheel_pinch_and_fit(ed):
     QApplication.sendEvent(ed.viewport, wheel)
     assert ed.view.zoom() == pytest.approx(1.0015**120)
 
+    ed.key(Qt.Key.Key_F)  # all of it would leave card text unreadable: Fit stops at legible
+    assert ed.view.zoom() == pytest.approx(ed.view.legible_zoom())
+    assert ed.view.detail_text_px() >= style.LEGIBLE_PX - 1e-6
+    assert ed.view.visible_scene_rect().contains(ed.item("a").sceneBoundingRect())  # the start
+    ed.doc.move_nodes({"b": (900.0, 300.0)})
     ed.key(Qt.Key.Key_F)
     visible = ed.view.visible_scene_rect()
     for node_id in ("a", "b"):
         assert visible.contains(ed.item(node_id).sceneBoundingRect())
-    assert ed.view.zoom() < 0.5
+    assert ed.view.legible_zoom() <= ed.view.zoom() <= 1.25
     for _ in range(40):
         ed.key(Qt.Key.Key_Minus, CTRL)
     assert ed.view.zoom() == pytest.approx(style.MIN_ZOOM)
@@ -629,7 +637,11 @@ def test_minimap_appears_for_big_graphs_and_navigates(ed, qtbot):
     QTest.mouseClick(ed.view.minimap, LEFT, NO_MOD, QPoint(ed.view.minimap.width() - 20, 40))
     centre = ed.view.visible_scene_rect().center()
     assert abs(centre.x() - target.x()) < 2 and abs(centre.y() - target.y()) < 2
-    ed.key(Qt.Key.Key_F)
+    ed.key(Qt.Key.Key_F)  # the start of the graph at a legible zoom: the minimap stays
+    ed.view.minimap.refresh()
+    assert ed.view.minimap.isVisible()
+    for _ in range(12):  # zoomed out until all of it shows
+        ed.key(Qt.Key.Key_Minus, CTRL)
     ed.view.minimap.refresh()
     assert not ed.view.minimap.isVisible()
 

@@ -206,11 +206,11 @@ def test_help_welcome_returns_and_back_restores_the_editor(start):
     assert window.windowTitle() == "digits_mlp — nodenet"
 
 
-def test_find_block_leaves_the_welcome_page_for_the_palette(start):
+def test_find_block_leaves_the_welcome_page_for_the_find_bar(start):
     window = start()
     QTest.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert not window.welcome.active
-    assert window.palette.search.hasFocus()
+    assert window.find_bar.field.hasFocus()
 
 
 def test_closing_on_the_welcome_page_keeps_the_editor_layout(start, qtbot):

@@ -130,6 +130,8 @@ class EdgeItem(QGraphicsItem):
         self.label = ""
         self.label_source: tuple | None = None  # what the scene last labelled it from
         self._tooltip = ""
+        self.highlighted = False  # a block held over it would be inserted here
+        self.refused = False  # ... or would be refused (highlighted red)
         self._path = QPainterPath()
         self._label_rect: QRectF | None = None
         self._shape: QPainterPath | None = None  # the clickable outline, built when asked
@@ -160,6 +162,13 @@ class EdgeItem(QGraphicsItem):
         if tooltip != self._tooltip:
             self._tooltip = tooltip
             self.setToolTip(tooltip)
+
+    def set_highlighted(self, flag: bool, refused: bool = False) -> None:
+        """Show (or stop showing) that a block dropped now would go on this edge (green),
+        or would be refused there (red)."""
+        if (flag, refused) != (self.highlighted, self.refused):
+            self.highlighted, self.refused = flag, refused and flag
+            self.update()
 
     # -- geometry --------------------------------------------------------------------
 
@@ -229,6 +238,9 @@ class EdgeItem(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod >= style.OVERVIEW_ZOOM)
         colour = QColor(style.EDGE_SELECTED if self.isSelected() else style.EDGE)
         width = style.EDGE_PEN * (1.5 if self.isSelected() else 1.0)
+        if self.highlighted:
+            colour = QColor(style.PORT_REFUSED if self.refused else style.PORT_OK)
+            width = style.EDGE_PEN * 2.5
         pen = QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
         if lod < style.OVERVIEW_ZOOM:
             pen.setWidthF(1.0)

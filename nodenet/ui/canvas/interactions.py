@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSignalBlocker, Qt
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPen
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QLineEdit
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QLabel, QLineEdit
 
 from nodenet.errors import NodenetError
 from nodenet.ui.canvas import style
@@ -46,8 +46,9 @@ class NewLinkDrag(Interaction):
     """Drag a new edge from an output port to an input port (or the other way round).
 
     A live bezier follows the mouse; ports the link may end on are highlighted
-    (checked with ``document.check_connection``); releasing on a refused port
-    emits the reason through ``view.message``.
+    (checked with ``document.check_connection``). Held over a port that refuses
+    it, the port turns red and the reason shows at once next to the cursor
+    (:attr:`hint`); releasing there changes nothing and says it in the status bar.
     """
 
     def __init__(self, view: CanvasView, port: PortItem):
@@ -62,6 +63,7 @@ class NewLinkDrag(Interaction):
         self.draft.setPen(pen)
         self.draft.setZValue(10)
         self.scene.addItem(self.draft)
+        self.hint = _hint_label(view)
         self._highlight_visible()
         self._draw_to(port.scenePos())
 
@@ -129,12 +131,31 @@ class NewLinkDrag(Interaction):
         self.hovered = port
         self.target = None
         if port is None:
+            self.hint.hide()
             self._draw_to(scene_pos)
             return
-        ok = self._reason(port) is None
-        port.set_state(PortState.TARGET if ok else PortState.REFUSED)
+        reason = self._reason(port)
+        port.set_state(PortState.TARGET if reason is None else PortState.REFUSED)
         self._draw_to(port.scenePos())
         self.target = self.connection(port)
+        self._show_reason(reason, event.position().toPoint())
+
+    def _show_reason(self, reason: str | None, at: QPoint) -> None:
+        """The refusal next to the cursor, kept inside the viewport."""
+        if reason is None:
+            self.hint.hide()
+            return
+        src, dst, _, src_port = self.target
+        origin = f"{src}[{src_port}]" if src_port else src
+        text = f"Cannot connect {origin} → {dst}: {reason}"
+        if self.hint.text() != text:
+            self.hint.setText(text)
+            self.hint.adjustSize()
+        viewport = self.view.viewport().rect()
+        x = min(at.x() + 16, max(0, viewport.right() - self.hint.width()))
+        y = at.y() + 20 if at.y() + 20 + self.hint.height() < viewport.bottom() else at.y() - 40
+        self.hint.move(x, y)
+        self.hint.show()
 
     def release(self, event: QMouseEvent) -> None:
         self.move(event)
@@ -155,6 +176,8 @@ class NewLinkDrag(Interaction):
             port.set_state(PortState.NORMAL)
         if self.draft.scene() is not None:
             self.scene.removeItem(self.draft)
+        self.hint.hide()
+        self.hint.deleteLater()
 
 
 class RubberBandSelect(Interaction):
@@ -271,6 +294,21 @@ class RenameEditor(QLineEdit):
         self.hide()
         self.deleteLater()
         self.view.setFocus(Qt.FocusReason.OtherFocusReason)
+
+
+def _hint_label(view: CanvasView) -> QLabel:
+    """The red note that says, while a link is held over a port, why it would be refused."""
+    hint = QLabel(view.viewport())
+    hint.setObjectName("link_refusal")
+    hint.setWordWrap(True)
+    hint.setMaximumWidth(420)
+    hint.setStyleSheet(
+        f"QLabel {{ background: white; color: {style.PORT_REFUSED}; border: 1px solid"
+        f" {style.PORT_REFUSED}; border-radius: 4px; padding: 3px 6px; }}"
+    )
+    hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    hint.hide()
+    return hint
 
 
 def _size(top_left: QPoint, bottom_right: QPoint) -> tuple[int, int]:

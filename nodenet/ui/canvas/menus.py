@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> QMenu:
-    """Rename, duplicate, delete, disconnect all (for the node and the rest of the selection)."""
+    """Rename, duplicate, delete, disconnect all (for the node and the rest of the selection);
+    delete and reconnect (one node), batch rename (several)."""
     menu = QMenu(parent)
     read_only = view.document.read_only
     has_edges = any(node_id in (e.src, e.dst) for e in view.document.project.edges)
@@ -36,6 +37,15 @@ def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> 
     disconnect.triggered.connect(lambda _=False: view.disconnect_all(node_id))
     disconnect.setEnabled(not read_only and has_edges)
     context_action(menu, "delete", view.delete_selection, read_only)
+    if len(view.canvas_scene.selected_ids()) > 1:
+        context_action(menu, "batch_rename", view.batch_rename, read_only)
+    else:
+        reconnect = context_action(menu, "delete_reconnect", view.delete_and_reconnect, read_only)
+        reason = view.document.reconnect_refusal(node_id)
+        if reason is not None:
+            reconnect.setEnabled(False)
+            reconnect.setToolTip(reason)
+            menu.setToolTipsVisible(True)
     return menu
 
 
@@ -50,7 +60,8 @@ def edge_menu(view: CanvasView, key: tuple[str, str, int], parent: QWidget | Non
 
 
 def background_menu(view: CanvasView, scene_pos: QPointF, parent: QWidget | None = None) -> QMenu:
-    """Add a block (by category) where the menu opened, paste there, lay out, fit."""
+    """Add a block (by category) where the menu opened, paste there (with a prefix),
+    lay out, fit."""
     menu = QMenu(parent)
     read_only = view.document.read_only
     add = menu.addMenu("Add block")
@@ -67,6 +78,7 @@ def background_menu(view: CanvasView, scene_pos: QPointF, parent: QWidget | None
             action.setToolTip(block_class(name).doc())
             action.triggered.connect(lambda _=False, n=name: view.add_block(n, scene_pos))
     context_action(menu, "paste", lambda: view.paste(at=scene_pos), read_only)
+    context_action(menu, "paste_prefix", lambda: view.paste_with_prefix(at=scene_pos), read_only)
     menu.addSeparator()
     context_action(menu, "select_all", view.select_all, read_only)
     context_action(menu, "layout", view.auto_layout, read_only)

@@ -377,7 +377,7 @@ class NodeItem(QGraphicsItem):
         painter.setPen(QColor(style.TEXT))
         painter.setFont(fonts.name)
         painter.drawText(QRectF(pad, top, width, line), left, self._name)
-        painter.setPen(QColor(style.TEXT_MUTED))
+        painter.setPen(QColor(style.DETAIL_TEXT))
         painter.setFont(fonts.body)
         painter.drawText(QRectF(pad, top + line, width, line), left, self._params)
         painter.drawText(QRectF(pad, top + 2 * line, width, line), right, self._count)

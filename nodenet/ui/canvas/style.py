@@ -34,6 +34,7 @@ CARD_BORDER = "#d0d5dd"
 SHADOW = "#101828"  # drawn at low alpha
 TEXT = "#1d2433"
 TEXT_MUTED = "#667085"
+DETAIL_TEXT = "#475467"  # a card's detail lines: 7.7:1 on white, legible when small
 TEXT_ON_COLOR = "#ffffff"
 SELECTED = "#2563eb"
 PROBLEM = "#e03131"
@@ -59,7 +60,7 @@ FROZEN_TIP = "❄ Frozen: training leaves its weights as they are (not trainable
 FONT_FAMILY = "Inter, Segoe UI, Helvetica Neue, DejaVu Sans, Arial"
 MONO_FAMILY = "JetBrains Mono, Consolas, DejaVu Sans Mono, monospace"
 TITLE_PT = 9.5
-BODY_PT = 8.5
+BODY_PT = 9.0  # the detail lines; the shape line (mono) is 0.5 pt smaller
 LABEL_PT = 7.5
 
 # -- geometry (scene units) ------------------------------------------------------
@@ -87,7 +88,7 @@ MAX_ZOOM = 4.0
 DETAIL_ZOOM = 0.55  # below this scale cards show only their id, edges drop their labels
 OVERVIEW_ZOOM = 0.12  # below this scale cards show no text at all
 OVERVIEW_PT = 8.0  # on-screen size of the id on a zoomed-out card
-READABLE_ZOOM = 0.6  # a project opens at least this close, its inputs in view
+LEGIBLE_PX = 9.0  # Fit zooms out no further than leaves card detail lines this high
 
 
 def category_color(category: str, muted: bool = False) -> str:

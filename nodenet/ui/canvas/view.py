@@ -13,6 +13,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
+    QFontInfo,
     QKeyEvent,
     QKeySequence,
     QMouseEvent,
@@ -23,7 +24,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsView, QLabel, QWidget
 
-from nodenet.graph.layout import layered_layout
+from nodenet.graph.bands import VIEW, auto_layout
 from nodenet.ui.actions import canvas_keys, key_of
 from nodenet.ui.canvas import menus, style
 from nodenet.ui.canvas.edge_item import EdgeItem
@@ -35,7 +36,7 @@ from nodenet.ui.canvas.interactions import (
     RubberBandSelect,
 )
 from nodenet.ui.canvas.minimap import Minimap
-from nodenet.ui.canvas.node_item import NodeItem
+from nodenet.ui.canvas.node_item import NodeItem, _Fonts
 from nodenet.ui.canvas.port_item import PortItem
 from nodenet.ui.canvas.scene import CanvasScene
 from nodenet.ui.document import BLOCK_MIME
@@ -69,7 +70,7 @@ class CanvasView(CanvasEditing, QGraphicsView):
         self._fitted = False
         self._untouched = False  # as show_start left it: a resize shows the graph again
         self._starting = False
-        document.layout_engine = layered_layout
+        document.layout_engine = self._layout
         self._setup_view()
         self.minimap = Minimap(self)
         self.banner = self._make_banner()
@@ -205,7 +206,32 @@ class CanvasView(CanvasEditing, QGraphicsView):
     def reset_zoom(self) -> None:
         self.zoom_by(1 / self.zoom(), anchor_under_mouse=False)
 
+    def detail_text_px(self, zoom: float | None = None) -> float:
+        """On-screen height (font pixel size) of a card's smallest detail line at ``zoom``
+        (default: the current zoom); 0 below the zoom where cards draw no details."""
+        zoom = self.zoom() if zoom is None else zoom
+        if zoom < style.DETAIL_ZOOM:
+            return 0.0
+        fonts = _Fonts.get()
+        sizes = [f.pointSizeF() * self.logicalDpiY() / 72 for f in (fonts.body, fonts.mono)]
+        sizes += [QFontInfo(f).pixelSize() for f in (fonts.body, fonts.mono)]  # as rendered
+        return min(sizes) * zoom
+
+    def legible_zoom(self) -> float:
+        """The zoom-out limit of Fit: cards' detail lines :data:`style.LEGIBLE_PX` high."""
+        return max(style.DETAIL_ZOOM, style.LEGIBLE_PX / self.detail_text_px(1.0))
+
+    def _layout(self, project):
+        """The Layout action's engine: folded for this view's size at the legible zoom."""
+        size = self.viewport().size()
+        shown = self.isVisible() and size.width() >= 200 and size.height() >= 150
+        view = (float(size.width()), float(size.height())) if shown else VIEW
+        return auto_layout(project, view, legible_zoom=self.legible_zoom())
+
     def fit_to_view(self) -> None:
+        """Everything in view, unless its card text would be too small to read: then the
+        start of the graph (top left: its inputs, its first band) at :meth:`legible_zoom`,
+        the minimap showing the rest (zooming out still shows all of it)."""
         rect = self.canvas_scene.graph_rect()
         if rect.isEmpty():
             self.centerOn(0, 0)
@@ -216,13 +242,25 @@ class CanvasView(CanvasEditing, QGraphicsView):
         elif self.zoom() < style.MIN_ZOOM:
             self.zoom_by(style.MIN_ZOOM / self.zoom(), anchor_under_mouse=False)
         self.centerOn(rect.center())
+        if self.zoom() < self.legible_zoom():
+            self._show_rect_start(rect, self.legible_zoom())
         self.minimap.schedule()
+
+    def _show_rect_start(self, rect: QRectF, zoom: float) -> None:
+        """``rect``'s top left (its inputs, the first band) at ``zoom``."""
+        self.zoom_by(zoom / self.zoom(), anchor_under_mouse=False)
+        visible = self.visible_scene_rect()
+        fits_x = rect.width() + 96 <= visible.width()
+        fits_y = rect.height() + 96 <= visible.height()
+        x = rect.center().x() if fits_x else rect.left() - 48 + visible.width() / 2
+        y = rect.center().y() if fits_y else rect.top() - 48 + visible.height() / 2
+        self.centerOn(x, y)
 
     def show_start(self) -> None:
         """A newly opened graph: all of it if it fits readably, else its inputs' end.
 
-        Below :data:`style.READABLE_ZOOM` cards lose their text, so a big graph
-        opens at that zoom with its left edge (the inputs) in view; the minimap
+        Below :meth:`legible_zoom` card text is too small to read, so a big graph
+        opens at that zoom with its start (the inputs) in view; the minimap
         and F show the rest.
         """
         self._starting = True
@@ -233,17 +271,7 @@ class CanvasView(CanvasEditing, QGraphicsView):
         self._untouched = True
 
     def _show_start(self) -> None:
-        rect = self.canvas_scene.graph_rect()
         self.fit_to_view()
-        if rect.isEmpty() or self.zoom() >= style.READABLE_ZOOM:
-            return
-        self.zoom_by(style.READABLE_ZOOM / self.zoom(), anchor_under_mouse=False)
-        visible = self.visible_scene_rect()
-        x = rect.left() - 48 + visible.width() / 2
-        fits = rect.height() + 96 <= visible.height()
-        y = rect.center().y() if fits else rect.top() - 48 + visible.height() / 2
-        self.centerOn(x, y)
-        self.minimap.schedule()
 
     def scroll_by(self, dx: float, dy: float) -> None:
         self._touched()
@@ -307,6 +335,8 @@ class CanvasView(CanvasEditing, QGraphicsView):
             self.interaction.move(event)
             return
         super().mouseMoveEvent(event)
+        if event.buttons() & Qt.MouseButton.LeftButton and self._press_positions:
+            self.track_insert(self.mapToScene(event.position().toPoint()))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self.interaction is not None:
@@ -355,6 +385,16 @@ class CanvasView(CanvasEditing, QGraphicsView):
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         self.dragEnterEvent(event)
+        if not event.isAccepted():
+            self.highlight_edge(None)
+            return
+        block_type = bytes(event.mimeData().data(BLOCK_MIME)).decode("utf-8", "replace")
+        over = self.edge_at(self.mapToScene(event.position().toPoint()))
+        self.highlight_edge(over, (block_type, None, block_type))
+
+    def dragLeaveEvent(self, event) -> None:
+        self.highlight_edge(None)
+        super().dragLeaveEvent(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         if not event.mimeData().hasFormat(BLOCK_MIME):

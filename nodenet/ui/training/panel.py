@@ -91,6 +91,8 @@ class TrainingPanel(QWidget):
         self._build_actions()
         self.plots.timer.timeout.connect(self._show_progress)  # one GUI wake-up for both
         document.projectReplaced.connect(self._project_replaced)
+        self._problems_shown = False  # the banner lists the graph's problems: keep it current
+        document.analysisChanged.connect(self._analysis_changed)
         self.plots.settingsRequested.connect(self.use_run_settings)
         app = QApplication.instance()
         if app is not None:
@@ -196,17 +198,33 @@ class TrainingPanel(QWidget):
         if self.running:
             return
         self.revealRequested.emit()
-        problems = self.document.analysis.problems
-        if problems:
-            lines = [f"• {p}" for p in problems[:MAX_PROBLEMS_SHOWN]]
-            if len(problems) > MAX_PROBLEMS_SHOWN:
-                lines.append(f"… and {len(problems) - MAX_PROBLEMS_SHOWN} more")
-            count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
-            self.show_message(f"Cannot run: the graph has {count}:\n" + "\n".join(lines))
+        if self.document.analysis.problems:
+            self._show_problems()
             return
         self.show_tab("Curves")
         # frozen blocks keep the weights held so far (imported or trained); others start fresh
         self._start("train", batch_interval=self.batch_interval, held_weights=self.trained_weights)
+
+    def _show_problems(self) -> None:
+        """The "Cannot run" banner, listing the graph's problems (the most useful first)."""
+        problems = self.document.analysis.problems
+        lines = [f"• {p}" for p in problems[:MAX_PROBLEMS_SHOWN]]
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"… and {len(problems) - MAX_PROBLEMS_SHOWN} more")
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        self.show_message(f"Cannot run: the graph has {count}:\n" + "\n".join(lines))
+        self._problems_shown = True
+
+    @Slot()
+    def _analysis_changed(self) -> None:
+        """The "Cannot run" banner follows the graph: updated while it has problems, gone
+        once it has none."""
+        if not self._problems_shown:
+            return
+        if self.document.analysis.problems:
+            self._show_problems()
+        else:
+            self.hide_message()
 
     @Slot()
     def evaluate(self) -> None:
@@ -281,6 +299,7 @@ class TrainingPanel(QWidget):
         self.status.setText(f"Settings of {record.name} restored.")
 
     def show_message(self, text: str, kind: str = "error") -> None:
+        self._problems_shown = False  # another message: no longer the graph's problems
         self.message.setText(text)
         style = BANNER_STYLES[kind]
         text_colour = style.rsplit("color:", 1)[1]
@@ -291,6 +310,7 @@ class TrainingPanel(QWidget):
 
     @Slot()
     def hide_message(self) -> None:
+        self._problems_shown = False
         self.banner.hide()
         self.message.setText("")
 
