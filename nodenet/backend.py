@@ -214,16 +214,29 @@ def hold_weights(backend: Backend, project: Any, held: Arrays) -> list[str]:
     (``Node.trainable`` false), which training then leaves as they are, and with the
     ``warm_start`` training setting every block, to fine-tune. The others start fresh.
     Returns the keys set."""
+    nodes = list(project.nodes)
+    if getattr(project, "groups", None):  # the frozen blocks inside instances too
+        from nodenet.graph.groups import flatten
+
+        nodes += flatten(project).project.nodes
     if project.training.get("warm_start"):
-        chosen = {n.id for n in project.nodes}
+        chosen = {n.id for n in nodes}
     else:
-        chosen = {n.id for n in project.nodes if not n.trainable}
+        chosen = {n.id for n in nodes if not n.trainable}
     start = backend.get_weights()
     kept = {
         key: value
         for key, value in held.items()
-        if key.split("/", 1)[0] in chosen and key in start and np.shape(value) == start[key].shape
+        if _held_by(key, chosen) and key in start and np.shape(value) == start[key].shape
     }
     if kept:
         backend.set_weights({**start, **kept}, source="the frozen blocks' weights")
     return sorted(kept)
+
+
+def _held_by(key: str, chosen: set[str]) -> bool:
+    """Whether weight ``key`` (``node/name``, or ``instance/inner/.../name`` inside a group)
+    belongs to a chosen block: the block itself or any group instance holding it (a frozen
+    instance freezes everything inside; ``chosen`` may hold flattened ids too)."""
+    parts = key.split("/")
+    return any("/".join(parts[:k]) in chosen for k in range(1, len(parts)))

@@ -13,8 +13,9 @@ from nodenet import __version__
 from nodenet.atomic import write_file as project_write_file
 from nodenet.engine import settings
 from nodenet.engine.catalog import Layer, Shape, WeightSpec
-from nodenet.errors import NodenetError, SaveError, ValidationError, WeightsError
+from nodenet.errors import SaveError, ValidationError, WeightsError
 from nodenet.export._code import doc_text, identifiers
+from nodenet.export._groups import SEPARATOR, Groups, read_groups
 from nodenet.graph.project import Project, analyze
 
 Weights = dict[str, np.ndarray]  # "node_id/weight_name" -> array, Keras layout
@@ -76,13 +77,23 @@ class Graph:
     feeds: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # (source, output)
     output_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)  # several outputs
     ports: dict[str, list[str]] = field(default_factory=dict)  # several outputs: a name each
+    groups: Groups | None = None  # a project with Group blocks: its definitions as written
+
+    def attr(self, node_id: str) -> str:
+        """The attribute path of a block in the PyTorch module: ``dense``, ``b1.d1``."""
+        if self.groups is None or SEPARATOR not in node_id:
+            return self.names[node_id]
+        return self.groups.attr(node_id, self.names)
 
     def shape_of(self, node_id: str, port: int = 0) -> Shape:
         """The shape of output ``port`` of ``node_id``."""
         return self.output_shapes[node_id][port] if port else self.shapes[node_id]
 
     def var(self, node_id: str, port: int = 0) -> str:
-        """The variable holding output ``port`` of ``node_id``."""
+        """The variable holding output ``port`` of ``node_id`` (with groups, an output of
+        a ``Group`` block in the graph is named after the block: ``b1``, ``b1_1``)."""
+        if self.groups is not None and (node_id, port) in self.groups.aliases:
+            return self.groups.aliases[node_id, port]
         return self.ports[node_id][port] if node_id in self.ports else self.names[node_id]
 
     def args(self, node_id: str) -> list[str]:
@@ -110,20 +121,27 @@ class Graph:
 
 
 def read_graph(project: Project, reserved: tuple[str, ...] = ()) -> Graph:
-    """The graph of a project; raises :class:`ValidationError` listing its problems."""
-    if any(n.type == "Group" for n in project.nodes):
-        raise NodenetError(  # nested Keras Models / nn.Modules per group: not yet
-            f"{project.name}: a project with groups cannot be exported yet; "
-            "ungroup its Group blocks first"
-        )
-    analysis = analyze(project)
-    if analysis.problems:
-        raise ValidationError(analysis.problems)
+    """The graph of a project; raises :class:`ValidationError` listing its problems.
+
+    A project with groups is read as its flattened graph (ids ``instance/inner``, as the
+    engine and weights files name them), with ``groups`` describing how its levels nest."""
+    outer = analyze(project)
+    if outer.problems:
+        raise ValidationError(outer.problems)
+    analysis, groups, own = outer, None, project
+    if outer.inside is not None and outer.flat is not None:
+        analysis, project = outer.inside, outer.flat
+        groups = read_groups(own, analysis.order, reserved)
     order = list(analysis.order)
     index = analysis.index or project.edge_index()
     layers = {i: analysis.layers[i] for i in order}
-    names = identifiers([n.id for n in project.nodes], reserved)
+    ids = [n.id for n in own.nodes] + [n.id for n in project.nodes if SEPARATOR in n.id]
+    names = identifiers(ids, reserved)
+    ports = _port_names(layers, names, reserved)
+    if groups is not None:
+        groups.name_outputs(names, {*reserved, *(v for p in ports.values() for v in p)})
     return Graph(
+        groups=groups,
         project=project,
         order=order,
         layers=layers,
@@ -135,7 +153,7 @@ def read_graph(project: Project, reserved: tuple[str, ...] = ()) -> Graph:
         training=settings.resolved(project.training),
         feeds={i: [(e.src, e.src_port) for e in index.incoming(i)] for i in order},
         output_shapes=dict(analysis.output_shapes),
-        ports=_port_names(layers, names, reserved),
+        ports=ports,
     )
 
 
@@ -167,7 +185,8 @@ def _port_names(
 
 def split_weights(graph: Graph, weights: Weights) -> dict[str, dict[str, np.ndarray]]:
     """``weights`` keyed ``node/name`` checked against the graph, grouped by node (float32)."""
-    expected = {f"{i}/{s.name}": s.shape for i in graph.order for s in graph.specs(i)}
+    owner = {f"{i}/{s.name}": (i, s) for i in graph.order for s in graph.specs(i)}
+    expected = {key: spec.shape for key, (_, spec) in owner.items()}
     for key in expected:
         if key not in weights:
             raise WeightsError(f"the weights have no {key!r} (the graph needs it)")
@@ -181,7 +200,7 @@ def split_weights(graph: Graph, weights: Weights) -> dict[str, dict[str, np.ndar
             raise WeightsError(
                 f"weights {key!r} have shape {array.shape} but the graph needs {tuple(shape)}"
             )
-        node_id, name = key.split("/", 1)
+        node_id, name = owner[key][0], owner[key][1].name  # "b1/d1/kernel", "bi/forward/kernel"
         # reshaped: ascontiguousarray makes a scalar weight (shape ()) 1-D
         grouped[node_id][name] = np.ascontiguousarray(array, dtype=np.float32).reshape(shape)
     return grouped

@@ -250,7 +250,7 @@ def _regularization_terms(graph: Graph) -> list[str]:
         if node_id in frozen:
             continue
         layer, shapes = graph.layers[node_id], graph.input_shapes(node_id)
-        refs = exporter(layer).torch_weights(f"model.{graph.names[node_id]}", shapes)
+        refs = exporter(layer).torch_weights(f"model.{graph.attr(node_id)}", shapes)
         for spec in layer.weight_specs(shapes):
             if not spec.regularizer or not spec.trainable:
                 continue

@@ -10,6 +10,9 @@ and metrics per output, and a ``main`` that loads the data and calls ``fit``
 with the project's settings and early stopping. Exported with weights, the
 arrays go to ``<module>_weights.npz`` (Keras layouts, keys ``layer/weight`` in
 Keras order) and ``load_weights`` puts them in with ``layer.set_weights``.
+
+A project with groups gets a builder per definition and a nested functional model per
+instance (:mod:`nodenet.export.keras_group_export`), weights keyed ``b1/d1/kernel``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from nodenet.export._common import (
 from nodenet.export._data_code import describe_data, holds_validation, load_data_source
 from nodenet.export.blocks import exporter
 from nodenet.export.blocks.preprocessing import KERAS_ADAPT, adapting
+from nodenet.export.keras_group_export import LOAD_NESTED_WEIGHTS, NESTED_FUNCTIONS, build_grouped
 from nodenet.export.snippets import Source, keras_loss
 from nodenet.graph.project import Project
 from nodenet.keras_backend import PREFERENCE, backend_choice_source
@@ -59,6 +63,7 @@ _FUNCTIONS = (
     "prepare",
     "class_weights",
     "adapt_normalization",
+    *NESTED_FUNCTIONS,
 )
 _CONSTANTS = ("SEED", "EPOCHS", "BATCH_SIZE", "VALIDATION_SPLIT", "WEIGHTS", "DATA", "CLASS_WEIGHT")
 
@@ -78,7 +83,7 @@ def export_keras(project: Project, weights: Weights | None = None) -> ExportedCo
         _compile_model(graph),
     ]
     if grouped is not None:
-        parts.append(_LOAD_WEIGHTS)
+        parts.append(_LOAD_WEIGHTS if graph.groups is None else LOAD_NESTED_WEIGHTS)
     elif adapting(graph.layers.values()):
         parts.append(KERAS_ADAPT)
     parts.append(block(load_data_source(graph)))
@@ -91,7 +96,7 @@ def export_keras(project: Project, weights: Weights | None = None) -> ExportedCo
     if grouped is not None:
         npz = npz_bytes(
             {
-                f"{_layer_name(graph, i)}/{name}": array
+                f"{weights_path(graph, i)}/{name}": array
                 for i in graph.order
                 for name, array in grouped[i].items()
             }
@@ -149,6 +154,14 @@ def _constants(graph: Graph, with_weights: bool) -> str:
     return block(lines)
 
 
+def weights_path(graph: Graph, node_id: str) -> str:
+    """The layer names from the model down to a block: ``dense``, ``b1/d1`` in a group."""
+    if graph.groups is None or "/" not in node_id:
+        return _layer_name(graph, node_id)
+    top = node_id.split("/", 1)[0]
+    return graph.groups.keras_path(node_id, _layer_name(graph, top))
+
+
 def _layer_name(graph: Graph, node_id: str) -> str:
     """The Keras layer name of a node: its id, or its variable name when the id holds a
     character Keras refuses in a name ("/") or its torch backend in a module name ("."),
@@ -157,25 +170,22 @@ def _layer_name(graph: Graph, node_id: str) -> str:
 
 
 def _build_model(graph: Graph) -> str:
+    if graph.groups is not None:
+        return build_grouped(graph)
     lines, frozen = [], set(graph.frozen())
     for node_id in graph.order:
-        layer, var = graph.layers[node_id], graph.names[node_id]
-        export = exporter(layer)
-        class_name, args = export.keras_layer()
+        layer = graph.layers[node_id]
         if layer.TYPE == "Output":
             continue
-        name = _layer_name(graph, node_id)
         if layer.TYPE == "Input":
-            shape = Source(py_value(list(args.pop("shape"))))
-            options = {"shape": shape, **args, "name": name}
-            lines.append(f"{var} = keras.Input({py_arguments([], options)})")
+            lines.append(input_line(graph, node_id))
             continue
-        positional = [args.pop(k) for k in export.KERAS_REQUIRED if k in args]
-        if node_id in frozen:  # Keras's trainable=False: no update, BatchNormalization in inference
-            args["trainable"] = False
-        call = f"{keras_class(class_name)}({py_arguments(positional, {**args, 'name': name})})"
-        tensors = export.keras_call(graph.args(node_id))
-        lines.append(f"{graph.targets(node_id)} = {call}({tensors})")  # a, a_h, a_c = ...
+        name = _layer_name(graph, node_id)
+        lines.append(layer_line(graph, node_id, name, graph.args(node_id), node_id in frozen))
+    return model_function(graph, lines)
+
+
+def model_function(graph: Graph, lines: list[str]) -> str:
     inputs = ", ".join(graph.names[i] for i in graph.inputs)
     outputs = ", ".join(f"{py_str(o)}: {graph.args(o)[0]}" for o in graph.outputs)
     lines.append(
@@ -184,6 +194,34 @@ def _build_model(graph: Graph) -> str:
     )
     doc = f'"""The nodenet graph {doc_text(graph.project.name)} as a Keras functional model."""'
     return "def build_model() -> keras.Model:\n" + block([doc, *lines], 4)
+
+
+def input_line(graph: Graph, node_id: str) -> str:
+    """``x = keras.Input(shape=..., name=...)`` for an Input node."""
+    _, args = exporter(graph.layers[node_id]).keras_layer()
+    shape = Source(py_value(list(args.pop("shape"))))
+    options = {"shape": shape, **args, "name": _layer_name(graph, node_id)}
+    return f"{graph.names[node_id]} = keras.Input({py_arguments([], options)})"
+
+
+def layer_line(
+    graph: Graph,
+    node_id: str,
+    name: str,
+    tensors: list[str],
+    frozen: bool,
+    targets: str | None = None,
+) -> str:
+    """``a = layers.Dense(..., name=...)(x)`` (``a, a_h, a_c = ...`` for several outputs)."""
+    layer = graph.layers[node_id]
+    export = exporter(layer)
+    class_name, args = export.keras_layer()
+    positional = [args.pop(k) for k in export.KERAS_REQUIRED if k in args]
+    if frozen:  # Keras's trainable=False: no update, BatchNormalization in inference
+        args["trainable"] = False
+    call = f"{keras_class(class_name)}({py_arguments(positional, {**args, 'name': name})})"
+    targets = targets or graph.targets(node_id)
+    return f"{targets} = {call}({export.keras_call(tensors)})"
 
 
 def _compile_model(graph: Graph) -> str:

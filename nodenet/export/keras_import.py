@@ -14,10 +14,12 @@ a keyword input (``Dense(3)(inputs=h)``) keeps its edge. Losses, loss weights an
 metrics keyed by output name stay with that output; a learning-rate schedule
 becomes nodenet's schedule of the same name.
 
-A nested model (a Sequential or functional model used as a layer) comes in flattened,
-its blocks' ids prefixed with its name (``inner.dense_1``); a layer's ``"trainable":
-false`` freezes its block. From a ``.keras`` archive, :func:`import_keras_archive` also
-reads the trained weights (:mod:`nodenet.export.keras_weights`).
+A nested model (a Sequential or functional model used as a layer) comes in as a group
+(:mod:`nodenet.export.keras_import_groups`): a definition holding its layers under their
+Keras names and one instance named after it, so its weights are keyed
+``inner/dense_1/kernel``; a layer's ``"trainable": false`` freezes its block. From a
+``.keras`` archive, :func:`import_keras_archive` also reads the trained weights
+(:mod:`nodenet.export.keras_weights`).
 
 Everything nodenet cannot represent is reported, all at once, in one
 :class:`~nodenet.errors.NodenetError`, short whatever the model's size
@@ -29,6 +31,7 @@ layers. Nothing is silently dropped, except metrics nodenet does not compute.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import zipfile
@@ -68,6 +71,7 @@ from nodenet.export.keras_fields import (
     _why,
     layout,
 )
+from nodenet.export.keras_import_groups import Nested, regroup, rekey
 from nodenet.export.keras_nested import (
     SHARED,
     Scope,
@@ -169,7 +173,8 @@ def import_keras_archive(
             raise ProjectFileError(f"the archive has no {WEIGHTS_MEMBER}") from None
         except (OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as err:
             raise ProjectFileError(f"cannot be read ({shorten(str(err))})") from None
-        return project, read_weights(raw, reader.located, project)
+        flat = read_weights(raw, reader.located, reader.flat)
+        return project, rekey(flat, reader.renamed)
     except NodenetError as err:
         raise type(err)(f"{name}: {err}") from None
 
@@ -213,6 +218,12 @@ def _import_config(config: Any, default_name: str) -> tuple[Project, _Reader]:
     project = _checked(reader.project())
     reader.check_ops(project)
     unfreeze_weightless(project)
+    reader.flat = project
+    if reader.nested_models:
+        project = copy.deepcopy(project)
+        reader.renamed = regroup(project, reader.nested_models)
+        layout(project)
+        project = _checked(project)
     return project, reader
 
 
@@ -241,6 +252,9 @@ class _Reader(CompileReader):
         self.located: list[Located] = []  # where each block's weights are in the archive
         self.scope = Scope()  # the (nested) model being read
         self.aliases: dict[str, str] = {}  # a nested model (or its input) -> the node it is
+        self.nested_models: list[Nested] = []  # the nested models read, innermost first
+        self.flat: Project | None = None  # the project before its nested models were grouped
+        self.renamed: dict[str, str] = {}  # flat block id -> its flattened id once grouped
 
     def resolve(self, node_id: str) -> str:
         """The node a layer name stands for (a nested model: its output block)."""

@@ -1,11 +1,13 @@
-"""Nested Keras models (a Sequential or functional model used as a layer), flattened.
+"""Nested Keras models (a Sequential or functional model used as a layer), read flat.
 
-The inner model's blocks join the graph with ids that say where they came from: the
-nested model's name, a dot, the layer's name (``encoder.dense_1``; deeper models add
-their names in turn). Its inputs are the tensors it is called on, and the layer name of
-the nested model stands for its output block (:meth:`_Reader.resolve`), so the layers
-after it read that block. A frozen nested model (``"trainable": false``) freezes every
-block in it. Its weights are under the nested model's group in ``model.weights.h5``
+The reader first reads them flat, then :mod:`nodenet.export.keras_import_groups` makes
+each one a group (definition and instance); :class:`Nested` records what it needs. Read
+flat, the inner model's blocks join the graph with ids that say where they came from: the
+nested model's name, a dot, the layer's name (``encoder.dense_1``; deeper models add their
+names in turn). Its inputs are the tensors it is called on, and the layer name of the
+nested model stands for its output block (:meth:`_Reader.resolve`), so the layers after it
+read that block. A frozen nested model (``"trainable": false``) freezes every block in it
+(and its instance). Its weights are under the nested model's group in ``model.weights.h5``
 (``layers/sequential/layers/dense/vars``), which :class:`Scope` tracks.
 
 A nested model with more than one output, or called more than once (shared), is refused.
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodenet.errors import brief
+from nodenet.export.keras_import_groups import Nested
 
 SHARED = (
     "is shared (called more than once): nodenet has no shared weights yet, so give each "
@@ -64,7 +67,34 @@ def nested_model(
         )
         return None
     reader.aliases[node_id] = outputs[0]
-    return reader.resolve(outputs[0])
+    output = reader.resolve(outputs[0])
+    name = config.get("name")
+    reader.nested_models.append(
+        Nested(
+            node_id,
+            name if isinstance(name, str) and name else node_id.rpartition(".")[2],
+            [(source, 0) for source in sources],
+            (output, 0),
+            config.get("trainable", True) is False,
+            _input_names(kind, config, len(sources)),
+        )
+    )
+    return output
+
+
+def _input_names(kind: str, config: dict, count: int) -> list[str]:
+    """The names of a nested model's inputs (its input layers'), ``input`` when unnamed."""
+    names: list[str] = []
+    if kind != "Sequential":
+        names = [ref_name(r) for r in refs(config.get("input_layers") or [])]
+    elif config["layers"] and isinstance(config["layers"][0], dict):
+        first = config["layers"][0]
+        if first.get("class_name") == "InputLayer":
+            name = (first.get("config") or {}).get("name")
+            names = [name] if isinstance(name, str) else []
+    if len(names) != count or len(set(names)) != count:
+        return ["input" if not i else f"input_{i}" for i in range(count)]
+    return names
 
 
 def nested_inputs(reader: Any, body: dict, sources: list[str]) -> None:

@@ -7,7 +7,9 @@ Keras 3 does: tensors stay channels-last and are moved around torch's
 channels-first convolutions and pools, "same" padding goes where Keras puts
 it, recurrent gates and biases are Keras's. ``reset_parameters`` draws every
 weight as its Keras initializer would. Exported with weights, the arrays go to
-``<module>_weights.npz`` in torch layouts, keyed like ``state_dict()``.
+``<module>_weights.npz`` in torch layouts, keyed like ``state_dict()``. A project
+with groups gets an ``nn.Module`` class per definition and an attribute per instance
+(:mod:`nodenet.export.torch_groups`), keys ``b1.d1.weight``.
 
 The rest of the module trains it as the project says (see
 :mod:`nodenet.export._torch_training`), on one device or under ``torchrun``.
@@ -39,6 +41,12 @@ from nodenet.export._common import (
 from nodenet.export._torch_training import RESERVED, training_code
 from nodenet.export.blocks import exporter
 from nodenet.export.snippets import TORCH_HELPERS, torch_init
+from nodenet.export.torch_groups import (
+    group_classes,
+    group_forward,
+    group_modules,
+    group_sources,
+)
 from nodenet.graph.project import Project
 
 
@@ -99,19 +107,27 @@ def _helpers(code: str) -> list[str]:
 
 
 def module_class(graph: Graph, name: str) -> str:
-    """The ``nn.Module`` of the graph: submodules, Keras's initial weights, forward."""
-    modules, inits = [], []
+    """The ``nn.Module`` of the graph: submodules, Keras's initial weights, forward.
+
+    With groups, the classes of the definitions come first and the graph's class holds an
+    instance of one per ``Group`` block; its ``reset_parameters`` draws every weight."""
+    modules, inits, classes = [], [], {}
+    if graph.groups is not None:
+        classes = group_classes(graph, name)
     for node_id in graph.computing():
-        layer, attr = graph.layers[node_id], f"self.{graph.names[node_id]}"
+        layer, attr = graph.layers[node_id], f"self.{graph.attr(node_id)}"
         shapes, export = graph.input_shapes(node_id), exporter(layer)
         constructor = export.torch_module(shapes)
         if constructor is None:
             continue
-        modules.append(f"{attr} = {constructor}")
+        if "/" not in node_id:
+            modules.append(f"{attr} = {constructor}")
         refs = export.torch_weights(attr, shapes)
         for spec in layer.weight_specs(shapes):
             for target in refs.get(spec.name, []):
                 inits += _commented(torch_init(spec.initializer, target, spec.shape))
+    if graph.groups is not None:
+        modules = group_modules(graph, classes, modules)
     doc = f"The nodenet graph {doc_text(graph.project.name)}, computed as Keras computes it."
     lines = [f"class {name}(nn.Module):", *docstring(doc, 4), ""]
     lines += ["    def __init__(self) -> None:", "        super().__init__()"]
@@ -122,7 +138,10 @@ def module_class(graph: Graph, name: str) -> str:
         lines += docstring("Every weight drawn as its Keras initializer draws it.", 8)
         lines.append(block(inits, 8))
     lines += [*_inference_when_frozen(graph), "", *_forward(graph)]
-    return "\n".join(lines)
+    own = "\n".join(lines)
+    if graph.groups is None:
+        return own
+    return "\n\n\n".join([*group_sources(graph, classes), own])
 
 
 def _frozen_lines(graph: Graph) -> list[str]:
@@ -130,7 +149,7 @@ def _frozen_lines(graph: Graph) -> list[str]:
     lines = []
     for node_id in graph.frozen():
         if exporter(graph.layers[node_id]).torch_module(graph.input_shapes(node_id)):
-            lines.append(f"        self.{graph.names[node_id]}.requires_grad_(False)  # frozen")
+            lines.append(f"        self.{graph.attr(node_id)}.requires_grad_(False)  # frozen")
     return lines
 
 
@@ -146,7 +165,7 @@ def _inference_when_frozen(graph: Graph) -> list[str]:
     )
     lines = ["", "    def train(self, mode: bool = True) -> nn.Module:", *docstring(doc, 8)]
     lines.append("        super().train(mode)")
-    lines += [f"        self.{graph.names[i]}.eval()" for i in frozen]
+    lines += [f"        self.{graph.attr(i)}.eval()" for i in frozen]
     return [*lines, "        return self"]
 
 
@@ -160,7 +179,9 @@ def _forward(graph: Graph) -> list[str]:
     multi = len(graph.outputs) > 1
     returns = "dict[str, torch.Tensor]" if multi else "torch.Tensor"
     lines = []
-    for node_id in graph.computing():
+    if graph.groups is not None:
+        lines = group_forward(graph)
+    for node_id in graph.computing() if graph.groups is None else []:
         export = exporter(graph.layers[node_id])
         attr = f"self.{graph.names[node_id]}"
         expr = export.torch_forward(attr, graph.args(node_id), graph.input_shapes(node_id))
@@ -190,7 +211,7 @@ def torch_state(graph: Graph, grouped: dict[str, dict[str, np.ndarray]]) -> dict
             continue
         for key, array in export.torch_state(weights, shapes).items():
             array = np.asarray(array)  # reshaped below: a scalar weight (shape ()) stays 0-D
-            state[f"{graph.names[node_id]}.{key}"] = np.ascontiguousarray(
-                array, np.float32
-            ).reshape(array.shape)
+            state[f"{graph.attr(node_id)}.{key}"] = np.ascontiguousarray(array, np.float32).reshape(
+                array.shape
+            )
     return state

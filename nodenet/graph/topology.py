@@ -59,6 +59,8 @@ class Wiring:
     in order). ``editing``: a port of ``None`` means the next free port, a merge's
     ports fill in order, and an edge closing a cycle is refused; a file's ports are
     taken as written and its cycles are found by :func:`topological_order`.
+    ``group_ports``: node id -> (inputs, outputs) of each ``Group`` instance whose
+    definition is known (its ports are its definition's).
     """
 
     def __init__(
@@ -67,9 +69,20 @@ class Wiring:
         n_outputs: Callable[[str], int | None] | None = None,
         edges: Sequence[Edge] | None = None,
         editing: bool = False,
+        group_ports: Mapping[str, tuple[int, int]] | None = None,
     ):
         self.types = types
-        self.n_outputs = n_outputs or _unknown
+        self.group_ports = group_ports or {}
+        base = n_outputs or _unknown
+        if self.group_ports:
+
+            def counted(node_id: str) -> int | None:
+                ports = self.group_ports.get(node_id)
+                return base(node_id) if ports is None else ports[1]
+
+            self.n_outputs: Callable[[str], int | None] = counted
+        else:
+            self.n_outputs = base
         self.edges = edges
         self.editing = editing
         self._fed: dict[str, dict[int, str]] = {}
@@ -87,6 +100,14 @@ class Wiring:
         self._classes[block_type] = cls
         return cls
 
+    def node_class(self, node_id: str) -> Any:
+        """What the rules read of a node's inputs: a ``Group`` instance's ports are its
+        definition's, any other block's its catalog class's (``None``: unknown)."""
+        ports = self.group_ports.get(node_id)
+        if ports is not None:
+            return _GroupPorts(ports[0])
+        return self.block_class(self.types[node_id])
+
     @classmethod
     def of_project(
         cls,
@@ -98,6 +119,7 @@ class Wiring:
         counts). ``among``: the only nodes whose types are asked for (the two ends of an
         edge), found without indexing every node."""
         known = layers or {}
+        groups = getattr(project, "groups", None) or {}
 
         def n_outputs(node_id: str) -> int | None:
             layer = known.get(node_id)
@@ -112,7 +134,13 @@ class Wiring:
                     types[n.id] = n.type
                     if len(types) == len(wanted):
                         break
-        return cls(types, n_outputs, project.edges, editing=True)
+        ports = {}
+        if groups:
+            for n in project.nodes if among is None else ():
+                _group_ports(n, groups, ports)
+            for node_id in types if among is not None else ():
+                _group_ports(project.node(node_id), groups, ports)
+        return cls(types, n_outputs, project.edges, editing=True, group_ports=ports)
 
     def fed(self, node_id: str) -> dict[int, str]:
         """Input port -> the node feeding it, for ``node_id``."""
@@ -129,6 +157,25 @@ class Wiring:
 
 
 _NOTHING_FED: dict[int, str] = {}  # shared, never written
+
+
+@dataclass(frozen=True)
+class _GroupPorts:
+    """A ``Group`` instance's inputs, as the rules read a catalog class's."""
+
+    N_INPUTS: int
+    TYPE: str = "Group"
+    MAX_INPUTS: int | None = None
+
+
+def _group_ports(node: Any, groups: Mapping[str, Any], out: dict[str, tuple[int, int]]) -> None:
+    """Record the (inputs, outputs) of ``node`` if it instantiates a known definition."""
+    if node.type != "Group" or not isinstance(node.params, dict):
+        return
+    name = node.params.get("group")
+    group = groups.get(name) if isinstance(name, str) else None
+    if group is not None and node.id not in out:
+        out[node.id] = (len(group.inputs), len(group.outputs))
 
 
 def _unknown(_node_id: str) -> int | None:
@@ -171,7 +218,7 @@ def connection_problems(
             )
         )
     dst_type = types[dst]
-    cls = wiring.block_class(dst_type)
+    cls = wiring.node_class(dst)
     fed = wiring.fed(dst)
     if cls is None:
         reason = f"{dst} has an unknown block type {dst_type!r}"

@@ -293,6 +293,35 @@ COMMANDS: dict[str, Command] = _commands(
         editing=True,
         context="Freeze / unfreeze",
     ),
+    Command(
+        "group",
+        "&Group",
+        "canvas.group_selection",
+        "Make the selected blocks one group block: their incoming and outgoing wires "
+        "become its ports",
+        ("Ctrl+G",),
+        editing=True,
+        context="Group",
+    ),
+    Command(
+        "ungroup",
+        "&Ungroup",
+        "canvas.ungroup_selection",
+        "Replace the selected group block by the blocks inside it",
+        ("Ctrl+Alt+G",),  # not Ctrl+Shift+G: the canvas ignores Shift, that would be Ctrl+G
+        editing=True,
+        context="Ungroup",
+    ),
+    Command(
+        "repeat",
+        "Repeat ×&N…",
+        "canvas.repeat_selection",
+        "Chain N copies of the selected group block (one input, one output), each with "
+        "its own weights",
+        ("Ctrl+Alt+R",),
+        editing=True,
+        context="Repeat ×N…",
+    ),
     # View
     Command(
         "zoom_in",
@@ -356,7 +385,7 @@ FILE_MENU: tuple[MenuItem, ...] = (
 EDIT_MENU: tuple[MenuItem, ...] = (
     "undo", "redo", None, "cut", "copy", "paste", "paste_prefix", "duplicate", "delete",
     "delete_reconnect", None, "select_all", "find", "find_next",
-    "find_previous", "rename", "batch_rename", "freeze",
+    "find_previous", "rename", "batch_rename", "freeze", None, "group", "ungroup", "repeat",
 )
 VIEW_MENU: tuple[MenuItem, ...] = ("zoom_in", "zoom_out", "fit", "layout", None, DOCKS)
 MENUS: tuple[tuple[str, tuple[MenuItem, ...]], ...] = (

@@ -200,6 +200,60 @@ class SetSection:
         self._set(doc, self.old)
 
 
+@dataclass
+class ReplaceGraph:
+    """Swap the nodes, edges and group definitions (a group operation's result): the
+    lists keep their identity, unchanged nodes and edges their objects (earlier commands
+    hold them), and the canvas hears only what came, went or changed."""
+
+    old: tuple[list[Node], list[Edge], dict[str, Any]]
+    new: tuple[list[Node], list[Edge], dict[str, Any]]
+
+    def _set(self, doc: Document, frm: tuple, to: tuple) -> None:
+        project = doc.project
+        project.nodes[:] = to[0]
+        project.edges[:] = to[1]
+        project.groups = to[2]
+        before = {n.id: n for n in frm[0]}
+        after = {n.id: n for n in to[0]}
+        edges_before = {(e.src, e.dst, e.port): e for e in frm[1]}
+        edges_after = {(e.src, e.dst, e.port): e for e in to[1]}
+        for key, e in edges_before.items():
+            if edges_after.get(key) is not e:
+                doc.emit_later("edgeRemoved", *key)
+        for node_id in before:
+            if node_id not in after:
+                doc.emit_later("nodeRemoved", node_id)
+        for node_id, node in after.items():
+            if node_id not in before:
+                doc.emit_later("nodeAdded", node_id)
+            elif before[node_id] is not node:
+                doc.emit_later("nodeChanged", node_id)
+                doc.emit_later("nodeMoved", node_id)
+        for key, e in edges_after.items():
+            if edges_before.get(key) is not e:
+                doc.emit_later("edgeAdded", *key)
+
+    def apply(self, doc: Document) -> None:
+        self._set(doc, self.old, self.new)
+
+    def revert(self, doc: Document) -> None:
+        self._set(doc, self.new, self.old)
+
+
+def replace_graph_ops(project: Project, result: Project) -> list[Op]:
+    """The operation turning ``project``'s graph into ``result``'s (a group operation's
+    output, a changed deep copy): unchanged nodes and edges keep ``project``'s objects."""
+    nodes = {n.id: n for n in project.nodes}
+    edges = {(e.src, e.dst, e.port, e.src_port): e for e in project.edges}
+    new_nodes = [nodes[n.id] if n.id in nodes and nodes[n.id] == n else n for n in result.nodes]
+    new_edges = [edges.get((e.src, e.dst, e.port, e.src_port), e) for e in result.edges]
+    kept = project.groups
+    groups = {k: kept[k] if k in kept and kept[k] == g else g for k, g in result.groups.items()}
+    old = (list(project.nodes), list(project.edges), project.groups)
+    return [ReplaceGraph(old, (new_nodes, new_edges, groups))]
+
+
 class Command(QUndoCommand):
     """One undoable edit: a named list of operations applied in order, reverted in reverse."""
 

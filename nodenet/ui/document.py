@@ -52,6 +52,7 @@ from nodenet.ui.commands import (
     remove_nodes_ops,
     rename_ops,
 )
+from nodenet.ui.document_groups import GroupEdits
 from nodenet.ui.document_scale import ScaleEdits
 
 BLOCK_MIME = "application/x-nodenet-block"  # palette drag payload: the block type (UTF-8)
@@ -140,7 +141,7 @@ class Selection(QObject):
             self.set([new if i == old else i for i in self._ids])
 
 
-class Document(ScaleEdits, QObject):
+class Document(ScaleEdits, GroupEdits, QObject):
     """The open project and every way to edit it (one undo command per edit; the edits
     for big graphs come from :class:`~nodenet.ui.document_scale.ScaleEdits`)."""
 

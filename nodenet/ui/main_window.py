@@ -224,6 +224,7 @@ class MainWindow(ProjectFiles, QMainWindow):
         for signal in (stack.canUndoChanged, stack.canRedoChanged, stack.undoTextChanged):
             signal.connect(self._update_undo_actions)
         self.palette.blockActivated.connect(self.add_block)
+        self.palette.attach(doc)
         self.summary.nodeActivated.connect(self.show_node)
         self.problems.nodeActivated.connect(self.show_node)
         self.problems.countChanged.connect(self._problem_count_changed)

@@ -39,6 +39,13 @@ from nodenet.ui.canvas.style import CATEGORY_COLORS, TEXT_MUTED, UNKNOWN_COLOR
 from nodenet.ui.document import BLOCK_MIME
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
+GROUP_PREFIX = "Group:"  # a "Project blocks" entry drags "Group:NAME": an instance of NAME
+PROJECT_BLOCKS = "Project blocks"
+
+
+def group_of(block_type: str) -> str | None:
+    """The definition a dragged ``Group:NAME`` names, ``None`` for a catalog block."""
+    return block_type[len(GROUP_PREFIX) :] if block_type.startswith(GROUP_PREFIX) else None
 
 
 def block_tooltip(block_type: str) -> str:
@@ -80,7 +87,10 @@ def category_icon(category: str, size: int = 12) -> QIcon:
 
 def drag_chip(block_type: str, font: QFont) -> QPixmap:
     """The picture under the cursor while a block is dragged."""
-    colour = QColor(CATEGORY_COLORS.get(block_class(block_type).CATEGORY, UNKNOWN_COLOR))
+    name = group_of(block_type)
+    category = "Group" if name is not None else block_class(block_type).CATEGORY
+    colour = QColor(CATEGORY_COLORS.get(category, UNKNOWN_COLOR))
+    block_type = name if name is not None else block_type
     font = QFont(font)
     font.setBold(True)
     width = QFontMetrics(font).horizontalAdvance(block_type) + 24
@@ -181,6 +191,9 @@ class Palette(QWidget):
         layout.addWidget(self.no_match)
         layout.addWidget(self.tree)
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._groups: dict[str, QTreeWidgetItem] = {}  # definition name -> its entry
+        self._group_header: QTreeWidgetItem | None = None
+        self._document = None
         self._build()
         self.search.textChanged.connect(self.set_filter)
         self.search.returnPressed.connect(self._activate_first)
@@ -213,7 +226,61 @@ class Palette(QWidget):
         self.tree.expandAll()
 
     def item(self, block_type: str) -> QTreeWidgetItem:
-        return self._items[block_type]
+        """The entry of a catalog block, or of a project's group (``Group:NAME``)."""
+        name = group_of(block_type)
+        return self._items[block_type] if name is None else self._groups[name]
+
+    # -- the project's own blocks: its group definitions ----------------------------------
+
+    def attach(self, document) -> None:
+        """List ``document``'s group definitions under "Project blocks", kept up to date."""
+        self._document = document
+        document.analysisChanged.connect(self._sync_groups)
+        document.projectReplaced.connect(self._sync_groups)
+        self._sync_groups()
+
+    def group_names(self) -> list[str]:
+        """The definitions listed under "Project blocks"."""
+        return list(self._groups)
+
+    def group_item(self, name: str) -> QTreeWidgetItem:
+        return self._groups[name]
+
+    def _sync_groups(self) -> None:
+        names = list(getattr(self._document.project, "groups", None) or {})
+        if names == list(self._groups):
+            return
+        if self._group_header is None:
+            header = QTreeWidgetItem([PROJECT_BLOCKS])
+            self.tree.insertTopLevelItem(0, header)
+            header.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            font = header.font(0)
+            font.setBold(True)
+            header.setFont(0, font)
+            header.setIcon(0, category_icon("Group"))
+            header.setToolTip(
+                0, "This project's groups: drag one onto the canvas to add an instance"
+            )
+            self._group_header = header
+        header = self._group_header
+        header.takeChildren()
+        self._groups = {}
+        for name in names:
+            item = QTreeWidgetItem(header, [name])
+            item.setData(0, TYPE_ROLE, GROUP_PREFIX + name)
+            item.setToolTip(
+                0,
+                f"<b>{html.escape(name)}</b> — a group of this project: drag it "
+                "onto the canvas to add an instance with its own weights",
+            )
+            item.setFlags(
+                Qt.ItemFlag.ItemIsEnabled
+                | Qt.ItemFlag.ItemIsSelectable
+                | Qt.ItemFlag.ItemIsDragEnabled
+            )
+            self._groups[name] = item
+        self._filter_groups(self.search.text().lower().split())
+        header.setExpanded(True)
 
     def block_types(self) -> list[str]:
         return list(self._items)
@@ -232,11 +299,19 @@ class Palette(QWidget):
             header = self.tree.topLevelItem(i)
             children = [header.child(j) for j in range(header.childCount())]
             header.setHidden(all(c.isHidden() for c in children))
+        self._filter_groups(words)
         self.tree.expandAll()
-        none = bool(words) and all(item.isHidden() for item in self._items.values())
+        entries = [*self._items.values(), *self._groups.values()]
+        none = bool(words) and all(item.isHidden() for item in entries)
         if none:
             self.no_match.setText(f"No block matches “{text.strip()}”.")
         self.no_match.setVisible(none)
+
+    def _filter_groups(self, words: list[str]) -> None:
+        for name, item in self._groups.items():
+            item.setHidden(not all(w in f"{name} group".lower() for w in words))
+        if self._group_header is not None:
+            self._group_header.setHidden(all(i.isHidden() for i in self._groups.values()))
 
     def _activate_first(self) -> None:
         """Enter in the search box adds the best match: an exact name, a name prefix, any."""

@@ -1,11 +1,12 @@
-"""Nested Keras models come in flattened, ids saying where each block came from.
+"""Nested Keras models come in as groups.
 
-A Sequential or functional model used as a layer becomes its blocks, with ids
-``outer.inner`` (deeper models add their names), wired to the tensors it is called
-on and read by the layers after it; its weights come from under its group in
-``model.weights.h5``, so ``nodenet predict`` equals Keras. A frozen nested model
-freezes its blocks. A shared layer (called more than once) is refused, with advice,
-in the grouped refusal.
+A Sequential or functional model used as a layer becomes a group definition named after
+it (its layers under their Keras names, its inputs and output the definition's ports) and
+one instance of the same name, wired to the tensors it is called on and read by the layers
+after it; models nested deeper become groups inside groups. Its weights come from under
+its group in ``model.weights.h5``, keyed ``instance/inner/weight``, so ``nodenet predict``
+equals Keras. A frozen nested model is a frozen instance. A shared layer (called more than
+once) is refused, with advice, in the grouped refusal.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.ref
 def sequential_in_functional():
     inner = keras.Sequential(
         [
-            keras.Input((5,)),
+            keras.Input((5,), name="features"),
             layers.Dense(4, activation="tanh", name="hidden"),
             layers.Dense(3, name="code"),
         ],
@@ -63,40 +64,54 @@ def edges(project) -> set[tuple[str, str, int]]:
     return {(e.src, e.dst, e.port) for e in project.edges}
 
 
-def test_a_sequential_inside_a_functional_comes_in_flattened():
+def inner_edges(project, name) -> set[tuple[str, str, int]]:
+    return {(e.src, e.dst, e.port) for e in project.groups[name].edges}
+
+
+def test_a_sequential_inside_a_functional_comes_in_as_a_group():
     project = import_keras_config(json.loads(sequential_in_functional().to_json()))
-    assert {n.id for n in project.nodes} == {
-        "x",
-        "encoder.hidden",
-        "encoder.code",
-        "head",
-        "output",
-    }
-    assert edges(project) == {
-        ("x", "encoder.hidden", 0),
-        ("encoder.hidden", "encoder.code", 0),
-        ("encoder.code", "head", 0),
-        ("head", "output", 0),
-    }
+    assert [(n.id, n.type) for n in project.nodes] == [
+        ("x", "Input"),
+        ("encoder", "Group"),
+        ("head", "Dense"),
+        ("output", "Output"),
+    ]
+    assert project.node("encoder").params == {"group": "encoder"}
+    assert edges(project) == {("x", "encoder", 0), ("encoder", "head", 0), ("head", "output", 0)}
+    encoder = project.groups["encoder"]
+    assert [n.id for n in encoder.nodes] == ["hidden", "code"]
+    assert inner_edges(project, "encoder") == {("hidden", "code", 0)}
+    assert [(p.name, p.to) for p in encoder.inputs] == [("features", [("hidden", 0)])]
+    assert [(p.node, p.port) for p in encoder.outputs] == [("code", 0)]
 
 
-def test_a_functional_inside_a_functional_comes_in_flattened():
+def test_a_functional_inside_a_functional_comes_in_as_a_group():
     project = import_keras_config(json.loads(functional_in_functional().to_json()))
-    assert {n.id for n in project.nodes} >= {"block.left", "block.right", "block.sum", "block.mix"}
-    assert not any(n.type == "Input" and n.id.startswith("block.") for n in project.nodes)
-    assert edges(project) >= {
-        ("pre", "block.left", 0),
-        ("q", "block.right", 0),
-        ("block.left", "block.sum", 0),
-        ("block.right", "block.sum", 1),
-        ("block.sum", "block.mix", 0),
-        ("block.mix", "head", 0),
+    block = project.groups["block"]
+    assert {n.id for n in block.nodes} == {"left", "right", "sum", "mix"}
+    assert not any(n.type == "Input" for n in block.nodes)
+    assert [(p.name, p.to) for p in block.inputs] == [("a", [("left", 0)]), ("b", [("right", 0)])]
+    assert inner_edges(project, "block") == {
+        ("left", "sum", 0),
+        ("right", "sum", 1),
+        ("sum", "mix", 0),
     }
+    assert edges(project) >= {("pre", "block", 0), ("q", "block", 1), ("block", "head", 0)}
+    assert [(p.node, p.port) for p in block.outputs] == [("mix", 0)]
 
 
-def test_models_nested_twice_say_both_names():
+def test_models_nested_twice_become_groups_inside_groups():
     project = import_keras_config(json.loads(twice_nested().to_json()))
-    assert {n.id for n in project.nodes if n.type == "Dense"} == {"mid.core.d", "mid.e"}
+    assert [n.type for n in project.nodes if n.id == "mid"] == ["Group"]
+    assert {n.id: n.type for n in project.groups["mid"].nodes} == {"core": "Group", "e": "Dense"}
+    assert [n.id for n in project.groups["core"].nodes] == ["d"]
+    reread = type(project).from_json(project.to_json(), "reread")
+    assert set(reread.groups) == {"core", "mid"}
+    from nodenet.graph.validation import analyze
+
+    analysis = analyze(project)
+    assert not analysis.problems
+    assert {"mid/core/d", "mid/e"} <= {n.id for n in analysis.flat.nodes}
 
 
 @pytest.mark.parametrize(
@@ -120,12 +135,13 @@ def test_nested_weights_come_in_and_predict_as_keras(build, tmp_path):
     np.testing.assert_allclose(next(iter(got.values())), expected, atol=1e-5)
 
 
-def test_a_frozen_nested_model_freezes_its_blocks():
+def test_a_frozen_nested_model_is_a_frozen_instance():
     model = sequential_in_functional()
     model.get_layer("encoder").trainable = False
     project = import_keras_config(json.loads(model.to_json()))
-    frozen = {n.id for n in project.nodes if not n.trainable}
-    assert frozen == {"encoder.hidden", "encoder.code"}
+    assert not project.node("encoder").trainable
+    assert {n.id for n in project.nodes if not n.trainable} == {"encoder"}
+    assert {n.id for n in project.groups["encoder"].nodes if not n.trainable} == {"hidden", "code"}
 
 
 def test_a_shared_layer_is_refused_with_advice():
@@ -153,7 +169,44 @@ def test_blocks_without_weights_in_a_frozen_model_stay_unfrozen():
     inner.trainable = False
     x = keras.Input((4,))
     project = import_keras_config(json.loads(keras.Model(x, inner(x)).to_json()))
-    assert {n.id: n.trainable for n in project.nodes if n.id.startswith("frozen.")} == {
-        "frozen.d": False,
-        "frozen.drop": True,
+    assert {n.id: n.trainable for n in project.groups["frozen"].nodes} == {
+        "d": False,
+        "drop": True,
     }
+
+
+def test_nested_weights_are_keyed_instance_inner_weight(tmp_path):
+    archive = tmp_path / "m.keras"
+    randomized(twice_nested()).save(archive)
+    _, weights = import_keras_archive(archive)
+    assert set(weights) == {"mid/core/d/kernel", "mid/core/d/bias", "mid/e/kernel", "mid/e/bias"}
+
+
+def autoencoder():
+    encoder = keras.Sequential([keras.Input((6,)), layers.Dense(3, name="down")], name="encoder")
+    decoder = keras.Sequential([keras.Input((3,)), layers.Dense(6, name="up")], name="decoder")
+    x = keras.Input((6,), name="x")
+    return keras.Model(x, decoder(encoder(x)), name="autoencoder")
+
+
+def test_a_model_called_on_another_s_output_reads_its_instance(tmp_path):
+    project = import_keras_config(json.loads(autoencoder().to_json()))
+    assert edges(project) == {
+        ("x", "encoder", 0),
+        ("encoder", "decoder", 0),
+        ("decoder", "output", 0),
+    }
+    assert set(project.groups) == {"encoder", "decoder"}
+    assert_predicts_as_keras(autoencoder(), tmp_path)
+
+
+def test_a_nested_model_whose_output_is_a_nested_model_s():
+    core = keras.Sequential([keras.Input((4,)), layers.Dense(4, name="d")], name="core")
+    x = keras.Input((4,))
+    mid = keras.Model(x, core(layers.Dense(4, name="e")(x)), name="mid")
+    y = keras.Input((4,))
+    project = import_keras_config(
+        json.loads(keras.Model(y, layers.Dense(2, name="h")(mid(y))).to_json())
+    )
+    assert [(p.node, p.port) for p in project.groups["mid"].outputs] == [("core", 0)]
+    assert edges(project) >= {("mid", "h", 0)}

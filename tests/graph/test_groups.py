@@ -10,7 +10,7 @@ import pytest
 
 from nodenet.cli import main
 from nodenet.engine.training import fit
-from nodenet.errors import NodenetError, ProjectFileError, ValidationError
+from nodenet.errors import ProjectFileError, ValidationError
 from nodenet.graph.group_ops import GroupError, group_nodes, repeat, ungroup
 from nodenet.graph.groups import GroupDef, GroupInput, GroupOutput, flatten, instance
 from nodenet.graph.project import Edge, Node, Project, analyze, load, save, validate
@@ -455,15 +455,6 @@ def test_grouping_refuses_what_would_not_be_a_group():
 
 
 # -- exporters ---------------------------------------------------------------------------
-
-
-def test_exporting_a_project_with_groups_is_refused_clearly():
-    from nodenet.export.keras import export_keras
-    from nodenet.export.pytorch import export_pytorch
-
-    for export in (export_keras, export_pytorch):
-        with pytest.raises(NodenetError, match="groups cannot be exported yet"):
-            export(grouped())
 
 
 def test_groups_nested_too_deep_are_refused_whatever_their_order():

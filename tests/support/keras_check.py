@@ -4,7 +4,9 @@
 ``nodenet import-keras`` does and raises ``AssertionError`` at the first layer
 whose output shape, trainable or non-trainable parameter count, or output on a
 random batch (with the archive's weights) differs from Keras's, or when the
-exported Keras or PyTorch code predicts differently from nodenet. Used by
+exported Keras or PyTorch code predicts differently from nodenet. Nested models are
+checked as the group instances they come in as (output shapes, inside totals, and the
+Keras export nesting the same sub-models and layer names). Used by
 tests/export/test_keras_corpus.py and scripts/keras_corpus.py.
 """
 
@@ -60,7 +62,7 @@ def keras_inputs(kmodel, project: Project, rng) -> dict[str, np.ndarray]:
 
 def layer_outputs(kmodel) -> list[tuple[str, int, object]]:
     """(node id, output index, symbolic tensor) for every top-level computing layer; a
-    nested model's outputs are those of the blocks it flattens into (``encoder.dense``)."""
+    nested model's are those of its group instance (of the same name)."""
     found = []
     for layer in kmodel.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -76,18 +78,26 @@ def layer_outputs(kmodel) -> list[tuple[str, int, object]]:
 
 
 def _node_id(layer, index: int) -> str:
-    """The id of the block computing output ``index`` of ``layer`` (nested models flattened)."""
-    if not isinstance(layer, keras.Model):
-        return layer.name
-    inner = layer.outputs[index]._keras_history[0]
-    return f"{layer.name}.{_node_id(inner, 0)}"
+    """The id of the block computing output ``index`` of ``layer`` (a nested model: its
+    group instance)."""
+    return layer.name
 
 
-def nested_counts(kmodel) -> dict[str, tuple[int, int]]:
-    """(trainable, non-trainable) per nested model of ``kmodel``, by id prefix."""
-    return {
-        f"{layer.name}.": counts(layer) for layer in kmodel.layers if isinstance(layer, keras.Model)
-    }
+def nested_counts(kmodel, prefix: str = "") -> dict[str, tuple[int, int]]:
+    """(trainable, non-trainable) per nested model of ``kmodel``, deeper ones too, by the
+    prefix of their inner blocks' flattened ids (``encoder/``, ``encoder/core/``)."""
+    found = {}
+    for layer in kmodel.layers:
+        if isinstance(layer, keras.Model):
+            inner = f"{prefix}{layer.name}/"
+            found[inner] = counts(layer)
+            found.update(nested_counts(layer, inner))
+    return found
+
+
+def nested_models(kmodel) -> list[str]:
+    """The names of the models nested in ``kmodel``, at any depth."""
+    return [name.rstrip("/").rsplit("/", 1)[-1] for name in nested_counts(kmodel)]
 
 
 def counts(layer) -> tuple[int, int]:
@@ -127,8 +137,11 @@ def check_model(kmodel, directory: Path, what: str, seed: int = 7) -> None:
         assert analysis.shape_of(name, index) == tuple(tensor.shape[1:]), name
         if name in by_name:
             assert analysis.params[name] == counts(by_name[name]), name
-    for prefix, expected in nested_counts(kmodel).items():
-        inside = [c for i, c in analysis.params.items() if i.startswith(prefix)]
+    nested = nested_counts(kmodel)
+    assert set(nested_models(kmodel)) <= set(project.groups), "nested models not grouped"
+    for prefix, expected in nested.items():
+        assert analysis.inside is not None, "nested models came in without groups"
+        inside = [c for i, c in analysis.inside.params.items() if i.startswith(prefix)]
         assert tuple(map(sum, zip(*inside, strict=True))) == expected, prefix
     assert sum(sum(c) for c in analysis.params.values()) == kmodel.count_params()
 
@@ -148,11 +161,27 @@ def check_model(kmodel, directory: Path, what: str, seed: int = 7) -> None:
     for k, (name, index, _) in enumerate(probes):
         close(ours[f"probe_{k}"], theirs[k], f"{what}: layer {name!r} output {index}")
 
-    check_exports(project, weights, inputs, directory, what)
+    exported = check_exports(project, weights, inputs, directory, what)
+    same_nesting(kmodel, exported, what)
 
 
-def check_exports(project, weights, inputs, directory: Path, what: str) -> None:
-    """The exported Keras and PyTorch modules predict what nodenet predicts."""
+def same_nesting(kmodel, exported, what: str) -> None:
+    """The Keras export nests models as ``kmodel`` does: the same sub-model names, each
+    with the same layer names, at every depth."""
+    for layer in kmodel.layers:
+        if not isinstance(layer, keras.Model):
+            continue
+        ours = exported.get_layer(layer.name)
+        assert isinstance(ours, keras.Model), f"{what}: {layer.name!r} is not a nested model"
+        names = [x.name for x in layer.layers if not isinstance(x, keras.layers.InputLayer)]
+        got = [x.name for x in ours.layers if not isinstance(x, keras.layers.InputLayer)]
+        assert sorted(got) == sorted(names), f"{what}: the layers of {layer.name!r}"
+        same_nesting(layer, ours, what)
+
+
+def check_exports(project, weights, inputs, directory: Path, what: str):
+    """The exported Keras and PyTorch modules predict what nodenet predicts (a project with
+    groups exported as it is: nested Keras models, nested modules); the Keras model."""
     import torch
 
     model = build_model(project)
@@ -181,3 +210,4 @@ def check_exports(project, weights, inputs, directory: Path, what: str) -> None:
     outputs = outputs if isinstance(outputs, dict) else {heads[0]: outputs}
     for head in heads:
         close(outputs[head].numpy(), expected[head], f"{what}: PyTorch export, {head}")
+    return exported

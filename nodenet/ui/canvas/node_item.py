@@ -7,7 +7,7 @@ which cards really changed after an edit, so only those repaint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from nodenet.engine import LAYERS, block_class, fmt_shape
 from nodenet.errors import NodenetError
+from nodenet.graph.groups import GROUP_TYPE, GroupDef, definition_of
 from nodenet.graph.project import Analysis, Node, Problem
 from nodenet.ui.canvas import style
 from nodenet.ui.canvas.port_item import PortItem
@@ -42,6 +43,7 @@ class NodeFace:
     variadic: bool = False
     output_shapes: tuple[str, ...] = ()  # a block with several outputs: each one's shape
     frozen: bool = False  # Node.trainable false: training leaves its weights as they are
+    title: str = ""  # the header when not the block type (a group: its definition's name)
 
 
 def _params_text(cls, config: dict) -> str:
@@ -60,9 +62,16 @@ def _wrapped_text(value: dict) -> str:
 
 
 def describe(
-    node: Node, analysis: Analysis, filled: Iterable[int], problems: list[Problem]
+    node: Node,
+    analysis: Analysis,
+    filled: Iterable[int],
+    problems: list[Problem],
+    groups: Mapping[str, GroupDef] | None = None,
 ) -> NodeFace:
-    """The face of ``node`` given the analysis, its connected input ports and its problems."""
+    """The face of ``node`` given the analysis, its connected input ports and its problems
+    (``groups``: the project's definitions, for a ``Group`` instance's ports)."""
+    if node.type == GROUP_TYPE:
+        return _describe_group(node, analysis, frozenset(filled), problems, groups or {})
     known = node.type in LAYERS
     cls = block_class(node.type) if known else None
     layer = analysis.layers.get(node.id)
@@ -99,6 +108,47 @@ def describe(
         variadic=cls is not None and cls.N_INPUTS is None,
         output_shapes=tuple("unknown shape" if s is None else fmt_shape(s) for s in every),
         frozen=not node.trainable,
+    )
+
+
+def _describe_group(
+    node: Node,
+    analysis: Analysis,
+    filled: frozenset[int],
+    problems: list[Problem],
+    groups: Mapping[str, GroupDef],
+) -> NodeFace:
+    """A group instance's face: its definition's name, one input port per definition input,
+    one output port per definition output, its output shape and its inside's totals."""
+    name = definition_of(node)
+    group = groups.get(name) if name is not None else None
+    n_in = len(group.inputs) if group is not None else max(filled, default=-1) + 1
+    n_out = len(group.outputs) if group is not None else 1
+    shape = analysis.shapes.get(node.id)
+    every = analysis.output_shapes.get(node.id, ())
+    if n_out > 1 and len(every) != n_out:
+        every = (None,) * n_out
+    counts = analysis.params.get(node.id)
+    detail = ""
+    if counts is not None:
+        detail = f"{counts[0]:,} trainable, {counts[1]:,} non-trainable parameters"
+    if not node.trainable:
+        detail = "\n".join(filter(None, [style.FROZEN_TIP, detail]))
+    size = f"{len(group.nodes)} blocks" if group is not None else "unknown group"
+    return NodeFace(
+        node_id=node.id,
+        block_type=GROUP_TYPE,
+        category=GROUP_TYPE,
+        params_text=f"group · {size}",
+        shape_text="unknown shape" if shape is None else fmt_shape(shape),
+        count=None if counts is None else sum(counts),
+        count_detail=detail,
+        problems=tuple(p.message for p in problems),
+        n_ports=n_in,
+        filled=filled,
+        output_shapes=tuple("unknown shape" if s is None else fmt_shape(s) for s in every),
+        frozen=not node.trainable,
+        title=name or GROUP_TYPE,
     )
 
 
@@ -237,7 +287,7 @@ class NodeItem(QGraphicsItem):
         inner = style.NODE_WIDTH - 2 * style.PADDING
         face = self.face
         badge = (22.0 if face.problems else 0.0) + (18.0 if face.frozen else 0.0)
-        self._title = fonts.elide(fonts.title, face.block_type, inner - badge)
+        self._title = fonts.elide(fonts.title, face.title or face.block_type, inner - badge)
         self._name = fonts.elide(fonts.name, face.node_id, inner)
         self._params = fonts.elide(fonts.body, face.params_text, inner)
         self._count, self._shape = self._footer(fonts, inner)
@@ -258,7 +308,8 @@ class NodeItem(QGraphicsItem):
 
     def _tooltip(self) -> str:
         face = self.face
-        lines = [f"{face.node_id} ({face.block_type})"]
+        kind = f"{face.title} group" if face.block_type == GROUP_TYPE else face.block_type
+        lines = [f"{face.node_id} ({kind})"]
         if face.params_text:
             lines.append(face.params_text)
         if face.output_shapes:

@@ -123,8 +123,10 @@ class CanvasScene(QGraphicsScene):
         nodes, filled, _, problems = self._graph_maps()
         ids = nodes if only is None else [i for i in only if i in nodes]
         none: list = []
+        groups = getattr(self.document.project, "groups", None)
         return {
-            i: describe(nodes[i], analysis, filled.get(i, none), problems.get(i, none)) for i in ids
+            i: describe(nodes[i], analysis, filled.get(i, none), problems.get(i, none), groups)
+            for i in ids
         }
 
     def _graph_maps(self) -> tuple[dict, dict, dict, dict]:

@@ -29,6 +29,7 @@ from nodenet.ui.actions import canvas_keys, key_of
 from nodenet.ui.canvas import menus, style
 from nodenet.ui.canvas.edge_item import EdgeItem
 from nodenet.ui.canvas.editing import READ_ONLY_BANNER, CanvasEditing
+from nodenet.ui.canvas.group_editing import CanvasGroupEditing
 from nodenet.ui.canvas.interactions import (
     Interaction,
     NewLinkDrag,
@@ -44,7 +45,7 @@ from nodenet.ui.document import BLOCK_MIME
 ZOOM_STEP = 1.2
 
 
-class CanvasView(CanvasEditing, QGraphicsView):
+class CanvasView(CanvasGroupEditing, CanvasEditing, QGraphicsView):
     """The node editor canvas for ``document``, sharing ``selection`` with the other views.
 
     Public slots (for menus and toolbars): :meth:`copy_selection`,
