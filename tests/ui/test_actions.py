@@ -106,6 +106,7 @@ def test_context_menus_show_the_commands_text_and_keys(window):
         "layout",
         "fit",
         "freeze",  # the node has weights
+        "group",  # ungroup and repeat only on a Group block
         "delete_reconnect",  # one node: delete it and reconnect (batch rename for several)
         "paste_prefix",
     }

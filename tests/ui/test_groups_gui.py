@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QInputDialog
 from docs.tutorial_steps import (
     connect,
     drag_from_palette,
+    header_point,
     mouse_drag,
     scene_to_view,
     select_block,
@@ -215,3 +216,18 @@ def test_the_palette_lists_project_blocks_and_filters_them(window, qtbot):
     window.document.undo()
     settle()
     assert palette.group_names() == []
+
+
+def test_the_right_click_menu_groups_and_ungroups(window, qtbot):
+    """Group on any block's menu; Ungroup and Repeat only on a Group block's."""
+    view = window.canvas
+    plain = view.context_menu_at(header_point(window, "d1"))
+    names = {a.data() for a in plain.actions() if a.data()}
+    assert "group" in names and not {"ungroup", "repeat"} & names
+    node_id = group_d1_d2(window, qtbot)
+    menu = view.context_menu_at(header_point(window, node_id))
+    actions = {a.data(): a for a in menu.actions() if a.data()}
+    assert {"group", "ungroup", "repeat"} <= set(actions)
+    select_block(window, node_id)
+    actions["ungroup"].trigger()
+    assert {n.id for n in window.document.project.nodes} == {"inp", "d1", "d2", "head", "out"}

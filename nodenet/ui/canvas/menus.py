@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> QMenu:
     """Rename, duplicate, delete, disconnect all (for the node and the rest of the selection);
-    delete and reconnect (one node), batch rename (several)."""
+    group (ungroup and repeat a Group); delete and reconnect (one node), batch rename
+    (several)."""
     menu = QMenu(parent)
     read_only = view.document.read_only
     has_edges = any(node_id in (e.src, e.dst) for e in view.document.project.edges)
@@ -32,6 +33,10 @@ def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> 
     context_action(menu, "cut", view.cut_selection, read_only)
     if view.document.freezable(view.canvas_scene.selected_ids() or [node_id]):
         context_action(menu, "freeze", view.toggle_frozen_selection, read_only)
+    context_action(menu, "group", view.group_selection, read_only)
+    if view.document.project.node(node_id).type == "Group":
+        context_action(menu, "ungroup", view.ungroup_selection, read_only)
+        context_action(menu, "repeat", view.repeat_selection, read_only)
     menu.addSeparator()
     disconnect = menu.addAction("Disconnect all")  # the node's own command: no key, no menu
     disconnect.triggered.connect(lambda _=False: view.disconnect_all(node_id))
