@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -40,6 +40,24 @@ from nodenet.engine.layers.attention import (
 )
 from nodenet.engine.params import MAX_RANK, Bool, Float, Int, Param, _in_limit, _is_int
 from nodenet.errors import ParamError, ShapeError
+
+
+class _Cache(NamedTuple):
+    """What the backward pass of MultiHeadAttention reads from its forward pass."""
+
+    inputs: list
+    n_inputs: int
+    query: Any  # the projections (batch, ..., heads, dim)
+    key: Any
+    value: Any
+    scaled: Any  # the scaled query
+    scale: float
+    axes: tuple
+    probs: Any  # softmax of the scores
+    dropped: Any  # probs after dropout
+    keep: Any  # the dropout mask, or None
+    combined: Any  # the heads' weighted values
+    norm: tuple  # the axes the softmax normalizes over
 
 
 @dataclass(frozen=True)
@@ -350,20 +368,20 @@ class MultiHeadAttention(Layer):
         out = np.tensordot(combined, weights["attention_output/kernel"], axes=([-2, -1], [0, 1]))
         if "attention_output/bias" in weights:
             out += weights["attention_output/bias"]
-        cache = (
-            inputs,
-            len(inputs),
-            query,
-            key,
-            value,
-            scaled,
-            scale,
-            axes,
-            probs,
-            dropped,
-            keep,
-            combined,
-            norm,
+        cache = _Cache(
+            inputs=inputs,
+            n_inputs=len(inputs),
+            query=query,
+            key=key,
+            value=value,
+            scaled=scaled,
+            scale=scale,
+            axes=axes,
+            probs=probs,
+            dropped=dropped,
+            keep=keep,
+            combined=combined,
+            norm=norm,
         )
         return ([out, probs] if self.config["return_attention_scores"] else out), cache
 
@@ -371,21 +389,8 @@ class MultiHeadAttention(Layer):
         return _project(x, weights[f"{name}/kernel"], weights.get(f"{name}/bias"))
 
     def _backward(self, weights, cache, grad):
-        (
-            inputs,
-            n_inputs,
-            query,
-            key,
-            value,
-            scaled,
-            scale,
-            axes,
-            probs,
-            dropped,
-            keep,
-            combined,
-            norm,
-        ) = cache
+        inputs, n_inputs, query, key, value, scaled, scale, axes, *rest = cache
+        probs, dropped, keep, combined, norm = rest
         grad, dprobs = grad if isinstance(grad, list) else (grad, None)
         dot, combine = equations(query.ndim, axes)
         grads: dict[str, np.ndarray] = {}
