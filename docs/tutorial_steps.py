@@ -156,21 +156,27 @@ def toolbar_click(window, action_name: str) -> None:
     click(window.toolbar.widgetForAction(window.actions[action_name]))
 
 
+def on_show(window):
+    """The graph on show: the project's, or a group opened inside it (its ``canvas``,
+    ``document`` and ``inspector``)."""
+    return window.navigator.current
+
+
 def shortcut(bot, window, key: Qt.Key, modifiers=NO_MOD) -> None:
     """A keyboard shortcut typed on the canvas, with the window active (shortcuts go to
     the active window; after a dialog closes, its parent becomes active again)."""
     window.activateWindow()
     bot.waitUntil(window.isActiveWindow)
-    QTest.keyClick(window.canvas, key, modifiers)
+    QTest.keyClick(on_show(window).canvas, key, modifiers)
     settle()
 
 
 def scene_to_view(window, point: QPointF) -> QPoint:
-    return window.canvas.mapFromScene(point)
+    return on_show(window).canvas.mapFromScene(point)
 
 
 def card(window, node_id: str):
-    return window.canvas.canvas_scene.nodes[node_id]
+    return on_show(window).canvas.canvas_scene.nodes[node_id]
 
 
 def header_point(window, node_id: str) -> QPoint:
@@ -180,9 +186,9 @@ def header_point(window, node_id: str) -> QPoint:
 
 def select_block(window, node_id: str) -> None:
     """Click a block's title bar: it becomes the selection and the inspector shows it."""
-    click(window.canvas.viewport(), header_point(window, node_id))
-    if window.inspector.node_id != node_id:
-        raise AssertionError(f"clicking {node_id} selected {window.inspector.node_id}")
+    click(on_show(window).canvas.viewport(), header_point(window, node_id))
+    if on_show(window).inspector.node_id != node_id:
+        raise AssertionError(f"clicking {node_id} selected {on_show(window).inspector.node_id}")
 
 
 def mouse_drag(widget: QWidget, start: QPoint, end: QPoint) -> None:
@@ -208,7 +214,7 @@ def move_block(window, node_id: str, top_left: tuple[float, float]) -> None:
     item = card(window, node_id)
     start = header_point(window, node_id)
     target = QPointF(*top_left) - item.scenePos() + item.mapToScene(QPointF(60, 13))
-    mouse_drag(window.canvas.viewport(), start, scene_to_view(window, target))
+    mouse_drag(on_show(window).canvas.viewport(), start, scene_to_view(window, target))
 
 
 def drag_from_palette(window, block_type: str, top_left: tuple[float, float]) -> str:
@@ -220,13 +226,13 @@ def drag_from_palette(window, block_type: str, top_left: tuple[float, float]) ->
     for the moment of the drag by what the platform does: drag-enter, drag-move
     and drop events on the canvas, carrying the palette's MIME data.
     """
-    palette, canvas = window.palette, window.canvas
+    palette, canvas = window.palette, on_show(window).canvas
     item = palette.item(block_type)
     palette.tree.scrollToItem(item)
     start = palette.tree.visualItemRect(item).center()
     centre = QPointF(top_left[0] + style.NODE_WIDTH / 2, top_left[1] + style.node_height(1) / 2)
     target = scene_to_view(window, centre)
-    before = {n.id for n in window.document.project.nodes}
+    before = {n.id for n in on_show(window).document.project.nodes}
 
     def deliver(drag: QDrag, *args) -> Qt.DropAction:
         mime: QMimeData = drag.mimeData()
@@ -246,7 +252,7 @@ def drag_from_palette(window, block_type: str, top_left: tuple[float, float]) ->
         mouse_drag(palette.tree.viewport(), start, start + QPoint(4 * distance, 0))
     finally:
         QDrag.exec = original
-    added = [n.id for n in window.document.project.nodes if n.id not in before]
+    added = [n.id for n in on_show(window).document.project.nodes if n.id not in before]
     if len(added) != 1:
         raise AssertionError(f"dragging {block_type} from the palette added {added}")
     return added[0]
@@ -254,7 +260,7 @@ def drag_from_palette(window, block_type: str, top_left: tuple[float, float]) ->
 
 def connect(window, src: str, dst: str, port: int = 0) -> None:
     """Press on ``src``'s output port, drag, release on ``dst``'s input ``port``."""
-    viewport = window.canvas.viewport()
+    viewport = on_show(window).canvas.viewport()
     start = scene_to_view(window, card(window, src).output.scenePos())
     end = scene_to_view(window, card(window, dst).inputs[port].scenePos())
     QTest.mousePress(viewport, LEFT, NO_MOD, start)
@@ -262,14 +268,14 @@ def connect(window, src: str, dst: str, port: int = 0) -> None:
     QTest.mouseMove(viewport, end)
     QTest.mouseRelease(viewport, LEFT, NO_MOD, end)
     settle()
-    edges = {(e.src, e.dst, e.port) for e in window.document.project.edges}
+    edges = {(e.src, e.dst, e.port) for e in on_show(window).document.project.edges}
     if (src, dst, port) not in edges:
         raise AssertionError(f"dragging {src} → {dst}:{port} made no link")
 
 
 def set_param(window, name: str, value: str) -> None:
     """Type (or pick) a value for the selected block's parameter ``name`` in the inspector."""
-    widget = window.inspector.editors[name].widget
+    widget = on_show(window).inspector.editors[name].widget
     if isinstance(widget, QComboBox):
         choose(widget, value)
     elif isinstance(widget, QSpinBox | QLineEdit):
@@ -280,7 +286,7 @@ def set_param(window, name: str, value: str) -> None:
 
 def rename(window, new_id: str) -> None:
     """Type a new id into the inspector's id field."""
-    type_into(window.inspector.id_field, new_id)
+    type_into(on_show(window).inspector.id_field, new_id)
 
 
 def show_run_tab(window, title: str) -> None:

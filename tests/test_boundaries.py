@@ -87,6 +87,7 @@ PUBLIC_FOR_UI = {
     "nodenet.graph",
     "nodenet.graph.bands",
     "nodenet.graph.group_ops",
+    "nodenet.graph.group_scope",
     "nodenet.graph.groups",
     "nodenet.graph.layout",
     "nodenet.graph.project",

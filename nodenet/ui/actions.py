@@ -322,6 +322,21 @@ COMMANDS: dict[str, Command] = _commands(
         editing=True,
         context="Repeat ×N…",
     ),
+    Command(
+        "open_group",
+        "&Open Group",
+        "canvas.open_group",
+        "Show the inside of the selected group block to edit it (or double-click it)",
+        ("Ctrl+Alt+O",),
+        context="Open group",
+    ),
+    Command(
+        "close_group",
+        "&Back to Enclosing Graph",
+        "canvas.close_group",
+        "Leave the group on show and go back to the graph around it",
+        ("Alt+Up",),
+    ),
     # View
     Command(
         "zoom_in",
@@ -386,6 +401,7 @@ EDIT_MENU: tuple[MenuItem, ...] = (
     "undo", "redo", None, "cut", "copy", "paste", "paste_prefix", "duplicate", "delete",
     "delete_reconnect", None, "select_all", "find", "find_next",
     "find_previous", "rename", "batch_rename", "freeze", None, "group", "ungroup", "repeat",
+    "open_group", "close_group",
 )
 VIEW_MENU: tuple[MenuItem, ...] = ("zoom_in", "zoom_out", "fit", "layout", None, DOCKS)
 MENUS: tuple[tuple[str, tuple[MenuItem, ...]], ...] = (

@@ -241,6 +241,27 @@ class ReplaceGraph:
         self._set(doc, self.new, self.old)
 
 
+@dataclass
+class SetGroups:
+    """Replace the group definitions (an edit made inside an opened group): every group
+    block is told, its shape and counts may have changed."""
+
+    old: dict[str, Any]
+    new: dict[str, Any]
+
+    def _set(self, doc: Document, groups: dict[str, Any]) -> None:
+        doc.project.groups = groups
+        for n in doc.project.nodes:
+            if n.type == "Group":
+                doc.emit_later("nodeChanged", n.id)
+
+    def apply(self, doc: Document) -> None:
+        self._set(doc, self.new)
+
+    def revert(self, doc: Document) -> None:
+        self._set(doc, self.old)
+
+
 def replace_graph_ops(project: Project, result: Project) -> list[Op]:
     """The operation turning ``project``'s graph into ``result``'s (a group operation's
     output, a changed deep copy): unchanged nodes and edges keep ``project``'s objects."""

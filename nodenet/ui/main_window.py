@@ -31,6 +31,7 @@ from nodenet.ui import autosave
 from nodenet.ui.document import Document, Selection, new_project
 from nodenet.ui.export_dialog import ExportDialog
 from nodenet.ui.find_bar import FindBar
+from nodenet.ui.group_navigator import ActiveCanvas, GroupNavigator
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.notice import NoticeBar
 from nodenet.ui.palette import Palette
@@ -65,10 +66,11 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.recent = RecentFiles(self.settings)
         self.document = Document(new_project(), self)
         self.selection = Selection(self.document, self)
-        self.canvas = make_canvas(self.document, self.selection)
-        self.setCentralWidget(self.canvas)
+        self.canvas = make_canvas(self.document, self.selection)  # the project's canvas
         self.palette = Palette()
         self.inspector = Inspector(self.document, self.selection)
+        self.navigator = GroupNavigator(self)  # the canvas area: the project, opened groups
+        self.setCentralWidget(self.navigator)
         self.summary = SummaryView(self.document)
         self.problems = ProblemsView(self.document)
         self.history = QUndoView(self.document.undo_stack)
@@ -96,7 +98,7 @@ class MainWindow(ProjectFiles, QMainWindow):
     def _make_docks(self) -> None:
         area = Qt.DockWidgetArea
         self._dock("palette", "Blocks", self.palette, area.LeftDockWidgetArea)
-        self._dock("inspector", "Inspector", self.inspector, area.RightDockWidgetArea)
+        self._dock("inspector", "Inspector", self.navigator.inspectors, area.RightDockWidgetArea)
         self._dock("history", "History", self.history, area.RightDockWidgetArea)
         self._dock("summary", "Summary", self.summary, area.BottomDockWidgetArea)
         self._dock("problems", "Problems", self.problems, area.BottomDockWidgetArea)
@@ -131,7 +133,8 @@ class MainWindow(ProjectFiles, QMainWindow):
 
     def _make_actions(self) -> dict[str, QAction]:
         """One action per command of the table, each bound to its method once, here."""
-        targets = {"window": self, "canvas": self.canvas, "welcome": self.welcome}
+        canvas = self.canvas if isinstance(self.canvas, QLabel) else ActiveCanvas(self.navigator)
+        targets = {"window": self, "canvas": canvas, "welcome": self.welcome}
         actions = {}
         for command in table.COMMANDS.values():
             if command.target == "canvas" and isinstance(self.canvas, QLabel):
@@ -247,15 +250,17 @@ class MainWindow(ProjectFiles, QMainWindow):
             self.show_message(str(err))
 
     def select_all_blocks(self) -> None:
-        self.selection.set([n.id for n in self.document.project.nodes])
+        level = self.navigator.current
+        level.selection.set([n.id for n in level.document.project.nodes])
 
     def rename_selected(self) -> None:
         """Rename the selected block on the canvas (in the inspector without a canvas)."""
-        if self.selection.current() is None:
+        level = self.navigator.current
+        if level.selection.current() is None:
             self.show_message("Select one block to rename it")
-        elif isinstance(self.canvas, QLabel) or self.canvas.rename_node() is None:
+        elif isinstance(level.canvas, QLabel) or level.canvas.rename_node() is None:
             self.docks["inspector"].raise_()
-            self.inspector.focus_id()
+            level.inspector.focus_id()
 
     def find_block(self) -> None:
         """Open the find bar: blocks on the canvas by id, type or parameter (Ctrl+F)."""
@@ -272,8 +277,9 @@ class MainWindow(ProjectFiles, QMainWindow):
 
     def view_centre(self) -> QPointF:
         """The scene point at the centre of the canvas (the origin without a canvas)."""
-        if isinstance(self.canvas, QGraphicsView):
-            return self.canvas.mapToScene(self.canvas.viewport().rect().center())
+        canvas = self.navigator.current.canvas
+        if isinstance(canvas, QGraphicsView):
+            return canvas.mapToScene(canvas.viewport().rect().center())
         return QPointF(0, 0)
 
     def add_block(self, block_type: str) -> str | None:
@@ -282,8 +288,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         busy = self._block_centres()
         while any(abs(x - centre.x()) < 8 and abs(y - centre.y()) < 8 for x, y in busy):
             centre += QPointF(CASCADE, CASCADE)
-        if hasattr(self.canvas, "add_block"):
-            return self.canvas.add_block(block_type, centre)
+        canvas = self.navigator.current.canvas
+        if hasattr(canvas, "add_block"):
+            return canvas.add_block(block_type, centre)
         try:
             node_id = self.document.add_node(block_type, (centre.x(), centre.y()))
         except NodenetError as err:
@@ -293,9 +300,10 @@ class MainWindow(ProjectFiles, QMainWindow):
         return node_id
 
     def _block_centres(self) -> list[tuple[float, float]]:
-        nodes = getattr(getattr(self.canvas, "canvas_scene", None), "nodes", None)
+        level = self.navigator.current
+        nodes = getattr(getattr(level.canvas, "canvas_scene", None), "nodes", None)
         if nodes is None:
-            return [(n.pos[0], n.pos[1]) for n in self.document.project.nodes]
+            return [(n.pos[0], n.pos[1]) for n in level.document.project.nodes]
         centres = [item.sceneBoundingRect().center() for item in nodes.values()]
         return [(c.x(), c.y()) for c in centres]
 
@@ -316,11 +324,17 @@ class MainWindow(ProjectFiles, QMainWindow):
             QTimer.singleShot(0, lambda: self._grow_run_area(tries - 1))
 
     def show_node(self, node_id: str) -> None:
-        """Select a block and bring it into view (from the summary or the problems)."""
-        self.selection.set([node_id])
-        nodes = getattr(getattr(self.canvas, "canvas_scene", None), "nodes", {})
-        if node_id in nodes and isinstance(self.canvas, QGraphicsView):
-            self.canvas.ensureVisible(nodes[node_id], 60, 60)
+        """Select a block and bring it into view (from the summary or the problems); a
+        block inside groups (``instance/inner``) is shown with its groups opened."""
+        depth = len(self.navigator.levels)
+        node_id = self.navigator.open_path(node_id)
+        level = self.navigator.current
+        level.selection.set([node_id])
+        nodes = getattr(getattr(level.canvas, "canvas_scene", None), "nodes", {})
+        if node_id in nodes and isinstance(level.canvas, QGraphicsView):
+            level.canvas.ensureVisible(nodes[node_id], 60, 60)
+            if len(self.navigator.levels) != depth:  # a canvas just shown: once it is laid out
+                QTimer.singleShot(0, lambda: level.canvas.ensureVisible(nodes[node_id], 60, 60))
 
     # -- state shown by the window ----------------------------------------------------------------
 

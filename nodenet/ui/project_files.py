@@ -191,6 +191,9 @@ class ProjectFiles:
         if ask and not self.maybe_save():
             return False
         project.path = None
+        by_id = {n.id: n for n in project.nodes}
+        for node_id, (x, y) in self.document.layout_engine(project).items():  # for this canvas
+            by_id[node_id].pos = [float(x), float(y)]
         self.document.replace_project(project, analysis)
         self._report_opened(project)
         if weights is not None:

@@ -80,7 +80,7 @@ def test_clicking_a_sample_card_opens_that_sample(start):
     card = window.welcome.page.gallery.card("digits_mlp")
     click(card.thumbnail)  # a click anywhere on the card opens it
     assert not window.welcome.active
-    assert window.centralWidget().currentWidget() is window.canvas
+    assert window.centralWidget().currentWidget() is window.navigator
     expected = load_sample("digits_mlp")
     project = window.document.project
     assert [(n.id, n.type) for n in project.nodes] == [(n.id, n.type) for n in expected.nodes]
@@ -113,7 +113,7 @@ def test_new_project_gives_an_empty_canvas(start):
     click(window.welcome.page.new_button)
     assert not window.welcome.active
     assert [n.type for n in window.document.project.nodes] == ["Input", "Output"]
-    assert window.centralWidget().currentWidget() is window.canvas
+    assert window.centralWidget().currentWidget() is window.navigator
     assert "palette" in shown_docks(window)
 
 

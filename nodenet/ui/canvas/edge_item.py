@@ -117,6 +117,37 @@ def bezier(start: QPointF, end: QPointF) -> QPainterPath:
     return path
 
 
+WRAP_RADIUS = 24.0  # the corners of a wire wrapping to a lower row
+WRAP_OUT = 28.0  # how far right of its port (left of its target) the wrap turns
+
+
+def wrapped(start: QPointF, end: QPointF, gap_y: float) -> QPainterPath:
+    """The wire into a lower row that starts left of ``start`` (a layout folded into rows):
+    out to the right, down into the gap above the target's row at ``gap_y``, left along
+    it, down into the target: it runs between the rows, not across their cards."""
+    right, left = start.x() + WRAP_OUT, end.x() - WRAP_OUT
+    points = [start, QPointF(right, start.y()), QPointF(right, gap_y)]
+    points += [QPointF(left, gap_y), QPointF(left, end.y()), end]
+    path = QPainterPath(start)
+    for before, corner, after in zip(points, points[1:], points[2:], strict=False):
+        radius = min(WRAP_RADIUS, _length(before, corner) / 2, _length(corner, after) / 2)
+        path.lineTo(_toward(corner, before, radius))
+        path.quadTo(corner, _toward(corner, after, radius))
+    path.lineTo(end)
+    return path
+
+
+def _length(a: QPointF, b: QPointF) -> float:
+    return abs(a.x() - b.x()) + abs(a.y() - b.y())  # the segments are horizontal or vertical
+
+
+def _toward(corner: QPointF, other: QPointF, distance: float) -> QPointF:
+    length = _length(corner, other)
+    if length == 0:
+        return QPointF(corner)
+    return corner + (other - corner) * (distance / length)
+
+
 class EdgeItem(QGraphicsItem):
     """The wire from output ``src_port`` of ``src`` to input ``port`` of ``dst``; lives at
     the scene origin."""
@@ -177,11 +208,22 @@ class EdgeItem(QGraphicsItem):
         start = self.src_item.output_anchor(self.src_port)
         end = self.dst_item.input_anchor(self.port)
         self.prepareGeometryChange()
-        self._path = bezier(start, end)
+        self._path = self._route(start, end)
         self._shape = None
         if place_label:
             self._place(self._path)
         self._update_bounds()
+
+    def _route(self, start: QPointF, end: QPointF) -> QPainterPath:
+        """A curve, or a wrap between the rows when the target is left of the source in a
+        lower row (Layout folds long graphs into rows)."""
+        if end.x() < start.x() - WRAP_OUT:
+            above = self.src_item.sceneBoundingRect().bottom()
+            below = self.dst_item.sceneBoundingRect().top()
+            if below > above + 2 * WRAP_RADIUS:
+                gap_y = below - min(style.LAYER_GAP / 2, (below - above) / 2)
+                return wrapped(start, end, gap_y)
+        return bezier(start, end)
 
     def place_label(self) -> None:
         """Find a spot on the curve where the label covers no node and no other label."""

@@ -1,5 +1,6 @@
-"""Groups from the canvas: Group (Ctrl+G), Ungroup (Ctrl+Alt+G), Repeat ×N…, and a
-"Project blocks" entry of the palette dropped on the canvas.
+"""Groups from the canvas: Group (Ctrl+G), Ungroup (Ctrl+Alt+G), Repeat ×N…, Open Group
+(double-click, Ctrl+Alt+O) and Back (Alt+Up), and a "Project blocks" entry of the
+palette dropped on the canvas.
 
 :class:`CanvasGroupEditing` is mixed into :class:`~nodenet.ui.canvas.view.CanvasView`
 before :class:`~nodenet.ui.canvas.editing.CanvasEditing`; each method is one Document
@@ -65,6 +66,24 @@ class CanvasGroupEditing:
         self.select_ids([node_id])
         self.message.emit(self.document.undo_stack.undoText())
         return node_id
+
+    def open_group(self, node_id: str | None = None) -> str | None:
+        """Ask to show the inside of group block ``node_id`` (the selected one by default):
+        ``openGroupRequested``, which the window's group navigator answers."""
+        if node_id is None:
+            ids = self.canvas_scene.selected_ids()
+            nodes = self.canvas_scene._graph_maps()[0]
+            groups = [i for i in ids if nodes[i].type == GROUP_TYPE]
+            if len(groups) != 1:
+                self.message.emit("Select one group block to open it")
+                return None
+            node_id = groups[0]
+        self.openGroupRequested.emit(node_id)
+        return node_id
+
+    def close_group(self) -> None:
+        """Ask to go back to the graph around the group on show (``closeGroupRequested``)."""
+        self.closeGroupRequested.emit()
 
     def _selected_group(self, verb: str) -> str | None:
         ids = self.canvas_scene.selected_ids()

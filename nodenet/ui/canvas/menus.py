@@ -35,6 +35,7 @@ def node_menu(view: CanvasView, node_id: str, parent: QWidget | None = None) -> 
         context_action(menu, "freeze", view.toggle_frozen_selection, read_only)
     context_action(menu, "group", view.group_selection, read_only)
     if view.document.project.node(node_id).type == "Group":
+        context_action(menu, "open_group", lambda: view.open_group(node_id), False)
         context_action(menu, "ungroup", view.ungroup_selection, read_only)
         context_action(menu, "repeat", view.repeat_selection, read_only)
     menu.addSeparator()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 WIDTH = 220
 HEIGHT_RANGE = (70, 170)  # the height follows the graph's aspect ratio within this range
+MIN_WIDTH = 120  # narrower than this, the minimap is not shown
 MARGIN = 8.0
 CORNER = 12  # distance from the view's bottom-right corner
 
@@ -94,16 +95,19 @@ class Minimap(QWidget):
         graph = self.view.canvas_scene.graph_rect()
         visible = self.view.visible_scene_rect()
         viewport = self.view.viewport()
-        roomy = viewport.width() >= 3 * WIDTH and viewport.height() >= 2 * HEIGHT_RANGE[1]
+        # a fifth of the canvas's width at most (a small canvas keeps its cards in view)
+        shrink = min(1.0, viewport.width() / (5 * WIDTH), viewport.height() / (3 * HEIGHT_RANGE[1]))
+        width = round(WIDTH * shrink)
+        roomy = width >= MIN_WIDTH
         wanted = self.enabled and roomy and not graph.isEmpty() and not visible.contains(graph)
         self.setVisible(wanted)
         if wanted:
             world = self._world()
             aspect = world.height() / max(world.width(), 1.0)
-            low, high = HEIGHT_RANGE
-            height = round(min(max((WIDTH - 2 * MARGIN) * aspect + 2 * MARGIN, low), high))
-            if height != self.height():
-                self.setFixedSize(WIDTH, height)
+            low, high = (round(h * shrink) for h in HEIGHT_RANGE)
+            height = round(min(max((width - 2 * MARGIN) * aspect + 2 * MARGIN, low), high))
+            if (width, height) != (self.width(), self.height()):
+                self.setFixedSize(width, height)
                 self._cards = None
             self.place()
             self.update()

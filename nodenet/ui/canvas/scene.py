@@ -124,10 +124,15 @@ class CanvasScene(QGraphicsScene):
         ids = nodes if only is None else [i for i in only if i in nodes]
         none: list = []
         groups = getattr(self.document.project, "groups", None)
-        return {
+        faces = {
             i: describe(nodes[i], analysis, filled.get(i, none), problems.get(i, none), groups)
             for i in ids
         }
+        port_face = getattr(self.document, "port_face", None)  # inside a group: its ports
+        if port_face is not None:
+            for i, face in faces.items():
+                faces[i] = port_face(nodes[i], face)
+        return faces
 
     def _graph_maps(self) -> tuple[dict, dict, dict, dict]:
         """Nodes by id, connected ports and incoming edge keys by target, problems by node.

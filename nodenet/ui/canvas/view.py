@@ -56,6 +56,8 @@ class CanvasView(CanvasGroupEditing, CanvasEditing, QGraphicsView):
     """
 
     message = Signal(str)
+    openGroupRequested = Signal(str)  # a group block's id: show its inside
+    closeGroupRequested = Signal()  # back to the graph around the group on show
 
     def __init__(self, document, selection, parent: QWidget | None = None):
         super().__init__(parent)
@@ -355,6 +357,9 @@ class CanvasView(CanvasGroupEditing, CanvasEditing, QGraphicsView):
             if item.name_rect().adjusted(0, -2, 0, 2).contains(local):  # on the id: rename
                 self.select_ids([item.node_id])
                 self.rename_node(item.node_id)
+                return
+            if self.canvas_scene._graph_maps()[0][item.node_id].type == "Group":
+                self.open_group(item.node_id)
                 return
         super().mouseDoubleClickEvent(event)
 
