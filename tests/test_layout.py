@@ -264,3 +264,21 @@ def test_the_layout_module_loads_no_qt():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_crossings_are_counted_as_pairs_of_edges_that_cross():
+    """The O(E log E) count against its definition, pair by pair, on random edge sets."""
+    import random
+
+    from nodenet.graph.layout import _inversions
+
+    rng = random.Random(3)
+    for _ in range(200):
+        ends = sorted(
+            (rng.randint(0, 6), rng.randint(0, 8) + rng.choice([0.0, 0.5]))
+            for _ in range(rng.randint(0, 40))
+        )
+        pairs = sum(
+            1 for i, (a0, b0) in enumerate(ends) for a1, b1 in ends[i + 1 :] if a1 > a0 and b1 < b0
+        )
+        assert _inversions(ends) == pairs

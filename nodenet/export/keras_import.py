@@ -16,8 +16,9 @@ becomes nodenet's schedule of the same name.
 
 A nested model (a Sequential or functional model used as a layer) comes in as a group
 (:mod:`nodenet.export.keras_import_groups`): a definition holding its layers under their
-Keras names and one instance named after it, so its weights are keyed
-``inner/dense_1/kernel``; a layer's ``"trainable": false`` freezes its block. From a
+Keras names, an output port per output, and one instance named after it (a nested model
+used in two places shares weights, which instances cannot: refused), so its weights are
+keyed ``inner/dense_1/kernel``; a layer's ``"trainable": false`` freezes its block. From a
 ``.keras`` archive, :func:`import_keras_archive` also reads the trained weights
 (:mod:`nodenet.export.keras_weights`).
 
@@ -73,11 +74,13 @@ from nodenet.export.keras_fields import (
 )
 from nodenet.export.keras_import_groups import Nested, regroup, rekey
 from nodenet.export.keras_nested import (
-    SHARED,
     Scope,
     nested_inputs,
     nested_model,
     nested_outputs,
+    reads_input,
+    repeated,
+    shared,
     unfreeze_weightless,
 )
 from nodenet.export.keras_refusal import refusal
@@ -251,23 +254,37 @@ class _Reader(CompileReader):
         self.training = json.loads(json.dumps(DEFAULT_TRAINING))
         self.located: list[Located] = []  # where each block's weights are in the archive
         self.scope = Scope()  # the (nested) model being read
-        self.aliases: dict[str, str] = {}  # a nested model (or its input) -> the node it is
+        # a nested model's output k (or its input) -> the (node, output) it stands for
+        self.tensors: dict[tuple[str, int], tuple[str, int]] = {}
+        self.feeds: dict[str, list[tuple[str, int]]] = {}  # a nested input -> what reads it
+        self.shared: set[str] = set()  # layers called more than once (refused)
+        self.objects: set[str] = set()  # the shared_object_ids of layers saved repeatedly
         self.nested_models: list[Nested] = []  # the nested models read, innermost first
         self.flat: Project | None = None  # the project before its nested models were grouped
         self.renamed: dict[str, str] = {}  # flat block id -> its flattened id once grouped
 
-    def resolve(self, node_id: str) -> str:
-        """The node a layer name stands for (a nested model: its output block)."""
+    def resolve(self, tensor: tuple[str, int]) -> tuple[str, int]:
+        """The (block, output) that output ``tensor[1]`` of layer ``tensor[0]`` is (a nested
+        model's: that of the block inside computing it)."""
         seen = set()
-        while node_id in self.aliases and node_id not in seen:
-            seen.add(node_id)
-            node_id = self.aliases[node_id]
-        return node_id
+        while tensor in self.tensors and tensor not in seen:
+            seen.add(tensor)
+            tensor = self.tensors[tensor]
+        return tensor
+
+    def edge(self, source: tuple[str, int], node_id: str, port: int) -> Edge:
+        """The edge from the tensor ``source`` into input ``port`` of ``node_id``, noted
+        among those reading a nested model's input when ``source`` is one."""
+        reads_input(self, source, node_id, port)
+        src, src_port = self.resolve(source)
+        return Edge(src, node_id, port, src_port)
 
     # -- models ------------------------------------------------------------------------
 
-    def sequential(self, body: dict, inputs: list[str] | None = None) -> str | None:
-        """Read a Sequential model; nested (``inputs`` given), its last block's id."""
+    def sequential(
+        self, body: dict, inputs: list[tuple[str, int]] | None = None
+    ) -> tuple[str, int] | None:
+        """Read a Sequential model; nested (``inputs`` given), its output tensor."""
         previous = inputs[0] if inputs else None
         for index, layer in enumerate(_list_field(body, "layers")):
             try:
@@ -280,18 +297,20 @@ class _Reader(CompileReader):
                     if shape is None:
                         self.problems.append("the Sequential model has no input shape")
                         return
-                    previous = self.add_input("input", shape, "float32")
+                    previous = (self.add_input("input", shape, "float32"), 0)
                 node_id = self.add_layer(layer, [previous] if previous else [])
             except _MALFORMED as err:
                 self.malformed(layer, index, err)
                 continue
-            previous = node_id or previous
+            previous = (node_id, 0) if node_id else previous
         if previous is not None and inputs is None:
-            self.outputs.append(("output", previous))
+            self.outputs.append(("output", previous[0]))
         return previous
 
-    def functional(self, body: dict, inputs: list[str] | None = None) -> list[str]:
-        """Read a functional model; nested (``inputs`` given), its outputs' node ids."""
+    def functional(
+        self, body: dict, inputs: list[tuple[str, int]] | None = None
+    ) -> list[tuple[str, int]]:
+        """Read a functional model; nested (``inputs`` given), its output tensors."""
         if inputs is not None:
             nested_inputs(self, body, inputs)
         for index, layer in enumerate(_list_field(body, "layers")):
@@ -317,8 +336,9 @@ class _Reader(CompileReader):
         inbound = layer.get("inbound_nodes") or []
         if not isinstance(inbound, list):
             raise TypeError(f"inbound_nodes must be a list (got {brief(inbound)})")
-        if len(inbound) > 1:
-            self.problems.append(f"layer {self.scope.prefix + name!r} {SHARED}")
+        if len(inbound) > 1:  # later layers reading its other calls are not reported again
+            self.shared.add(self.scope.prefix + name)
+            self.problems.append(shared(layer, self.scope.prefix + name, len(inbound)))
         op = is_op(layer)
         if self.missing_op(layer, config, name, op):
             return
@@ -332,28 +352,17 @@ class _Reader(CompileReader):
             called = call_keywords(inbound[0], LAYERS.get(kind).CALL_ARGS)
             layer = {**layer, "config": {**config, **called}} if called else layer
         for source, node_index, _ in sources:
-            if node_index:
+            if node_index and self.scope.prefix + source not in self.shared:
                 self.problems.append(f"layer {name!r} reads call {brief(node_index)} of {source!r}")
         if constants:
             self.problems.append(f"layer {name!r} combines a tensor with a constant")
         for keyword in keywords:
             self.problems.append(f"layer {name!r} takes a tensor as {shorten(keyword)}=")
-        node_id = self.add_layer(layer, [self.scope.prefix + s for s, _, _ in sources], name)
-        self.read_ports(node_id, [k for _, _, k in sources])
+        # (layer, output) of each input: [lstm, 0, 1] reads the LSTM's h
+        tensors = [(self.scope.prefix + s, k) for s, _, k in sources]
+        node_id = self.add_layer(layer, tensors, name)
         if op and node_id is not None:
             self.ops[node_id] = op_name(layer)
-
-    def read_ports(self, node_id: str | None, ports: list[int]) -> None:
-        """The edges into ``node_id`` read these outputs of their sources (``[lstm, 0, 1]``:
-        the LSTM's h), by input port."""
-        if node_id is None or not any(ports):
-            return
-        self.edges = [
-            Edge(e.src, e.dst, e.port, ports[e.port])
-            if e.dst == node_id and e.port < len(ports)
-            else e
-            for e in self.edges
-        ]
 
     def missing_op(self, layer: dict, config: Any, name: str, op: bool) -> bool:
         """Whether ``layer`` is an op between tensors that is no nodenet block (recorded as
@@ -394,22 +403,26 @@ class _Reader(CompileReader):
         self.nodes.append(Node(node_id, "Input", params))
         return node_id
 
-    def add_layer(self, layer: dict, sources: list[str], name: str | None = None) -> str | None:
+    def add_layer(
+        self, layer: dict, sources: list[tuple[str, int]], name: str | None = None
+    ) -> str | None:
         kind, config = _text(layer.get("class_name"), "class_name"), layer.get("config") or {}
         if not isinstance(config, dict):
             raise TypeError(f"config must be an object (got {brief(config)})")
         keras_name = _text(name or config.get("name") or kind.lower(), "name")
         name = self.scope.prefix + keras_name
+        if repeated(self, layer, name):
+            return None
         group = "" if is_op(layer) else saved_name(kind, self.scope.used)  # its h5 group
         if kind == "InputLayer":
-            if name in self.aliases:  # a nested model's input: the tensor it is called on
+            if (name, 0) in self.tensors:  # a nested model's input: the tensor it is called on
                 return None
             batch_shape = config.get("batch_shape") or config.get("batch_input_shape")
             shape = _shape(batch_shape, "batch_shape")
             dtype = config.get("dtype", "float32")
             return self.add_input(name, shape, dtype if isinstance(dtype, str) else "float32")
         if kind in ("Functional", "Sequential", "Model"):
-            return nested_model(self, kind, config, name, group, [self.resolve(s) for s in sources])
+            return nested_model(self, kind, config, name, group, sources)
         custom = custom_class(layer)
         if custom or kind not in LAYERS or kind in ("Input", "Output"):
             self.missing.append((custom or kind, name))
@@ -417,7 +430,7 @@ class _Reader(CompileReader):
         params = self.params(LAYERS.get(kind), config, name)
         frozen = config.get("trainable", True) is False or self.scope.frozen  # Keras's frozen layer
         self.nodes.append(Node(name, kind, params, trainable=not frozen))
-        self.edges += [Edge(self.resolve(s), name, port) for port, s in enumerate(sources)]
+        self.edges += [self.edge(s, name, port) for port, s in enumerate(sources)]
         self.located.append(Located(name, kind, keras_name, self.scope.container, group))
         return name
 
@@ -544,8 +557,8 @@ class _Reader(CompileReader):
                 node_id += "_output"
             taken.add(node_id)
             self.nodes.append(Node(node_id, "Output", self.heads.get(output_id, {})))
-            port = self.output_ports.get(output_id, 0)
-            self.edges.append(Edge(self.resolve(source), node_id, 0, port))
+            src, port = self.resolve((source, self.output_ports.get(output_id, 0)))
+            self.edges.append(Edge(src, node_id, 0, port))
         project = Project(self.name, self.nodes, self.edges, self.training)
         layout(project)
         return project

@@ -4,8 +4,10 @@ The reader (:mod:`nodenet.export.keras_nested`) first reads a nested model's lay
 the outer graph with ids ``outer.inner`` and records each nested model it met
 (:class:`Nested`). :func:`regroup` then turns each one, innermost first, into a group
 definition (named after the nested model) whose inner nodes are its layers under their
-Keras names, whose inputs are the tensors it is called on and whose output is its output
-layer, and puts one ``Group`` instance named after the nested model in its place; a frozen
+Keras names, whose inputs are the tensors it is called on (feeding the blocks the reader
+saw reading them) and whose outputs are its outputs, each the (block, output) computing
+it, and puts one ``Group`` instance named after the nested model in its place, the edges
+after it reading its output ``k`` where they read the model's ``k``-th output; a frozen
 nested model (``"trainable": false``) gives a frozen instance. Models nested in nested
 models become groups inside groups.
 
@@ -20,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nodenet.errors import NodenetError, shorten
 from nodenet.graph.groups import SEPARATOR, GroupDef, GroupInput, GroupOutput, instance
 from nodenet.graph.project import Edge, Project, unique_name
+
+Tensor = tuple[str, int]  # (node id, output)
 
 
 @dataclass
@@ -31,10 +34,13 @@ class Nested:
 
     node_id: str  # its flat id ("encoder", "mid.core")
     name: str  # the nested model's own name (the definition's)
-    sources: list[tuple[str, int]]  # the (node, output) each of its inputs is called on
-    output: tuple[str, int] | None = None  # the (node, output) that is its output
+    sources: list[Tensor]  # the (node, output) each of its inputs is called on
+    outputs: list[Tensor]  # the (node, output) that is each of its outputs
     frozen: bool = False
     inputs: list[str] = field(default_factory=list)  # its inputs' names
+    # the (block, input port)s each of its inputs feeds, by flat id (a nested model's id
+    # for one nested in it)
+    to: list[list[Tensor]] = field(default_factory=list)
 
 
 def regroup(project: Project, nested: list[Nested]) -> dict[str, str]:
@@ -42,62 +48,92 @@ def regroup(project: Project, nested: list[Nested]) -> dict[str, str]:
     reader finishes them); the grouped flattened id of each flat block id that changed."""
     paths: dict[str, list[str]] = {}  # top-level id -> the flat block ids it stands for
     renamed: dict[str, str] = {}  # flat block id -> its id once grouped
-    stands: dict[str, str] = {}  # a grouped model's output block -> its instance
+    stands: dict[Tensor, Tensor] = {}  # a grouped model's output -> its instance's
+    flat: dict[str, list[list[Tensor]]] = {}  # a model left flat -> what its inputs feed
     for record in nested:
-        record.sources = [(_now(stands, node), port) for node, port in record.sources]
-        if record.output is not None:
-            record.output = (_now(stands, record.output[0]), record.output[1])
+        record.sources = [_now(stands, source) for source in record.sources]
+        record.outputs = [_now(stands, output) for output in record.outputs]
+        record.to = [_opened(to, flat) for to in record.to]
         if _group_one(project, record, paths, renamed):
-            stands[record.output[0]] = record.node_id
+            for k, output in enumerate(record.outputs):
+                stands.setdefault(output, (record.node_id, k))
+        else:
+            flat[record.node_id] = record.to
     for definition in project.groups.values():
         _layout(definition)
     return renamed
 
 
-def _now(stands: dict[str, str], node: str) -> str:
-    """The top-level id that ``node``'s output is read from once its models are grouped."""
+def _now(stands: dict[Tensor, Tensor], tensor: Tensor) -> Tensor:
+    """The top-level (node, output) that ``tensor`` is read from once its models are
+    grouped."""
     seen = set()
-    while node in stands and node not in seen:
-        seen.add(node)
-        node = stands[node]
-    return node
+    while tensor in stands and tensor not in seen:
+        seen.add(tensor)
+        tensor = stands[tensor]
+    return tensor
+
+
+def _opened(to: list[Tensor], flat: dict[str, list[list[Tensor]]]) -> list[Tensor]:
+    """``to`` with each input of a nested model left flat replaced by what it feeds."""
+    out: list[Tensor] = []
+    for node, port in to:
+        inner = flat.get(node)
+        if inner is not None and port < len(inner):
+            out += inner[port]
+        else:
+            out.append((node, port))
+    return out
 
 
 def _group_one(
     project: Project, record: Nested, paths: dict[str, list[str]], renamed: dict[str, str]
 ) -> bool:
-    """Group one nested model; whether it became a group."""
+    """Group one nested model; whether it became a group. One whose outputs are not all
+    computed inside it (an input returned as it is) or whose inputs' readers do not add up
+    stays flat (its blocks ``outer.inner``), which computes the same."""
     prefix = record.node_id + "."
     members = [n for n in project.nodes if n.id.startswith(prefix)]
-    if not members or record.output is None or not record.output[0].startswith(prefix):
-        return False
     chosen = {n.id for n in members}
-    objects = {id(n) for n in members}
+    if not members or not record.outputs or len(record.to) != len(record.sources):
+        return False
+    if not all(node in chosen for node, _ in record.outputs):
+        return False
     strip = len(prefix)
-    name = record.name
-    if name in project.groups:
-        name = unique_name(name, set(project.groups))
-    inputs = [GroupInput(port) for port in record.inputs]
-    inner_edges, outer_edges = [], []
-    read: dict[int, int] = {}  # input -> the output of its source it reads
+    outputs_at: dict[Tensor, int] = {}
+    for k, output in enumerate(record.outputs):
+        outputs_at.setdefault(output, k)
+    inner_edges, outer_edges, fed = [], [], []
     for edge in project.edges:
         inside_dst, inside_src = edge.dst in chosen, edge.src in chosen
         if inside_src and inside_dst:
             inner_edges.append(Edge(edge.src[strip:], edge.dst[strip:], edge.port, edge.src_port))
-        elif inside_dst:
-            index = _input_index(record.sources, (edge.src, edge.src_port))
-            inputs[index].to.append((edge.dst[strip:], edge.port))
-            read[index] = edge.src_port
+        elif inside_dst:  # read through one of the instance's inputs
+            fed.append((edge.dst, edge.port))
         elif inside_src:
-            outer_edges.append(Edge(record.node_id, edge.dst, edge.port, 0))
+            k = outputs_at.get((edge.src, edge.src_port))
+            if k is None:
+                return False
+            outer_edges.append(Edge(record.node_id, edge.dst, edge.port, k))
         else:
             outer_edges.append(edge)
+    if sorted(fed) != sorted(t for to in record.to for t in to):
+        return False
+    name = record.name
+    if name in project.groups:
+        name = unique_name(name, set(project.groups))
+    inputs = [
+        GroupInput(port, [(node[strip:], p) for node, p in to])
+        for port, to in zip(record.inputs, record.to, strict=True)
+    ]
     wired = [
-        Edge(src, record.node_id, port, read.get(port, src_port))
+        Edge(src, record.node_id, port, src_port)
         for port, (src, src_port) in enumerate(record.sources)
     ]
-    out_node, out_port = record.output
-    outputs = [GroupOutput(out_node[strip:], out_node[strip:], out_port)]
+    outputs: list[GroupOutput] = []
+    for node, port in record.outputs:
+        taken = {p.name for p in outputs}
+        outputs.append(GroupOutput(unique_name(node[strip:], taken), node[strip:], port))
     collected = []
     for node in members:
         flats = paths.pop(node.id, [node.id])
@@ -111,25 +147,13 @@ def _group_one(
     project.groups[name] = GroupDef(members, inner_edges, inputs, outputs)
     group = instance(record.node_id, name, members[0].pos)
     group.trainable = not record.frozen
+    objects = {id(n) for n in members}
     first = next(i for i, n in enumerate(project.nodes) if id(n) in objects)
     kept = [n for n in project.nodes if id(n) not in objects]
     kept.insert(min(first, len(kept)), group)
     project.nodes[:] = kept
     project.edges[:] = wired + outer_edges
     return True
-
-
-def _input_index(sources: list[tuple[str, int]], source: tuple[str, int]) -> int:
-    """The nested model's input fed by ``source`` (the first, when called twice on it)."""
-    for index, candidate in enumerate(sources):
-        if candidate == source:
-            return index
-    for index, candidate in enumerate(sources):
-        if candidate[0] == source[0]:
-            return index
-    raise NodenetError(
-        f"a nested model's block reads {shorten(source[0])!r}, which the model is not called on"
-    )
 
 
 def _layout(definition: GroupDef) -> None:

@@ -4,15 +4,18 @@ The reader first reads them flat, then :mod:`nodenet.export.keras_import_groups`
 each one a group (definition and instance); :class:`Nested` records what it needs. Read
 flat, the inner model's blocks join the graph with ids that say where they came from: the
 nested model's name, a dot, the layer's name (``encoder.dense_1``; deeper models add their
-names in turn). Its inputs are the tensors it is called on, and the layer name of the
-nested model stands for its output block (:meth:`_Reader.resolve`), so the layers after it
-read that block. A frozen nested model (``"trainable": false``) freezes every block in it
-(and its instance). Its weights are under the nested model's group in ``model.weights.h5``
-(``layers/sequential/layers/dense/vars``), which :class:`Scope` tracks.
+names in turn). Its inputs stand for the tensors it is called on (and the blocks reading
+them are noted, per input), and output ``k`` of the nested model stands for the (block,
+output) computing its ``k``-th output (:meth:`_Reader.resolve`), so the layers after it
+read that block's output. A frozen nested model (``"trainable": false``) freezes every block
+in it (and its instance). Its weights are under the nested model's group in
+``model.weights.h5`` (``layers/sequential/layers/dense/vars``), which :class:`Scope` tracks.
 
-A nested model with more than one output, or called more than once (shared), is refused.
-Blocks without weights are never frozen (:func:`unfreeze_weightless`): Keras writes
-``"trainable": false`` on every layer of a frozen model, where it changes nothing for them.
+A nested model called more than once shares its weights between the calls, which group
+instances (each with its own weights) cannot keep: it is refused (:func:`shared`), as a
+shared layer is. Blocks without weights are never frozen (:func:`unfreeze_weightless`):
+Keras writes ``"trainable": false`` on every layer of a frozen model, where it changes
+nothing for them.
 """
 
 from __future__ import annotations
@@ -21,12 +24,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodenet.errors import brief
+from nodenet.export.keras_calls import tensor_index
 from nodenet.export.keras_import_groups import Nested
 
 SHARED = (
     "is shared (called more than once): nodenet has no shared weights yet, so give each "
     "call a layer of its own in Keras"
 )
+NESTED_KINDS = ("Functional", "Sequential", "Model")
+SEQUENTIAL_INPUT = "\x00input"  # a nested Sequential's input: no layer can be named so
+
+
+def shared(layer: dict, node_id: str, calls: int) -> str:
+    """The refusal of the layer or nested model ``node_id`` called ``calls`` times (0: used
+    in several nested models)."""
+    if layer.get("class_name") not in NESTED_KINDS:
+        return f"layer {node_id!r} {SHARED}"
+    used = f"called {calls} times" if calls else "also used in another nested model"
+    return (
+        f"layer {node_id!r} is a nested model {used}; nodenet's group instances each have "
+        "their own weights, so shared weights cannot be kept"
+    )
 
 
 @dataclass
@@ -39,13 +57,55 @@ class Scope:
     frozen: bool = False  # inside a nested model with "trainable": false
 
 
+def repeated(reader: Any, layer: dict, node_id: str) -> bool:
+    """Whether ``layer`` is one object saved in several models of the archive (Keras marks
+    it with a ``shared_object_id``: a layer or nested model two nested models share). It is
+    refused once, and not read."""
+    if "shared_object_id" not in layer or layer.get("class_name") == "InputLayer":
+        return False  # an InputLayer has no weights to share
+    key = repr(layer["shared_object_id"])
+    if key not in reader.objects:
+        reader.objects.add(key)
+        reader.problems.append(shared(layer, node_id, 0))
+    return True
+
+
+def reads_input(reader: Any, source: tuple[str, int], node_id: str, port: int) -> None:
+    """Note input ``port`` of ``node_id`` among the readers of the input of the nested model
+    being read when ``source`` is that input (directly, or returned as it is by a model
+    nested in it)."""
+    seen = set()
+    while source not in seen:
+        if source[0] in reader.feeds:  # the first is the innermost model's
+            reader.feeds[source[0]].append((node_id, port))
+            return
+        seen.add(source)
+        if source not in reader.tensors:
+            return
+        source = reader.tensors[source]
+
+
 def nested_model(
-    reader: Any, kind: str, config: dict, node_id: str, group: str, sources: list[str]
-) -> str | None:
-    """Read the nested model ``node_id`` called on ``sources`` into ``reader``: the id of
-    the block that stands for its output, or ``None`` after a problem."""
+    reader: Any,
+    kind: str,
+    config: dict,
+    node_id: str,
+    group: str,
+    sources: list[tuple[str, int]],
+) -> str:
+    """Read the nested model ``node_id`` called on the tensors ``sources`` (layer, output)
+    into ``reader``; ``node_id``, whose output ``k`` then stands for the nested model's."""
     if not isinstance(config.get("layers"), list):
         raise TypeError(f"the nested model's layers must be a list (got {brief(config)})")
+    for port, source in enumerate(sources):
+        reads_input(reader, source, node_id, port)
+    names = _input_names(kind, config, len(sources))
+    if kind == "Sequential":
+        keys = [node_id + "." + SEQUENTIAL_INPUT]
+    else:
+        keys = [node_id + "." + ref_name(r) for r in refs(config.get("input_layers") or [])]
+    for key in keys:  # each input's readers, noted as they are read
+        reader.feeds[key] = []
     outer = reader.scope
     reader.scope = Scope(
         prefix=node_id + ".",
@@ -54,32 +114,30 @@ def nested_model(
     )
     try:
         if kind == "Sequential":
-            output = reader.sequential(config, sources)
+            if sources:
+                reader.tensors[keys[0], 0] = sources[0]
+            output = reader.sequential(config, [(keys[0], 0)])
             outputs = [output] if output is not None else []
         else:
             outputs = reader.functional(config, sources)
     finally:
         reader.scope = outer
-    if len(outputs) != 1:
-        reader.problems.append(
-            f"layer {node_id!r} is a nested model with {len(outputs)} outputs; nodenet "
-            "flattens nested models with one output"
-        )
-        return None
-    reader.aliases[node_id] = outputs[0]
-    output = reader.resolve(outputs[0])
+    for k, output in enumerate(outputs):
+        reader.tensors[node_id, k] = output
     name = config.get("name")
+    to = [reader.feeds.pop(key) for key in keys]
     reader.nested_models.append(
         Nested(
             node_id,
             name if isinstance(name, str) and name else node_id.rpartition(".")[2],
-            [(source, 0) for source in sources],
-            (output, 0),
+            [reader.resolve(source) for source in sources],
+            [reader.resolve(output) for output in outputs],
             config.get("trainable", True) is False,
-            _input_names(kind, config, len(sources)),
+            names,
+            to if len(to) == len(sources) else [],
         )
     )
-    return output
+    return node_id
 
 
 def _input_names(kind: str, config: dict, count: int) -> list[str]:
@@ -97,7 +155,7 @@ def _input_names(kind: str, config: dict, count: int) -> list[str]:
     return names
 
 
-def nested_inputs(reader: Any, body: dict, sources: list[str]) -> None:
+def nested_inputs(reader: Any, body: dict, sources: list[tuple[str, int]]) -> None:
     """Let a nested functional model's inputs stand for the tensors it is called on."""
     names = [ref_name(r) for r in refs(body.get("input_layers"))]
     if len(names) != len(sources):
@@ -106,12 +164,13 @@ def nested_inputs(reader: Any, body: dict, sources: list[str]) -> None:
             f"called on {len(sources)}"
         )
     for name, source in zip(names, sources, strict=False):
-        reader.aliases[reader.scope.prefix + name] = source
+        reader.tensors[reader.scope.prefix + name, 0] = source
 
 
-def nested_outputs(reader: Any, body: dict) -> list[str]:
-    """The node ids of a nested functional model's outputs."""
-    return [reader.resolve(reader.scope.prefix + ref_name(r)) for r in refs(body["output_layers"])]
+def nested_outputs(reader: Any, body: dict) -> list[tuple[str, int]]:
+    """A nested functional model's outputs: (layer id, output) of each."""
+    prefix = reader.scope.prefix
+    return [(prefix + ref_name(r), tensor_index(r)) for r in refs(body["output_layers"])]
 
 
 def refs(value: Any) -> list:

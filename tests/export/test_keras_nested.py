@@ -5,8 +5,9 @@ it (its layers under their Keras names, its inputs and output the definition's p
 one instance of the same name, wired to the tensors it is called on and read by the layers
 after it; models nested deeper become groups inside groups. Its weights come from under
 its group in ``model.weights.h5``, keyed ``instance/inner/weight``, so ``nodenet predict``
-equals Keras. A frozen nested model is a frozen instance. A shared layer (called more than
-once) is refused, with advice, in the grouped refusal.
+equals Keras. A frozen nested model is a frozen instance. A shared layer or nested model
+(called more than once) is refused, saying why, in the grouped refusal (several outputs and
+shared nested models: tests/export/test_keras_nested_outputs.py).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def test_a_nested_model_used_twice_is_refused_as_shared():
     inner = keras.Sequential([keras.Input((4,)), layers.Dense(4)], name="inner")
     x = keras.Input((4,))
     model = keras.Model(x, inner(inner(x)))
-    with pytest.raises(NodenetError, match="'inner' is shared"):
+    with pytest.raises(NodenetError, match="'inner' is a nested model called 2 times"):
         import_keras_config(json.loads(model.to_json()))
 
 

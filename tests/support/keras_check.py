@@ -71,9 +71,7 @@ def layer_outputs(kmodel) -> list[tuple[str, int, object]]:
         # its own graph's)
         outputs = layer._inbound_nodes[-1].output_tensors
         for index, tensor in enumerate(outputs):
-            found.append(
-                (_node_id(layer, index), 0 if isinstance(layer, keras.Model) else index, tensor)
-            )
+            found.append((_node_id(layer, index), index, tensor))
     return found
 
 
