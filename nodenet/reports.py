@@ -134,6 +134,8 @@ def histograms(arrays: dict[str, np.ndarray], bins: int = HISTOGRAM_BINS) -> dic
     """Per key: ``counts`` (bins,), ``edges`` (bins + 1,), ``mean`` and ``std`` (finite values)."""
     out = {}
     for key, array in arrays.items():
+        if np.asarray(array).dtype.kind not in "biuf":  # a vocabulary: no histogram
+            continue
         values = np.asarray(array, dtype=np.float64).reshape(-1)
         values = values[np.isfinite(values)]
         if values.size == 0:

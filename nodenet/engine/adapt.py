@@ -10,7 +10,9 @@ dataset never has to be held at one point of the graph at once.
 
 A block adapts when it has ``adapts()`` returning true, ``keep_axes(ndim)`` (the
 axes with their own statistics) and ``adapted(mean, variance)`` (its weights from
-them); :class:`nodenet.engine.layers.preprocessing.Normalization` is one.
+them); :class:`nodenet.engine.layers.preprocessing.Normalization` is one. A block with
+state that is no statistic (TextVectorization's vocabulary) instead has ``adapter()``: an
+object fed each batch of its input (``add``) whose ``result()`` is its new state arrays.
 """
 
 from __future__ import annotations
@@ -83,6 +85,14 @@ def adapt(model: Model, inputs: dict[str, np.ndarray], batch_size: int = ADAPT_B
         if node_id not in model.to_adapt:
             continue
         layer = model.layers[node_id]
+        if hasattr(layer, "adapter"):  # state learned from the data (a vocabulary)
+            adapter = layer.adapter()
+            for batch in _batches(model, inputs, batch_size):
+                adapter.add(inputs_of(model, node_id, batch)[0])
+            model.weights[node_id].update(adapter.result())
+            model.to_adapt.discard(node_id)
+            done.append(node_id)
+            continue
         ndim = len(model.input_shapes(node_id)[0]) + 1
         moments = Moments(layer.keep_axes(ndim))
         for batch in _batches(model, inputs, batch_size):

@@ -39,6 +39,7 @@ CATEGORIES = (
     "Normalization",
     "Merge",
     "Attention",
+    "Augmentation",
 )
 
 

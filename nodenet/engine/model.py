@@ -23,7 +23,8 @@ from nodenet.engine.blueprint import Blueprint
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
 from nodenet.engine.layers import conv_pool
-from nodenet.errors import DataError, NodenetError, TrainingError, WeightsError
+from nodenet.engine.layers.text_vectorization import text_wiring_problem
+from nodenet.errors import DataError, NodenetError, ShapeError, TrainingError, WeightsError
 from nodenet.safeio import BUDGET_VARIABLE, fmt_bytes, memory_budget, over_budget, size_of
 
 NUMERIC_KINDS = "biuf"  # booleans, integers and floats: what a model can take
@@ -78,6 +79,9 @@ class Model:
         self.sources: dict[str, list[str]] = {
             i: [src for src, _ in self.feeds[i]] for i in self.order
         }
+        problem = text_wiring_problem(self.layers, self.feeds)
+        if problem:
+            raise ShapeError(problem)
         self.shapes = dict(blueprint.shapes)
         self.output_shapes = dict(blueprint.output_shapes)
         # nodes with several outputs: their value is a list of arrays, one per output
@@ -182,6 +186,8 @@ class Model:
             }
             for node_id in self.order
         }
+        for node_id in self.order:  # state that is no weight (a vocabulary): see _state_names
+            self.weights[node_id].update(_initial_state(self.layers[node_id]))
         # blocks whose weights are statistics of the training data, set by fit (adapt.py)
         # unless set_weights gives them first
         self.to_adapt: set[str] = adapt_pending(self)
@@ -213,10 +219,11 @@ class Model:
     def set_weights(self, flat: dict[str, np.ndarray], source: str = "weights") -> None:
         """Copy weights in; refuse, naming the weight, anything that does not match."""
         expected = {f"{i}/{s.name}": s.shape for i in self.order for s in self.specs[i]}
-        missing = [k for k in expected if k not in flat]
+        states = {f"{i}/{n}": (i, n) for i in self.order for n in _state_names(self.layers[i])}
+        missing = [k for k in [*expected, *states] if k not in flat]
         if missing:
             raise WeightsError(f"{source} has no {missing[0]!r} (the graph needs it)")
-        extra = [k for k in flat if k not in expected]
+        extra = [k for k in flat if k not in expected and k not in states]
         if extra:
             raise WeightsError(f"{source} has {extra[0]!r}, which the graph does not have")
         for key, shape in expected.items():
@@ -227,11 +234,27 @@ class Model:
                 )
             if array.dtype.kind not in "fiu":
                 raise WeightsError(f"{source}: {key!r} is not numeric ({array.dtype})")
+        state = self._checked_state(flat, states, source)
         self.to_adapt -= self._given_statistics(flat)
+        for node_id, arrays in state.items():
+            self.weights[node_id].update(arrays)
         for node_id in self.order:  # not key.split: an id inside a group holds "/" too
             for spec in self.specs[node_id]:
                 array = np.asarray(flat[f"{node_id}/{spec.name}"], dtype=self.dtype)
                 np.copyto(self.weights[node_id][spec.name], array)
+
+    def _checked_state(
+        self, flat: dict[str, np.ndarray], states: dict[str, tuple[str, str]], source: str
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """The state arrays of ``flat`` per node (copies), each block's check passed."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for key, (node_id, name) in states.items():
+            out.setdefault(node_id, {})[name] = np.array(flat[key])
+        for node_id, arrays in out.items():
+            problem = self.layers[node_id].check_state(arrays)
+            if problem:
+                raise WeightsError(f"{source}: {node_id!r}: {problem}")
+        return out
 
     def _given_statistics(self, flat: dict[str, np.ndarray]) -> set[str]:
         """The blocks waiting to adapt (:mod:`nodenet.engine.adapt`) that ``flat`` gives
@@ -241,7 +264,8 @@ class Model:
         given = set()
         for node_id in self.to_adapt:
             for name, current in self.weights[node_id].items():
-                if not np.array_equal(current, np.asarray(flat[f"{node_id}/{name}"])):
+                value = np.asarray(flat[f"{node_id}/{name}"])
+                if current.shape != value.shape or not np.array_equal(current, value):
                     given.add(node_id)
         return given
 
@@ -282,10 +306,21 @@ class Model:
             if node_id not in inputs:
                 raise DataError(f"no data for the Input {node_id!r}")
             array = np.asarray(inputs[node_id])
-            if array.dtype.kind not in NUMERIC_KINDS:
+            if self.layers[node_id].config["dtype"] == "string":
+                if array.dtype.kind not in "US":
+                    raise DataError(
+                        f"{node_id}: this string Input needs text, but the data holds "
+                        f"{array.dtype} values"
+                    )
+            elif array.dtype.kind not in NUMERIC_KINDS:
+                hint = (
+                    "; for text give the Input dtype string and a TextVectorization block"
+                    if array.dtype.kind in "US"
+                    else ""
+                )
                 raise DataError(
                     f"{node_id}: the data holds {array.dtype} values ({_kind_words(array)}), "
-                    "not numbers"
+                    f"not numbers{hint}"
                 )
             shape = self.shapes[node_id]
             if array.ndim != len(shape) + 1 or any(
@@ -302,7 +337,11 @@ class Model:
         """Checked inputs cast to what each Input takes (int32 or the model dtype)."""
         out = {}
         for node_id, array in inputs.items():
-            want = np.int32 if self.layers[node_id].config["dtype"] == "int32" else self.dtype
+            dtype = self.layers[node_id].config["dtype"]
+            if dtype == "string":  # text stays text; a TextVectorization reads it
+                out[node_id] = array
+                continue
+            want = np.int32 if dtype == "int32" else self.dtype
             out[node_id] = array if array.dtype == want else array.astype(want)
         return out
 
@@ -497,6 +536,17 @@ class Model:
             k: np.concatenate(v) if v else np.zeros((0, *self.shapes[k]), self.dtype)
             for k, v in parts.items()
         }
+
+
+def _state_names(layer: Layer) -> tuple[str, ...]:
+    """The names of a block's state arrays: saved with its weights (``node/name``) but
+    neither counted nor trained (a TextVectorization's vocabulary)."""
+    names = getattr(layer, "state_names", None)
+    return tuple(names()) if callable(names) else ()
+
+
+def _initial_state(layer: Layer) -> dict[str, np.ndarray]:
+    return layer.initial_state() if _state_names(layer) else {}
 
 
 def _frozen_specs(specs: list[WeightSpec], frozen: bool) -> list[WeightSpec]:

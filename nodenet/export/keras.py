@@ -39,6 +39,7 @@ from nodenet.export._common import (
 from nodenet.export._data_code import describe_data, holds_validation, load_data_source
 from nodenet.export.blocks import exporter
 from nodenet.export.blocks.preprocessing import KERAS_ADAPT, adapting
+from nodenet.export.blocks.text_vectorization import state_as_params
 from nodenet.export.keras_group_export import LOAD_NESTED_WEIGHTS, NESTED_FUNCTIONS, build_grouped
 from nodenet.export.snippets import Source, keras_loss
 from nodenet.graph.project import Project
@@ -75,6 +76,7 @@ def export_keras(project: Project, weights: Weights | None = None) -> ExportedCo
     Raises :class:`nodenet.errors.ValidationError` for an invalid project and
     :class:`nodenet.errors.WeightsError` for weights that do not fit it.
     """
+    project, weights = state_as_params(project, weights)  # a learned vocabulary
     graph = read_graph(project, reserved=(*_FUNCTIONS, *_CONSTANTS))
     grouped = split_weights(graph, weights) if weights is not None else None
     parts = [

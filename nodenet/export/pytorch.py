@@ -40,6 +40,7 @@ from nodenet.export._common import (
 )
 from nodenet.export._torch_training import RESERVED, training_code
 from nodenet.export.blocks import exporter
+from nodenet.export.blocks.text_vectorization import state_as_params
 from nodenet.export.snippets import TORCH_HELPERS, torch_init
 from nodenet.export.torch_groups import (
     group_classes,
@@ -57,6 +58,7 @@ def export_pytorch(project: Project, weights: Weights | None = None) -> Exported
     Raises :class:`nodenet.errors.ValidationError` for an invalid project and
     :class:`nodenet.errors.WeightsError` for weights that do not fit it.
     """
+    project, weights = state_as_params(project, weights)  # a learned vocabulary
     graph = read_graph(project, reserved=(*RESERVED, *TORCH_HELPERS))
     grouped = split_weights(graph, weights) if weights is not None else None
     name = class_name(project.name, taken=(*TORCH_HELPERS, *RESERVED, *graph.names.values()))

@@ -60,8 +60,8 @@ def example_graph(type_name: str, index: int) -> Project:
     nodes, edges = [], []
     for port, shape in enumerate(example.input_shapes):
         params = {"shape": list(shape)}
-        if example.input_dtype == "int32":
-            params["dtype"] = "int32"
+        if example.input_dtype != "float32":  # int32 indices, string text
+            params["dtype"] = example.input_dtype
         nodes.append(Node(f"input_{port}", "Input", params))
         edges.append(Edge(f"input_{port}", "block", port))
     nodes.append(Node("block", type_name, copy.deepcopy(example.params)))

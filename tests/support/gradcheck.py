@@ -19,11 +19,23 @@ def make_inputs(layer: Layer, example, rng, dtype=np.float64):
     arrays = []
     for shape in example.input_shapes:
         full = (BATCH, *concrete(shape))
-        if example.input_dtype == "int32":
+        if example.input_dtype == "string":  # one text per sample (TextVectorization)
+            arrays.append(sample_texts(rng, full))
+        elif example.input_dtype == "int32":
             arrays.append(rng.integers(0, example.int_high, size=full).astype(np.int32))
         else:
             arrays.append(rng.normal(0.0, 1.0, size=full).astype(dtype))
     return arrays
+
+
+WORDS = ("The", "cat", "sat", "on", "a", "mat.", "Dog,", "DOG", "the", "end!", "a-b", "é")
+
+
+def sample_texts(rng, shape) -> np.ndarray:
+    """Strings of 0 to 7 words (some with punctuation and capitals) in an array of ``shape``."""
+    count = int(np.prod(shape))
+    texts = [" ".join(rng.choice(WORDS, size=rng.integers(0, 8))) for _ in range(count)]
+    return np.array(texts, dtype=str).reshape(shape)
 
 
 def make_weights(layer: Layer, input_shapes, rng, dtype=np.float64):

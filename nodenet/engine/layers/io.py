@@ -21,14 +21,17 @@ METRIC_NAMES = ("accuracy", "mae", "mse", "precision", "recall", "auc")
 class Input(Layer):
     """A model input (``keras.Input``): a batch of tensors of ``shape``.
 
-    Output shape: ``shape``. ``dtype`` int32 feeds indices (to an Embedding).
+    Output shape: ``shape``. ``dtype`` int32 feeds indices (to an Embedding); ``string``
+    feeds text, one string per sample (shape [1]), to a TextVectorization.
     """
 
     TYPE = "Input"
     CATEGORY = "Input / Output"
     PARAMS = (
         ShapeParam("shape", [1], "tensor shape without the batch dimension", allow_none=True),
-        Choice("dtype", "float32", "element type of the data", choices=("float32", "int32")),
+        Choice(
+            "dtype", "float32", "element type of the data", choices=("float32", "int32", "string")
+        ),
     )
     KEY_PARAMS = ("shape",)
     N_INPUTS = 0

@@ -7,6 +7,7 @@ to the catalog adds its exporter to the module of its family here.
 from nodenet.export.blocks import (  # noqa: F401
     activation_layers,
     attention,
+    augmentation,
     conv,
     core,
     depthwise,
@@ -17,6 +18,7 @@ from nodenet.export.blocks import (  # noqa: F401
     preprocessing,
     recurrent,
     scale,
+    text_vectorization,
     time_distributed,
 )
 from nodenet.export.blocks.base import EXPORTERS, BlockExporter, exporter

@@ -23,6 +23,7 @@ CATEGORY_COLORS: dict[str, str] = {
     "Normalization": "#1098ad",
     "Merge": "#ae3ec9",
     "Attention": "#d6336c",
+    "Augmentation": "#5c940d",
     "Group": "#343a40",  # a group instance: a block made of blocks
 }
 UNKNOWN_COLOR = "#868e96"
