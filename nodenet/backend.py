@@ -171,7 +171,9 @@ class NumpyBackend:
         return evaluate(self._run.model, inputs, targets or {}, batch_size=batch_size)
 
     def predict(self, inputs: Arrays, batch_size: int = 256) -> Arrays:
-        return self._run.model.predict(inputs, batch_size)
+        from nodenet.engine.training import predict  # arrays, or a folder read batch by batch
+
+        return predict(self._run.model, inputs, batch_size)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return self._run.model.get_weights()

@@ -15,11 +15,15 @@ from nodenet.engine.catalog import (
     fmt_shape,
 )
 from nodenet.engine.data import (
+    FolderSummary,
     builtin_datasets,
+    describe_folder,
     describe_source,
     load_source,
     prepare,
 )
+from nodenet.engine.data.folders import FOLDER_KINDS
+from nodenet.engine.data.folders import OPTIONS as FOLDER_OPTIONS
 from nodenet.engine.data.preprocess import ENCODINGS, NORMALIZATIONS
 from nodenet.engine.model import Model
 from nodenet.engine.optimizers import NAMES as OPTIMIZER_NAMES
@@ -37,6 +41,8 @@ __all__ = [
     "CATEGORIES",
     "EARLY_STOPPING_PARAMS",
     "ENCODINGS",
+    "FOLDER_KINDS",
+    "FOLDER_OPTIONS",
     "LAYERS",
     "NORMALIZATIONS",
     "OPTIMIZER_NAMES",
@@ -44,6 +50,7 @@ __all__ = [
     "REDUCE_LR_PARAMS",
     "SCHEDULES",
     "TRAINING_PARAMS",
+    "FolderSummary",
     "History",
     "Layer",
     "Model",
@@ -52,6 +59,7 @@ __all__ = [
     "block_types",
     "builtin_datasets",
     "check_training",
+    "describe_folder",
     "describe_source",
     "evaluate",
     "fit",

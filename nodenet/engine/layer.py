@@ -258,3 +258,24 @@ def kernel_params(*, default_init: str = "glorot_uniform"):
         Regularizer("kernel_regularizer", None, "L1/L2 penalty on the kernel, added to the loss"),
         Regularizer("bias_regularizer", None, "L1/L2 penalty on the bias, added to the loss"),
     )
+
+
+def text_wiring_problem(layers: dict[str, Layer], feeds: dict[str, list]) -> str | None:
+    """Why strings would reach a block that takes numbers (or numbers a block that takes
+    strings) in a graph of ``layers`` fed as ``feeds`` (node -> [(source, port)]), or None."""
+    for node_id, sources in feeds.items():
+        takes_text = getattr(layers[node_id], "STRING_INPUT", False)
+        for source, _ in sources:
+            source_layer = layers[source]
+            gives_text = source_layer.TYPE == "Input" and source_layer.config["dtype"] == "string"
+            if gives_text and not takes_text:
+                return (
+                    f"{node_id}: the string Input {source!r} feeds it text, which it cannot "
+                    "read; put a TextVectorization between them"
+                )
+            if takes_text and not gives_text:
+                return (
+                    f"{node_id}: a TextVectorization reads text: feed it an Input of dtype "
+                    f"string (not {source!r})"
+                )
+    return None

@@ -10,6 +10,7 @@ here knows about Qt or terminals.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 
 from nodenet.engine.adapt import adapt
 from nodenet.engine.callbacks import Callback, CallbackList, TrainingState, from_settings
+from nodenet.engine.data.stream import is_streamed
 from nodenet.engine.events import (
     BatchEnd,
     EpochEnd,
@@ -122,9 +124,67 @@ def split_validation(x: Arrays, y: Arrays, fraction: float):
     cut = n - math.floor(n * fraction) if fraction > 0 else n
     if fraction > 0 and (cut == n or cut == 0):
         raise DataError(f"validation_split {fraction} of {n} samples leaves a split empty")
-    head = ({k: v[:cut] for k, v in x.items()}, {k: v[:cut] for k, v in y.items()})
-    tail = ({k: v[cut:] for k, v in x.items()}, {k: v[cut:] for k, v in y.items()})
+    head = (
+        {k: _rows(v, slice(None, cut)) for k, v in x.items()},
+        {k: v[:cut] for k, v in y.items()},
+    )
+    tail = (
+        {k: _rows(v, slice(cut, None)) for k, v in x.items()},
+        {k: v[cut:] for k, v in y.items()},
+    )
     return head, (tail if fraction > 0 else None)
+
+
+def _rows(values, rows: slice):
+    """Rows of an array, or of a streamed column (still streamed)."""
+    return values.subset(rows) if getattr(values, "streamed", False) else values[rows]
+
+
+def _checked(model: Model, x, cast: bool = True):
+    """``model.check_inputs``, or for streamed inputs a check of their sample shapes."""
+    if not is_streamed(x):
+        return model.check_inputs(x, cast=cast)
+    if set(x) != set(model.input_ids) or len(x) != 1:
+        raise DataError(
+            "a streamed folder dataset feeds a model with exactly one Input "
+            f"(this one has {', '.join(model.input_ids)})"
+        )
+    for node_id, column in x.items():
+        shape = model.shapes[node_id]
+        sample = column.shape[1:]
+        if len(sample) != len(shape) or any(
+            d is not None and d != a for d, a in zip(shape, sample, strict=False)
+        ):
+            raise DataError(
+                f"{node_id}: the data has shape {list(sample)} but the Input has shape "
+                f"{list(shape)}"
+            )
+    return x
+
+
+def _batches(model: Model, x, y: Arrays, order: np.ndarray, batch_size: int, sort: bool, weights):
+    """``(positions, inputs, targets, weights)`` per batch of ``order``; streamed inputs are
+    read ahead in a background thread, and their unreadable files left out of the batch."""
+    if is_streamed(x):
+        ((key, column),) = x.items()
+        for positions, batch in column.batches(order, batch_size, sort=sort):
+            yield (
+                positions,
+                model.cast_batch({key: batch}),
+                {k: v[positions] for k, v in y.items()},
+                None if weights is None else weights[positions],
+            )
+        return
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if sort:
+            idx = np.sort(idx)  # sorted gathers are cache-friendlier; the set is the same
+        yield (
+            idx,
+            {k: v[idx] for k, v in x.items()},
+            {k: v[idx] for k, v in y.items()},
+            None if weights is None else weights[idx],
+        )
 
 
 def fit(
@@ -150,6 +210,11 @@ def fit(
 ) -> History:
     """Train ``model`` on inputs ``x`` and targets ``y`` (keyed by Input / Output id).
 
+    ``x`` (and the validation inputs) may be a folder dataset's streamed column
+    (:class:`nodenet.engine.data.stream.StreamedColumn`) instead of an array: its
+    batches are then decoded ahead in a background thread, in the same shuffled order
+    an array would be gathered in, and a file that cannot be read leaves its batch.
+
     ``on_event`` receives :class:`Prepared`, then :class:`BatchEnd` (at most every
     ``progress_interval`` seconds, and each epoch's last batch) and :class:`EpochEnd`
     events, then :class:`Finished` or :class:`Failed`; see :class:`Throttle` for
@@ -162,7 +227,7 @@ def fit(
     weights stay those of the last finite step).
     """
     tune_allocator()
-    x = model.check_inputs(x)
+    x = _checked(model, x)
     y = {k: np.asarray(v) for k, v in y.items()}
     missing = [h.id for h in model.heads if h.id not in y]
     if missing:
@@ -170,7 +235,7 @@ def fit(
     if validation_data is None and validation_split:
         (x, y), validation_data = split_validation(x, y, validation_split)
     if validation_data is not None:
-        validation_data = (model.check_inputs(validation_data[0]), validation_data[1])
+        validation_data = (_checked(model, validation_data[0]), validation_data[1])
     n = _length({**x, **y})
     if n == 0:
         raise DataError("there are no training samples")
@@ -252,20 +317,26 @@ class _Loop:
         self, epoch, epochs, order, shuffle, opt, dropout_rng, hooks, report, should_stop
     ) -> dict[str, float] | None:
         """Train one epoch; its running logs, or None when stopped before any batch."""
-        scorer, model, batches = self.scorer, self.model, self.batches
+        scorer, model = self.scorer, self.model
         scorer.reset()
         self.epoch_start = time.perf_counter()
+        feed = _batches(model, self.x, self.y, order, self.batch_size, shuffle, self.weights)
+        with contextlib.closing(feed):
+            self._train(feed, epoch, epochs, opt, dropout_rng, hooks, report, should_stop)
+        if self.stopped and scorer.count == 0:
+            return None
+        return scorer.results()
+
+    def _train(self, feed, epoch, epochs, opt, dropout_rng, hooks, report, should_stop) -> None:
+        """Train on each batch of ``feed`` (``_batches``'s tuples) until it ends or a stop."""
+        scorer, model, batches = self.scorer, self.model, self.batches
         since_loss, since_count = 0.0, 0  # loss sum and samples since the previous BatchEnd
-        for b in range(batches):
+        for b, (idx, xb, yb, wb) in enumerate(feed):
             if should_stop is not None and should_stop():
                 self.stopped = True
                 break
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            if shuffle:
-                idx = np.sort(idx)  # sorted gathers are cache-friendlier; the set is the same
-            xb = {k: v[idx] for k, v in self.x.items()}
-            yb = {k: v[idx] for k, v in self.y.items()}
-            wb = None if self.weights is None else self.weights[idx]
+            if not len(idx):  # every file of a streamed batch was unreadable
+                continue
             outputs = model.forward(xb, training=True, rng=dropout_rng)
             loss, out_grads = scorer.score(outputs, yb, wb, want_grads=True)
             grads = model.backward(out_grads)
@@ -297,9 +368,6 @@ class _Loop:
                     )
                 )
                 since_loss, since_count = 0.0, 0
-        if self.stopped and scorer.count == 0:
-            return None
-        return scorer.results()
 
 
 def evaluate(
@@ -310,20 +378,56 @@ def evaluate(
     The batch is made smaller than ``batch_size`` when its forward pass would not
     fit the memory budget (:meth:`Model.inference_batch`).
     """
-    x = model.check_inputs(x, cast=False)
+    x = _checked(model, x, cast=False)
     n = _length({**x, **y})
     if n == 0:
         raise DataError("there are no samples to evaluate")
     batch_size = model.inference_batch(batch_size)
     scorer = _Scorer(model, y)
-    for start in range(0, n, batch_size):
-        xb = model.cast_batch({k: v[start : start + batch_size] for k, v in x.items()})
-        yb = {k: v[start : start + batch_size] for k, v in y.items()}
-        loss, _ = scorer.score(model.forward(xb, training=False), yb, None, want_grads=False)
-        scorer.add_total(loss + model.regularization(), len(next(iter(yb.values()))))
+    feed = (
+        _batches(model, x, y, np.arange(n), batch_size, False, None)
+        if is_streamed(x)
+        else _slices(x, y, n, batch_size)
+    )
+    with contextlib.closing(feed):
+        for idx, xb, yb, _ in feed:
+            if not len(idx):
+                continue
+            outputs = model.forward(model.cast_batch(xb), training=False)
+            loss, _ = scorer.score(outputs, yb, None, want_grads=False)
+            scorer.add_total(loss + model.regularization(), len(idx))
+    if scorer.count == 0:
+        raise DataError("none of the samples to evaluate could be read")
     return scorer.results(prefix)
 
 
+def _slices(x: Arrays, y: Arrays, n: int, batch_size: int):
+    """``_batches``'s tuples for arrays in sample order, as views (no copies)."""
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield (
+            range(start, stop),
+            {k: v[start:stop] for k, v in x.items()},
+            {k: v[start:stop] for k, v in y.items()},
+            None,
+        )
+
+
 def predict(model: Model, x: Arrays, batch_size: int = 256) -> Arrays:
-    """Outputs keyed by Output id (inference mode)."""
-    return model.predict(x, batch_size)
+    """Outputs keyed by Output id (inference mode).
+
+    For streamed inputs, the rows of files that could not be read are NaN, so the
+    outputs stay aligned with the samples.
+    """
+    if not is_streamed(x):
+        return model.predict(x, batch_size)
+    x = _checked(model, x, cast=False)
+    n = _length(x)
+    out = {h.id: np.full((n, *model.shapes[h.id]), np.nan, model.dtype) for h in model.heads}
+    batch_size = model.inference_batch(batch_size)
+    with contextlib.closing(_batches(model, x, {}, np.arange(n), batch_size, False, None)) as feed:
+        for idx, xb, _, _ in feed:
+            if len(idx):
+                for key, value in model.forward(xb, training=False).items():
+                    out[key][idx] = value
+    return out

@@ -47,6 +47,7 @@ IMPORTS: dict[str, tuple[str, str]] = {
     "DataLoader": ("third", "from torch.utils.data import DataLoader"),
     "DistributedSampler": ("third", "from torch.utils.data import DistributedSampler"),
     "TensorDataset": ("third", "from torch.utils.data import TensorDataset"),
+    "Dataset": ("third", "from torch.utils.data import Dataset"),
     "train_test_split": ("third", "from sklearn.model_selection import train_test_split"),
 }
 for _loader in ("digits", "iris", "wine", "breast_cancer", "diabetes"):

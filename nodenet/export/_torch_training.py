@@ -37,12 +37,14 @@ from nodenet.export._torch_templates import (
     TO_DATASET,
 )
 from nodenet.export.blocks import exporter
-from nodenet.export.blocks.preprocessing import adapting
+from nodenet.export.blocks.preprocessing import learning_vocabulary, normalizing
+from nodenet.export.blocks.text_vectorization import TO_TEXT_DATASET, takes_text
 from nodenet.export.snippets import Source
 
 FUNCTIONS = (
     "build_model load_weights load_data prepare to_dataset split_tail compute_loss metrics "
-    "regularization make_optimizer learning_rate class_weights run_epoch fit main module"
+    "regularization make_optimizer learning_rate class_weights run_epoch fit main module "
+    "TextSamples"
 ).split()
 CONSTANTS = (
     "SEED EPOCHS BATCH_SIZE VALIDATION_SPLIT SHUFFLE INPUTS OUTPUTS EPSILON WEIGHTS DATA "
@@ -85,7 +87,8 @@ def training_code(graph: Graph, model_class: str, with_weights: bool) -> list[st
     ]
     if with_weights:
         parts.append(LOAD_WEIGHTS)
-    parts += [block(load_data_source(graph)), TO_DATASET, SPLIT_TAIL]
+    text = takes_text(graph.layers.values())  # strings stay strings, batched as lists
+    parts += [block(load_data_source(graph)), TO_TEXT_DATASET if text else TO_DATASET, SPLIT_TAIL]
     parts += [LOSSES[loss].strip("\n") for loss in _losses(graph)]
     if _class_weighted(graph):
         parts.append(CLASS_WEIGHTS)
@@ -385,7 +388,9 @@ def _run_epoch(graph: Graph, optimizer: dict, regularized: bool) -> str:
     lines += [
         "totals, count = {}, 0",
         "for batch in loader:",
-        "    tensors = [t.to(device) for t in batch]",
+        "    tensors = [t.to(device) if torch.is_tensor(t) else t for t in batch]"
+        if takes_text(graph.layers.values())  # a batch of strings is a list
+        else "    tensors = [t.to(device) for t in batch]",
         "    inputs, outcomes = tensors[: len(INPUTS)], tensors[len(INPUTS) :]",
         "    targets = dict(zip(OUTPUTS, outcomes, strict=True))",
         "    with torch.set_grad_enabled(training):",
@@ -497,6 +502,8 @@ def _fit(graph: Graph) -> str:
 
 def _main(graph: Graph, with_weights: bool) -> str:
     load = "    load_weights(model, WEIGHTS)\n" if with_weights else ""
-    if not with_weights and adapting(graph.layers.values()):  # Normalization: adapt first
-        load = "    adapt_normalization(model, data, device)\n"
+    if not with_weights and learning_vocabulary(graph.layers.values()):  # vocabularies first
+        load += "    adapt_text(model, data, device)\n"
+    if not with_weights and normalizing(graph.layers.values()):  # Normalization: adapt first
+        load += "    adapt_normalization(model, data, device)\n"
     return MAIN.replace("{load}", load)

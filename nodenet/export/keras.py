@@ -183,6 +183,8 @@ def _build_model(graph: Graph) -> str:
             lines.append(input_line(graph, node_id))
             continue
         name = _layer_name(graph, node_id)
+        if getattr(exporter(layer), "KERAS_COMMENT", None):  # what the layer needs to run
+            lines.append(f"# {exporter(layer).KERAS_COMMENT}")
         lines.append(layer_line(graph, node_id, name, graph.args(node_id), node_id in frozen))
     return model_function(graph, lines)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodenet.engine.blueprint import Blueprint
 from nodenet.engine.catalog import LAYERS, Layer, Shape, fmt_shape
+from nodenet.engine.layer import text_wiring_problem
 from nodenet.engine.params import check_params
 from nodenet.errors import NodenetError, ValidationError, shorten
 from nodenet.graph.topology import Wiring, connection_problems, reachable, topological_order
@@ -178,6 +179,11 @@ def _analyze(project: Project, inner: set[str] | frozenset[str] = frozenset()) -
         unfinished.append(Problem("the graph has no Output block", field="nodes"))
 
     problems.extend(_check_edges(project, by_id, layers))
+    for node_id in layers:  # text reaching a number block, numbers reaching a TextVectorization
+        feeds = [(e.src, e.src_port) for e in index.incoming(node_id) if e.src in layers]
+        problem = text_wiring_problem(layers, {node_id: feeds})
+        if problem:
+            problems.append(Problem(problem.removeprefix(f"{node_id}: "), node_id))
     order, cyclic = topological_order(ids, ((e.src, e.dst) for e in project.edges))
     for node_id in cyclic:
         problems.append(Problem("is part of a cycle", node_id))

@@ -75,6 +75,17 @@ ALLOWED_CALLS = frozenset(
     totals.values train_loader.sampler.set_epoch tuple validation.items value.cpu
     value.detach variance_scaling_ with_ones x.astype x.mean x.movedim x.std zip
     """.split()
+) | frozenset(  # TextVectorization (reviews_folder_textvec): its tokenizer, adapt, text batches
+    """
+    ?.append ?.split TextSamples TextVectorization adapt_normalization adapt_text counts.get
+    counts.pop documents.get enumerate features.predict hook.remove iter layer.adapt
+    layer.get_vocabulary layers.TextVectorization learned.astype learned.mean list map
+    math.log model model.eval model.modules model.train module.adapt
+    module.register_forward_pre_hook np.array np.asarray np.concatenate out.clamp
+    self.index.get self.set_vocabulary self.tokens set sorted str str.maketrans sum t.encode
+    text.translate texts.items torch.is_tensor torch.zeros x.items x.values
+    self.register_buffer torch.empty
+    """.split()
 )
 
 # Text that has broken generated code before, or could: quotes, escapes, line breaks.

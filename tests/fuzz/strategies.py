@@ -188,6 +188,10 @@ def mutated_samples(draw) -> dict:
     """A sample project with 1 to 6 random edits: a value replaced, a key deleted or added,
     an item duplicated, a number made huge or negative, a list nested deeply."""
     doc = copy.deepcopy(draw(st.sampled_from(SAMPLE_DOCS)))
+
+    def fresh(strategy):  # sampled_from hands out the same list object every time: copy it,
+        return copy.deepcopy(draw(strategy))  # or a later edit changes the strategy itself
+
     for _ in range(draw(st.sampled_from([1, 1, 1, 2, 3, 6]))):
         paths = [p for p in _paths(doc) if p]
         if not paths:
@@ -198,11 +202,11 @@ def mutated_samples(draw) -> dict:
             st.sampled_from(["replace", "delete", "add", "duplicate", "number", "nest", "shape"])
         )
         if action == "replace":
-            parent[key] = draw(junk)
+            parent[key] = fresh(junk)
         elif action == "delete":
             del parent[key]
         elif action == "add" and isinstance(parent, dict):
-            parent[draw(texts)] = draw(json_values)
+            parent[draw(texts)] = fresh(json_values)
         elif action == "duplicate" and isinstance(parent, list):
             parent.append(copy.deepcopy(parent[key]))
         elif action == "number":
@@ -210,7 +214,7 @@ def mutated_samples(draw) -> dict:
         elif action == "nest":
             parent[key] = nested(draw(st.integers(50, 2000)), parent[key])
         elif action == "shape":
-            parent[key] = draw(shapes)
+            parent[key] = fresh(shapes)
     return doc
 
 

@@ -20,6 +20,7 @@ from nodenet.ui.document import Document, Selection
 from nodenet.ui.inspector import Inspector
 from nodenet.ui.param_editors import EDITORS, ReadOnlyEditor, editor_for, format_number
 from nodenet.ui.training.data_panel import CSV_SPECS, PREPROCESS_SPECS, SPLIT_SPECS
+from nodenet.ui.training.folder_source import FOLDER_SPECS
 from nodenet.ui.training.forms import ParamForm
 from tests.ui import SAMPLE
 
@@ -33,6 +34,7 @@ class Gadget(Param):
 
 def run_form_specs() -> list[Param]:
     specs = [*CSV_SPECS, *PREPROCESS_SPECS, *SPLIT_SPECS, *block_class("Output").PARAMS]
+    specs += [p for folder in FOLDER_SPECS.values() for p in folder]
     for name in ("TRAINING_PARAMS", "EARLY_STOPPING_PARAMS", "REDUCE_LR_PARAMS"):
         specs += getattr(engine, name)
     specs += [p for ps in engine.OPTIMIZER_PARAMS.values() for p in ps]

@@ -155,7 +155,8 @@ def check_array(name: str, array: np.ndarray) -> np.ndarray:
     """
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    if array.dtype.kind not in "iuf":
+    text = array.dtype.kind == "U" and array.ndim == 2 and array.shape[1] == 1
+    if array.dtype.kind not in "iuf" and not text:  # one text per sample: a string Input's
         raise DataError(f"{name}: holds {array.dtype} values; nodenet reads numbers only")
     if array.ndim == 0:
         raise DataError(f"{name}: is a single number, not an array of samples")

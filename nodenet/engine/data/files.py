@@ -31,8 +31,11 @@ CSV source options (``{"kind": "csv", "path": "train.csv", ...}``):
     a second file with the same columns, used as the test split.
 
 The CSV gives ``x`` (samples, features) and ``y`` (samples,), plus ``x_test``
-and ``y_test`` with ``test_path``. A cell that is not a number raises a
-:class:`DataError` naming the file, line and column.
+and ``y_test`` with ``test_path``. A single feature column holding text (its
+first cell not a number) gives ``x`` as the texts themselves, ``(samples, 1)``
+unicode, for an Input of dtype ``string`` and a TextVectorization block. Otherwise
+a cell that is not a number raises a :class:`DataError` naming the file, line and
+column.
 
 NPZ source options: ``path``, ``test_path``, ``classes`` (a dict array name ->
 class list for text label arrays). Array names ending in ``_train`` lose the
@@ -292,7 +295,9 @@ class _CsvTable:
             raise DataError(
                 f"{self.name}: no feature column is left after removing the target and id columns"
             )
-        x = self.matrix(features)
+        x = self.texts(features[0]) if len(features) == 1 else None
+        if x is None:
+            x = self.matrix(features)
         if len(target_cols) > 1:
             y, classes, task = self.matrix(target_cols).astype(np.float32), None, "regression"
         else:
@@ -300,6 +305,15 @@ class _CsvTable:
             y, classes, task = self.labels(t, self.column(t), classes, opts["task"])
         names = [self.columns[i] for i in features]
         return x, y, classes, task, names, [self.columns[i] for i in target_cols]
+
+    def texts(self, col: int) -> np.ndarray | None:
+        """A column of text (its first cell is not a number) as ``(rows, 1)`` strings,
+        unchanged, for a string Input; None for a column of numbers."""
+        cells = self.column(col)
+        first = cells[0].strip()
+        if not first or _floats((first,)) is not None:
+            return None
+        return np.array(cells, dtype=str).reshape(-1, 1)
 
     def numbers(self, col: int, cells: tuple[str, ...]) -> np.ndarray:
         """A column as float64; a bad cell raises DataError naming its line and column."""

@@ -31,6 +31,7 @@ from nodenet.safeio import fmt_bytes, over_budget, size_of
 
 Shape = tuple
 SOURCE_KINDS = ("builtin", "csv", "npz", "idx")
+FOLDER_KINDS = ("image_directory", "text_directory", "audio_directory", "image_csv")  # folders.py
 MAX_PREVIEW_CLASSES = 10_000  # larger labels get no class balance in the preview
 
 
@@ -107,8 +108,14 @@ def load_source(
         dataset = load_npz(options, base_dir, allow_outside_data=allow_outside_data)
     elif kind == "idx":
         dataset = idx.load_idx(options, base_dir, allow_outside_data=allow_outside_data)
+    elif kind in FOLDER_KINDS:
+        raise DataError(
+            f"data.source: a {kind} is read batch by batch when the data is prepared, never "
+            "loaded whole (nodenet.engine.data.describe_folder summarizes it)"
+        )
     else:
-        raise DataError(f"data.source.kind must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
+        kinds = ", ".join((*SOURCE_KINDS, *FOLDER_KINDS))
+        raise DataError(f"data.source.kind must be one of {kinds}, got {kind!r}")
     return check_dataset(dataset)
 
 
@@ -153,14 +160,20 @@ def describe_source(
     allow_outside_data: bool = False,
 ) -> dict[str, Any]:
     """A plain-data summary for a preview: arrays (shape, dtype, range), class balance,
-    the first ``rows`` samples (flattened, at most 12 values each). JSON-friendly."""
+    the first ``rows`` samples (flattened, at most 12 values each). JSON-friendly.
+    A folder source gives :func:`describe_folder`'s summary instead."""
+    if isinstance(source, Mapping) and source.get("kind") in FOLDER_KINDS:
+        from nodenet.engine.data.folder_summary import describe_folder
+
+        summary = describe_folder(source, base_dir, seed, allow_outside_data=allow_outside_data)
+        return summary.to_dict()
     ds = load_source(source, base_dir, seed, allow_outside_data=allow_outside_data)
     arrays = {
         name: {
             "shape": list(a.shape),
             "dtype": str(a.dtype),
-            "min": float(a.min()),
-            "max": float(a.max()),
+            "min": float(a.min()) if a.dtype.kind != "U" else None,
+            "max": float(a.max()) if a.dtype.kind != "U" else None,
         }
         for name, a in ds.arrays.items()
     }
@@ -182,6 +195,8 @@ def describe_source(
             )
     preview = {
         name: np.round(a[:rows].reshape(len(a[:rows]), -1)[:, :12].astype(float), 4).tolist()
+        if a.dtype.kind != "U"
+        else a[:rows, 0].tolist()  # texts, for a string Input
         for name, a in ds.arrays.items()
     }
     return {
@@ -280,6 +295,18 @@ def prepare(
             "no Input or Output has a known shape yet: connect the graph to check the data "
             "against it"
         )
+    source = data_config.get("source")
+    if dataset is None and isinstance(source, Mapping) and source.get("kind") in FOLDER_KINDS:
+        from nodenet.engine.data.folder_prepare import prepare_folder
+
+        return prepare_folder(
+            data_config,
+            input_specs,
+            output_specs,
+            base_dir,
+            seed,
+            allow_outside_data=allow_outside_data,
+        )
     if dataset is None:
         ds = load_source(
             data_config.get("source"), base_dir, seed, allow_outside_data=allow_outside_data
@@ -374,7 +401,7 @@ def _fit_stats(inputs, input_specs, pre, train, meta: PreparedMeta) -> dict[str,
     stats, by_array = {}, {}
     for node, name in inputs.items():
         method = preprocess.pick(pre["normalize"], (node, name), "none")
-        if input_specs[node][1] == "int32" or method == "none":
+        if input_specs[node][1] in ("int32", "string") or method == "none":
             continue
         if name not in by_array:
             by_array[name] = preprocess.fit_normalizer(method, train[name], pre["scale"])
@@ -435,6 +462,8 @@ def _check_budget(node: str, name: str, array: np.ndarray, shape: tuple) -> None
 def _input(node: str, name: str, array: np.ndarray, spec: tuple, scale, stats) -> np.ndarray:
     shape, dtype = spec
     _check_budget(node, name, array, shape)
+    if dtype == "string" or array.dtype.kind == "U":
+        return _text_input(node, name, array, shape, dtype)
     if dtype == "int32":
         if array.dtype.kind == "f" and not (array == np.round(array)).all():
             raise DataError(
@@ -447,6 +476,20 @@ def _input(node: str, name: str, array: np.ndarray, spec: tuple, scale, stats) -
     return preprocess.fit_shape(
         node, name, preprocess.transform(array, scale, stats), shape, "Input"
     )
+
+
+def _text_input(node: str, name: str, array: np.ndarray, shape: tuple, dtype: str) -> np.ndarray:
+    """Texts for a string Input, as given: ``(samples, 1)``, never normalized or cast."""
+    if dtype != "string":
+        raise DataError(
+            f"{node}: {name!r} holds text; give the Input dtype string and shape [1] and "
+            "connect it to a TextVectorization block"
+        )
+    if array.dtype.kind != "U":
+        raise DataError(f"{node}: this string Input needs text, but {name!r} holds numbers")
+    if tuple(shape) != (1,):
+        raise DataError(f"{node}: {name!r} holds one text per sample; set the Input's shape to [1]")
+    return array
 
 
 def _target(

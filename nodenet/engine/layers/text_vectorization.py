@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nodenet.engine import text_tokens as tt
-from nodenet.engine.layer import Example, Layer, fmt_shape, register
+from nodenet.engine.layer import (  # noqa: F401  (text_wiring_problem: its home is layer.py)
+    Example,
+    Layer,
+    fmt_shape,
+    register,
+    text_wiring_problem,
+)
 from nodenet.engine.params import Bool, Choice, Int, Param, _as_float, _is_int
 from nodenet.errors import DataError, ParamError, ShapeError
 
@@ -341,27 +347,6 @@ def _strings(x: np.ndarray, name: str) -> np.ndarray:
     raise DataError(
         f"TextVectorization {name!r} needs strings (an Input of dtype string), got {x.dtype}"
     )
-
-
-def text_wiring_problem(layers: dict[str, Layer], feeds: dict[str, list]) -> str | None:
-    """Why strings would reach a block that takes numbers (or numbers a block that takes
-    strings) in a graph of ``layers`` fed as ``feeds`` (node -> [(source, port)]), or None."""
-    for node_id, sources in feeds.items():
-        takes_text = getattr(layers[node_id], "STRING_INPUT", False)
-        for source, _ in sources:
-            source_layer = layers[source]
-            gives_text = source_layer.TYPE == "Input" and source_layer.config["dtype"] == "string"
-            if gives_text and not takes_text:
-                return (
-                    f"{node_id}: the string Input {source!r} feeds it text, which it cannot "
-                    "read; put a TextVectorization between them"
-                )
-            if takes_text and not gives_text:
-                return (
-                    f"{node_id}: a TextVectorization reads text: feed it an Input of dtype "
-                    f"string (not {source!r})"
-                )
-    return None
 
 
 def learned_params(params: dict, state: dict[str, np.ndarray]) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from nodenet.engine.layers.preprocessing import Normalization
+from nodenet.engine.layers.text_vectorization import TextVectorization
 from nodenet.export.blocks.base import BlockExporter, exports
 from nodenet.export.snippets import Source, arguments, literal, torch_helper
 
@@ -108,7 +109,7 @@ def adapt_normalization(model: nn.Module, data: dict, device) -> None:
     train = data["train"]
     if data.get("validation") is None and VALIDATION_SPLIT:
         train, _ = split_tail(train, VALIDATION_SPLIT)
-    inputs = [torch.as_tensor(train[0][key]) for key in INPUTS]
+    inputs = [np.asarray(train[0][key]) for key in INPUTS]
     model.eval()
     for norm in [m for m in model.modules() if isinstance(m, Normalization)]:
         dims = [d for d, size in enumerate(norm.broadcast) if size == 1]  # the batch and more
@@ -123,7 +124,8 @@ def adapt_normalization(model: nn.Module, data: dict, device) -> None:
         hook = norm.register_forward_pre_hook(add)
         with torch.no_grad():
             for start in range(0, len(inputs[0]), 1024):
-                model(*(x[start : start + 1024].to(device) for x in inputs))
+                batch = [x[start : start + 1024] for x in inputs]  # texts stay strings
+                model(*(x if x.dtype.kind == "U" else torch.as_tensor(x).to(device) for x in batch))
         hook.remove()
         mean = sums["x"] / sums["n"]
         variance = (sums["xx"] / sums["n"] - mean * mean).clamp(min=0.0)
@@ -198,19 +200,35 @@ class CenterCropExporter(BlockExporter):
         return f"center_crop({args[0]}, {self.config['height']}, {self.config['width']})"
 
 
-def adapting(layers) -> bool:
-    """Whether any of ``layers`` (built blocks) learns its statistics from the data."""
+def normalizing(layers) -> bool:
+    """Whether any of ``layers`` (built blocks) is a Normalization learning its statistics."""
     return any(isinstance(layer, Normalization) and layer.adapts() for layer in layers)
+
+
+def learning_vocabulary(layers) -> bool:
+    """Whether any of ``layers`` is a TextVectorization learning its vocabulary."""
+    return any(isinstance(layer, TextVectorization) and layer.adapts() for layer in layers)
+
+
+def adapting(layers) -> bool:
+    """Whether any of ``layers`` (built blocks) learns its state from the data before
+    training: a Normalization's statistics or a TextVectorization's vocabulary."""
+    layers = list(layers)
+    return normalizing(layers) or learning_vocabulary(layers)
 
 
 # the generated Keras script's adapt step, run before fit when no trained weights come with it
 KERAS_ADAPT = '''def adapt_normalization(model: keras.Model, x: dict, split: float) -> None:
-    """Set each Normalization layer's mean and variance from the training inputs ``x`` (the
-    validation split's tail left out), each seeing the layers before it, as nodenet does."""
+    """Set each Normalization layer's mean and variance, and each TextVectorization layer's
+    vocabulary (unless given), from the training inputs ``x`` (the validation split's tail
+    left out), each seeing the layers before it, as nodenet does."""
     n = len(next(iter(x.values())))
     keep = n - math.floor(n * split)
     x = {key: value[:keep] for key, value in x.items()}
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
+        if isinstance(layer, keras.layers.TextVectorization):
+            if not layer.get_vocabulary(include_special_tokens=False):
+                layer.adapt(x[layer.input.name])  # a string Input's texts
+        elif isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
             features = keras.Model(model.inputs, layer.input)
             layer.adapt(features.predict(x, batch_size=BATCH_SIZE, verbose=0))'''

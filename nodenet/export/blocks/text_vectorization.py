@@ -51,6 +51,8 @@ class TextVectorization(nn.Module):
         self.pad_to_max_tokens = pad_to_max_tokens
         self.specials = ["", "[UNK]"] if output_mode == "int" else ["[UNK]"]
         self.set_vocabulary(vocabulary or [], idf_weights)
+        # no state: marks the device the module was moved to, where its output is made
+        self.register_buffer("anchor", torch.empty(0), persistent=False)
 
     def set_vocabulary(self, vocabulary, idf_weights=None) -> None:
         """Keras's set_vocabulary: the special tokens are put in front unless there; the
@@ -108,13 +110,13 @@ class TextVectorization(nn.Module):
         if self.output_mode == "int":
             rows = [[0 if t == "" else self.index.get(t, 1) for t in d] for d in documents]
             width = self.length if self.length is not None else max(map(len, rows), default=0)
-            out = torch.zeros(len(rows), width)
+            out = torch.zeros(len(rows), width, device=self.anchor.device)
             for i, row in enumerate(rows):
                 row = row[:width]
                 out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
             return out
         width = self.max_tokens if self.pad_to_max_tokens else len(self.vocabulary)
-        out = torch.zeros(len(documents), width)
+        out = torch.zeros(len(documents), width, device=self.anchor.device)
         for i, document in enumerate(documents):
             for token in document:
                 if token != "":
@@ -122,12 +124,73 @@ class TextVectorization(nn.Module):
         if self.output_mode == "multi_hot":
             return out.clamp(max=1.0)
         if self.output_mode == "tf_idf":
-            weights = torch.zeros(width)
+            weights = torch.zeros(width, device=self.anchor.device)
             weights[: len(self.idf)] = torch.tensor(self.idf[:width], dtype=torch.float32)
             return out * weights
         return out
 ''',
 )
+
+
+torch_helper(
+    "adapt_text",
+    '''
+def adapt_text(model: nn.Module, data: dict, device) -> None:
+    """Keras's adapt for each TextVectorization module without a given vocabulary: it learns
+    one from the training texts that reach it (the validation split's tail left out), as
+    nodenet does before training. The texts are caught on their way in, in one pass."""
+    learning = [
+        m
+        for m in model.modules()
+        if isinstance(m, TextVectorization) and len(m.vocabulary) == len(m.specials)
+    ]
+    train = data["train"]
+    if data.get("validation") is None and VALIDATION_SPLIT:
+        train, _ = split_tail(train, VALIDATION_SPLIT)
+    texts = {module: [] for module in learning}
+
+    def catch(module, args):
+        texts[module].append(np.asarray(args[0]))
+
+    hooks = [module.register_forward_pre_hook(catch) for module in learning]
+    inputs = [np.asarray(train[0][key]) for key in INPUTS]
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(inputs[0]) if learning else 0, 1024):
+            batch = [x[start : start + 1024] for x in inputs]
+            model(*(x if x.dtype.kind == "U" else torch.as_tensor(x).to(device) for x in batch))
+    for hook in hooks:
+        hook.remove()
+    for module, seen in texts.items():
+        module.adapt(np.concatenate(seen))
+    model.train()
+''',
+)
+
+# the generated PyTorch training's datasets when an Input takes text: the strings stay strings
+TO_TEXT_DATASET = '''class TextSamples(Dataset):
+    """The samples of the arrays, one tuple each: the strings of a text array stay strings (a
+    TextVectorization module reads them), the other arrays become tensors."""
+
+    def __init__(self, arrays: list) -> None:
+        self.arrays = [a if a.dtype.kind == "U" else torch.as_tensor(a) for a in arrays]
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, i: int) -> tuple:
+        return tuple(str(a[i, 0]) if isinstance(a, np.ndarray) else a[i] for a in self.arrays)
+
+
+def to_dataset(inputs: dict, targets: dict) -> TextSamples:
+    """The inputs (INPUTS order), then the targets (OUTPUTS order); texts as strings."""
+    arrays = [inputs[k] for k in INPUTS] + [targets[k] for k in OUTPUTS]
+    return TextSamples([np.asarray(a) for a in arrays])'''
+
+
+def takes_text(layers) -> bool:
+    """Whether any of ``layers`` (built blocks) is an Input of strings."""
+    return any(layer.TYPE == "Input" and layer.config["dtype"] == "string" for layer in layers)
 
 
 @exports("TextVectorization")
@@ -136,6 +199,7 @@ class TextVectorizationExporter(BlockExporter):
     tokenizer module, which holds no tensors (``torch_state`` is empty)."""
 
     layer: TextVectorization
+    KERAS_COMMENT = "TextVectorization runs on TensorFlow string ops: TensorFlow must be installed"
 
     def torch_module(self, input_shapes):
         c = self.config

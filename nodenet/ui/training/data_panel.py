@@ -35,6 +35,14 @@ from nodenet.engine import ENCODINGS, NORMALIZATIONS, builtin_datasets
 from nodenet.engine.params import Bool, Choice, Float, Int, Param, Text
 from nodenet.errors import NodenetError
 from nodenet.ui.training.data_preview import DataLoader, DataPreview
+from nodenet.ui.training.folder_source import (
+    FOLDER_SPECS,
+    KIND_TEXT,
+    PLACEHOLDER,
+    FolderPreview,
+    apply_summary,
+    folder_source,
+)
 from nodenet.ui.training.forms import ERROR_STYLE, ParamForm, spec_for_default
 
 KINDS = {
@@ -42,10 +50,12 @@ KINDS = {
     "csv": "CSV file",
     "npz": "NPZ file",
     "idx": "IDX files (folder)",
+    **KIND_TEXT,  # the user's own folders of images, texts, sounds
 }
 FILE_FILTERS = {
     "csv": "CSV files (*.csv *.txt);;All files (*)",
     "npz": "NumPy archives (*.npz);;All files (*)",
+    "image_csv": "CSV files (*.csv *.txt);;All files (*)",
 }
 OK_STYLE = "color: #1b5e20;"
 AUTO = "(auto)"
@@ -99,6 +109,8 @@ class DataPanel(QScrollArea):
         self.datasets = {d["name"]: d for d in builtin_datasets()}
         self.loader = DataLoader(self)
         self.preview = DataPreview()
+        self.folder_preview = FolderPreview()
+        self.folder_preview.hide()
         self._build_source()
         self.mapping_box = QGroupBox("Arrays to nodes")
         self._mapping_layout = QFormLayout(self.mapping_box)
@@ -140,6 +152,7 @@ class DataPanel(QScrollArea):
         self.test_path.setToolTip("A separate test file with the same columns (optional)")
         self.test_path.setPlaceholderText("optional: a file with the same columns")
         self.csv_form = ParamForm(CSV_SPECS)
+        self.folder_forms = {kind: ParamForm(specs) for kind, specs in FOLDER_SPECS.items()}
         self.source_box = QGroupBox("Source")
         self._source_layout = QFormLayout(self.source_box)
         self._source_layout.addRow("kind", self.kind)
@@ -149,12 +162,16 @@ class DataPanel(QScrollArea):
         self._source_layout.addRow("file", self._file_row)
         self._source_layout.addRow("test file", self._test_row)
         self._source_layout.addRow(self.csv_form)
+        for form in self.folder_forms.values():
+            self._source_layout.addRow(form)
 
     def _layout_columns(self) -> None:
         host = QWidget()
         self.setWidget(host)
         preview_box = QGroupBox("Preview")
-        QVBoxLayout(preview_box).addWidget(self.preview)
+        preview_layout = QVBoxLayout(preview_box)
+        preview_layout.addWidget(self.preview)
+        preview_layout.addWidget(self.folder_preview)
         left, right = QVBoxLayout(), QVBoxLayout()
         left.addWidget(self.source_box)
         left.addWidget(preview_box, 1)
@@ -174,6 +191,9 @@ class DataPanel(QScrollArea):
         self.path.editingFinished.connect(self._write_source)
         self.test_path.editingFinished.connect(self._write_source)
         self.csv_form.edited.connect(lambda *_: self._write_source())
+        for form in self.folder_forms.values():
+            form.edited.connect(lambda *_: self._write_source())
+        self.folder_preview.applyRequested.connect(self._apply_folder)
         self.preprocess_form.edited.connect(lambda k, v: self._write_part("preprocess", k, v))
         self.split_form.edited.connect(lambda k, v: self._write_part("split", k, v))
         self.loader.described.connect(self._described)
@@ -205,6 +225,8 @@ class DataPanel(QScrollArea):
         self.path.setText(str(source.get("path") or ""))
         self.test_path.setText(str(source.get("test_path") or ""))
         self.csv_form.set_values(source)
+        if kind in self.folder_forms:
+            self.folder_forms[kind].set_values(source)
         self._show_kind(kind)
         self._build_options(source.get("name"), source)
         self.preprocess_form.set_values(self.data.get("preprocess") or {})
@@ -221,7 +243,12 @@ class DataPanel(QScrollArea):
         for widget, visible in rows.items():
             self._source_layout.setRowVisible(widget, visible)
         self.csv_form.setVisible(kind == "csv")
-        self.path.setPlaceholderText("a folder with the MNIST IDX files" if kind == "idx" else "")
+        for name, form in self.folder_forms.items():
+            form.setVisible(kind == name)
+        placeholder = "a folder with the MNIST IDX files" if kind == "idx" else ""
+        self.path.setPlaceholderText(PLACEHOLDER.get(kind, placeholder))
+        folder = kind == "idx" or (kind in self.folder_forms and kind != "image_csv")
+        self._source_layout.labelForField(self._file_row).setText("folder" if folder else "file")
 
     def _build_options(self, name: str | None, source: dict) -> None:
         """The built-in dataset's options; rebuilt only when the dataset changes."""
@@ -301,7 +328,13 @@ class DataPanel(QScrollArea):
 
     @Slot(object)
     def _described(self, info: dict) -> None:
-        self.preview.show_description(info)
+        folder = info.get("folder")
+        self.folder_preview.setVisible(folder is not None)
+        self.preview.setVisible(folder is None)
+        if folder is not None:
+            self.folder_preview.show_summary(folder)
+        else:
+            self.preview.show_description(info)
         if info["names"] != self._names:
             self._names = list(info["names"])
             self._build_mapping()
@@ -363,6 +396,8 @@ class DataPanel(QScrollArea):
             defaults = self.datasets[name]["options"]
             changed = {k: v for k, v in options.items() if defaults.get(k) != v}
             return {"kind": "builtin", "name": name, **changed}
+        if kind in self.folder_forms:
+            return folder_source(kind, self.path.text().strip(), self.folder_forms[kind].values())
         source: dict[str, Any] = {"kind": kind, "path": self.path.text().strip()}
         if kind in ("csv", "npz") and self.test_path.text().strip():
             source["test_path"] = self.test_path.text().strip()
@@ -416,6 +451,15 @@ class DataPanel(QScrollArea):
             data.pop(key)
         self._write(data)
 
+    def _apply_folder(self, summary: dict[str, Any]) -> None:
+        """The folder's shapes onto the graph (the preview's "Use for the graph")."""
+        try:
+            text = apply_summary(self.document, summary)
+        except NodenetError as err:
+            self._set_status(str(err), ok=False)
+            return
+        self._set_status(text, ok=True)
+
     def _relative(self, path: str) -> str:
         project_path = self.document.project.path
         if not path or project_path is None:
@@ -428,8 +472,9 @@ class DataPanel(QScrollArea):
     @Slot()
     def _browse(self) -> None:
         kind = self.kind.currentData()
-        if kind == "idx":
-            path = QFileDialog.getExistingDirectory(self, "Folder with the MNIST IDX files")
+        if kind == "idx" or (kind in self.folder_forms and kind != "image_csv"):
+            title = "Folder with the MNIST IDX files" if kind == "idx" else f"Open {KINDS[kind]}"
+            path = QFileDialog.getExistingDirectory(self, title)
         else:
             path, _ = QFileDialog.getOpenFileName(
                 self, f"Open {KINDS[kind]}", "", FILE_FILTERS.get(kind, "")

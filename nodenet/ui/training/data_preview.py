@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.engine import load_source, prepare
+from nodenet.engine import FOLDER_KINDS, describe_folder, load_source, prepare
 from nodenet.errors import NodenetError
 from nodenet.ui.training.results import image_shape
 
@@ -47,11 +47,12 @@ def describe(dataset) -> dict[str, Any]:
     meta = dataset.meta
     arrays, balance, rows, images = {}, {}, {}, {}
     for name, array in dataset.arrays.items():
+        text = array.dtype.kind == "U"  # a CSV column of texts, for a string Input
         arrays[name] = {
             "shape": tuple(array.shape),
             "dtype": str(array.dtype),
-            "min": float(array.min()),
-            "max": float(array.max()),
+            "min": None if text else float(array.min()),
+            "max": None if text else float(array.max()),
         }
         if dataset.is_test_name(name):
             continue
@@ -61,7 +62,7 @@ def describe(dataset) -> dict[str, Any]:
             names = meta.classes.get(name) or [str(i) for i in range(len(counts))]
             balance[name] = (list(names), np.pad(counts, (0, max(len(names) - len(counts), 0))))
         flat = array[:PREVIEW_ROWS].reshape(min(len(array), PREVIEW_ROWS), -1)
-        rows[name] = flat[:, :PREVIEW_COLUMNS].astype(float)
+        rows[name] = flat[:, :PREVIEW_COLUMNS] if text else flat[:, :PREVIEW_COLUMNS].astype(float)
         shape = image_shape(array.shape[1:], meta.description)
         if shape is not None:
             images[name] = [array[i].reshape(shape) for i in range(min(len(array), THUMBNAILS))]
@@ -166,11 +167,16 @@ class DataLoader(QObject):
         if not source:
             self._emit(generation, self.checked, {"ok": False, "message": "", "sizes": {}})
             return
-        key = json.dumps([source, str(base), seed], sort_keys=True)
+        split = data.get("split") if source.get("kind") in FOLDER_KINDS else None  # in its summary
+        key = json.dumps([source, str(base), seed, split], sort_keys=True)
         cache = self._cache
         try:
             if cache is not None and cache[0] == key:
                 dataset, description = cache[1], cache[2]
+            elif source.get("kind") in FOLDER_KINDS:  # read batch by batch: only a summary
+                summary = describe_folder(source, base, seed, data.get("split"))
+                dataset, description = None, {"folder": dict(vars(summary)), "names": []}
+                self._cache = (key, dataset, description)
             else:
                 dataset = load_source(source, base, seed)
                 description = describe(dataset)
@@ -259,7 +265,8 @@ class DataPreview(QWidget):
         self.table.setHorizontalHeaderLabels([c[0] for c in columns])
         for col, (_, name, j) in enumerate(columns):
             for row, values in enumerate(info["rows"][name]):
-                item = QTableWidgetItem(f"{values[j]:.4g}")
+                value = values[j]
+                item = QTableWidgetItem(value[:80] if isinstance(value, str) else f"{value:.4g}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
         self.table.setVisible(bool(columns) and not info["images"])
