@@ -174,14 +174,24 @@ def document(results: list[Result]) -> str:
 
 
 FALLBACK_SECTION = "## Without the `datasets` extra"
+TORCH_SECTION = "## PyTorch backend vs the nodenet engine"  # benchmarks/torch_vs_numpy_samples.py
+
+
+def kept(text: str) -> str:
+    """The section of ``text`` that torch_vs_numpy_samples.py writes, to keep on a rewrite."""
+    lines = text.splitlines()
+    if TORCH_SECTION not in lines:
+        return ""
+    return "\n" + "\n".join(lines[lines.index(TORCH_SECTION) :]) + "\n"
 
 
 def update(text: str, results: list[Result]) -> str:
     """``text`` (docs/samples.md) with the rows of the samples in ``results`` replaced."""
     lines = text.splitlines()
-    section = lines.index(FALLBACK_SECTION) if FALLBACK_SECTION in lines else len(lines)
+    end = lines.index(TORCH_SECTION) if TORCH_SECTION in lines else len(lines)
+    section = lines.index(FALLBACK_SECTION) if FALLBACK_SECTION in lines else end
     for result in results:
-        span = range(section, len(lines)) if result.fallback else range(section)
+        span = range(section, end) if result.fallback else range(section)
         start = f"| {result.sample.name} |"
         at = next((i for i in span if lines[i].startswith(start)), None)
         if at is None:
@@ -224,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     results = [judge(r) for r in results]  # the promises as the files say at the end
     out = args.out or (DOC if not args.names or args.update else None)
     if out is not None:
-        out.write_text(update(out.read_text(), results) if args.update else document(results))
+        old = out.read_text() if out.exists() else ""
+        out.write_text(update(old, results) if args.update else document(results) + kept(old))
         print(f"wrote {out}")
     missed = [r for r in results if r.met is False]
     for r in missed:

@@ -15,7 +15,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nodenet import __version__
+from nodenet.cli_import import HELP as IMPORT_HELP
+from nodenet.cli_import import cmd_import, export_keras_model_cli
+from nodenet.cli_runs import HELP as RUNS_HELP
+from nodenet.cli_runs import (
+    add_record_option,
+    add_runs_options,
+    cmd_runs,
+    end_recording,
+    record_training,
+)
+from nodenet.cli_sweep import HELP as SWEEP_HELP
+from nodenet.cli_sweep import add_sweep_options, cmd_sweep
 from nodenet.errors import NodenetError, ValidationError, shorten
+from nodenet.torch_backend.devices import TorchMissing
 
 EXIT_PROBLEMS = 1  # the input has problems (validate, a bad file)
 EXIT_USAGE = 2  # argparse's own code for bad arguments
@@ -126,11 +139,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import threading
 
     from nodenet.atomic import remove_stale_temps, write_file
-    from nodenet.backend import NumpyBackend
     from nodenet.runner import file_digest, weights_path
 
     project = _load(args.file)
-    backend = NumpyBackend()
+    backend = _backend(args)
     backend.build(project, allow_outside_data=args.allow_outside_data)
     _hold_weights(backend, project, args.quiet)
     stop = threading.Event()
@@ -145,9 +157,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, interrupt)
     progress = _Progress(quiet=args.quiet)
+    recorder = record_training(args, project, backend)  # NAME.runs.sqlite (docs/runs.md)
     try:
         history = backend.fit(
-            on_event=progress,
+            on_event=recorder.wrap(progress),
             should_stop=stop.is_set,
             epochs=args.epochs,
             progress_interval=0.1,  # a terminal needs no more than 10 updates a second
@@ -155,9 +168,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
+        recorder.abandon()
     test = backend.evaluate()
+    skipped = _report_skipped(backend)
     weights_out = Path(args.weights_out) if args.weights_out else weights_path(project)
     backend.save_weights(weights_out)
+    end_recording(recorder, test, weights_out, history)
     history_out = (
         Path(args.history_out)
         if args.history_out
@@ -171,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "weights": str(weights_out),
         "weights_sha256": file_digest(weights_out),
         "history_file": str(history_out),
+        **({"skipped_files": skipped} if skipped is not None else {}),
     }
     remove_stale_temps(history_out)
     write_file(history_out, json.dumps(result, indent=2) + "\n")
@@ -186,13 +203,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nodenet.backend import NumpyBackend
     from nodenet.reports import summarize, to_json
 
-    backend = NumpyBackend()
+    backend = _backend(args)
     backend.build(_load(args.file), allow_outside_data=args.allow_outside_data)
     backend.load_weights(args.weights)
     result = backend.evaluate()
+    _report_skipped(backend)
     if result is None:
         raise NodenetError(f"{args.file}: the data has no test split (set data.split.test)")
     if args.json:  # the metrics, then the reports the GUI's Evaluation tab shows
@@ -202,12 +219,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_skipped(backend) -> dict | None:
+    """The notes and unreadable files of a folder dataset on stderr; the skipped files as
+    plain data, or None for data that is not a folder."""
+    data = getattr(backend, "data", None)
+    extra = data.meta.dataset.extra if data is not None else {}
+    for note in extra.get("notes") or ():
+        print(f"nodenet: {note}", file=sys.stderr)
+    log = extra.get("skipped")
+    if log is None or not hasattr(log, "message"):
+        return None
+    message = log.message()
+    if message:
+        print(f"nodenet: {message}", file=sys.stderr)
+    return log.to_dict()
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nodenet.backend import NumpyBackend
     from nodenet.errors import DataError
     from nodenet.runner import load_arrays
 
-    backend = NumpyBackend()
+    backend = _backend(args)
     backend.build(_load(args.file), load_data=False)
     backend.load_weights(args.weights)
     arrays = load_arrays(args.input)  # refuses text arrays, naming the file and the array
@@ -229,6 +261,29 @@ def _read_weights(path: str) -> dict:
     return read_npz(path, WeightsError)
 
 
+def _export_onnx(args: argparse.Namespace, project, weights: dict | None) -> int:
+    """``export --to onnx``: one .onnx file, weights inside (the seeded initial ones without
+    ``--weights``, as ``train --epochs 0`` writes them)."""
+    from nodenet.errors import WeightsError
+    from nodenet.export.onnx import export_onnx, require_onnx
+
+    if args.data:
+        raise NodenetError("--data writes the data generated code reads; an ONNX file needs none")
+    require_onnx()  # says how to install the onnx extra
+    from nodenet.export.onnx.export import save_onnx
+
+    try:
+        model = export_onnx(project, weights, args.opset)
+    except WeightsError as err:
+        raise WeightsError(f"{args.weights}: {err}") from None
+    path = save_onnx(model, args.output)
+    names = ", ".join(i.name for i in model.graph.input)
+    outs = ", ".join(o.name for o in model.graph.output)
+    opset = model.opset_import[0].version
+    print(f"{path}: ONNX opset {opset}, inputs {names}, outputs {outs}", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from nodenet.errors import WeightsError
     from nodenet.export import data_npz, export_keras, export_pytorch
@@ -236,6 +291,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     project = _load(args.file)
     weights = _read_weights(args.weights) if args.weights else None
+    if args.to == "onnx":
+        return _export_onnx(args, project, weights)
+    if args.to == "keras-model":
+        return export_keras_model_cli(args, project, weights)
     exporter = export_keras if args.to == "keras" else export_pytorch
     try:
         code = exporter(project, weights)
@@ -318,13 +377,16 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     ),
     "evaluate": (cmd_evaluate, "loss and metrics of trained weights on the test split"),
     "predict": (cmd_predict, "outputs for inputs from an .npz file (arrays keyed by Input id)"),
-    "export": (cmd_export, "write the model as Keras 3 or PyTorch code (with trained weights)"),
+    "export": (cmd_export, "write the model as Keras 3 or PyTorch code, or as an ONNX file"),
     "import-keras": (
         cmd_import_keras,
         "make a project from a Keras model config (model.to_json(), or a .keras file)",
     ),
 }
-_NO_JSON = ("predict", "export", "import-keras")
+COMMANDS["runs"] = (cmd_runs, RUNS_HELP)
+COMMANDS["import"] = (cmd_import, IMPORT_HELP)
+COMMANDS["sweep"] = (cmd_sweep, SWEEP_HELP)
+_NO_JSON = ("predict", "export", "import-keras", "import")
 
 
 def _hold_weights(backend, project, quiet: bool) -> None:
@@ -361,14 +423,34 @@ def _training_count(name: str) -> Callable[[str], int]:
     return parse
 
 
+def _backend(args: argparse.Namespace):
+    """The backend ``--backend`` names: the numpy engine, or PyTorch in a child process."""
+    if getattr(args, "backend", "numpy") != "torch":
+        from nodenet.backend import NumpyBackend
+
+        return NumpyBackend()
+    from nodenet.torch_backend.cli_options import torch_backend
+
+    return torch_backend(args)
+
+
 def _add_options(name: str, p: argparse.ArgumentParser) -> None:
+    if name in ("train", "evaluate", "predict"):
+        from nodenet.torch_backend.cli_options import add_backend_options
+
+        add_backend_options(p)
     if name == "summary":
         p.add_argument(
             "--expand-nested",
             action="store_true",
             help="list the blocks inside each group too (--json always nests them)",
         )
+    if name == "runs":
+        add_runs_options(p)
+    if name == "sweep":
+        add_sweep_options(p)
     if name == "train":
+        add_record_option(p)
         p.add_argument(
             "--epochs",
             type=_training_count("epochs"),
@@ -397,19 +479,35 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--input", metavar="X", required=True, help=".npz of inputs")
         p.add_argument("--output", metavar="Y", required=True, help=".npz to write")
     if name == "export":
-        p.add_argument("--to", choices=("keras", "pytorch"), required=True, help="the library")
         p.add_argument(
-            "--weights", metavar="W", help="trained weights (.npz) to write beside the code"
+            "--to",
+            choices=("keras", "pytorch", "onnx", "keras-model"),
+            required=True,
+            help="the format (keras-model: a .keras file for keras.models.load_model)",
         )
         p.add_argument(
-            "-o", "--output", metavar="OUT.py", required=True, help="the Python file to write"
+            "--opset",
+            type=int,
+            default=None,
+            metavar="N",
+            help="ONNX opset of --to onnx (default 17; 13 to 21)",
+        )
+        p.add_argument(
+            "--weights", metavar="W", help="trained weights (.npz) to export with the model"
+        )
+        p.add_argument(
+            "-o",
+            "--output",
+            metavar="OUT",
+            required=True,
+            help="the file to write (OUT.py for code, OUT.onnx for ONNX)",
         )
         p.add_argument(
             "--data",
             action="store_true",
             help="also write the prepared data the code reads (OUT_data.npz)",
         )
-    if name == "import-keras":
+    if name in ("import-keras", "import"):
         p.add_argument(
             "-o", "--output", metavar="FILE", required=True, help="the project file to write"
         )
@@ -438,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (func, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         what = "Keras model config (.json or .keras)" if name == "import-keras" else "project"
+        what = "model (.keras, Keras JSON or .onnx)" if name == "import" else what
         p.add_argument("file", help=f"{what} file")
         if name not in _NO_JSON:
             p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -489,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except TorchMissing as err:  # the choice of backend cannot be served: a usage error
+        print(_error_line(f"nodenet: {err}"), file=sys.stderr)
+        return EXIT_USAGE
     except ValidationError as err:
         for problem in err.problems:
             print(_error_line(_naming_the_file(args, str(problem))), file=sys.stderr)

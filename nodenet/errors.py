@@ -96,3 +96,7 @@ class OutsideDataError(DataError):
 
 class SaveError(NodenetError):
     """A file cannot be written (no permission, a full disk); any previous file is intact."""
+
+
+class ExportError(NodenetError):
+    """A project cannot be written in a format (a block the format has no operator for)."""

@@ -1,6 +1,7 @@
 """Evaluation reports of a trained model: test metrics, confusion matrices or
-predicted-vs-true values, the first test samples with their predictions, and
-histograms of weights and gradients.
+predicted-vs-true values, per-class metrics, ROC and precision-recall curves or residuals
+and a table of every test sample (:mod:`nodenet.reports_metrics`), the first test samples
+with their predictions, and histograms of weights and gradients.
 
 Plain numpy, no Qt: the GUI's worker computes them after training (the Evaluation
 tab draws them) and ``nodenet evaluate --json`` prints them (:func:`to_json`).
@@ -13,6 +14,13 @@ import math
 from typing import Any
 
 import numpy as np
+
+from nodenet.reports_metrics import (
+    class_scores,
+    classifier_details,
+    details_json,
+    regression_details,
+)
 
 HISTOGRAM_BINS = 30
 SAMPLE_COUNT = 8  # test samples shown with their predictions
@@ -33,14 +41,25 @@ def summarize(
 
     ``test``: ``None`` or ``{"size", "metrics"}`` (``metrics`` computed unless given);
     ``heads``: per Output id, ``{"task", "classes", "confusion" (k, k) counts | None,
-    "true", "pred"}`` (regression values subsampled); ``samples``: the first test
+    "true", "pred"}`` (regression values subsampled) with the entries of
+    :mod:`nodenet.reports_metrics` (per-class metrics, ROC and precision-recall curves or
+    residuals, and a per-sample ``table`` of every test sample); ``samples``: the first test
     samples' ``inputs``, ``targets`` and ``outputs`` (dicts of arrays, axis 0 the
-    sample) and ``image_shapes``; ``weight_histograms`` / ``gradient_histograms``: per
-    ``node/name`` key ``{"counts", "edges", "mean", "std"}``.
+    sample) and ``image_shapes``; ``test_inputs``: every test sample's inputs (the prepared
+    arrays, not copies) and each Input's ``normalization``; ``explainer``: an
+    :class:`nodenet.explain.Explainer` of the model when the backend is numpy's, else None;
+    ``weight_histograms`` / ``gradient_histograms``: per ``node/name`` key
+    ``{"counts", "edges", "mean", "std"}``.
     """
     data = backend.data
     test = data.test if data is not None else None
-    out: dict[str, Any] = {"test": None, "heads": {}, "samples": None}
+    out: dict[str, Any] = {
+        "test": None,
+        "heads": {},
+        "samples": None,
+        "test_inputs": None,
+        "explainer": None,
+    }
     if test and test["inputs"] and len(next(iter(test["inputs"].values()))):
         metrics = (backend.evaluate() or {}) if metrics is None else metrics
         outputs = backend.predict(test["inputs"])
@@ -63,9 +82,30 @@ def summarize(
                 for k, v in test["inputs"].items()
             },
         }
+        # every test sample, for the sample browser: the arrays themselves, not copies
+        out["test_inputs"] = {
+            "inputs": dict(test["inputs"]),
+            "normalization": {k: data.meta.normalization.get(k) for k in test["inputs"]},
+        }
+        out["explainer"] = explainer_of(backend)
     out["weight_histograms"] = histograms(backend.get_weights())
     out["gradient_histograms"] = histograms(gradients or {})
     return out
+
+
+def explainer_of(backend: Any) -> Any:
+    """An :class:`nodenet.explain.Explainer` of the backend's numpy model, if it has one
+    (saliency, Grad-CAM and activations for the sample browser), else None."""
+    from nodenet.engine.model import Model
+    from nodenet.explain import Explainer
+
+    model = getattr(getattr(backend, "run", None), "model", None)
+    return Explainer(model) if isinstance(model, Model) else None
+
+
+def unnormalized(x: np.ndarray, stats: dict[str, Any] | None) -> np.ndarray:
+    """Samples ``(n, ...)`` with the Input's normalization undone, for display."""
+    return _unnormalized(x, stats)
 
 
 def _unnormalized(x: np.ndarray, stats: dict[str, Any] | None) -> np.ndarray:
@@ -99,14 +139,23 @@ def head_report(
         names = list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]
         matrix = np.zeros((k, k), dtype=np.int64)
         np.add.at(matrix, (true, pred), 1)
-        return {"task": "classification", "classes": names, "confusion": matrix}
+        details = classifier_details(true, pred, class_scores(y_pred), names)
+        return {"task": "classification", "classes": names, "confusion": matrix, **details}
     true, pred = y_true.reshape(-1).astype(np.float64), y_pred.reshape(-1).astype(np.float64)
     if len(true) != len(pred):
         return {"task": "other", "classes": None, "confusion": None}
+    details = regression_details(y_true, y_pred) if len(y_true) == len(y_pred) else {}
     if len(true) > SCATTER_POINTS:
         keep = np.linspace(0, len(true) - 1, SCATTER_POINTS).astype(int)
         true, pred = true[keep], pred[keep]
-    return {"task": "regression", "classes": None, "confusion": None, "true": true, "pred": pred}
+    return {
+        "task": "regression",
+        "classes": None,
+        "confusion": None,
+        "true": true,
+        "pred": pred,
+        **details,
+    }
 
 
 def predicted_labels(
@@ -196,7 +245,9 @@ def sample_prediction(report: dict, target: np.ndarray, output: np.ndarray) -> d
 def to_json(summary: dict[str, Any]) -> dict[str, Any]:
     """A :func:`summarize` result as JSON-ready data (lists, no arrays), for
     ``nodenet evaluate --json``: ``test_size``; ``heads`` (task, classes, confusion
-    matrix as rows of counts, the first test samples' predictions); weight histograms.
+    matrix as rows of counts, the first test samples' predictions, and as lists
+    ``per_class``, ``curves``, ``residuals`` and the every-sample ``table`` of
+    :func:`nodenet.reports_metrics.details_json`); weight histograms.
     """
     samples = summary.get("samples") or {}
     heads = {}
@@ -213,6 +264,7 @@ def to_json(summary: dict[str, Any]) -> dict[str, Any]:
                 if report["task"] != "other"
                 else []
             ),
+            **details_json(report),
         }
     return {
         "test_size": (summary.get("test") or {}).get("size", 0),

@@ -191,7 +191,8 @@ def test_train_with_a_failing_disk_keeps_weights_and_history(trained, capsys, mo
     assert main(["train", str(trained), "--epochs", "0", "--quiet"]) == 1
     one_line_error(capsys, "digits_mlp.weights.npz: cannot be saved", REASONS[fault])
     assert {p: p.read_bytes() for p in (weights, history)} == before
-    only(trained.parent, trained.name, weights.name, history.name)
+    runs = ("digits_mlp.runs.sqlite", "digits_mlp.runs")  # the recorded runs (docs/runs.md)
+    only(trained.parent, trained.name, weights.name, history.name, *runs)
 
 
 def test_history_write_failure_is_one_line(trained, capsys, monkeypatch):

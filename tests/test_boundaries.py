@@ -31,6 +31,7 @@ def imported_modules(path: Path) -> set[str]:
 def headless_files() -> list[Path]:
     files = list((PACKAGE / "engine").rglob("*.py")) + list((PACKAGE / "graph").rglob("*.py"))
     names = ("errors.py", "atomic.py", "safeio.py", "runner.py", "backend.py", "reports.py")
+    names += ("reports_metrics.py", "explain.py")
     files += [PACKAGE / name for name in names]
     return files
 
@@ -94,9 +95,18 @@ PUBLIC_FOR_UI = {
     "nodenet.graph.summary",
     "nodenet.graph.topology",
     "nodenet.graph.validation",
+    "nodenet.explain",
     "nodenet.reports",
+    "nodenet.reports_metrics",
     "nodenet.runner",
+    "nodenet.runs_db",
+    "nodenet.runs_query",
+    "nodenet.runs_recorder",
     "nodenet.samples",
+    "nodenet.sweep",
+    "nodenet.sweep_report",
+    "nodenet.sweep_space",
+    "nodenet.torch_backend",
     "nodenet.errors",
     "nodenet.engine",
     "nodenet.engine.initializers",

@@ -122,9 +122,10 @@ COMMANDS: dict[str, Command] = _commands(
     ),
     Command(
         "import_keras",
-        "&Import Keras model…",
+        "&Import Model…",
         "window.import_keras_dialog",
-        "Read a Keras model (a model.to_json() file or a .keras file) as a project",
+        "Read a model as a project: a Keras .keras file or model.to_json() file, or an ONNX "
+        "file, with its weights",
         ("Ctrl+I",),
     ),
     Command(
@@ -142,6 +143,23 @@ COMMANDS: dict[str, Command] = _commands(
         "Preview the project as PyTorch code and save it, with the trained weights",
         ("Ctrl+Shift+E",),
         args=("pytorch",),
+    ),
+    Command(
+        "export_onnx",
+        "&ONNX file…",
+        "window.export_model_file",
+        "Write the model with its weights as an ONNX file (for onnxruntime, Netron and other "
+        "tools)",
+        ("Ctrl+Alt+E",),
+        args=("onnx",),
+    ),
+    Command(
+        "export_keras_model",
+        "Keras &model file…",
+        "window.export_model_file",
+        "Write the model with its weights as a .keras file (keras.models.load_model reads it)",
+        ("Ctrl+Alt+K",),
+        args=("keras-model",),
     ),
     Command(
         "quit",
@@ -376,6 +394,13 @@ COMMANDS: dict[str, Command] = _commands(
         canvas_only=True,
         context="Auto layout",
     ),
+    Command(
+        "sweep",
+        "S&weep…",
+        "window.open_sweep",
+        "Search hyperparameters with Optuna: every trial is a run recorded beside the project",
+        ("Ctrl+Alt+W",),
+    ),
     # Help
     Command(
         "welcome",
@@ -395,7 +420,9 @@ MenuItem = str | None | tuple[str, tuple]
 # fmt: off
 FILE_MENU: tuple[MenuItem, ...] = (
     "new", "open", RECENT, "open_sample", None, "save", "save_as", None,
-    "import_keras", ("&Export", ("export_keras", "export_pytorch")), None, "quit",
+    "import_keras",
+    ("&Export", ("export_keras", "export_pytorch", None, "export_onnx", "export_keras_model")),
+    None, "quit",
 )
 EDIT_MENU: tuple[MenuItem, ...] = (
     "undo", "redo", None, "cut", "copy", "paste", "paste_prefix", "duplicate", "delete",
@@ -405,8 +432,8 @@ EDIT_MENU: tuple[MenuItem, ...] = (
 )
 VIEW_MENU: tuple[MenuItem, ...] = ("zoom_in", "zoom_out", "fit", "layout", None, DOCKS)
 MENUS: tuple[tuple[str, tuple[MenuItem, ...]], ...] = (
-    ("&File", FILE_MENU), ("&Edit", EDIT_MENU), ("&Run", (RUN,)), ("&View", VIEW_MENU),
-    ("&Help", ("welcome",)),
+    ("&File", FILE_MENU), ("&Edit", EDIT_MENU), ("&Run", (RUN, None, "sweep")),
+    ("&View", VIEW_MENU), ("&Help", ("welcome",)),
 )
 TOOLBAR: tuple[str | None, ...] = (
     "new", "open", "save", None, "undo", "redo", "delete", None,

@@ -262,6 +262,12 @@ class MainWindow(ProjectFiles, QMainWindow):
             self.docks["inspector"].raise_()
             level.inspector.focus_id()
 
+    def open_sweep(self) -> None:
+        """Run → Sweep…: the Sweep dialog (Optuna)."""
+        from nodenet.ui.sweep_dialog import open_sweep_dialog
+
+        self._sweep_dialog = open_sweep_dialog(self)
+
     def find_block(self) -> None:
         """Open the find bar: blocks on the canvas by id, type or parameter (Ctrl+F)."""
         self.welcome.leave()

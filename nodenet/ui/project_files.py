@@ -22,13 +22,17 @@ from nodenet.samples import with_fallback
 from nodenet.ui import autosave
 from nodenet.ui.document import Document, new_project
 from nodenet.ui.export_dialog import ExportDialog
+from nodenet.ui.model_files import export_model_file, read_onnx
 from nodenet.ui.sample_gallery import open_sample_copy
 
 if TYPE_CHECKING:
     pass
 
 FILE_FILTER = "nodenet projects (*.json);;All files (*)"
-KERAS_FILTER = "Keras models (*.json *.keras);;All files (*)"
+KERAS_FILTER = (
+    "Models (*.keras *.json *.onnx);;Keras models (*.json *.keras);;ONNX models (*.onnx);;"
+    "All files (*)"
+)
 MESSAGE_CHARS = 2000  # a message box shows at most this much of an error
 
 
@@ -164,7 +168,7 @@ class ProjectFiles:
 
     def import_keras_dialog(self) -> bool:
         folder = str(self.document.project.path.parent) if self.document.project.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Import Keras model", folder, KERAS_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Import a model", folder, KERAS_FILTER)
         return self.import_keras_file(path) if path else False
 
     def import_keras_file(self, path: str | Path, ask: bool = True) -> bool:
@@ -172,21 +176,18 @@ class ProjectFiles:
         weights by a ``.keras`` archive's trained ones; if the file cannot be imported, say
         why (the blocks nodenet lacks, by name) and keep the current project. Weights that
         cannot be read (no h5py, a layer's arrays that do not fit) leave the model untrained,
-        with a notice saying why."""
+        with a notice saying why. An ``.onnx`` file comes in the same way, with its weights."""
         notice = None
+        facts = None  # what an ONNX file holds
         try:
-            try:
-                project, weights = import_keras_archive(path, weights=_has_h5py())
-                notice = (
-                    None if _has_h5py() else f"the trained weights were not imported: {NO_H5PY}"
-                )
-            except WeightsError as err:
-                project, weights = import_keras_archive(path, weights=False)
-                notice = f"the trained weights were not imported: {err}"
+            if Path(path).suffix.lower() == ".onnx":
+                project, weights, facts = read_onnx(Path(path))
+            else:
+                project, weights, notice = _read_keras(path)
             analysis = Document.checked_analysis(project)
         except NodenetError as err:
             text = shorten(str(err).replace("; ", "\n"), MESSAGE_CHARS)
-            QMessageBox.critical(self, "Cannot import the Keras model", text)
+            QMessageBox.critical(self, "Cannot import the model", text)
             return False
         if ask and not self.maybe_save():
             return False
@@ -196,11 +197,17 @@ class ProjectFiles:
             by_id[node_id].pos = [float(x), float(y)]
         self.document.replace_project(project, analysis)
         self._report_opened(project)
+        if facts is not None:
+            self.show_message(f"Imported {Path(path).name}: {facts}")
         if weights is not None:
             self.training_panel.adopt_weights(weights, Path(path).name)
         elif notice is not None and Path(path).suffix == ".keras":
             self.training_panel.show_message(shorten(notice, MESSAGE_CHARS), "warning")
         return True
+
+    def export_model_file(self, kind: str) -> Path | None:
+        """File → Export → ONNX file / Keras model file (``kind`` "onnx", "keras-model")."""
+        return export_model_file(self, kind)
 
     def export_code(self, target: str) -> ExportDialog | None:
         """Open the export preview (``target`` "keras" or "pytorch") of the project."""
@@ -239,3 +246,15 @@ def _has_h5py() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("h5py") is not None
+
+
+def _read_keras(path: str | Path):
+    """``(project, weights, notice)`` of a Keras JSON or ``.keras`` file: the trained weights
+    when they can be read, else ``None`` and the reason in ``notice``."""
+    try:
+        project, weights = import_keras_archive(path, weights=_has_h5py())
+        notice = None if _has_h5py() else f"the trained weights were not imported: {NO_H5PY}"
+    except WeightsError as err:
+        project, weights = import_keras_archive(path, weights=False)
+        notice = f"the trained weights were not imported: {err}"
+    return project, weights, notice

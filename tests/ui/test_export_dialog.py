@@ -128,9 +128,10 @@ def test_shortcut_opens_the_preview_of_the_export(qtbot, window, target):
 def test_menu_has_export_and_import(window):
     file_menu = window.menuBar().actions()[0].menu()
     texts = [a.text() for a in file_menu.actions()]
-    assert "&Import Keras model…" in texts and "&Export" in texts
+    assert "&Import Model…" in texts and "&Export" in texts
     export_menu = next(a.menu() for a in file_menu.actions() if a.text() == "&Export")
-    assert [a.text() for a in export_menu.actions()] == ["&Keras 3 code…", "&PyTorch code…"]
+    texts = [a.text() for a in export_menu.actions()]
+    assert texts == ["&Keras 3 code…", "&PyTorch code…", "", "&ONNX file…", "Keras &model file…"]
     assert window.actions["export_keras"].shortcut().toString() == "Ctrl+E"
     assert window.actions["export_pytorch"].shortcut().toString() == "Ctrl+Shift+E"
 

@@ -116,7 +116,7 @@ def test_run_plots_every_epoch_as_reported_and_evaluates_on_the_test_split(qtbot
     confusion = panel.evaluation.confusion
     assert confusion.shape == (10, 10) and confusion.sum() == test_size
     assert panel.evaluation.metrics.rowCount() == 2  # loss, accuracy
-    assert panel.evaluation.samples.rowCount() == 8
+    assert panel.evaluation.browser.model.rowCount() == test_size  # every test sample
     weights = Path(result["weights_file"])
     assert weights == document.project.path.with_name("digits_mlp.weights.npz")
     assert weights.exists() and not panel.weights_unsaved

@@ -1,7 +1,10 @@
-"""After training: test metrics, confusion matrix or predicted-vs-true, samples, histograms.
+"""After training: test metrics, confusion matrix or predicted-vs-true, per-class metrics,
+a browser over every test sample with what the network looks at, ROC / precision-recall
+curves or residuals, and histograms of weights and gradients.
 
 Everything shown comes from the worker's ``finished`` dict (see
-:func:`nodenet.reports.summarize`); nothing here computes on the model.
+:func:`nodenet.reports.summarize`); only the explanations of a chosen sample compute on the
+model (:mod:`nodenet.ui.training.evaluation_explain`, on a worker thread).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -19,35 +21,25 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from nodenet.reports import sample_prediction
-from nodenet.ui.training.data_preview import signal_pixmap, to_pixmap
+from nodenet.ui.training.evaluation_browser import SampleBrowser
+from nodenet.ui.training.evaluation_curves import CurvesView, PerClassTable, make_plot
+from nodenet.ui.training.evaluation_explain import ExplanationView
 
 TEXT = "#303030"
-RIGHT_ROW = QColor("#e8f5e9")
-WRONG_ROW = QColor("#ffebee")
 HEAT = pg.ColorMap([0.0, 1.0], [(255, 255, 255), (31, 78, 156)])
 CELL_TEXT_LIMIT = 15  # classes up to which each cell shows its count
 HIST_BRUSH = {"weights": (91, 143, 199, 150), "gradients": (214, 39, 40, 130)}
 
 
-def _plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
-    widget = pg.PlotWidget(background="w")
-    plot = widget.getPlotItem()
-    plot.setTitle(title, color=TEXT, size="10pt")
-    plot.setLabel("bottom", x_label, color=TEXT)
-    plot.setLabel("left", y_label, color=TEXT)
-    for side in ("left", "bottom"):
-        plot.getAxis(side).setTextPen(pg.mkPen(TEXT))
-        plot.getAxis(side).setPen(pg.mkPen("#909090"))
-        plot.getAxis(side).enableAutoSIPrefix(False)
-    widget.setMinimumSize(220, 180)
-    return widget
+_plot = make_plot  # the plots of the tab look alike
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -78,8 +70,12 @@ class EvaluationView(QWidget):
         self.head.setToolTip("The output whose test results the plot shows")
         self.head.currentTextChanged.connect(self._show_head)
         self.head_plot = _plot("", "", "")
-        self.samples = _table(["sample", "true", "predicted", "p"])
-        self.samples.verticalHeader().setDefaultSectionSize(40)
+        self.per_class = PerClassTable()
+        self.browser = SampleBrowser()
+        self.explanation = ExplanationView()
+        self.browser.sampleChosen.connect(self._explain_sample)
+        self.curves = CurvesView()
+        self.details = QTabWidget()
         self.weight_key = QComboBox()
         self.weight_key.setToolTip("The weight whose values and gradients the histograms show")
         self.weight_key.currentTextChanged.connect(self._show_histograms)
@@ -96,10 +92,17 @@ class EvaluationView(QWidget):
         head_row.addWidget(self.head, 1)
         grid.addLayout(head_row, 0, 1)
         grid.addWidget(self.head_plot, 1, 1)
-        grid.addWidget(QLabel("Sample predictions"), 0, 2)
-        grid.addWidget(self.samples, 1, 2)
+        grid.addWidget(QLabel("Per class"), 0, 2)
+        grid.addWidget(self.per_class, 1, 2)
         grid.setColumnStretch(1, 3)
         grid.setColumnStretch(2, 2)
+        samples = QSplitter()
+        samples.addWidget(self.browser)
+        samples.addWidget(self.explanation)
+        samples.setSizes([420, 580])
+        self.details.addTab(samples, "Test samples")
+        self.details.addTab(self.curves, "Curves")
+        self.details.setMinimumHeight(360)
         histograms = QGroupBox("Weights and gradients of each layer (end of training)")
         hist_layout = QGridLayout(histograms)
         key_row = QHBoxLayout()
@@ -114,6 +117,7 @@ class EvaluationView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(results, 3)
+        layout.addWidget(self.details, 3)
         layout.addWidget(histograms, 2)
 
     # -- showing ----------------------------------------------------------------------
@@ -122,7 +126,10 @@ class EvaluationView(QWidget):
         self.result, self.confusion, self._pending = None, None, None
         self.header.setText(text)
         self.metrics.setRowCount(0)
-        self.samples.setRowCount(0)
+        self.per_class.setRowCount(0)
+        self.browser.clear()
+        self.explanation.set_model(None, {}, "", [])
+        self.curves.show_report(None)
         self.head.clear()
         self.head_plot.getPlotItem().clear()
         self.weight_key.clear()
@@ -199,7 +206,34 @@ class EvaluationView(QWidget):
             self._draw_confusion(report["confusion"], report["classes"])
         elif report["task"] == "regression":
             self._draw_scatter(report["true"], report["pred"])
-        self._fill_samples(head_id, report)
+        self.per_class.show_report(report)
+        self.curves.show_report(report)
+        self._fill_browser(head_id, report)
+
+    def _fill_browser(self, head_id: str, report: dict[str, Any]) -> None:
+        """Every test sample of the head in the browser; the model behind it explains them."""
+        tests = self.result.get("test_inputs") if self.result else None
+        if not tests or not tests["inputs"] or "table" not in report:
+            self.browser.clear()
+            self.explanation.set_model(None, {}, head_id, [])
+            return
+        input_id, inputs = next(iter(tests["inputs"].items()))
+        if len(inputs) != len(next(iter(report["table"].values()))):  # files left unread
+            self.browser.show_head(report, None, None, None)
+            self.explanation.set_model(None, {}, head_id, [])
+            return
+        shapes = (self.result.get("samples") or {}).get("image_shapes", {})
+        stats = tests["normalization"].get(input_id)
+        self.browser.show_head(report, inputs, stats, shapes.get(input_id))
+        classes = report["classes"] if report["task"] == "classification" else []
+        explainer = self.result.get("explainer")
+        self.explanation.set_model(explainer, tests["inputs"], head_id, classes or [], shapes)
+
+    @Slot(int)
+    def _explain_sample(self, sample: int) -> None:
+        table = self.browser.model.table
+        predicted = int(table["pred"][sample]) if "correct" in table else None
+        self.explanation.show_sample(sample, predicted)
 
     def _draw_confusion(self, matrix: np.ndarray, classes: list[str]) -> None:
         self.confusion = np.asarray(matrix)
@@ -242,36 +276,6 @@ class EvaluationView(QWidget):
             pg.ScatterPlotItem(true, pred, size=5, pen=None, brush=pg.mkBrush(31, 119, 180, 120))
         )
 
-    def _fill_samples(self, head_id: str, report: dict[str, Any]) -> None:
-        samples = self.result.get("samples") if self.result else None
-        self.samples.setRowCount(0)
-        if not samples:
-            return
-        input_id, inputs = next(iter(samples["inputs"].items()))
-        targets, outputs = samples["targets"][head_id], samples["outputs"][head_id]
-        shape = samples.get("image_shapes", {}).get(input_id)
-        self.samples.setHorizontalHeaderLabels([input_id, "true", "predicted", "p"])
-        self.samples.setRowCount(len(outputs))
-        for row in range(len(outputs)):
-            cell = QTableWidgetItem()
-            if shape is not None:
-                cell.setData(
-                    Qt.ItemDataRole.DecorationRole, to_pixmap(inputs[row].reshape(shape), 36)
-                )
-            elif inputs.ndim == 3 and inputs.shape[2] <= 3:  # (steps, channels): a signal
-                cell.setData(Qt.ItemDataRole.DecorationRole, signal_pixmap(inputs[row][:, 0]))
-            else:
-                values = np.asarray(inputs[row]).reshape(-1)[:4]
-                cell.setText(", ".join(f"{v:.3g}" for v in values) + " …")
-            self.samples.setItem(row, 0, cell)
-            true, pred, p, right = _prediction(report, targets[row], outputs[row])
-            for col, text in enumerate((true, pred, p), start=1):
-                self.samples.setItem(row, col, QTableWidgetItem(text))
-            if right is not None:
-                colour = QBrush(RIGHT_ROW if right else WRONG_ROW)
-                for col in range(4):
-                    self.samples.item(row, col).setBackground(colour)
-
     @Slot(str)
     def _show_histograms(self, key: str) -> None:
         for widget, table, name in (
@@ -295,11 +299,3 @@ class EvaluationView(QWidget):
             plot.setTitle(
                 f"{title}: mean {entry['mean']:.3g}, std {entry['std']:.3g}", color=TEXT, size="9pt"
             )
-
-
-def _prediction(report: dict, target: np.ndarray, output: np.ndarray):
-    """``(true, predicted, probability, right?)`` texts for one sample of a head."""
-    sample = sample_prediction(report, target, output)
-    if report["task"] != "classification":
-        return f"{sample['true']:.4g}", f"{sample['predicted']:.4g}", "", None
-    return sample["true"], sample["predicted"], f"{sample['p']:.2f}", sample["right"]

@@ -44,9 +44,12 @@ from nodenet.backend import BatchEnd, EpochEnd, NumpyBackend, Prepared
 from nodenet.errors import NodenetError
 from nodenet.reports import histograms
 from nodenet.runner import weights_path
+from nodenet.ui.settings import app_settings
 from nodenet.ui.training.data_panel import DataPanel
 from nodenet.ui.training.evaluation import EvaluationView
 from nodenet.ui.training.plots import TrainingPlots
+from nodenet.ui.training.run_on import RunOnChooser
+from nodenet.ui.training.runs_view import RunsView
 from nodenet.ui.training.settings_panel import SettingsPanel
 from nodenet.ui.training.worker import TrainingController, TrainingWorker
 
@@ -57,7 +60,7 @@ BANNER_STYLES = {
     "warning": "background: #fff8e1; border: 1px solid #ffb74d; color: #5d4037;",
     "info": "background: #e8f4fd; border: 1px solid #64b5f6; color: #0d3c61;",
 }
-TABS = ("Data", "Settings", "Curves", "Evaluation")
+TABS = ("Data", "Settings", "Curves", "Evaluation", "Runs")
 
 
 class TrainingPanel(QWidget):
@@ -85,6 +88,7 @@ class TrainingPanel(QWidget):
         self.data_panel = DataPanel(document)
         self.settings_panel = SettingsPanel(document)
         self.plots = TrainingPlots()
+        self.runs_view = RunsView(document, self.plots)  # NAME.runs.sqlite's runs
         self.evaluation = EvaluationView()
         self._build_controls()
         self._build_layout()
@@ -94,11 +98,14 @@ class TrainingPanel(QWidget):
         self._problems_shown = False  # the banner lists the graph's problems: keep it current
         document.analysisChanged.connect(self._analysis_changed)
         self.plots.settingsRequested.connect(self.use_run_settings)
+        self.runs_view.message.connect(self.show_message)
+        self.runs_view.weightsRestored.connect(self.adopt_weights)
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         self._set_running(False)
         self._load_saved_weights()
+        self.runs_view.project_changed()
 
     # -- construction ---------------------------------------------------------------
 
@@ -131,11 +138,16 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.evaluate_button.clicked.connect(self.evaluate)
         self.save_button.clicked.connect(lambda: self.save_weights())
+        self.run_on = RunOnChooser(app_settings())
+        self.run_on.message.connect(lambda text: self.show_message(text, "warning"))
 
     def _build_layout(self) -> None:
         top = QHBoxLayout()
         for widget in (self.run_button, self.stop_button, self.evaluate_button, self.save_button):
             top.addWidget(widget)
+        top.addSpacing(8)
+        top.addWidget(QLabel("Run on"))
+        top.addWidget(self.run_on)
         top.addSpacing(12)
         top.addWidget(self.progress, 1)
         top.addWidget(self.rate)
@@ -156,7 +168,9 @@ class TrainingPanel(QWidget):
         evaluation.setWidgetResizable(True)
         evaluation.setWidget(self.evaluation)
         for widget, title in zip(
-            (self.data_panel, self.settings_panel, self.plots, evaluation), TABS, strict=True
+            (self.data_panel, self.settings_panel, self.plots, evaluation, self.runs_view),
+            TABS,
+            strict=True,
         ):
             self.tabs.addTab(widget, title)
         layout = QVBoxLayout(self)
@@ -203,7 +217,12 @@ class TrainingPanel(QWidget):
             return
         self.show_tab("Curves")
         # frozen blocks keep the weights held so far (imported or trained); others start fresh
-        self._start("train", batch_interval=self.batch_interval, held_weights=self.trained_weights)
+        self._start(
+            "train",
+            batch_interval=self.batch_interval,
+            held_weights=self.trained_weights,
+            backend=self.run_on.factory(),
+        )
 
     def _show_problems(self) -> None:
         """The "Cannot run" banner, listing the graph's problems (the most useful first)."""
@@ -277,6 +296,7 @@ class TrainingPanel(QWidget):
         """After the document was saved: write weights trained before it had a file."""
         if self.weights_unsaved and self.document.project.path is not None:
             self.save_weights()
+        self.runs_view.project_saved()  # a new file: the runs recorded beside it
 
     @Slot(int)
     def use_run_settings(self, run_id: int) -> None:
@@ -350,6 +370,7 @@ class TrainingPanel(QWidget):
         self.stop_action.setEnabled(running)
         self.evaluate_button.setEnabled(not running and self.trained_weights is not None)
         self.save_button.setEnabled(not running and self.trained_weights is not None)
+        self.run_on.setEnabled(not running)
         if running:
             self.progress.setValue(0)
             self.progress.setFormat("preparing…")
@@ -423,6 +444,9 @@ class TrainingPanel(QWidget):
             self.weights_unsaved = result["weights_file"] is None
             if result["weights_error"]:
                 self.show_message(f"The weights could not be saved: {result['weights_error']}")
+            elif result.get("runs_error"):
+                self.show_message(f"The run was not recorded: {result['runs_error']}", "warning")
+            self.runs_view.run_recorded(self._run_id, result.get("run_id"))
         self.evaluation.show_result(result, title)
         self.status.setText(self._summary(result))
         self._finish()
@@ -435,6 +459,7 @@ class TrainingPanel(QWidget):
         self._worker = None
         if self._run_id is not None:
             self.plots.finish_run(self._run_id, "failed")
+            self.runs_view.reload()  # recorded as failed
         what = "Training stopped" if self._prepared else "Cannot start training"
         if self._mode == "evaluate":
             what = "Cannot evaluate"
@@ -488,6 +513,7 @@ class TrainingPanel(QWidget):
         self.rate.setText("")
         self.status.setText("Ready.")
         self._load_saved_weights()
+        self.runs_view.project_changed()
 
     def _load_saved_weights(self) -> None:
         project = self.document.project

@@ -131,6 +131,7 @@ class RunRecord:
     status: str = "running"
     result: dict[str, Any] | None = None
     smooth: BatchSmoothing = field(default_factory=BatchSmoothing)
+    db_id: int | None = None  # the run's id in the project's runs database, once recorded
 
     def history(self) -> dict[str, list[float]]:
         """Per-epoch values by key (the batch curve left out)."""
@@ -253,6 +254,27 @@ class TrainingPlots(QWidget):
         self._drop_old_runs()
         return run_id
 
+    def add_past_run(
+        self,
+        settings: dict[str, Any],
+        name: str,
+        epochs: Sequence[dict[str, Any]],
+        status: str,
+        heads: Sequence[str] = (),
+        db_id: int | None = None,
+    ) -> int:
+        """Show a recorded run (its per-epoch metrics, ``{"epoch": n, key: value}``) as a
+        finished one; returns its id in the plots."""
+        run_id = self.new_run(settings, name, heads=heads)
+        record = self.runs[run_id]
+        record.db_id = db_id
+        for logs in epochs:
+            for key, value in logs.items():
+                if key != "epoch" and isinstance(value, int | float):
+                    self._append(record, key, logs["epoch"], float(value))
+        self.finish_run(run_id, status)
+        return run_id
+
     def _drop_old_runs(self) -> None:
         """Keep the newest ``max_runs`` runs (runs still training are never dropped)."""
         finished = [i for i, record in self.runs.items() if record.status != "running"]
@@ -307,6 +329,32 @@ class TrainingPlots(QWidget):
         for curve in record.curves.values():
             curve.setVisible(visible)
         self.runToggled.emit(run_id, visible)
+
+    def rename_run(self, run_id: int, name: str) -> None:
+        """Call a run ``name`` in the run list and in the legends."""
+        record = self.runs[run_id]
+        old, record.name = record.name, name
+        self._update_item(record)
+        for key, curve in record.curves.items():
+            label = curve.name() or ""
+            if not label.startswith(old):
+                continue
+            curve.opts["name"] = name + label[len(old) :]
+            legend = self.plots[plot_key(key, record.heads)].legend
+            for sample, text in legend.items if legend is not None else ():
+                if sample.item is curve:
+                    text.setText(curve.opts["name"])
+
+    def show_only(self, run_ids: Sequence[int]) -> None:
+        """Tick the runs ``run_ids`` in the run list and untick the others."""
+        self.run_list.blockSignals(True)
+        for run_id in self.runs:
+            item, shown = self._item(run_id), run_id in run_ids
+            if item is not None:
+                item.setCheckState(Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
+        self.run_list.blockSignals(False)
+        for run_id in list(self.runs):
+            self.set_run_visible(run_id, run_id in run_ids)
 
     def main_plot(self) -> pg.PlotWidget:
         """The loss plot, there from the start: the one the others share a row with."""

@@ -17,7 +17,9 @@ Signals of :class:`TrainingWorker`:
 ``epochEnd``  an :class:`~nodenet.engine.events.EpochEnd`, every epoch, in order.
 ``finished``  a ``dict``: ``History.to_dict()`` plus the evaluation
               (:func:`nodenet.reports.summarize`), ``steps``, ``fit_seconds``,
-              ``samples_per_sec``, ``weights`` and where they were saved.
+              ``samples_per_sec``, ``weights`` and where they were saved, ``run_id``
+              (the run recorded in ``NAME.runs.sqlite``, None for an unsaved project)
+              and ``runs_error`` (why recording failed, or None).
 ``failed``    one message (``str``) naming what went wrong.
 """
 
@@ -50,6 +52,7 @@ from nodenet.backend import (
 from nodenet.errors import NodenetError
 from nodenet.reports import summarize
 from nodenet.runner import weights_path
+from nodenet.runs_recorder import Recorder, start_recording
 
 
 class TrainingWorker(QObject):
@@ -102,8 +105,10 @@ class TrainingWorker(QObject):
         self.make_backend = backend
         self.stop_event = threading.Event()
         self.steps = 0  # batches trained so far; read by the GUI thread for tests
+        self.backend: Backend | None = None  # once made (a PyTorch run: its child process)
         self._finished: Finished | None = None
         self._home = QThread.currentThread()
+        self.recorder = Recorder.off()  # the run in NAME.runs.sqlite (saved projects only)
 
     @Slot()
     def run(self) -> None:
@@ -129,10 +134,13 @@ class TrainingWorker(QObject):
 
     def _run(self) -> dict[str, Any]:
         with leave_a_core():
-            return self._train()
+            try:
+                return self._train()
+            finally:
+                self.recorder.abandon()  # an error before the run's end: recorded as failed
 
     def _train(self) -> dict[str, Any]:
-        backend = self.make_backend()
+        backend = self.backend = self.make_backend()  # read by tests (a child's process)
         backend.build(self.project)
         if self.initial_weights is not None:
             backend.set_weights(self.initial_weights, source="the trained weights")
@@ -140,8 +148,10 @@ class TrainingWorker(QObject):
             hold_weights(backend, self.project, self.held_weights)
         probe = GradientProbe()
         self._finished = None
+        if self.epochs != 0:  # 0 only evaluates: no run to record
+            self.recorder = start_recording(self.project, backend, source="gui")
         history = backend.fit(
-            on_event=self._forward,
+            on_event=self.recorder.wrap(self._forward),
             callbacks=[probe],
             should_stop=self.stop_event.is_set,
             epochs=self.epochs,
@@ -157,6 +167,9 @@ class TrainingWorker(QObject):
             weights=backend.get_weights(),
         )
         result.update(self._save(backend))
+        test = (result.get("test") or {}).get("metrics")
+        self.recorder.done(test, result["weights_file"], finished.history)
+        result.update(run_id=self.recorder.run_id, runs_error=self.recorder.error)
         return result
 
     def _forward(self, event: Event) -> None:
