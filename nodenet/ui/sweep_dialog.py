@@ -189,7 +189,8 @@ class SweepDialog(QDialog):
                 names = [p.name for p in _training_sections()[section]]
                 self._add_rows(item, [f"training.{section}.{n}" for n in names])
         self.tree.expandAll()
-        self.tree.resizeColumnToContents(0)
+        for column in range(self.tree.columnCount()):  # a range like categorical:a,b,c whole
+            self.tree.resizeColumnToContents(column)
 
     def _add_rows(self, parent: QTreeWidgetItem, keys: list[str]) -> None:
         project = self.document.project
