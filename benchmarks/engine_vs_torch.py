@@ -1,11 +1,23 @@
 """Training throughput: nodenet's numpy engine vs PyTorch CPU vs Keras 3 (torch backend).
 
-Same models, same shapes, batch 128, Adam, random data, 2 threads, all in one process, so the
-ratios hold even on a shared, noisy machine. Each framework trains the same number of batches
-after a warm-up; the best of ``--repeats`` timings is kept.
+The same models (``engine_bench_models.py``: an MLP, a deeper MLP at batch 32, CNNs with and
+without BatchNormalization, a Conv1D net, LSTM, GRU, SimpleRNN, an Embedding +
+Bidirectional LSTM, a two-input model), Adam, random data, 2 threads, all in one process,
+so the ratios hold even on a shared, noisy machine. Each framework trains the same number
+of batches after a warm-up; the frameworks take turns within every repeat, and each
+repeat's nodenet/PyTorch ratio is computed against that repeat's PyTorch timing. Reported:
+the median samples/s of each framework and the ratios' min-max over the repeats.
+
+The header gives the machine (CPU, cores, numpy/torch versions, BLAS kernel, load average)
+and the hardware limit: the float32 matrix-product rate of numpy (1024^3, best of 15)
+and torch.mm. Each model's row gives the GFLOP/s every framework reached, counted from the
+layer shapes (matrix products and convolutions only, ``2*m*n*k`` per product, a training
+step being three forwards; see ``engine_bench_models``), and its share of the best sgemm
+rate.
 
     python benchmarks/engine_vs_torch.py [--batches 40] [--repeats 3] [--models mlp,cnn,...]
-    python benchmarks/engine_vs_torch.py --memory   # peak RSS of the MLP on 60,000 x 784
+    python benchmarks/engine_vs_torch.py --markdown   # also a table for benchmarks/README.md
+    python benchmarks/engine_vs_torch.py --memory     # peak RSS of the MLP on 60,000 x 784
 
 Needs the `ref` extra (torch, keras).
 """
@@ -14,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -25,167 +39,137 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 # spinning on the second core (this script loads numpy before nodenet)
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
-import itertools
-
 import numpy as np
 
-from nodenet.engine.model import Model
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
+from benchmarks.engine_bench_models import (
+    BATCH,
+    MODELS,
+    batch_of,
+    forward_flops,
+    keras_model,
+    keras_params,
+    random_data,
+    torch_inputs,
+    torch_module,
+    torch_params,
+)
 from nodenet.engine.training import fit
-from nodenet.graph.project import Edge, Node, Project
 from nodenet.runner import build_model
 
-BATCH = 128
-OUT = {"loss": "categorical_crossentropy", "metrics": []}
+__all__ = ["BATCH", "MODELS", "main", "random_data", "torch_module"]
+FRAMEWORKS = ("nodenet", "pytorch", "keras")
+
+# -- the machine -----------------------------------------------------------------------
 
 
-def chain(name, input_shape, layers):
-    nodes = [Node("x", "Input", {"shape": list(input_shape)})]
-    for i, (kind, params) in enumerate(layers):
-        nodes.append(Node(f"n{i}", kind, params))
-    nodes.append(Node("y", "Output", OUT))
-    ids = [n.id for n in nodes]
-    return Project(name, nodes, [Edge(a, b) for a, b in itertools.pairwise(ids)])
+def cpu_model() -> str:
+    """The CPU's "model name" from /proc/cpuinfo (the platform's processor elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
-def two_input():
-    nodes = [
-        Node("a", "Input", {"shape": [784]}),
-        Node("b", "Input", {"shape": [28, 28]}),
-        Node("da", "Dense", {"units": 128, "activation": "relu"}),
-        Node("lb", "LSTM", {"units": 64}),
-        Node("cat", "Concatenate", {}),
-        Node("out", "Dense", {"units": 10, "activation": "softmax"}),
-        Node("y", "Output", OUT),
-    ]
-    edges = [
-        Edge("a", "da"),
-        Edge("b", "lb"),
-        Edge("da", "cat", 0),
-        Edge("lb", "cat", 1),
-        Edge("cat", "out"),
-        Edge("out", "y"),
-    ]
-    return Project("two_input", nodes, edges)
+def blas_kernel() -> str:
+    """The BLAS libraries loaded, with the kernel each chose (threadpoolctl's report)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    found = []
+    for info in threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        detail = info.get("architecture") or info.get("threading_layer") or "?"
+        found.append(
+            f"{info['internal_api']} {info.get('version')} {detail} "
+            f"({info['num_threads']} threads, from {library_home(info['filepath'])})"
+        )
+    return "; ".join(found) or "unknown"
 
 
-SOFTMAX10 = ("Dense", {"units": 10, "activation": "softmax"})
-MODELS = {
-    "mlp": lambda: chain(
-        "mlp",
-        (784,),
-        [
-            ("Dense", {"units": 128, "activation": "relu"}),
-            ("Dense", {"units": 128, "activation": "relu"}),
-            SOFTMAX10,
-        ],
-    ),
-    "cnn": lambda: chain(
-        "cnn",
-        (28, 28, 1),
-        [
-            ("Conv2D", {"filters": 32, "kernel_size": 3, "activation": "relu"}),
-            ("MaxPooling2D", {}),
-            ("Conv2D", {"filters": 64, "kernel_size": 3, "activation": "relu"}),
-            ("MaxPooling2D", {}),
-            ("Flatten", {}),
-            ("Dense", {"units": 128, "activation": "relu"}),
-            SOFTMAX10,
-        ],
-    ),
-    "lstm": lambda: chain("lstm", (28, 28), [("LSTM", {"units": 128}), SOFTMAX10]),
-    "simple_rnn": lambda: chain("simple_rnn", (28, 28), [("SimpleRNN", {"units": 256}), SOFTMAX10]),
-    "two_input": two_input,
-}
+def library_home(path: str) -> str:
+    """The package folder a shared library was loaded from (numpy.libs, torch/lib ...)."""
+    folder = os.path.dirname(path)
+    parent = os.path.basename(os.path.dirname(folder))
+    return (
+        os.path.basename(folder)
+        if parent == "site-packages"
+        else f"{parent}/{os.path.basename(folder)}"
+    )
 
 
-def random_data(model: Model, n: int, rng):
-    x = {i: rng.normal(size=(n, *model.shapes[i])).astype(np.float32) for i in model.input_ids}
-    y = {h.id: np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)] for h in model.heads}
-    return x, y
+def load() -> str:
+    """The load average over 1, 5 and 15 minutes."""
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-# -- nodenet ---------------------------------------------------------------------------
-
-
-def time_nodenet(project, x, y, batches):
-    model = build_model(project, seed=0)
-    warm = {k: v[: 4 * BATCH] for k, v in x.items()}, {k: v[: 4 * BATCH] for k, v in y.items()}
-    fit(model, *warm, epochs=1, batch_size=BATCH, shuffle=False)
-    start = time.perf_counter()
-    fit(model, x, y, epochs=1, batch_size=BATCH, shuffle=True, seed=0)
-    return batches * BATCH / (time.perf_counter() - start)
-
-
-# -- torch -----------------------------------------------------------------------------
-
-
-def torch_module(name):
+def sgemm_rates(size: int = 1024, repeats: int = 15) -> dict[str, float]:
+    """GFLOP/s of one float32 ``size``^3 product, best of ``repeats``, numpy and torch.mm
+    taking turns."""
     import torch
-    from torch import nn
 
-    class LastStep(nn.Module):
-        def __init__(self, rnn):
-            super().__init__()
-            self.rnn = rnn
-
-        def forward(self, x):
-            out, _ = self.rnn(x)
-            return out[:, -1]
-
-    class ChannelsFirst(nn.Module):
-        def forward(self, x):
-            return x.permute(0, 3, 1, 2)
-
-    if name == "mlp":
-        return nn.Sequential(
-            nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
-        )
-    if name == "cnn":
-        return nn.Sequential(
-            ChannelsFirst(),
-            nn.Conv2d(1, 32, 3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64 * 5 * 5, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        )
-    if name == "lstm":
-        return nn.Sequential(LastStep(nn.LSTM(28, 128, batch_first=True)), nn.Linear(128, 10))
-    if name == "simple_rnn":
-        return nn.Sequential(LastStep(nn.RNN(28, 256, batch_first=True)), nn.Linear(256, 10))
-
-    class TwoInput(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.da = nn.Linear(784, 128)
-            self.lb = LastStep(nn.LSTM(28, 64, batch_first=True))
-            self.out = nn.Linear(192, 10)
-
-        def forward(self, a, b):
-            return self.out(torch.cat([torch.relu(self.da(a)), self.lb(b)], dim=1))
-
-    return TwoInput()
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    runs = {"numpy": lambda: a @ b, "torch.mm": lambda: torch.mm(ta, tb)}
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats + 1):  # the first round warms up both
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: 2 * size**3 / seconds / 1e9 for name, seconds in best.items()}
 
 
-def time_torch(name, x, y, batches):
+def header(sgemm: dict[str, float]) -> list[str]:
+    import torch
+
+    return [
+        f"CPU {cpu_model()}, {os.cpu_count()} cores; numpy {np.__version__}, "
+        f"torch {torch.__version__}, python {platform.python_version()}",
+        f"BLAS: {blas_kernel()}",
+        "sgemm 1024^3 float32, 2 threads, best of 15: " + rates(sgemm),
+    ]
+
+
+def rates(sgemm: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in sgemm.items())
+
+
+# -- timing ----------------------------------------------------------------------------
+
+
+def time_nodenet(project, x, y, batches, batch=BATCH):
+    model = build_model(project, seed=0)
+    warm = {k: v[: 4 * batch] for k, v in x.items()}, {k: v[: 4 * batch] for k, v in y.items()}
+    fit(model, *warm, epochs=1, batch_size=batch, shuffle=False)
+    start = time.perf_counter()
+    fit(model, x, y, epochs=1, batch_size=batch, shuffle=True, seed=0)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def time_torch(name, x, y, batches, batch=BATCH):
     import torch
 
     torch.set_num_threads(2)
     module = torch_module(name)
-    opt = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
-    xs = [torch.from_numpy(v) for v in x.values()]
+    xs = torch_inputs(x)
     target = torch.from_numpy(next(iter(y.values())).argmax(1))
 
     def run(count):
         order = torch.randperm(len(target))
         for b in range(count):
-            idx = order[b * BATCH : (b + 1) * BATCH]
+            idx = order[b * batch : (b + 1) * batch]
             opt.zero_grad()
             loss = loss_fn(module(*[v[idx] for v in xs]), target[idx])
             loss.backward()
@@ -194,44 +178,111 @@ def time_torch(name, x, y, batches):
     run(4)
     start = time.perf_counter()
     run(batches)
-    return batches * BATCH / (time.perf_counter() - start)
+    return batches * batch / (time.perf_counter() - start)
 
 
-# -- keras -----------------------------------------------------------------------------
-
-
-def keras_model(project):
-    import keras
-
-    tensors = {}
-    ins = []
-    for node in project.nodes:
-        if node.type == "Input":
-            tensors[node.id] = keras.Input(shape=tuple(node.params["shape"]), name=node.id)
-            ins.append(tensors[node.id])
-    outs = []
-    for node in project.nodes:
-        if node.type == "Input":
-            continue
-        sources = [tensors[e.src] for e in project.incoming(node.id)]
-        if node.type == "Output":
-            outs.append(sources[0])
-            continue
-        layer = getattr(keras.layers, node.type)(**node.params)
-        tensors[node.id] = layer(sources if len(sources) > 1 else sources[0])
-    model = keras.Model(ins, outs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
-    return model
-
-
-def time_keras(project, x, y, batches):
+def time_keras(project, x, y, batches, batch=BATCH):
     model = keras_model(project)
     xs = list(x.values())
     ys = next(iter(y.values()))
-    model.fit([v[: 4 * BATCH] for v in xs], ys[: 4 * BATCH], batch_size=BATCH, verbose=0)
+    model.fit([v[: 4 * batch] for v in xs], ys[: 4 * batch], batch_size=batch, verbose=0)
     start = time.perf_counter()
-    model.fit(xs, ys, batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
-    return batches * BATCH / (time.perf_counter() - start)
+    model.fit(xs, ys, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def check_params(name, project, model, keras: bool) -> int:
+    """The weight count of ``model`` (nodenet's of ``project``), after checking PyTorch's
+    (and Keras's) agree."""
+    counts = {"nodenet": model.count_params(), "pytorch": torch_params(torch_module(name))}
+    if keras:
+        counts["keras"] = keras_params(keras_model(project))
+    if len(set(counts.values())) != 1:
+        raise SystemExit(
+            f"{name}: the frameworks' models differ, (trainable, non-trainable) weights: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+    return sum(counts["nodenet"])
+
+
+def measure(name, batches, repeats, keras: bool, rng) -> dict:
+    """One model's samples/s per framework and repeat, frameworks taking turns."""
+    project = MODELS[name]()
+    batch = batch_of(name)
+    model = build_model(project)
+    params = check_params(name, project, model, keras)
+    x, y = random_data(model, batches * batch, rng)
+    runs = {k: [] for k in FRAMEWORKS}
+    for _ in range(repeats):  # interleaved, so load swings hit all three alike
+        runs["nodenet"].append(time_nodenet(project, x, y, batches, batch))
+        runs["pytorch"].append(time_torch(name, x, y, batches, batch))
+        if keras:
+            runs["keras"].append(time_keras(project, x, y, batches, batch))
+    step_flops = 3 * forward_flops(project)  # per sample
+    median = {k: statistics.median(v) if v else float("nan") for k, v in runs.items()}
+    return {
+        "name": name,
+        "batch": batch,
+        "params": params,
+        "median": median,
+        "nn/pt": span(runs["nodenet"], runs["pytorch"]),
+        "nn/keras": span(runs["nodenet"], runs["keras"]),
+        "gflops": {k: v * step_flops / 1e9 for k, v in median.items()},
+        "step_gflop": step_flops * batch / 1e9,
+    }
+
+
+def span(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Min and max over the repeats of a[i] / b[i] (nan, nan without b)."""
+    ratios = [p / q for p, q in zip(a, b, strict=False)]
+    return (min(ratios), max(ratios)) if ratios else (float("nan"), float("nan"))
+
+
+# -- reports ---------------------------------------------------------------------------
+
+
+def percent(gflops: float, limit: float) -> str:
+    share = 100 * gflops / limit
+    return f"{share:.1f}" if share < 10 else f"{share:.0f}"
+
+
+def fmt_span(lo: float, hi: float) -> str:
+    return "-" if lo != lo else f"{lo:.2f}-{hi:.2f}"
+
+
+def row(r: dict, limit: float) -> str:
+    m, g = r["median"], r["gflops"]
+    pct = "/".join("-" if g[k] != g[k] else percent(g[k], limit) for k in FRAMEWORKS)
+    gf = "/".join("-" if g[k] != g[k] else f"{g[k]:.1f}" for k in FRAMEWORKS)
+    k = "-" if m["keras"] != m["keras"] else f"{m['keras']:.0f}"
+    return (
+        f"{r['name']:<11}{r['batch']:>6}{r['params']:>9}{r['step_gflop']:>8.2f}"
+        f"{m['nodenet']:>9.0f}{m['pytorch']:>9.0f}{k:>8}"
+        f"{fmt_span(*r['nn/pt']):>12}{fmt_span(*r['nn/keras']):>11}{gf:>17}{pct:>10}"
+    )
+
+
+COLUMNS = (
+    f"{'model':<11}{'batch':>6}{'params':>9}{'GF/step':>8}{'nodenet':>9}{'pytorch':>9}"
+    f"{'keras':>8}{'nn/pt':>12}{'nn/keras':>11}{'GFLOP/s nn/pt/ks':>17}{'% sgemm':>10}"
+)
+
+
+def markdown(results: list[dict], limit: float) -> str:
+    lines = [
+        "| model | batch | nodenet | PyTorch | Keras | nodenet/PyTorch | "
+        "nodenet GFLOP/s | % of sgemm |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m, g = r["median"], r["gflops"]["nodenet"]
+        keras = "-" if m["keras"] != m["keras"] else f"{m['keras']:,.0f}"
+        lines.append(
+            f"| {r['name']} | {r['batch']} | {m['nodenet']:,.0f} | {m['pytorch']:,.0f} | "
+            f"{keras} | {fmt_span(*r['nn/pt']).replace('-', '–')} | {g:.1f} | "
+            f"{percent(g, limit)}% |"
+        )
+    return "\n".join(lines)
 
 
 # -- memory ----------------------------------------------------------------------------
@@ -269,30 +320,41 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     parser.add_argument("--memory", action="store_true")
     args = parser.parse_args()
     if args.memory:
         memory()
         return
+    names = args.models.split(",")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    start_load = load()
+    sgemm = sgemm_rates()
+    limit = max(sgemm.values())
+    for line in header(sgemm):
+        print(line)
+    print(f"load average at start {start_load}")
+    print(
+        f"{args.batches} batches per run, {args.repeats} interleaved repeats; samples/s "
+        f"medians, ratio min-max over repeats; GF/step: GFLOP of one training step; "
+        f"% of the best sgemm rate ({limit:.1f} GFLOP/s)"
+    )
+    print(COLUMNS)
     rng = np.random.default_rng(0)
-    print(f"batch {BATCH}, {args.batches} batches, best of {args.repeats}; samples/s")
-    header = f"{'model':<12}{'nodenet':>10}{'pytorch':>10}{'keras':>10}{'nn/pt':>8}{'nn/keras':>10}"
-    print(header)
-    for name in args.models.split(","):
-        project = MODELS[name]()
-        x, y = random_data(build_model(project), args.batches * BATCH, rng)
-        best = {"nodenet": 0.0, "pytorch": 0.0, "keras": 0.0}
-        for _ in range(args.repeats):  # interleaved, so load swings hit all three alike
-            best["nodenet"] = max(best["nodenet"], time_nodenet(project, x, y, args.batches))
-            best["pytorch"] = max(best["pytorch"], time_torch(name, x, y, args.batches))
-            if not args.no_keras:
-                best["keras"] = max(best["keras"], time_keras(project, x, y, args.batches))
-        k = best["keras"] or float("nan")
+    results = []
+    for name in names:
+        results.append(measure(name, args.batches, args.repeats, not args.no_keras, rng))
+        print(row(results[-1], limit), flush=True)
+    print(f"load average at end {load()}; sgemm at end: {rates(sgemm_rates())}")
+    if args.markdown:
+        print()
         print(
-            f"{name:<12}{best['nodenet']:>10.0f}{best['pytorch']:>10.0f}{k:>10.0f}"
-            f"{best['nodenet'] / best['pytorch']:>8.2f}{best['nodenet'] / k:>10.2f}",
-            flush=True,
+            f"{cpu_model()}, {os.cpu_count()} cores; sgemm {limit:.1f} GFLOP/s; load "
+            f"{start_load} -> {load()}; {args.repeats} repeats of {args.batches} batches\n"
         )
+        print(markdown(results, limit))
 
 
 if __name__ == "__main__":

@@ -163,7 +163,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--models",
+        default="mlp,cnn,lstm,simple_rnn,two_input",
+        help=f"comma-separated, of: {', '.join(MODELS)}",
+    )
     args = parser.parse_args()
     tune_allocator()
     rng = np.random.default_rng(0)

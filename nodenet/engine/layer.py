@@ -111,6 +111,11 @@ class Layer:
     EXAMPLES: ClassVar[tuple[Example, ...]] = (Example(),)
     # PARAMS that Keras takes when the layer is called, not built (``use_causal_mask``)
     CALL_ARGS: ClassVar[tuple[str, ...]] = ()
+    # ``_forward`` returns a new array nobody else holds: a relu may overwrite it in place
+    FRESH_OUTPUT: ClassVar[bool] = False
+    # set by the model for one backward pass: arrays the weight gradients are written into,
+    # keyed like ``weight_specs`` (blocks that do not use it return new arrays)
+    grad_out: dict[str, np.ndarray] | None = None
 
     def __init__(self, params: dict | None = None, name: str = ""):
         self.name = name or self.TYPE.lower()
@@ -198,10 +203,15 @@ class Layer:
     ) -> tuple[np.ndarray, Any]:
         """Output for a batch of ``inputs``, and a cache for :meth:`backward`."""
         z, cache = self._forward(weights, inputs, ctx)
-        if self.POST_ACTIVATION and self.config["activation"] != "linear":
-            a = activations.apply(self.config["activation"], z)
-            return a, (cache, z, a)
-        return z, (cache, None, None)
+        activation = self.config["activation"] if self.POST_ACTIVATION else "linear"
+        if activation == "linear":
+            return z, (cache, None, None)
+        if activation == "relu" and self.FRESH_OUTPUT:
+            # a > 0 exactly where z > 0, so ``a`` stands in for z in relu's gradient
+            a = activations.relu_inplace(z)
+            return a, (cache, a, a)
+        a = activations.apply(activation, z)
+        return a, (cache, z, a)
 
     def backward(
         self,

@@ -26,9 +26,10 @@ sparse cross-entropy) or a sigmoid (binary cross-entropy),
 ``value, grad_z = loss.fused(y_true, probs, activation, sample_weight)``, keeps
 the value on the clipped probabilities but returns the gradient with respect
 to the pre-activation ``z``: ``c * (p * sum(t) - t)`` for softmax and
-``c * (p - t)`` for sigmoid, ``c`` the reduction's weight of each position.
-It is the gradient of the unclipped loss, finite where the clipped one
-vanishes, which is what Keras's TensorFlow backend trains with.
+``c * (p - t)`` for sigmoid, ``c`` the reduction's weight of each position,
+where no probability is clipped; where one is, the exact gradient of the
+clipped loss (0 through the clipped entries), as Keras's torch and JAX
+backends give it (:mod:`nodenet.engine.loss_saturation`).
 
 Options, as Keras's loss classes take them (``get_loss(name, from_logits=True)``):
 
@@ -134,6 +135,9 @@ def reduce_weighted(
     (0 when it is empty, like ``divide_no_nan``); a scalar is returned as is.
     """
     dtype = values.dtype
+    if sample_weight is None and values.size:  # the common case, without broadcasting
+        n = dtype.type(values.size)
+        return float(values.sum(dtype=dtype) / n), np.full(values.shape, dtype.type(1) / n, dtype)
     if sample_weight is None:
         w = np.ones((), dtype)
         shaped = values
@@ -201,9 +205,11 @@ class Loss:
         sample_weight: np.ndarray | None = None,
     ) -> tuple[float, np.ndarray]:
         """``(value, dvalue/dz)`` where ``probs = activation(z)``; see the module notes."""
+        from nodenet.engine.loss_saturation import fused_grad  # exact where the clip saturates
+
         if not self.can_fuse(activation):
             raise ValueError(f"{self.NAME} cannot be fused with activation {activation!r}")
-        return self._run(y_true, probs, sample_weight, self._fused_grad)
+        return self._run(y_true, probs, sample_weight, fused_grad(self))
 
     def _run(self, y_true, y_pred, sample_weight, grad_fn):
         y_pred = np.asarray(y_pred)

@@ -20,6 +20,7 @@ import numpy as np
 
 from nodenet.engine.adapt import pending as adapt_pending
 from nodenet.engine.blueprint import Blueprint
+from nodenet.engine.flat_params import FlatParams
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec, fmt_shape
 from nodenet.engine.layers import conv_pool
@@ -104,6 +105,13 @@ class Model:
         self._inference = {i for i in self.frozen if self.layers[i].INFERENCE_WHEN_FROZEN}
         self._backprop = self._needing_backward()
         self.heads = [self._head(node_id) for node_id in blueprint.outputs]
+        self._head_ids = [h.id for h in self.heads]
+        self._regularized = [  # (node, spec) of every trainable weight with a penalty
+            (i, s) for i in self.order for s in self.specs[i] if s.regularizer and s.trainable
+        ]
+        self._forward_plan = self._plan_forward()
+        self._backward_plan = self._plan_backward()
+        self._flat: FlatParams | None = None  # the trainable weights in one array, once fit
         self.weights: dict[str, dict[str, np.ndarray]] = {}
         self.initialize(seed)
         self._caches: dict[str, object] = {}
@@ -207,6 +215,22 @@ class Model:
                     params[key] = self.weights[node_id][spec.name]
                     keys.append((key, node_id, spec.name))
         return params, keys
+
+    def flat_trainable(self) -> FlatParams:
+        """The trainable weights as views into one contiguous array (for a fused update).
+
+        The first call, and any call after a weight array was replaced, moves the weights
+        into a new buffer: the weight dicts then hold its views, with the same values.
+        """
+        params, keys = self.trainable()
+        flat = self._flat
+        if flat is None or not flat.holds(params):
+            flat = FlatParams(params, self.dtype)
+            for key, node_id, name in keys:
+                self.weights[node_id][name] = flat.params[key]
+                flat.by_node.setdefault(node_id, {})[name] = flat.grad_views[key]
+            self._flat = flat
+        return flat
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """A copy of every weight, keyed ``node_id/weight_name``."""
@@ -386,41 +410,84 @@ class Model:
         ctx = Context(training=training, rng=rng or np.random.default_rng(0))
         frozen_ctx = Context(training=False, rng=ctx.rng)  # a frozen BatchNormalization's
         values: dict[str, Any] = {}  # an array per node; a list of them for a multi-output one
-        multi = self.multi
-        self._caches = {}
+        caches: dict[str, Any] = {}
+        self._caches = caches
         self._outputs = {}
-        for node_id in self.order:
-            layer = self.layers[node_id]
-            if node_id in self._conv_before:  # computed with its convolution
-                continue
-            if node_id in inputs and layer.TYPE == "Input":
+        weights = self.weights
+        for node_id, layer, feeds, step, pool in self._forward_plan:
+            if step == _INPUT and node_id in inputs:
                 xs = [inputs[node_id]]
-            else:
-                xs = [values[s][p] if s in multi else values[s] for s, p in self.feeds[node_id]]
+            else:  # port None: a block with one output
+                xs = [values[s] if p is None else values[s][p] for s, p in feeds]
             try:
-                if node_id in self.pool_after:
-                    pool = self.pool_after[node_id]
-                    args = (layer, self.layers[pool], self.weights[node_id], xs[0], ctx)
+                if step <= _INPUT:
+                    values[node_id], cache = layer.forward(weights[node_id], xs, ctx)
+                elif step == _FROZEN:
+                    values[node_id], cache = layer.forward(weights[node_id], xs, frozen_ctx)
+                else:  # a convolution run with its max pooling
+                    args = (layer, self.layers[pool], weights[node_id], xs[0], ctx)
                     values[pool], cache = conv_pool.forward(*args)
-                else:
-                    run = frozen_ctx if node_id in self._inference else ctx
-                    values[node_id], cache = layer.forward(self.weights[node_id], xs, run)
             except (NodenetError, MemoryError):
                 raise
             except Exception as err:  # a bug in a block: say which block
                 raise _blame(err, node_id, layer, "forward") from err
             if keep:
-                self._caches[node_id] = cache
-                if node_id in multi:
+                caches[node_id] = cache
+                if node_id in self.multi:
                     self._outputs[node_id] = values[node_id]
-        return {h.id: values[h.id] for h in self.heads}
+        return {h: values[h] for h in self._head_ids}
 
-    def backward(self, output_grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _plan_forward(self) -> list[tuple[str, Layer, list, int, str | None]]:
+        """Per node in order, what :meth:`forward` does: (id, layer, feeds, step, pooling);
+        a feed's port is None for a block with one output; the poolings run with their
+        convolution (step ``_CONV_POOL``) are left out."""
+        plan = []
+        for node_id in self.order:
+            layer = self.layers[node_id]
+            if node_id in self._conv_before:
+                continue
+            feeds = [(s, p if s in self.multi else None) for s, p in self.feeds[node_id]]
+            pool = self.pool_after.get(node_id)
+            if pool is not None:
+                step = _CONV_POOL
+            elif node_id in self._inference:
+                step = _FROZEN
+            else:
+                step = _INPUT if layer.TYPE == "Input" else _PLAIN
+            plan.append((node_id, layer, feeds, step, pool))
+        return plan
+
+    def _plan_backward(self) -> list[tuple[str, Layer, list, dict[str, str] | None]]:
+        """Per node a backward pass visits, in reverse order: (id, layer, feeds, keys);
+        feeds are (source, port, its number of outputs if several, else 0) by input port,
+        None for an Input (no gradient goes to data); keys map weight names to ``node/name`` (None
+        for a frozen block)."""
+        plan = []
+        for node_id in reversed(self.order):
+            if node_id not in self._backprop:  # nothing trainable here or upstream
+                continue
+            feeds = [
+                None if self.layers[s].TYPE == "Input" else (s, p, self.multi.get(s, 0))
+                for s, p in self.feeds[node_id]
+            ]
+            keys = {w.name: f"{node_id}/{w.name}" for w in self.specs[node_id]}
+            plan.append(
+                (node_id, self.layers[node_id], feeds, None if node_id in self.frozen else keys)
+            )
+        return plan
+
+    def backward(
+        self, output_grads: dict[str, np.ndarray], into: FlatParams | None = None
+    ) -> dict[str, np.ndarray]:
         """Weight gradients keyed ``node/name`` from dL/d(output) per Output id.
 
         For a head whose activation is fused with its loss, ``output_grads`` holds
         dL/dlogits of the node feeding it. Requires a ``forward(training=True)`` first.
+        With ``into`` (:meth:`flat_trainable`), blocks that can write their weight
+        gradients straight into its gradient buffer do: the returned arrays are then its
+        views, valid until the next pass.
         """
+        buffers = {} if into is None else into.by_node
         grads: dict[str, Any] = {}  # dL/d(output) per node; a list per output for a multi one
         logits: dict[str, np.ndarray] = {}
         for head in self.heads:
@@ -431,15 +498,12 @@ class Model:
             else:
                 grads[head.id] = output_grads[head.id]
         weight_grads: dict[str, np.ndarray] = {}
-        for node_id in reversed(self.order):
-            layer = self.layers[node_id]
+        for node_id, layer, feeds, keys in self._backward_plan:
             if node_id in logits:
                 g, from_logits = logits.pop(node_id), True
             elif node_id in grads:
                 g, from_logits = grads.pop(node_id), False
             else:
-                continue
-            if node_id not in self._backprop:  # nothing trainable here or upstream
                 continue
             if node_id in self._conv_before:  # its convolution takes the gradient
                 grads[self._conv_before[node_id]] = g
@@ -455,6 +519,7 @@ class Model:
                     args = (layer, self.weights[node_id], cache, g)
                     input_grads, wgrads = conv_pool.backward(*args)
                 else:
+                    layer.grad_out = buffers.get(node_id)
                     input_grads, wgrads = layer.backward(
                         self.weights[node_id], cache, g, from_logits=from_logits
                     )
@@ -462,14 +527,17 @@ class Model:
                 raise
             except Exception as err:  # a bug in a block: say which block
                 raise _blame(err, node_id, layer, "backward") from err
-            if node_id not in self.frozen:  # a frozen block's weights get no update
+            finally:
+                layer.grad_out = None
+            if keys is not None:  # None: a frozen block, whose weights get no update
                 for name, wg in wgrads.items():
-                    weight_grads[f"{node_id}/{name}"] = wg
-            for (src, port), ig in zip(self.feeds[node_id], input_grads, strict=False):
-                if ig is None or self.layers[src].TYPE == "Input":
+                    weight_grads[keys.get(name) or f"{node_id}/{name}"] = wg
+            for feed, ig in zip(feeds, input_grads, strict=False):
+                if ig is None or feed is None:
                     continue
-                if src in self.multi:
-                    per_output = grads.setdefault(src, [None] * self.multi[src])
+                src, port, outputs = feed
+                if outputs:  # a block with several outputs: one gradient per output
+                    per_output = grads.setdefault(src, [None] * outputs)
                     old = per_output[port]
                     per_output[port] = ig if old is None else old + ig
                 elif src in grads:
@@ -483,18 +551,15 @@ class Model:
     def regularization(self, grads: dict[str, np.ndarray] | None = None) -> float:
         """The L1/L2 penalty of every regularized weight; adds its gradient to ``grads``."""
         total = 0.0
-        for node_id in self.order:
-            for spec in self.specs[node_id]:
-                reg = spec.regularizer
-                if not reg or not spec.trainable:
-                    continue
-                w = self.weights[node_id][spec.name]
-                l1, l2 = reg.get("l1", 0.0), reg.get("l2", 0.0)
-                total += l1 * float(np.abs(w).sum()) + l2 * float(np.square(w).sum())
-                if grads is not None:
-                    key = f"{node_id}/{spec.name}"
-                    extra = (l1 * np.sign(w) + (2 * l2) * w).astype(w.dtype)
-                    grads[key] = grads[key] + extra if key in grads else extra
+        for node_id, spec in self._regularized:
+            reg = spec.regularizer
+            w = self.weights[node_id][spec.name]
+            l1, l2 = reg.get("l1", 0.0), reg.get("l2", 0.0)
+            total += l1 * float(np.abs(w).sum()) + l2 * float(np.square(w).sum())
+            if grads is not None:
+                key = f"{node_id}/{spec.name}"
+                extra = (l1 * np.sign(w) + (2 * l2) * w).astype(w.dtype)
+                grads[key] = grads[key] + extra if key in grads else extra
         return total
 
     def predict_batches(
@@ -536,6 +601,11 @@ class Model:
             k: np.concatenate(v) if v else np.zeros((0, *self.shapes[k]), self.dtype)
             for k, v in parts.items()
         }
+
+
+# what forward does with a node: run it; take it from the inputs (else run it); run it in
+# inference mode (a frozen BatchNormalization); run it with the max pooling after it
+_PLAIN, _INPUT, _FROZEN, _CONV_POOL = 0, 1, 2, 3
 
 
 def _state_names(layer: Layer) -> tuple[str, ...]:

@@ -118,12 +118,29 @@ def _sample_weights(model: Model, targets: Arrays, class_weight: dict | None):
     return np.array([table.get(int(c), 1.0) for c in labels], dtype=np.float32)
 
 
+def validation_cut(n: int, fraction: float) -> int:
+    """How many of ``n`` samples stay for training under ``validation_split=fraction``.
+
+    Keras's rule exactly (``train_validation_split``): ``floor(n * (1.0 - fraction))``
+    in float64, so 1797 samples at 0.1 keep 1617 for training (``1797 * 0.9`` is
+    1617.29…) and validate on 180, one more than ``floor(1797 * 0.1)``. Raises
+    :class:`DataError` when a part would be empty, as Keras does.
+    """
+    if not fraction:
+        return n
+    cut = math.floor(n * (1.0 - fraction))
+    if cut <= 0 or cut >= n:
+        raise DataError(
+            f"validation_split {fraction} of {n} samples leaves {cut} for training and "
+            f"{n - cut} for validation: provide more data or another validation_split"
+        )
+    return cut
+
+
 def split_validation(x: Arrays, y: Arrays, fraction: float):
-    """The last ``fraction`` of the samples, as Keras's ``validation_split`` takes them."""
+    """The last samples, as Keras's ``validation_split`` takes them (:func:`validation_cut`)."""
     n = _length({**x, **y})
-    cut = n - math.floor(n * fraction) if fraction > 0 else n
-    if fraction > 0 and (cut == n or cut == 0):
-        raise DataError(f"validation_split {fraction} of {n} samples leaves a split empty")
+    cut = validation_cut(n, fraction)
     head = (
         {k: _rows(v, slice(None, cut)) for k, v in x.items()},
         {k: v[:cut] for k, v in y.items()},
@@ -306,7 +323,7 @@ class _Loop:
         self.n = _length({**x, **y})
         self.batch_size = batch_size
         self.batches = math.ceil(self.n / batch_size)
-        self.params, _ = model.trainable()
+        self.flat = model.flat_trainable()  # all weights in one array: one optimizer pass
         self.scorer = _Scorer(model, y)
         self.step = 0  # batches trained in the run
         self.samples = 0  # samples trained in the run
@@ -339,15 +356,19 @@ class _Loop:
                 continue
             outputs = model.forward(xb, training=True, rng=dropout_rng)
             loss, out_grads = scorer.score(outputs, yb, wb, want_grads=True)
-            grads = model.backward(out_grads)
+            grads = model.backward(out_grads, into=self.flat)
             loss += model.regularization(grads)
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1}: training "
                     "stopped (try a lower learning rate, or check the data for extreme values)"
                 )
-            hooks.on_gradients(b, grads)
-            opt.apply(self.params, grads)
+            if hooks._gradients:  # the buffer's views change next batch: hand over copies
+                hooks.on_gradients(b, {k: v.copy() for k, v in grads.items()})
+            if hasattr(opt, "apply_flat"):
+                opt.apply_flat(self.flat, grads)
+            else:  # an optimizer object of the caller's with only ``apply``
+                opt.apply(self.flat.params, grads)
             scorer.add_total(loss, len(idx))
             self.step += 1
             self.samples += len(idx)

@@ -96,7 +96,8 @@ def _sklearn_loader(graph: Graph, name: str) -> list[str]:
     if name not in SKLEARN:
         raise ValueError(f"{name!r} is not a scikit-learn dataset")
     body.append(f"x, y = load_{name}(return_X_y=True)")
-    body.append("x = x.astype(np.float32)")
+    # the float32 samples nodenet reads, scaled and normalized in float64 as nodenet does
+    body.append("x = x.astype(np.float32).astype(np.float64)")
     if pre["scale"] is not None:
         body.append(f"x = x * {py_value(pre['scale'])}")
         doc.append(f"inputs scaled by {doc_text(pre['scale'])}")
@@ -156,13 +157,19 @@ def _method(pre: dict, node_id: str) -> str:
 def _stats_lines(graph: Graph, pre: dict, body: list[str], doc: list[str]) -> set[str]:
     """Statistics of the training split for each normalization the Inputs use."""
     methods = {_method(pre, i) for i in graph.inputs if _float_input(graph, i)} - {"none"}
+    if methods:  # nodenet leaves a constant position unscaled: divisor 1
+        body.append("tiny = 2.220446049250313e-15  # 10 float64 epsilons")
     if "standard" in methods:
-        body += ["mean, std = x.mean(axis=0), x.std(axis=0)", "std[std == 0] = 1.0"]
-        doc.append("inputs standardized with the training statistics")
+        body += [
+            "mean, std = x.mean(axis=0), x.std(axis=0)",
+            "std = np.where(std <= tiny * np.maximum(1.0, np.abs(mean)), 1.0, std)",
+        ]
+        doc.append("inputs standardized with the training statistics (float64)")
     if "minmax" in methods:
         body += [
             "low, high = x.min(axis=0), x.max(axis=0)",
-            "span = np.where(high > low, high - low, 1.0)",
+            "span = high - low",
+            "span = np.where(span <= tiny * np.maximum(1.0, np.abs(low)), 1.0, span)",
         ]
         doc.append("inputs scaled to [0, 1] by the training range")
     return methods
@@ -173,14 +180,14 @@ def _float_input(graph: Graph, node_id: str) -> bool:
 
 
 def _input_expr(graph: Graph, node_id: str, pre: dict, stats: set[str]) -> str:
-    expr = "features"
+    expr = "features.astype(np.float32)"
     method = _method(pre, node_id)
     if not _float_input(graph, node_id):
         expr = "features.astype(np.int32)"
     elif method == "standard":
-        expr = "(features - mean) / std"
+        expr = "((features - mean) / std).astype(np.float32)"
     elif method == "minmax":
-        expr = "(features - low) / span"
+        expr = "((features - low) / span).astype(np.float32)"
     sample = pre["reshape"].get("x")
     return _fit_shape(expr, graph.shapes[node_id], tuple(sample) if sample else None)
 

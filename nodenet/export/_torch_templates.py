@@ -107,6 +107,62 @@ RMSPROP = '''class RMSprop(torch.optim.Optimizer):
                     increment = state["momentum"].mul_(group["momentum"]).add_(increment)
                 parameter.sub_(increment)'''
 
+ADAM = '''class Adam(torch.optim.Optimizer):
+    """Keras's Adam: m = beta_1 m + (1 - beta_1) g, v = beta_2 v + (1 - beta_2) g^2
+    (amsgrad: their running maximum), w -= alpha m / (sqrt(v) + epsilon), with
+    alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) in the weights' precision.
+
+    torch's Adam adds epsilon to the bias-corrected root, which differs early in training.
+    """
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, amsgrad=False):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "amsgrad": amsgrad})
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            beta_1, beta_2 = group["betas"]
+            for parameter in group["params"]:
+                if parameter.grad is None:
+                    continue
+                grad, state = parameter.grad, self.state[parameter]
+                if not state:
+                    state["step"] = 0
+                    for slot in ("momentum", "velocity", "velocity_hat"):
+                        state[slot] = torch.zeros_like(parameter)
+                state["step"] += 1
+                alpha = self.bias_correction(group, state["step"], parameter.dtype)
+                momentum, velocity = state["momentum"], state["velocity"]
+                momentum.mul_(beta_1).add_(grad * (1 - beta_1))
+                velocity.mul_(beta_2).add_(grad * grad * (1 - beta_2))
+                if group["amsgrad"]:
+                    velocity = torch.maximum(state["velocity_hat"], velocity)
+                    state["velocity_hat"] = velocity
+                parameter.sub_(momentum * alpha / (velocity.sqrt() + group["eps"]))
+
+    @staticmethod
+    def bias_correction(group: dict, step: int, dtype: torch.dtype) -> float:
+        beta_1, beta_2 = (torch.tensor(b, dtype=dtype) for b in group["betas"])
+        lr, one = torch.tensor(group["lr"], dtype=dtype), torch.ones((), dtype=dtype)
+        return (lr * torch.sqrt(one - beta_2**step) / (one - beta_1**step)).item()'''
+
+ADAMW = '''class AdamW(Adam):
+    """Keras's AdamW: each weight first decays, w *= 1 - lr weight_decay, then Adam's step."""
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, amsgrad=False,
+                 weight_decay=0.004):
+        super().__init__(params, lr, betas, eps, amsgrad)
+        for group in self.param_groups:
+            group["weight_decay"] = weight_decay
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None:
+                    parameter.mul_(1 - group["lr"] * group["weight_decay"])
+        super().step()'''
+
 LOAD_WEIGHTS = '''def load_weights(model: nn.Module, path: Path) -> None:
     """Load the weights nodenet exported: torch layouts, keyed like model.state_dict()."""
     with np.load(path, allow_pickle=False) as arrays:
@@ -118,9 +174,10 @@ TO_DATASET = '''def to_dataset(inputs: dict, targets: dict) -> TensorDataset:
     return TensorDataset(*(torch.as_tensor(a) for a in arrays))'''
 
 SPLIT_TAIL = '''def split_tail(part: tuple[dict, dict], fraction: float):
-    """Keras's validation_split: the last fraction of the samples, taken before shuffling."""
+    """Keras's validation_split: the last samples, taken before shuffling; the first
+    floor(count * (1.0 - fraction)) train, as Keras counts them."""
     count = len(part[0][INPUTS[0]])
-    cut = count - math.floor(count * fraction)
+    cut = math.floor(count * (1.0 - fraction))
     head = tuple({k: v[:cut] for k, v in arrays.items()} for arrays in part)
     tail = tuple({k: v[cut:] for k, v in arrays.items()} for arrays in part)
     return head, tail'''

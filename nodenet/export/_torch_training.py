@@ -2,8 +2,9 @@
 
 Losses are Keras's (cross-entropies on probabilities, renormalized and clipped
 to ``[1e-7, 1 - 1e-7]``; one value per position, averaged), weighted per
-output and summed with the L1/L2 penalties; the optimizer is torch's with
-Keras's settings (Adam's epsilon 1e-7; decoupled weight decay), stepped with
+output and summed with the L1/L2 penalties; the optimizer is Keras's (Adam,
+AdamW and RMSprop generated, the others torch's with Keras's settings; decoupled
+weight decay), stepped with
 the project's schedule, clipping, early stopping and ReduceLROnPlateau.
 ``main`` runs on one device, or under ``torchrun`` with DistributedDataParallel
 (gloo on CPU, NCCL on GPU; a DistributedSampler shards the training set).
@@ -27,6 +28,8 @@ from nodenet.export._common import Graph
 from nodenet.export._data_code import load_data_source
 from nodenet.export._torch_templates import (
     ACCURACIES,
+    ADAM,
+    ADAMW,
     CLASS_WEIGHTS,
     LOAD_WEIGHTS,
     LOSSES,
@@ -44,7 +47,7 @@ from nodenet.export.snippets import Source
 FUNCTIONS = (
     "build_model load_weights load_data prepare to_dataset split_tail compute_loss metrics "
     "regularization make_optimizer learning_rate class_weights run_epoch fit main module "
-    "TextSamples"
+    "TextSamples RMSprop Adam AdamW"
 ).split()
 CONSTANTS = (
     "SEED EPOCHS BATCH_SIZE VALIDATION_SPLIT SHUFFLE INPUTS OUTPUTS EPSILON WEIGHTS DATA "
@@ -67,6 +70,7 @@ TORCH_OPTIMIZERS = {  # nodenet name -> torch class, {Keras argument: torch argu
     "adamax": ("Adamax", {"epsilon": "eps"}),
     "nadam": ("NAdam", {"epsilon": "eps"}),
 }
+GENERATED_OPTIMIZERS = {"rmsprop": (RMSPROP,), "adam": (ADAM,), "adamw": (ADAM, ADAMW)}
 _TORCH_DEFAULTS = {
     "momentum": 0.0,
     "nesterov": False,
@@ -102,8 +106,7 @@ def training_code(graph: Graph, model_class: str, with_weights: bool) -> list[st
     schedule = optimizer["learning_rate"]
     if isinstance(schedule, dict):
         parts.append(_learning_rate(schedule))
-    if optimizer["name"] == "rmsprop":
-        parts.append(RMSPROP)
+    parts += GENERATED_OPTIMIZERS.get(optimizer["name"], ())
     parts += [_make_optimizer(optimizer, bool(graph.frozen()))]
     parts.append(_run_epoch(graph, optimizer, bool(penalties)))
     parts += [_fit(graph), _main(graph, with_weights)]
@@ -330,7 +333,7 @@ def _make_optimizer(optimizer: dict, frozen: bool = False) -> str:
             args[torch_name] = value
     if name == "nadam":
         args["momentum_decay"] = 1.0  # Keras's momentum schedule: 0.96 ** step
-    where = "" if name == "rmsprop" else "torch.optim."  # torch's puts epsilon outside the root
+    where = "" if name in GENERATED_OPTIMIZERS else "torch.optim."  # epsilon where Keras puts it
     params = "model.parameters()"
     if frozen:  # a frozen block's weights are left out, as Keras's optimizer leaves them
         params = "[p for p in model.parameters() if p.requires_grad]"

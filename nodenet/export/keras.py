@@ -219,13 +219,14 @@ def layer_line(
     """``a = layers.Dense(..., name=...)(x)`` (``a, a_h, a_c = ...`` for several outputs)."""
     layer = graph.layers[node_id]
     export = exporter(layer)
-    class_name, args = export.keras_layer()
+    shapes = graph.input_shapes(node_id)
+    class_name, args = export.keras_layer_for(shapes)
     positional = [args.pop(k) for k in export.KERAS_REQUIRED if k in args]
     if frozen:  # Keras's trainable=False: no update, BatchNormalization in inference
         args["trainable"] = False
     call = f"{keras_class(class_name)}({py_arguments(positional, {**args, 'name': name})})"
     targets = targets or graph.targets(node_id)
-    return f"{targets} = {call}({export.keras_call(tensors)})"
+    return f"{targets} = {export.keras_value(call, tensors, shapes)}"
 
 
 def _compile_model(graph: Graph) -> str:

@@ -69,11 +69,13 @@ ALLOWED_CALLS = frozenset(
     print probs.argmax probs.clamp probs.log probs.sum range round run_epoch
     self.reset_parameters split_tail super super.__init__ t.to target.argmax to_dataset
     torch.as_tensor torch.cat torch.cuda.is_available torch.cuda.set_device torch.device
-    torch.from_numpy torch.manual_seed torch.no_grad torch.optim.Adam torch.optim.SGD
+    torch.from_numpy torch.manual_seed torch.no_grad torch.optim.SGD
     torch.optim.lr_scheduler.ReduceLROnPlateau torch.relu torch.set_grad_enabled
     torch.sigmoid torch.softmax torch.stack torch.tensor torch.zeros_like totals.get
     totals.values train_loader.sampler.set_epoch tuple validation.items value.cpu
     value.detach variance_scaling_ with_ones x.astype x.mean x.movedim x.std zip
+    Adam self.bias_correction torch.sqrt ?.item torch.ones torch.maximum momentum.mul_
+    velocity.mul_ velocity.sqrt ?.astype np.abs np.maximum np.where
     """.split()
 ) | frozenset(  # TextVectorization (reviews_folder_textvec): its tokenizer, adapt, text batches
     """

@@ -2,9 +2,10 @@
 
 Parity: from the same initial weights, without shuffling and with SGD, every batch loss
 of one epoch equals the numpy engine's within 1e-4 (relative), on the digits MLP and the
-MNIST-1D CNN samples. The events arrive in the engine's order; the weights come home in
-Keras layouts and predict what PyTorch predicted. Stop is polled before every batch; a
-child killed mid-run becomes a Failed event and a TrainingError naming the signal.
+MNIST-1D CNN samples, and with Adam on the MNIST-1D GRU. The events arrive in the engine's
+order; the weights come home in Keras layouts and predict what PyTorch predicted. Stop is
+polled before every batch; a child killed mid-run becomes a Failed event and a
+TrainingError naming the signal.
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ def batch_losses(backend, project) -> tuple[np.ndarray, list]:
     return np.array([e.batch_loss for e in events if isinstance(e, BatchEnd)]), events
 
 
-def check_parity(stem: str, in_memory_bytes: int = TorchBackend.in_memory_bytes) -> None:
+def check_parity(
+    stem: str, in_memory_bytes: int = TorchBackend.in_memory_bytes, optimizer: dict | None = None
+) -> None:
     project = sgd_epoch(stem)
+    if optimizer:
+        project.training["optimizer"] = optimizer
     backend = TorchBackend("cpu")
     backend.in_memory_bytes = in_memory_bytes
     ours, events = batch_losses(backend, project)
@@ -71,6 +76,12 @@ def test_per_batch_losses_equal_the_engines_on_the_digits_mlp():
 @pytest.mark.slow
 def test_per_batch_losses_equal_the_engines_on_the_mnist1d_cnn():
     check_parity("mnist1d_cnn")
+
+
+@pytest.mark.slow
+def test_adam_steps_as_the_engines_on_the_mnist1d_gru():
+    """The generated Adam is Keras's (epsilon added to the raw root), so the losses track."""
+    check_parity("mnist1d_gru", optimizer={"name": "adam", "learning_rate": 0.005})
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ nodes they leave out.
 and ``data.split``: ``{"validation": 0.2, "test": 0.2, "seed": 1671}``, both
 fractions of all samples (default 0: no split), drawn by a seeded shuffle; the
 test fraction is taken only when the dataset has no test split of its own.
+With no fraction to hold out the samples stay in the dataset's order.
 Without ``seed`` the run's seed is used. A validation split made here is left
 out of the normalization statistics; with ``validation`` 0 the training
 settings' Keras-style ``validation_split`` (the last samples of the training
@@ -123,7 +124,15 @@ def read_split(config: Any, seed: int) -> dict[str, Any]:
 def split_indices(
     n: int, validation: float, test: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffled ``(train, validation, test)`` sample indices; fractions are of all ``n``."""
+    """``(train, validation, test)`` sample indices; fractions are of all ``n``.
+
+    With both fractions 0 nothing is held out and the training samples keep the
+    dataset's order (as Keras's ``fit`` receives them); otherwise one seeded
+    permutation: its first ``round(test * n)`` test, the next ``round(validation * n)``
+    validation, the rest training, in the permuted order.
+    """
+    if not (validation or test):
+        return np.arange(n), np.arange(0), np.arange(0)
     order = np.random.default_rng(seed).permutation(n)
     n_test, n_val = round(test * n), round(validation * n)
     if n - n_test - n_val < 1:

@@ -3,10 +3,12 @@
 Images are channels-last: ``(batch, steps, channels)``, ``(batch, rows, cols,
 channels)`` and ``(batch, depth, rows, cols, channels)``. A convolution is
 im2col (every window copied to a row of a matrix) and one matrix product; its
-input gradient is one product per kernel offset, each block added into the
-image (col2im). Narrow windows (few input channels, as in a first layer on gray
-images) are copied offset-major instead, the bias riding in the product as a
-row of ones. A relu is applied in place. With ``groups``, each group of input
+input gradient is one product for every window's share, each kernel offset's
+share added into the image (col2im). Narrow windows (few input channels, as in a
+first layer on gray images) are copied offset-major instead, the bias riding in
+the product as a row of ones. Both passes run part by part of the batch, the relu
+applied to each part in place
+(:mod:`nodenet.engine.layers.conv_parts`). With ``groups``, each group of input
 channels is convolved into its share of the filters on its own, and the
 outputs are concatenated. The window helpers live in
 :mod:`nodenet.engine.layers.windows`; the transposed convolutions in
@@ -16,7 +18,6 @@ outputs are concatenated. The window helpers live in
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
@@ -32,21 +33,16 @@ from nodenet.engine.layer import (
     known,
     register,
 )
+from nodenet.engine.layers import conv_parts
+from nodenet.engine.layers.conv_parts import Geometry
 from nodenet.engine.layers.windows import (
-    NARROW,
     Pads,
     as_tuple,
-    channel_sums,
-    col2im_product,
     crop_spatial,
-    im2col,
-    im2col_t,
     output_length,
     pad_spatial,
     relu_masked,
     same_pads,
-    window_weight_product,
-    window_weight_product_t,
 )
 from nodenet.engine.params import Bool, Choice, Int, IntTuple
 from nodenet.errors import ParamError, ShapeError
@@ -155,12 +151,16 @@ class _Conv(Layer):
         """As :meth:`Layer.forward`, with a relu applied in place.
 
         The relu's gradient needs only where the output is positive, so the
-        output stands in for the pre-activation in the cache.
+        output stands in for the pre-activation in the cache. A convolution
+        without groups applies it to each part of the batch right after its product.
         """
         if self.config["activation"] != "relu":
             return super().forward(weights, inputs, ctx)
-        z, cache = self._forward(weights, inputs, ctx)
-        a = activations.relu_inplace(z)
+        if self._by_parts(inputs[0]):
+            a, cache = self._forward_one(weights, inputs[0], relu=True)
+        else:
+            z, cache = self._forward(weights, inputs, ctx)
+            a = activations.relu_inplace(z)
         return a, (cache, a, a)
 
     def backward(self, weights, cache, grad, from_logits=False):
@@ -169,6 +169,10 @@ class _Conv(Layer):
             return super().backward(weights, cache, grad, from_logits)
         inner, _, a = cache
         return self._backward(weights, inner, grad, positive=a)
+
+    def _by_parts(self, x: np.ndarray) -> bool:
+        """True where :meth:`_forward_one` runs the whole block (no groups, not a subclass's)."""
+        return type(self)._forward is _Conv._forward and self.groups(x.shape[-1]) == 1
 
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
@@ -197,47 +201,27 @@ class _Conv(Layer):
             return [None], grads
         return [np.concatenate([p[0][0] for p in parts], axis=-1)], grads
 
-    def _forward_one(self, weights, x):
-        """The convolution of one group (all of ``x`` without ``groups``)."""
+    def _forward_one(self, weights, x, relu: bool = False):
+        """The convolution of one group (all of ``x`` without ``groups``), then a relu."""
         kernel = weights["kernel"]
         pads = self.pads(x.shape[1:-1])
-        xp = pad_spatial(x, pads)
         _, strides, dilation = self.sizes()
         out = self.infer_shape([(*x.shape[1:-1], None)])[:-1]  # a group's channels: any
-        matrix = kernel.reshape(-1, kernel.shape[-1])  # (kh * kw * in, out)
-        if len(matrix) <= NARROW:  # few channels: offset-major windows, the bias rides along
-            if "bias" in weights:
-                matrix = np.vstack([matrix, weights["bias"]])
-            cols = im2col_t(xp, kernel.shape[:-2], strides, dilation, out, ones="bias" in weights)
-            z = cols.T @ matrix
-        else:
-            cols = im2col(xp, kernel.shape[:-2], strides, dilation, out)
-            z = cols @ matrix
-            if "bias" in weights:  # added per sample: one long row, not many short ones
-                per_sample = z.reshape(len(x), math.prod(out) * len(weights["bias"]))
-                per_sample += np.tile(weights["bias"], math.prod(out))
-        return z.reshape(x.shape[0], *out, kernel.shape[-1]), (cols, xp.shape, pads)
+        rank = len(out)
+        geo = Geometry(
+            kernel.shape[:-2], strides, dilation, (1,) * rank, out, x.shape[-1], kernel.shape[-1]
+        )
+        xp = pad_spatial(x, pads)
+        z, cache = conv_parts.forward(xp, kernel, weights.get("bias"), geo, relu, False, False)
+        return z, (cache, pads)
 
     def _backward_one(self, weights, cache, grad, positive=None):
         """The gradients of one group; ``positive`` as in :meth:`_backward`."""
-        cols, padded_shape, pads = cache
-        kernel = weights["kernel"]
-        width = kernel.size // kernel.shape[-1]
-        if positive is not None:
-            grad = relu_masked(grad, positive)
-        g2 = grad.reshape(-1, kernel.shape[-1])
-        if width <= NARROW:  # cols is offset-major, with a row of ones for a bias
-            both = window_weight_product_t(cols, g2, len(grad))
-        else:
-            both = window_weight_product(cols, g2)
-        grads = {"kernel": np.ascontiguousarray(both[:width]).reshape(kernel.shape)}
-        if "bias" in weights:
-            grads["bias"] = both[width].copy() if len(both) > width else channel_sums(g2)
-        if not getattr(self, "needs_input_grad", True):  # fed by data: nobody reads dx
-            return [None], grads
-        _, strides, dilation = self.sizes()
-        dxp = col2im_product(g2, kernel, padded_shape, strides, dilation)
-        return [crop_spatial(dxp, pads)], grads
+        inner, pads = cache
+        needed = getattr(self, "needs_input_grad", True)  # fed by data: nobody reads dx
+        args = (weights["kernel"], "bias" in weights, grad, positive)
+        dxp, grads = conv_parts.backward(inner, *args, input_grad=needed)
+        return [None if dxp is None else crop_spatial(dxp, pads)], grads
 
 
 class _Groups(list):

@@ -13,6 +13,7 @@ import numpy as np
 
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, Shape, WeightSpec, fmt_shape, register
+from nodenet.engine.layers import norm_parts
 from nodenet.engine.params import Bool, Float, Initializer, Int, Regularizer
 from nodenet.errors import ShapeError
 
@@ -186,6 +187,11 @@ class BatchNormalization(Layer):
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
         axis = feature_axis(self.config["axis"], x.ndim, "BatchNormalization", x.shape[1:])
+        if ctx.training and axis == x.ndim - 1:  # channels-last: by parts of the batch
+            args = (weights.get("gamma"), weights.get("beta"), self.config["epsilon"])
+            out, (centered, rstd, scale, mean, var) = norm_parts.forward(x, *args)
+            self._update_moving(weights, mean, var)
+            return out, (centered, rstd, scale, axis, True)
         if ctx.training:
             mean, centered, var = batch_moments(x, axis)
             self._update_moving(weights, mean, var)
@@ -202,6 +208,10 @@ class BatchNormalization(Layer):
     def _backward(self, weights, cache, grad):
         """dx = scale·(g - mean(g) - x̂·mean(g·x̂)) with batch statistics, scale·g without."""
         centered, rstd, scale, axis, training = cache
+        if training and axis == grad.ndim - 1:
+            dx, grad_beta, grad_gamma = norm_parts.backward(grad, centered, rstd, scale)
+            grads = {"gamma": grad_gamma, "beta": grad_beta}
+            return [dx], {k: v for k, v in grads.items() if k in weights}
         grad_beta = _sum_per_feature(axis, grad)
         grad_gamma = _sum_per_feature(axis, grad, centered) * rstd  # sum(g * x_hat)
         dx = grad * _along(scale, axis, grad.ndim)

@@ -34,7 +34,8 @@ from nodenet.engine.layer import (
     known,
     register,
 )
-from nodenet.engine.layers.rnn_cells import CELLS, Cell
+from nodenet.engine.layers.rnn_cells import CELLS
+from nodenet.engine.layers.rnn_ops import Cell
 from nodenet.engine.layers.rnn_run import run_cell, run_cell_back
 from nodenet.engine.params import (
     Bool,
@@ -154,8 +155,9 @@ class _Recurrent(Layer):
     def _backward(self, weights, cache, grad):
         cache, given = cache
         c = self.config
+        need_dx = getattr(self, "needs_input_grad", True)  # fed by data: nobody reads dx
         dx, grads, dstates = run_cell_back(
-            self.CELL, weights, cache, c, grad, c["go_backwards"], initial=given > 0
+            self.CELL, weights, cache, c, grad, c["go_backwards"], given > 0, need_dx
         )
         return [dx, *dstates], grads
 
@@ -464,10 +466,13 @@ class Bidirectional(Layer):
         grads_both = _merge_back(self.config["merge_mode"], grad, y, y_rev)
         if c["return_sequences"]:
             grads_both[1] = grads_both[1][:, ::-1]
-        dx, grads = 0, {}
+        need_dx = getattr(self, "needs_input_grad", True)  # fed by data: nobody reads dx
+        dx, grads = None, {}
         for (prefix, backwards), g, inner in zip(self.DIRECTIONS, grads_both, caches, strict=True):
-            d, wgrads, _ = run_cell_back(self.cell, _strip(weights, prefix), inner, c, g, backwards)
-            dx = dx + d
+            w = _strip(weights, prefix)
+            d, wgrads, _ = run_cell_back(self.cell, w, inner, c, g, backwards, False, need_dx)
+            if d is not None:
+                dx = d if dx is None else np.add(dx, d, out=dx)
             grads.update({prefix + k: v for k, v in wgrads.items()})
         return [dx], grads
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nodenet.engine.layer import Context
-from nodenet.engine.layers.rnn_cells import Cell
+from nodenet.engine.layers.rnn_ops import Cell
 
 
 def run_cell(
@@ -40,11 +40,19 @@ def run_cell(
 
 
 def run_cell_back(
-    cell: Cell, w: dict, cache, c: dict, grad, backwards: bool, initial: bool = False
+    cell: Cell,
+    w: dict,
+    cache,
+    c: dict,
+    grad,
+    backwards: bool,
+    initial: bool = False,
+    need_dx: bool = True,
 ):
     """dL/dx (batch, steps, features), the weight gradients and, with ``initial`` (the
     block was given initial states), theirs (else []), given dL/d(output), or the list
-    [dL/d(output), dL/dh (, dL/dc)] of a block that returns its states."""
+    [dL/d(output), dL/dh (, dL/dc)] of a block that returns its states. dL/dx is None
+    without ``need_dx`` (a block fed by data)."""
     grad, *dstates = grad if isinstance(grad, list) else [grad]
     dh_last = dstates[0] if dstates else None
     dc_last = dstates[1] if len(dstates) > 1 else None
@@ -52,6 +60,8 @@ def run_cell_back(
         dhs = grad.transpose(1, 0, 2)
     else:
         dhs, dh_last = None, grad if dh_last is None else grad + dh_last
-    dxs, grads, dstates = cell.run_back(w, cache, c, dhs, dh_last, dc_last, initial)
+    dxs, grads, dstates = cell.run_back(w, cache, c, dhs, dh_last, dc_last, initial, need_dx)
+    if dxs is None:
+        return None, grads, dstates
     dx = dxs.transpose(1, 0, 2)
     return np.ascontiguousarray(dx[:, ::-1] if backwards else dx), grads, dstates

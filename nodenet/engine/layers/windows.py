@@ -1,12 +1,12 @@
 """Sliding-window helpers shared by the convolution and pooling blocks.
 
 Images are channels-last: ``(batch, *spatial, channels)``. Window geometry
-follows Keras ("valid", "same", "causal" padding). A convolution is im2col (a
-strided window view copied to a ``(batch * positions, kernel_positions *
-channels)`` matrix) and one matrix product; its input gradient is col2im, one
-slice-add per kernel offset. Element-wise work around the products runs on
-parts of the batch in a few threads (:func:`over_batch`), as the products do
-inside BLAS; every split gives the same numbers.
+follows Keras ("valid", "same", "causal" padding). im2col copies a strided
+window view to a ``(batch * positions, kernel_positions * channels)`` matrix;
+col2im is its adjoint, one slice-add per kernel offset (the convolutions
+themselves run part by part of the batch: :mod:`nodenet.engine.layers.conv_parts`).
+Element-wise work runs on parts of the batch in a few threads
+(:func:`over_batch`, :func:`over_parts`); every split gives the same numbers.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def thread_count() -> int:
 class _Shares:
     """Parts of one :func:`over_batch` call, taken one at a time by whichever thread is free."""
 
-    def __init__(self, work: Callable[[slice], object], parts: list[slice]):
+    def __init__(self, work: Callable[[int], object], parts: list[int]):
         self.work, self.parts = work, parts
         self.taken = self.finished = 0
         self.error: BaseException | None = None
@@ -86,12 +86,33 @@ def over_batch(work: Callable[[slice], object], batch: int, size: int) -> None:
     if threads < 2 or size < _PARALLEL_MIN:
         work(slice(0, batch))
         return
+    count = min(batch, 2 * threads)
+    bounds = [batch * i // count for i in range(count + 1)]
+    parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    _share_out(lambda i: work(parts[i]), len(parts), threads)
+
+
+def over_parts(work: Callable[[int, slice], object], parts: list[slice], size: int) -> None:
+    """Run ``work(i, parts[i])`` for every given part, in parallel as :func:`over_batch` does.
+
+    The parts are the caller's (fixed by the batch alone, so that results summed
+    over them never depend on the thread count); ``size`` below a threshold, or
+    one thread, runs them one after the other in the calling thread.
+    """
+    threads = min(thread_count(), len(parts))
+    if threads < 2 or size < _PARALLEL_MIN:
+        for i, part in enumerate(parts):
+            work(i, part)
+        return
+    _share_out(lambda i: work(i, parts[i]), len(parts), threads)
+
+
+def _share_out(work: Callable[[int], object], count: int, threads: int) -> None:
+    """``work(i)`` for ``i < count`` on ``threads`` threads, the calling one among them."""
     key = (os.getpid(), threads - 1)  # a forked child needs threads of its own
     if key not in _workers:
         _workers[key] = ThreadPoolExecutor(threads - 1, thread_name_prefix="nodenet")
-    count = min(batch, 2 * threads)
-    bounds = [batch * i // count for i in range(count + 1)]
-    shares = _Shares(work, [slice(a, b) for a, b in itertools.pairwise(bounds)])
+    shares = _Shares(work, list(range(count)))
     for _ in range(threads - 1):
         _workers[key].submit(shares.run)
     shares.run()
@@ -210,26 +231,6 @@ def im2col(xp: np.ndarray, kernel, strides, dilation, out) -> np.ndarray:
     return cols
 
 
-def im2col_t(xp: np.ndarray, kernel, strides, dilation, out, ones: bool = False) -> np.ndarray:
-    """Windows of ``xp`` offset-major: (prod(kernel) * channels [+ 1], batch * prod(out)).
-
-    The transpose of :func:`im2col`, for inputs with few channels: each row is
-    one kernel offset and channel at every position, so the copies run along
-    image rows. With ``ones`` a last row of ones is appended, so that one
-    matrix product with ``[kernel; bias]`` also adds the bias.
-    """
-    channels = xp.shape[-1]
-    width = math.prod(kernel) * channels
-    cols = np.empty((width + ones, len(xp) * math.prod(out)), dtype=xp.dtype)
-    if ones:
-        cols[-1] = 1
-    target = cols[:width].reshape(*kernel, channels, len(xp), *out)
-    for offset in np.ndindex(*kernel):
-        seen = xp[(slice(None), *offset_slices(offset, strides, dilation, out))]
-        np.copyto(target[offset], np.moveaxis(seen, -1, 0))
-    return cols
-
-
 def col2im_product(
     a: np.ndarray, kernel: np.ndarray, padded_shape, strides, dilation
 ) -> np.ndarray:
@@ -261,24 +262,6 @@ def col2im_product(
 
 
 NARROW = 64  # window widths (kernel positions * channels) up to this count as narrow
-
-
-def window_weight_product(cols: np.ndarray, g2: np.ndarray) -> np.ndarray:
-    """``cols.T @ g2``: (width, n) from cols (rows, width) and g2 (rows, n)."""
-    return (g2.T @ cols).T  # measured ~10% faster than cols.T @ g2
-
-
-def window_weight_product_t(cols_t: np.ndarray, g2: np.ndarray, batch: int) -> np.ndarray:
-    """``cols_t @ g2``: (width, n) from :func:`im2col_t`'s (width, rows) and g2 (rows, n).
-
-    The inner dimension is very long and the result tiny, which BLAS runs
-    slowly as one product; a product per sample, then a sum over the batch in
-    a fixed order, is several times faster.
-    """
-    if batch < 2:
-        return cols_t @ g2
-    per = cols_t.reshape(len(cols_t), batch, -1).transpose(1, 0, 2)
-    return np.matmul(per, g2.reshape(batch, -1, g2.shape[1])).sum(axis=0)
 
 
 def relu_masked(g: np.ndarray, positive: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from nodenet.engine.catalog import Layer, Shape
 from nodenet.engine.params import Initializer, Regularizer
 from nodenet.engine.registry import Registry
+from nodenet.export._code import keras_class
 from nodenet.export.snippets import keras_initializer, keras_regularizer, literal
 
 Arrays = dict[str, np.ndarray]
@@ -52,6 +53,26 @@ class BlockExporter:
                     value = keras_initializer(value)
                 args[p.name] = value
         return self.layer.TYPE, args
+
+    def keras_layer_for(self, input_shapes: list[Shape]) -> tuple[str, dict[str, Any]]:
+        """:meth:`keras_layer` for a block with these input shapes (batch left out); a block
+        whose Keras form depends on them (LayerNormalization over a moved axis) overrides it."""
+        return self.keras_layer()
+
+    def keras_permutation(self, input_shapes: list[Shape]) -> tuple[int, ...] | None:
+        """Keras ``Permute`` dims its Keras layer needs its input rearranged by (and the
+        output rearranged back), or None: only LayerNormalization over a moved axis."""
+        return None
+
+    def keras_value(self, layer: str, tensors: list[str], input_shapes: list[Shape]) -> str:
+        """The block's value in the Keras model: ``layer`` (the constructor's source) called
+        on ``tensors``, inside ``Permute`` there and back when :meth:`keras_permutation` asks."""
+        dims = self.keras_permutation(input_shapes)
+        if dims is None:
+            return f"{layer}({self.keras_call(tensors)})"
+        back = tuple(dims.index(d) + 1 for d in range(1, len(dims) + 1))
+        permute = keras_class("Permute")
+        return f"{permute}({back!r})({layer}({permute}({dims!r})({self.keras_call(tensors)})))"
 
     def keras_call(self, tensors: list[str]) -> str:
         """The arguments of the Keras layer's call on the input variables ``tensors``: the

@@ -3,7 +3,11 @@
 BatchNormalization runs a generated module with Keras's names, layouts and moving
 averages (torch's tracks an unbiased variance); LayerNormalization runs
 ``nn.LayerNorm`` over the moved axis, or a generated module when it has an
-offset but no scale.
+offset but no scale. For Keras, a LayerNormalization over another axis than the
+last is written as ``Permute`` (that axis last), ``LayerNormalization()`` over the
+last axis, and ``Permute`` back: the same weights (``gamma``, ``beta`` of the axis'
+size) and the same numbers, and it runs on every backend (Keras 3's torch backend
+refuses a non-last axis).
 """
 
 from __future__ import annotations
@@ -44,6 +48,26 @@ class LayerNormalizationExporter(BlockExporter):
     def _offset_only(self) -> bool:
         """An offset without a scale: torch's LayerNorm has no such mode."""
         return self.config["center"] and not self.config["scale"]
+
+    def _moved_axis(self, input_shapes) -> int | None:
+        """The normalized axis (batch counted) when it is not the last one, else None."""
+        (shape,) = input_shapes
+        axis = feature_axis(self.config["axis"], len(shape) + 1, "LayerNormalization", shape)
+        return None if axis == len(shape) else axis
+
+    def keras_layer_for(self, input_shapes):
+        """Keras's arguments; the axis left at -1 when :meth:`keras_permutation` moves it last."""
+        class_name, args = self.keras_layer()
+        if self._moved_axis(input_shapes) is not None:
+            args.pop("axis", None)
+        return class_name, args
+
+    def keras_permutation(self, input_shapes):
+        """The normalized axis moved last, the others in order (None when it is last)."""
+        axis = self._moved_axis(input_shapes)
+        if axis is None:
+            return None
+        return (*(d for d in range(1, len(input_shapes[0]) + 1) if d != axis), axis)
 
     def torch_module(self, input_shapes):
         """``nn.LayerNorm`` over the moved axis; one with an offset but no scale is generated."""

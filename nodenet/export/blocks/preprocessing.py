@@ -223,7 +223,7 @@ KERAS_ADAPT = '''def adapt_normalization(model: keras.Model, x: dict, split: flo
     vocabulary (unless given), from the training inputs ``x`` (the validation split's tail
     left out), each seeing the layers before it, as nodenet does."""
     n = len(next(iter(x.values())))
-    keep = n - math.floor(n * split)
+    keep = math.floor(n * (1.0 - split))  # Keras's train_validation_split count
     x = {key: value[:keep] for key, value in x.items()}
     for layer in model.layers:
         if isinstance(layer, keras.layers.TextVectorization):

@@ -25,11 +25,22 @@ class TimeDistributedExporter(BlockExporter):
         return [tuple(input_shapes[0][1:])]
 
     def keras_layer(self):
-        inner_class, args = self.inner.keras_layer()
+        return self._wrapping(self.inner.keras_layer())
+
+    def keras_layer_for(self, input_shapes):
+        return self._wrapping(self.inner.keras_layer_for(self._step(input_shapes)))
+
+    def _wrapping(self, inner_layer) -> tuple[str, dict]:
+        inner_class, args = inner_layer
         required = [args.pop(k) for k in self.inner.KERAS_REQUIRED if k in args]
         return "TimeDistributed", {
             "layer": Source(f"{keras_class(inner_class)}({py_arguments(required, args)})")
         }
+
+    def keras_permutation(self, input_shapes):
+        """The wrapped block's permutation of a step, the time axis kept first."""
+        dims = self.inner.keras_permutation(self._step(input_shapes))
+        return None if dims is None else (1, *(d + 1 for d in dims))
 
     def torch_module(self, input_shapes):
         return self.inner.torch_module(self._step(input_shapes))

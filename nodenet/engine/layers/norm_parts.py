@@ -1,0 +1,120 @@
+"""BatchNormalization over the last axis while training, part by part of the batch.
+
+Helpers of :class:`nodenet.engine.layers.normalization.BatchNormalization` for
+channels-last inputs (``axis=-1``), the common case after a Dense or a
+convolution. Each pass runs on parts of the rows on several cores
+(:func:`nodenet.engine.layers.windows.over_parts`), each part small enough to
+stay in cache; the per-feature sums of the parts are added in a fixed order, so
+the numbers do not depend on the thread count.
+The statistics are those of :func:`nodenet.engine.layers.normalization.batch_moments`:
+the mean summed in float64, the variance from the centered values, summed in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nodenet.engine.layers.windows import over_parts
+
+_CHUNK = 1 << 16  # elements of a part: its rows of every array in a pass stay in a core's cache
+
+
+def _rows(x: np.ndarray) -> tuple[np.ndarray, list[slice]]:
+    """``x`` (batch, ..., features) as rows (batch * positions, features), and the parts' rows.
+
+    The parts depend on the shape alone and are small enough for every pass over
+    them (several arrays at once) to run in cache.
+    """
+    x2 = x.reshape(-1, x.shape[-1])
+    step = max(1, _CHUNK // x2.shape[1])
+    return x2, [slice(a, min(a + step, len(x2))) for a in range(0, len(x2), step)]
+
+
+def _total(partials: list[np.ndarray]) -> np.ndarray:
+    """The parts' sums added in order."""
+    total = partials[0].copy()
+    for p in partials[1:]:
+        total += p
+    return total
+
+
+def _long(vector: np.ndarray, rows: int) -> np.ndarray:
+    """A per-feature vector repeated for ``rows`` rows: one long row, so that element-wise
+    work on a part runs as one long loop instead of many short ones."""
+    return np.tile(vector, rows)
+
+
+def forward(x, gamma, beta, epsilon: float):
+    """Normalized ``x`` (batch, ..., features) with batch statistics; returns out and the
+    cache ``(centered, rstd, scale, mean, var)`` (mean and var for the moving averages)."""
+    x = np.ascontiguousarray(x)
+    x2, rows = _rows(x)
+    count, size, step = len(x2), x.size, rows[0].stop
+    sums: list = [None] * len(rows)
+
+    def first(i: int, r: slice) -> None:
+        sums[i] = np.einsum("ab->b", x2[r], dtype=np.float64)
+
+    over_parts(first, rows, size)
+    mean = (_total(sums) / count).astype(x.dtype)
+    centered = np.empty_like(x2)
+    flat_x, flat_c, long_mean = x2.reshape(-1), centered.reshape(-1), _long(mean, step)
+
+    def second(i: int, r: slice) -> None:
+        a, b = r.start * x2.shape[1], r.stop * x2.shape[1]
+        np.subtract(flat_x[a:b], long_mean[: b - a], out=flat_c[a:b])
+        c = centered[r]
+        sums[i] = np.einsum("ab,ab->b", c, c, dtype=np.float64)
+
+    over_parts(second, rows, size)
+    var = (_total(sums) / count).astype(x.dtype)
+    rstd = 1 / np.sqrt(var + epsilon)
+    scale = rstd * gamma if gamma is not None else rstd
+    out = np.empty_like(flat_x)
+    long_scale = _long(scale, step)
+    long_beta = None if beta is None else _long(beta, step)
+
+    def third(i: int, r: slice) -> None:
+        a, b = r.start * x2.shape[1], r.stop * x2.shape[1]
+        o = np.multiply(flat_c[a:b], long_scale[: b - a], out=out[a:b])
+        if long_beta is not None:
+            o += long_beta[: b - a]
+
+    over_parts(third, rows, size)
+    return out.reshape(x.shape), (centered.reshape(x.shape), rstd, scale, mean, var)
+
+
+def backward(grad, centered, rstd, scale):
+    """dx = scale·(g - mean(g) - x̂·mean(g·x̂)), and the sums of g and of g·x̂ per feature.
+
+    Returns ``dx``, ``sum(g)`` (beta's gradient) and ``sum(g·x̂)`` (gamma's).
+    """
+    grad = np.ascontiguousarray(grad)
+    g2, rows = _rows(grad)
+    c2 = centered.reshape(g2.shape)
+    count, size, step, width = len(g2), grad.size, rows[0].stop, g2.shape[1]
+    sums: list = [None] * len(rows)
+
+    def first(i: int, r: slice) -> None:
+        g, c = g2[r], c2[r]
+        sums[i] = (np.einsum("ab->b", g), np.einsum("ab,ab->b", g, c))
+
+    over_parts(first, rows, size)
+    grad_beta = _total([s for s, _ in sums])
+    grad_gamma = _total([s for _, s in sums]) * rstd
+    # dx = g * scale + centered * slope + shift, per feature
+    long_scale = _long(scale, step)
+    long_slope = _long(-scale * rstd * grad_gamma / count, step)
+    long_shift = _long(-scale * grad_beta / count, step)
+    flat_g, flat_c = g2.reshape(-1), c2.reshape(-1)
+    dx = np.empty_like(flat_g)
+
+    def second(i: int, r: slice) -> None:
+        a, b = r.start * width, r.stop * width
+        d = np.multiply(flat_g[a:b], long_scale[: b - a], out=dx[a:b])
+        along = np.multiply(flat_c[a:b], long_slope[: b - a])
+        along += long_shift[: b - a]
+        d += along
+
+    over_parts(second, rows, size)
+    return dx.reshape(grad.shape), grad_beta, grad_gamma
