@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QApplication
 
+from nodenet.ui.gui_thread_gc import collect_in_gui_thread
 from nodenet.ui.settings import APPLICATION, ORGANIZATION
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def run(path: str | None, new: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    collect_in_gui_thread()  # a cycle of Qt objects collected in a worker thread freezes the app
     window = start_window(path, new)
     if window.start_maximized:  # a small screen: all of it
         window.showMaximized()

@@ -8,12 +8,20 @@ import pytest
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QMessageBox
 
+from nodenet.ui.gui_thread_gc import collect_in_gui_thread
 from nodenet.ui.main_window import MainWindow
 from tests.ui import SCREEN, isolated_settings, offscreen_platform
 
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen":  # before the QApplication exists
     # a desktop-sized screen, as people have, not Qt's offscreen default of 800x800
     os.environ["QT_QPA_PLATFORM"] = offscreen_platform(*SCREEN, Path(tempfile.mkdtemp()))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _collect_in_the_gui_thread(qapp):
+    """As the app does: widgets of earlier tests collected in a sweep's or training's
+    thread froze the suite (the GUI thread and that thread each waiting for the other)."""
+    collect_in_gui_thread()
 
 
 @pytest.fixture(autouse=True)
