@@ -32,7 +32,6 @@ from nodenet.engine.layers.rnn_ops import (
     _start,
     _start_back,
     _Steps,
-    over_rows,
 )
 
 
@@ -57,7 +56,7 @@ class _SimpleRNNCell(Cell):
             for t in range(steps):
                 _activate(act, pre.step(t, r, rmask, A[t, r]), H[t + 1, r])
 
-        over_rows(loop, batch, A.size)
+        loop(slice(0, batch))
         return H, (A, H, pre, masks)
 
     def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False, need_dx=True):
@@ -79,7 +78,7 @@ class _SimpleRNNCell(Cell):
                 if dhs is not None and t:
                     dh += dhs[t - 1, r]
 
-        over_rows(loop, batch, A.size)
+        loop(slice(0, batch))
         dxs, grads = pre.grads(w, dA, need_dx)
         return dxs, grads, [dH0] if initial else []
 
@@ -165,7 +164,7 @@ class _LSTMCell(Cell):
                 _activate(act, C[t + 1, r], AC[t, r])
                 np.multiply(g[2], AC[t, r], out=H[t + 1, r])
 
-        over_rows(loop, batch, G.size)
+        loop(slice(0, batch))
         return H, (Z, G, H, C, AC, pre, masks, w)
 
     def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False, need_dx=True):
@@ -199,7 +198,7 @@ class _LSTMCell(Cell):
                 if dhs is not None and t:
                     dh += dhs[t - 1, r]
 
-        over_rows(loop, batch, G.size)
+        loop(slice(0, batch))
         dxs, grads = pre.grads(w, dA, need_dx)
         grads = {k: _ifoc(v) for k, v in grads.items()}  # back to Keras's i, f, c, o
         return dxs, grads, [dH0, dC0] if initial else []

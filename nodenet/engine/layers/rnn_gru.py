@@ -21,7 +21,6 @@ from nodenet.engine.layers.rnn_ops import (
     _recur_kernel_grad,
     _start,
     _start_back,
-    over_rows,
 )
 
 
@@ -64,7 +63,7 @@ class GRUCell(Cell):
                 diff *= g[0]
                 np.add(g[2], diff, out=H[t + 1, r])
 
-        over_rows(loop, batch, G.size)
+        loop(slice(0, batch))
         return H, (Z, G, H, M, xin, masks)
 
     def _step_after(self, w, x, z, g, h, m, c, rmask, buf):
@@ -123,7 +122,7 @@ class GRUCell(Cell):
                 if dhs is not None and t:
                     dh += dhs[t - 1, r]
 
-        over_rows(loop, batch, Z.size)
+        loop(slice(0, batch))
         dxs, grads = self._weight_grads(w, dX, dM, H, M, xin, c, masks, need_dx)
         return dxs, grads, [dH0] if initial else []  # dH0: dL/dH[0]
 

@@ -12,17 +12,16 @@ forms the weight gradients with one product over all steps. Products run
 batch-major, (batch, k*units); the element-wise gate work runs gate-major,
 (k, batch, units), where each gate is one contiguous block.
 
-The loop over the steps runs on parts of the batch (:func:`over_rows`), one
-core per part, each part's products on one BLAS thread: the rows of a batch
-never meet inside the recurrence, so the threads meet once per pass instead of
-at every step's small product (where a multi-threaded BLAS waits, on a busy
-machine, for a helper that is not running), and the element-wise gate work,
-which numpy runs on one core, is shared by all of them.
+The loop over the steps runs once over the whole batch, its products on every BLAS
+thread. The rows of a batch never meet inside the recurrence, so the loop could run
+on parts of the batch, one core and one BLAS thread each; measured on a quiet 2-core
+machine that was slower for every recurrent model of ``benchmarks/engine_vs_torch.py``
+(LSTM(128): 4,154-4,601 samples/s split in two, against 5,191-6,045), winning only
+when other processes hold the cores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,22 +29,6 @@ import numpy as np
 
 from nodenet.engine import activations
 from nodenet.engine.layer import Context, WeightSpec
-
-# -- parts of the batch ------------------------------------------------------------
-
-
-def over_rows(loop: Callable[[slice], object], batch: int, size: int) -> None:
-    """Run ``loop(rows)`` over the rows of the batch: today, once over all of them.
-
-    The rows of a batch never meet in a recurrence, so the loop could run on parts of
-    the batch in parallel, one BLAS thread each. Measured on a quiet 2-core machine,
-    one loop with both BLAS threads was faster for every recurrent model of
-    ``benchmarks/engine_vs_torch.py`` (LSTM(128): 5,191-6,045 samples/s against
-    4,154-4,601 split in two); split parts win only when other processes hold the
-    cores. ``size`` (elements one pass touches) is kept for that choice.
-    """
-    loop(slice(0, batch))
-
 
 # -- activations and the gate-major layout ----------------------------------
 
