@@ -113,6 +113,7 @@ ADAM = '''class Adam(torch.optim.Optimizer):
     alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) in the weights' precision.
 
     torch's Adam adds epsilon to the bias-corrected root, which differs early in training.
+    Every weight of a group is updated by one call per operation (torch's _foreach_).
     """
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, amsgrad=False):
@@ -121,24 +122,33 @@ ADAM = '''class Adam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self) -> None:
         for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
             beta_1, beta_2 = group["betas"]
-            for parameter in group["params"]:
-                if parameter.grad is None:
-                    continue
-                grad, state = parameter.grad, self.state[parameter]
-                if not state:
-                    state["step"] = 0
+            for parameter in params:
+                if not self.state[parameter]:
                     for slot in ("momentum", "velocity", "velocity_hat"):
-                        state[slot] = torch.zeros_like(parameter)
-                state["step"] += 1
-                alpha = self.bias_correction(group, state["step"], parameter.dtype)
-                momentum, velocity = state["momentum"], state["velocity"]
-                momentum.mul_(beta_1).add_(grad * (1 - beta_1))
-                velocity.mul_(beta_2).add_(grad * grad * (1 - beta_2))
-                if group["amsgrad"]:
-                    velocity = torch.maximum(state["velocity_hat"], velocity)
-                    state["velocity_hat"] = velocity
-                parameter.sub_(momentum * alpha / (velocity.sqrt() + group["eps"]))
+                        self.state[parameter][slot] = torch.zeros_like(parameter)
+            group["step"] = group.get("step", 0) + 1  # Keras counts steps, not weights
+            alpha = self.bias_correction(group, group["step"], params[0].dtype)
+            grads = [p.grad for p in params]
+            momentum = [self.state[p]["momentum"] for p in params]
+            velocity = [self.state[p]["velocity"] for p in params]
+            torch._foreach_mul_(momentum, beta_1)
+            torch._foreach_add_(momentum, torch._foreach_mul(grads, 1 - beta_1))
+            torch._foreach_mul_(velocity, beta_2)
+            squares = torch._foreach_mul(grads, grads)
+            torch._foreach_add_(velocity, torch._foreach_mul(squares, 1 - beta_2))
+            if group["amsgrad"]:
+                highest = [self.state[p]["velocity_hat"] for p in params]
+                torch._foreach_maximum_(highest, velocity)
+                velocity = highest
+            denominator = torch._foreach_sqrt(velocity)
+            torch._foreach_add_(denominator, group["eps"])
+            increment = torch._foreach_mul(momentum, alpha)
+            torch._foreach_div_(increment, denominator)
+            torch._foreach_sub_(params, increment)
 
     @staticmethod
     def bias_correction(group: dict, step: int, dtype: torch.dtype) -> float:
