@@ -7,11 +7,13 @@ polling, running metrics) and by two hand-written loops in this process:
 - ``loop``: engine_vs_torch's own PyTorch module (logits and ``CrossEntropyLoss``: what
   someone would write by hand) in the shortest loop: gather, forward, loss, backward, step;
 - ``same``: the module nodenet generates for the project (softmax, Keras's
-  cross-entropy) in the same loop. The ratio to it is the backend's own overhead.
+  cross-entropy, its Keras Adam) in the same loop. The ratio to it is the backend's own
+  overhead.
 
-Each figure is the best of ``--windows`` windows of ``--batches`` batches (for the
+Each run's figure is the best of ``--windows`` windows of ``--batches`` batches (for the
 backend, its epochs after the first, which warms up; for the loops, runs of as many
-batches after a 4-batch warm-up), then the best of ``--repeats`` interleaved runs. Two
+batches after a 4-batch warm-up). ``--repeats`` runs of the three are interleaved; the
+table gives each one's median samples/s and the range (min-max) of the per-run ratios. Two
 clocks: ``--clock cpu`` (the default) counts CPU seconds on one thread
 (``time.process_time``; the backend's child reports each epoch's,
 ``TorchBackend.epoch_cpu_seconds``), which hardly depend on what else a shared machine
@@ -46,7 +48,14 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
-from benchmarks.engine_vs_torch import BATCH, MODELS, random_data, torch_module  # noqa: E402
+from benchmarks.engine_vs_torch import (  # noqa: E402
+    BATCH,
+    MODELS,
+    cpu_model,
+    load,
+    random_data,
+    torch_module,
+)
 from nodenet.engine.events import EpochEnd  # noqa: E402
 from nodenet.engine.runtime import tune_allocator  # noqa: E402
 from nodenet.runner import build_model  # noqa: E402
@@ -107,11 +116,13 @@ def best_window(run, args) -> float:
     return best
 
 
-def loop_of(module, loss_of, xs: list, ys: list):
-    """The shortest training loop on ``module``: ``run(count)`` trains ``count`` batches."""
+def loop_of(module, loss_of, xs: list, ys: list, optimizer=None):
+    """The shortest training loop on ``module``: ``run(count)`` trains ``count`` batches
+    (with torch's Adam unless given an ``optimizer``)."""
     import torch
 
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
 
     def run(count: int) -> None:
         order = torch.randperm(len(xs[0]))
@@ -153,7 +164,7 @@ def time_same_module(project, x, y, args) -> float:
     def loss_of(out, targets):
         return code["compute_loss"](out, dict(zip(y, targets, strict=True)))
 
-    return best_window(loop_of(model, loss_of, xs, ys), args)
+    return best_window(loop_of(model, loss_of, xs, ys, code["make_optimizer"](model)), args)
 
 
 def main() -> None:
@@ -171,11 +182,15 @@ def main() -> None:
     args = parser.parse_args()
     tune_allocator()
     rng = np.random.default_rng(0)
+    import torch
+
+    print(f"CPU {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}; load {load()}")
     print(
         f"batch {BATCH}, {args.windows} windows of {args.batches} batches, {args.clock} clock, "
-        f"{args.threads} thread(s), best of {args.repeats}; samples/s"
+        f"{args.threads} thread(s), {args.repeats} interleaved runs; median samples/s, "
+        "range of the per-run ratios"
     )
-    print(f"{'model':<12}{'backend':>10}{'loop':>10}{'same':>10}{'b/loop':>8}{'b/same':>8}")
+    print(f"{'model':<12}{'backend':>10}{'loop':>10}{'same':>10}{'b/loop':>13}{'b/same':>13}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             project = MODELS[name]()
@@ -186,12 +201,20 @@ def main() -> None:
                 runs["backend"].append(time_backend(project, args))
                 runs["loop"].append(time_loop(name, x, y, args))
                 runs["same"].append(time_same_module(project, x, y, args))
-            best = {k: max(v) for k, v in runs.items()}
+            median = {k: float(np.median(v)) for k, v in runs.items()}
             print(
-                f"{name:<12}{best['backend']:>10.0f}{best['loop']:>10.0f}{best['same']:>10.0f}"
-                f"{best['backend'] / best['loop']:>8.2f}{best['backend'] / best['same']:>8.2f}",
+                f"{name:<12}{median['backend']:>10.0f}{median['loop']:>10.0f}"
+                f"{median['same']:>10.0f}{ratio_range(runs, 'loop'):>13}"
+                f"{ratio_range(runs, 'same'):>13}",
                 flush=True,
             )
+    print(f"load at the end {load()}")
+
+
+def ratio_range(runs: dict[str, list[float]], reference: str) -> str:
+    """min-max over the runs of the backend's samples/s over ``reference``'s."""
+    ratios = [b / r for b, r in zip(runs["backend"], runs[reference], strict=True)]
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
 if __name__ == "__main__":

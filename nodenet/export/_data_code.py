@@ -58,7 +58,7 @@ def load_data_source(graph: Graph) -> list[str]:
 
 
 def _npz_loader(graph: Graph, source: dict) -> list[str]:
-    what = source.get("name") or source.get("path") or "the project's data"
+    what = source.get("name") or source.get("path")
     return [
         'DATA = Path(__file__).with_name(Path(__file__).stem + "_data.npz")',
         "",
@@ -84,6 +84,8 @@ def _npz_loader(graph: Graph, source: dict) -> list[str]:
 
 def _sentence(what: object) -> str:
     """Prose naming the data, the name or path escaped by :func:`doc_text`."""
+    if not what:
+        return "The project's data"
     text = doc_text(what)
     return f"The {text} data" if "/" not in text and "." not in text else f"The data of {text}"
 

@@ -107,71 +107,43 @@ RMSPROP = '''class RMSprop(torch.optim.Optimizer):
                     increment = state["momentum"].mul_(group["momentum"]).add_(increment)
                 parameter.sub_(increment)'''
 
-ADAM = '''class Adam(torch.optim.Optimizer):
-    """Keras's Adam: m = beta_1 m + (1 - beta_1) g, v = beta_2 v + (1 - beta_2) g^2
-    (amsgrad: their running maximum), w -= alpha m / (sqrt(v) + epsilon), with
-    alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) in the weights' precision.
-
-    torch's Adam adds epsilon to the bias-corrected root, which differs early in training.
-    Every weight of a group is updated by one call per operation (torch's _foreach_).
+KERAS_EPSILON = '''class KerasEpsilon:
+    """Keras's Adam step from torch's Adam kernels, fused into one pass over all weights on
+    CPU and CUDA. Keras adds epsilon to sqrt(v), torch to sqrt(v / (1 - beta_2^t)): setting
+    torch's epsilon to Keras's / sqrt(1 - beta_2^t) before each step makes the updates equal.
+    Keras counts steps, not weights: t is the group's step count.
     """
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, amsgrad=False):
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "amsgrad": amsgrad})
+    def __init__(self, params, eps=1e-7, **settings):
+        params = list(params)
+        fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
+        super().__init__(params, eps=eps, fused=fused, **settings)
+        for group in self.param_groups:
+            group["keras_epsilon"], group["keras_step"] = eps, 0
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            beta_1, beta_2 = group["betas"]
-            for parameter in params:
-                if not self.state[parameter]:
-                    for slot in ("momentum", "velocity", "velocity_hat"):
-                        self.state[parameter][slot] = torch.zeros_like(parameter)
-            group["step"] = group.get("step", 0) + 1  # Keras counts steps, not weights
-            alpha = self.bias_correction(group, group["step"], params[0].dtype)
-            grads = [p.grad for p in params]
-            momentum = [self.state[p]["momentum"] for p in params]
-            velocity = [self.state[p]["velocity"] for p in params]
-            torch._foreach_mul_(momentum, beta_1)
-            torch._foreach_add_(momentum, torch._foreach_mul(grads, 1 - beta_1))
-            torch._foreach_mul_(velocity, beta_2)
-            squares = torch._foreach_mul(grads, grads)
-            torch._foreach_add_(velocity, torch._foreach_mul(squares, 1 - beta_2))
-            if group["amsgrad"]:
-                highest = [self.state[p]["velocity_hat"] for p in params]
-                torch._foreach_maximum_(highest, velocity)
-                velocity = highest
-            denominator = torch._foreach_sqrt(velocity)
-            torch._foreach_add_(denominator, group["eps"])
-            increment = torch._foreach_mul(momentum, alpha)
-            torch._foreach_div_(increment, denominator)
-            torch._foreach_sub_(params, increment)
+            group["keras_step"] += 1
+            correction = math.sqrt(1 - group["betas"][1] ** group["keras_step"])
+            group["eps"] = group["keras_epsilon"] / correction
+        return super().step(closure)'''
 
-    @staticmethod
-    def bias_correction(group: dict, step: int, dtype: torch.dtype) -> float:
-        beta_1, beta_2 = (torch.tensor(b, dtype=dtype) for b in group["betas"])
-        lr, one = torch.tensor(group["lr"], dtype=dtype), torch.ones((), dtype=dtype)
-        return (lr * torch.sqrt(one - beta_2**step) / (one - beta_1**step)).item()'''
+ADAM = '''class Adam(KerasEpsilon, torch.optim.Adam):
+    """Keras's Adam: m = beta_1 m + (1 - beta_1) g, v = beta_2 v + (1 - beta_2) g^2
+    (amsgrad: their running maximum), w -= alpha m / (sqrt(v) + epsilon), with
+    alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
 
-ADAMW = '''class AdamW(Adam):
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, amsgrad=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad)'''
+
+ADAMW = '''class AdamW(KerasEpsilon, torch.optim.AdamW):
     """Keras's AdamW: each weight first decays, w *= 1 - lr weight_decay, then Adam's step."""
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, amsgrad=False,
                  weight_decay=0.004):
-        super().__init__(params, lr, betas, eps, amsgrad)
-        for group in self.param_groups:
-            group["weight_decay"] = weight_decay
-
-    @torch.no_grad()
-    def step(self) -> None:
-        for group in self.param_groups:
-            for parameter in group["params"]:
-                if parameter.grad is not None:
-                    parameter.mul_(1 - group["lr"] * group["weight_decay"])
-        super().step()'''
+        super().__init__(params, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad,
+                         weight_decay=weight_decay)'''
 
 LOAD_WEIGHTS = '''def load_weights(model: nn.Module, path: Path) -> None:
     """Load the weights nodenet exported: torch layouts, keyed like model.state_dict()."""

@@ -31,6 +31,7 @@ from nodenet.export._torch_templates import (
     ADAM,
     ADAMW,
     CLASS_WEIGHTS,
+    KERAS_EPSILON,
     LOAD_WEIGHTS,
     LOSSES,
     MAIN,
@@ -70,7 +71,11 @@ TORCH_OPTIMIZERS = {  # nodenet name -> torch class, {Keras argument: torch argu
     "adamax": ("Adamax", {"epsilon": "eps"}),
     "nadam": ("NAdam", {"epsilon": "eps"}),
 }
-GENERATED_OPTIMIZERS = {"rmsprop": (RMSPROP,), "adam": (ADAM,), "adamw": (ADAM, ADAMW)}
+GENERATED_OPTIMIZERS = {
+    "rmsprop": (RMSPROP,),
+    "adam": (KERAS_EPSILON, ADAM),
+    "adamw": (KERAS_EPSILON, ADAMW),
+}
 _TORCH_DEFAULTS = {
     "momentum": 0.0,
     "nesterov": False,

@@ -74,9 +74,7 @@ ALLOWED_CALLS = frozenset(
     torch.sigmoid torch.softmax torch.stack torch.tensor torch.zeros_like totals.get
     totals.values train_loader.sampler.set_epoch tuple validation.items value.cpu
     value.detach variance_scaling_ with_ones x.astype x.mean x.movedim x.std zip
-    Adam self.bias_correction torch.sqrt ?.item torch.ones group.get torch._foreach_add_
-    torch._foreach_div_ torch._foreach_maximum_ torch._foreach_mul torch._foreach_mul_
-    torch._foreach_sqrt torch._foreach_sub_ ?.astype np.abs np.maximum np.where
+    Adam all super.step ?.astype np.abs np.maximum np.where
     """.split()
 ) | frozenset(  # TextVectorization (reviews_folder_textvec): its tokenizer, adapt, text batches
     """

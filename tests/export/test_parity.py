@@ -234,6 +234,8 @@ TRAININGS = {
         "class_weight": {"0": 1.0, "2": 3.0},
     },
     "adamw_clipvalue": {"optimizer": {"name": "adamw", "learning_rate": 0.01, "clipvalue": 0.05}},
+    "adam_amsgrad_decay": {"optimizer": {"name": "adam", "learning_rate": DECAY, "amsgrad": True}},
+    "adamw_amsgrad": {"optimizer": {"name": "adamw", "learning_rate": 0.01, "amsgrad": True}},
     "rmsprop_momentum": {"optimizer": {"name": "rmsprop", "learning_rate": 0.01, "momentum": 0.5}},
 }
 
