@@ -7,7 +7,9 @@ convolution. Each pass runs on parts of the rows on several cores
 stay in cache; the per-feature sums of the parts are added in a fixed order, so
 the numbers do not depend on the thread count.
 The statistics are those of :func:`nodenet.engine.layers.normalization.batch_moments`:
-the mean summed in float64, the variance from the centered values, summed in float64.
+the mean summed in float64 (inputs far from zero keep their digits), the variance from the
+centered values. Their squares, all positive, are summed in float32 within a part (about
+1e-6 relative) and the parts' sums in float64; so are the backward pass's sums.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ def _rows(x: np.ndarray) -> tuple[np.ndarray, list[slice]]:
 
 
 def _total(partials: list[np.ndarray]) -> np.ndarray:
-    """The parts' sums added in order."""
-    total = partials[0].copy()
+    """The parts' sums added in order, in float64."""
+    total = partials[0].astype(np.float64)
     for p in partials[1:]:
         total += p
     return total
@@ -64,7 +66,7 @@ def forward(x, gamma, beta, epsilon: float):
         a, b = r.start * x2.shape[1], r.stop * x2.shape[1]
         np.subtract(flat_x[a:b], long_mean[: b - a], out=flat_c[a:b])
         c = centered[r]
-        sums[i] = np.einsum("ab,ab->b", c, c, dtype=np.float64)
+        sums[i] = np.einsum("ab,ab->b", c, c)
 
     over_parts(second, rows, size)
     var = (_total(sums) / count).astype(x.dtype)
@@ -100,8 +102,8 @@ def backward(grad, centered, rstd, scale):
         sums[i] = (np.einsum("ab->b", g), np.einsum("ab,ab->b", g, c))
 
     over_parts(first, rows, size)
-    grad_beta = _total([s for s, _ in sums])
-    grad_gamma = _total([s for _, s in sums]) * rstd
+    grad_beta = _total([s for s, _ in sums]).astype(grad.dtype)
+    grad_gamma = (_total([s for _, s in sums]) * rstd).astype(grad.dtype)
     # dx = g * scale + centered * slope + shift, per feature
     long_scale = _long(scale, step)
     long_slope = _long(-scale * rstd * grad_gamma / count, step)
