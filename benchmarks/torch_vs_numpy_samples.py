@@ -211,10 +211,10 @@ def section(results: list[Comparison], missing: list[Sample], command: str) -> l
 
 
 def write(path: Path, lines: list[str]) -> None:
-    """Put the section into ``path``, replacing the one already there."""
+    """Put the section ``lines`` (from its heading) into ``path``, replacing the one there."""
     text = path.read_text().splitlines() if path.exists() else []
-    if HEADING in text:
-        start = text.index(HEADING)
+    if lines[0] in text:
+        start = text.index(lines[0])
         end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
         text[start:end] = [*lines, ""] if end < len(text) else lines
     else:
