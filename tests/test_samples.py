@@ -175,11 +175,15 @@ def test_the_sample_table_in_the_docs_shows_every_promise_met():
     """docs/samples.md (benchmarks/train_samples.py) is not stale: every sample has a row
     with its current promise, met, and so has every fallback."""
     text = (ROOT / "docs" / "samples.md").read_text()
-    torch_section = "## PyTorch backend vs the nodenet engine"  # another table, its own script
-    if torch_section in text:
-        before, _, after = text.partition(torch_section)
-        rest = after.find("\n## ")
-        text = before + (after[rest:] if rest >= 0 else "")
+    others = (  # other tables, each written by its own script
+        "## PyTorch backend vs the nodenet engine",  # benchmarks/torch_vs_numpy_samples.py
+        "## Spread of a sample's accuracy",  # benchmarks/sample_spread.py
+    )
+    for heading in others:
+        if heading in text:
+            before, _, after = text.partition(heading)
+            rest = after.find("\n## ")
+            text = before + (after[rest:] if rest >= 0 else "")
     installed, _, fallbacks = text.partition("## Without the `datasets` extra")
     for sample in SAMPLES:
         tables = [(installed, sample.promise)]
