@@ -46,9 +46,13 @@ def _long(vector: np.ndarray, rows: int) -> np.ndarray:
     return np.tile(vector, rows)
 
 
-def forward(x, gamma, beta, epsilon: float):
+def forward(x, gamma, beta, epsilon: float, relu: bool = False):
     """Normalized ``x`` (batch, ..., features) with batch statistics; returns out and the
-    cache ``(centered, rstd, scale, mean, var)`` (mean and var for the moving averages)."""
+    cache ``(centered, rstd, scale, mean, var)`` (mean and var for the moving averages).
+
+    ``relu``: the relu of the normalized values, taken in the same pass (a relu
+    Activation after the normalization, run with it; see :func:`backward`'s ``relu_out``).
+    """
     x = np.ascontiguousarray(x)
     x2, rows = _rows(x)
     count, size, step = len(x2), x.size, rows[0].stop
@@ -75,33 +79,45 @@ def forward(x, gamma, beta, epsilon: float):
     out = np.empty_like(flat_x)
     long_scale = _long(scale, step)
     long_beta = None if beta is None else _long(beta, step)
+    zeros = np.zeros(len(long_scale), x.dtype) if relu else None
 
     def third(i: int, r: slice) -> None:
         a, b = r.start * x2.shape[1], r.stop * x2.shape[1]
         o = np.multiply(flat_c[a:b], long_scale[: b - a], out=out[a:b])
         if long_beta is not None:
             o += long_beta[: b - a]
+        if zeros is not None:  # against an array: numpy's fast loop (see activations)
+            np.maximum(o, zeros[: b - a], out=o)
 
     over_parts(third, rows, size)
     return out.reshape(x.shape), (centered.reshape(x.shape), rstd, scale, mean, var)
 
 
-def backward(grad, centered, rstd, scale):
+def backward(grad, centered, rstd, scale, relu_out=None):
     """dx = scale·(g - mean(g) - x̂·mean(g·x̂)), and the sums of g and of g·x̂ per feature.
 
     Returns ``dx``, ``sum(g)`` (beta's gradient) and ``sum(g·x̂)`` (gamma's).
+    ``relu_out``: the output of a forward with ``relu``; ``grad`` is then dL/d(relu
+    output) and passes where that output is positive (into a new array: ``grad`` may be
+    another block's too).
     """
     grad = np.ascontiguousarray(grad)
     g2, rows = _rows(grad)
     c2 = centered.reshape(g2.shape)
     count, size, step, width = len(g2), grad.size, rows[0].stop, g2.shape[1]
     sums: list = [None] * len(rows)
+    if relu_out is not None:
+        masked, positive = np.empty_like(g2), relu_out.reshape(g2.shape)
 
     def first(i: int, r: slice) -> None:
         g, c = g2[r], c2[r]
+        if relu_out is not None:
+            g = np.multiply(g, positive[r] > 0, out=masked[r])
         sums[i] = (np.einsum("ab->b", g), np.einsum("ab,ab->b", g, c))
 
     over_parts(first, rows, size)
+    if relu_out is not None:
+        g2 = masked
     grad_beta = _total([s for s, _ in sums]).astype(grad.dtype)
     grad_gamma = (_total([s for _, s in sums]) * rstd).astype(grad.dtype)
     # dx = g * scale + centered * slope + shift, per feature

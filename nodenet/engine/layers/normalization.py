@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nodenet.engine import activations
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, Shape, WeightSpec, fmt_shape, register
 from nodenet.engine.layers import norm_parts
@@ -184,12 +185,23 @@ class BatchNormalization(Layer):
             ),
         ]
 
-    def _forward(self, weights, inputs, ctx):
+    def forward_relu(self, weights, inputs, ctx):
+        """``relu(forward)``: a relu Activation fed by this block alone, run with it
+        (:class:`nodenet.engine.model.Model`); the cache for :meth:`backward_relu`."""
+        out, inner = self._forward(weights, inputs, ctx, relu=True)
+        return out, (inner, out)
+
+    def backward_relu(self, weights, cache, grad):
+        """:meth:`backward` of :meth:`forward_relu`, from dL/d(the relu's output)."""
+        inner, out = cache
+        return self._backward(weights, inner, grad, relu_out=out)
+
+    def _forward(self, weights, inputs, ctx, relu: bool = False):
         (x,) = inputs
         axis = feature_axis(self.config["axis"], x.ndim, "BatchNormalization", x.shape[1:])
         if ctx.training and axis == x.ndim - 1:  # channels-last: by parts of the batch
             args = (weights.get("gamma"), weights.get("beta"), self.config["epsilon"])
-            out, (centered, rstd, scale, mean, var) = norm_parts.forward(x, *args)
+            out, (centered, rstd, scale, mean, var) = norm_parts.forward(x, *args, relu)
             self._update_moving(weights, mean, var)
             return out, (centered, rstd, scale, axis, True)
         if ctx.training:
@@ -203,15 +215,23 @@ class BatchNormalization(Layer):
         out = centered * _along(scale, axis, x.ndim)
         if "beta" in weights:
             out += _along(weights["beta"], axis, x.ndim)
+        if relu:
+            activations.relu_inplace(out)
         return out, (centered, rstd, scale, axis, ctx.training)
 
-    def _backward(self, weights, cache, grad):
-        """dx = scale·(g - mean(g) - x̂·mean(g·x̂)) with batch statistics, scale·g without."""
+    def _backward(self, weights, cache, grad, relu_out=None):
+        """dx = scale·(g - mean(g) - x̂·mean(g·x̂)) with batch statistics, scale·g without.
+
+        ``relu_out``: the output of a forward with a relu; ``grad`` is taken after it.
+        """
         centered, rstd, scale, axis, training = cache
         if training and axis == grad.ndim - 1:
-            dx, grad_beta, grad_gamma = norm_parts.backward(grad, centered, rstd, scale)
+            args = (grad, centered, rstd, scale, relu_out)
+            dx, grad_beta, grad_gamma = norm_parts.backward(*args)
             grads = {"gamma": grad_gamma, "beta": grad_beta}
             return [dx], {k: v for k, v in grads.items() if k in weights}
+        if relu_out is not None:
+            grad = activations.grad("relu", grad, relu_out, relu_out)
         grad_beta = _sum_per_feature(axis, grad)
         grad_gamma = _sum_per_feature(axis, grad, centered) * rstd  # sum(g * x_hat)
         dx = grad * _along(scale, axis, grad.ndim)
