@@ -7,6 +7,7 @@ import pytest
 from nodenet.engine import optimizers
 from nodenet.engine.callbacks import GradientProbe
 from nodenet.engine.flat_params import FlatParams
+from nodenet.engine.layers import windows
 from nodenet.engine.optimizers import NAMES, make_optimizer
 from nodenet.engine.training import fit
 from nodenet.graph.project import Edge, Node, Project
@@ -73,9 +74,12 @@ def test_flat_update_matches_keras(config):
 
 
 @pytest.mark.parametrize("piece", [7, 65536])
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("config", CONFIGS, ids=ids)
-def test_flat_update_is_the_per_array_update_bit_for_bit(config, piece, monkeypatch):
+def test_flat_update_is_the_per_array_update_bit_for_bit(config, piece, threads, monkeypatch):
     monkeypatch.setattr(optimizers, "FLAT_PIECE", piece)  # the update runs piece by piece
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))  # two: the pieces on two threads
+    monkeypatch.setattr(windows, "_PARALLEL_MIN", 0)  # however small the arrays
     start, grads = steps(config, seed=1)
     flat = FlatParams(start, np.float32)
     apart = {k: v.copy() for k, v in start.items()}
@@ -134,3 +138,21 @@ def test_model_weights_are_views_of_one_array_and_fit_keeps_them():
     model.set_weights(before)  # copied into the views
     assert model.flat_trainable() is flat
     np.testing.assert_array_equal(flat.params[keys[0][0]], before[keys[0][0]])
+
+
+def test_a_large_flat_update_on_two_threads_is_the_per_array_update(monkeypatch):
+    """Pieces big enough that their updates overlap in time: each thread keeps its own
+    temporaries."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    rng = np.random.default_rng(3)
+    start = {f"d{i}/kernel": rng.normal(size=(300, 400)).astype(np.float32) for i in range(3)}
+    grads = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in start.items()}]
+    grads *= 4
+    flat = FlatParams(start, np.float32)
+    apart = {k: v.copy() for k, v in start.items()}
+    one, each = make_optimizer({"name": "adam"}), make_optimizer({"name": "adam"})
+    for g in grads:
+        one.apply_flat(flat, g)
+        each.apply(apart, g)
+    for key in start:
+        assert np.array_equal(flat.params[key], apart[key]), key
