@@ -34,9 +34,11 @@ from nodenet.engine.layer import (
     known,
     register,
 )
+from nodenet.engine.layers.conv_parts import one_blas_thread
 from nodenet.engine.layers.rnn_cells import CELLS
 from nodenet.engine.layers.rnn_ops import Cell
 from nodenet.engine.layers.rnn_run import run_cell, run_cell_back
+from nodenet.engine.layers.windows import over_parts, parallel_threads
 from nodenet.engine.params import (
     Bool,
     Choice,
@@ -450,31 +452,59 @@ class Bidirectional(Layer):
     def _forward(self, weights, inputs, ctx):
         (x,) = inputs
         c = self.inner.config
-        ys, caches = [], []
-        for prefix, backwards in self.DIRECTIONS:
-            y, cache = run_cell(self.cell, _strip(weights, prefix), x, c, ctx, backwards)
-            ys.append(y)
-            caches.append(cache)
-        y, y_rev = ys
+
+        def direction(d: int):
+            prefix, backwards = self.DIRECTIONS[d]
+            return run_cell(self.cell, _strip(weights, prefix), x, c, ctx, backwards)
+
+        # dropout masks come from one generator, drawn direction after direction
+        drawn = ctx.training and (c.get("dropout") or c.get("recurrent_dropout"))
+        (y, forward_cache), (y_rev, backward_cache) = _both(direction, x.size, not drawn)
+        caches = [forward_cache, backward_cache]
         if c["return_sequences"]:
             y_rev = y_rev[:, ::-1]  # back to input order, as Keras flips it
-        return _merge(self.config["merge_mode"], y, y_rev), (caches, y, y_rev)
+        return _merge(self.config["merge_mode"], y, y_rev), (caches, y, y_rev, x.size)
 
     def _backward(self, weights, cache, grad):
         c = self.inner.config
-        caches, y, y_rev = cache
+        caches, y, y_rev, size = cache
         grads_both = _merge_back(self.config["merge_mode"], grad, y, y_rev)
         if c["return_sequences"]:
             grads_both[1] = grads_both[1][:, ::-1]
         need_dx = getattr(self, "needs_input_grad", True)  # fed by data: nobody reads dx
+
+        def direction(d: int):
+            prefix, backwards = self.DIRECTIONS[d]
+            args = (self.cell, _strip(weights, prefix), caches[d], c, grads_both[d], backwards)
+            return run_cell_back(*args, False, need_dx)
+
         dx, grads = None, {}
-        for (prefix, backwards), g, inner in zip(self.DIRECTIONS, grads_both, caches, strict=True):
-            w = _strip(weights, prefix)
-            d, wgrads, _ = run_cell_back(self.cell, w, inner, c, g, backwards, False, need_dx)
-            if d is not None:
+        both = _both(direction, size)
+        for (prefix, _), (d, wgrads, _) in zip(self.DIRECTIONS, both, strict=True):
+            if d is not None:  # forward's, then backward's: the same sum on any thread count
                 dx = d if dx is None else np.add(dx, d, out=dx)
             grads.update({prefix + k: v for k, v in wgrads.items()})
         return [dx], grads
+
+
+def _both(direction, size: int, parallel: bool = True) -> list:
+    """``[direction(0), direction(1)]``: on two cores at once, one BLAS thread each, when
+    ``parallel`` and :func:`over_parts` would split work touching ``size`` elements (measured on
+    Embedding + Bidirectional(LSTM(64)) over 80 steps: 2,063-2,193 -> 2,474-2,764
+    samples/s); else one after the other. The directions share no array, so each gives
+    the numbers it gives alone."""
+    results: list = [None, None]
+
+    def work(d: int, _) -> None:
+        results[d] = direction(d)
+
+    if not parallel or parallel_threads(2, size) < 2:
+        for d in (0, 1):
+            work(d, None)
+        return results
+    with one_blas_thread():
+        over_parts(work, [slice(0, 1), slice(1, 2)], size)
+    return results
 
 
 def _strip(weights: dict, prefix: str) -> dict:

@@ -99,12 +99,18 @@ def over_parts(work: Callable[[int, slice], object], parts: list[slice], size: i
     over them never depend on the thread count); ``size`` below a threshold, or
     one thread, runs them one after the other in the calling thread.
     """
-    threads = min(thread_count(), len(parts))
-    if threads < 2 or size < _PARALLEL_MIN:
+    threads = parallel_threads(len(parts), size)
+    if threads < 2:
         for i, part in enumerate(parts):
             work(i, part)
         return
     _share_out(lambda i: work(i, parts[i]), len(parts), threads)
+
+
+def parallel_threads(parts: int, size: int) -> int:
+    """The threads :func:`over_parts` runs ``parts`` parts touching ``size`` elements on."""
+    threads = min(thread_count(), parts)
+    return 1 if threads < 2 or size < _PARALLEL_MIN else threads
 
 
 def _share_out(work: Callable[[int], object], count: int, threads: int) -> None:
