@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from nodenet.engine.layers.pool_windows import first_max_mask
 from nodenet.engine.layers.windows import NARROW, over_parts, window_view
@@ -105,14 +106,6 @@ class Geometry:
         """Windows per sample: pooling offsets times pooled positions."""
         return math.prod(self.size) * math.prod(self.pooled)
 
-    def slices(self, offset, corner) -> tuple[slice, ...]:
-        """Spatial slices of the padded input kernel tap ``offset`` meets at pool ``corner``."""
-        axes = zip(offset, corner, self.strides, self.dilation, self.size, self.pooled, strict=True)
-        return tuple(
-            slice(q * s + o * d, q * s + o * d + s * p * (m - 1) + 1, s * p)
-            for o, q, s, d, p, m in axes
-        )
-
 
 def _gather(xp: np.ndarray, geo: Geometry, ones: bool, into: np.ndarray) -> np.ndarray:
     """The windows of ``xp`` (part, *spatial, channels), written to the flat buffer ``into``.
@@ -125,11 +118,7 @@ def _gather(xp: np.ndarray, geo: Geometry, ones: bool, into: np.ndarray) -> np.n
         if ones:
             cols[-1] = 1
         target = cols[: geo.width].reshape(*geo.window, geo.channels, n, *geo.size, *geo.pooled)
-        for offset in np.ndindex(*geo.window):
-            for corner in np.ndindex(*geo.size):
-                seen = xp[(slice(None), *geo.slices(offset, corner))]
-                part = target[offset][(slice(None), slice(None), *corner)]
-                np.copyto(part, np.moveaxis(seen, -1, 0))
+        np.copyto(target, _taps(xp, geo))  # one copy: few, long calls share cores well
         return cols
     cols = into.reshape(n * geo.rows, geo.width)
     target = cols.reshape(n, *geo.size, *geo.pooled, *geo.window, geo.channels)
@@ -177,16 +166,45 @@ def _give(holder: list) -> None:
 _SPARE_BUFFERS = 4  # window buffers kept per thread: one per convolution of a small model
 
 
+def _taps(xp: np.ndarray, geo: Geometry) -> np.ndarray:
+    """Every window of ``xp`` (part, *spatial, channels) as one read-only view
+    (*window, channels, part, *size, *pooled): along a spatial axis, kernel tap ``o``,
+    pooling offset ``q`` and pooled position ``j`` read ``q*s + o*d + j*s*p``."""
+    sn, *ss, sc = xp.strides
+    shape = (*geo.window, geo.channels, len(xp), *geo.size, *geo.pooled)
+    steps = (
+        *(st * d for st, d in zip(ss, geo.dilation, strict=True)),
+        sc,
+        sn,
+        *(st * s for st, s in zip(ss, geo.strides, strict=True)),
+        *(st * s * p for st, s, p in zip(ss, geo.strides, geo.size, strict=True)),
+    )
+    return as_strided(xp, shape, steps, writeable=False)
+
+
 def _scatter(dcols: np.ndarray, geo: Geometry, dxp: np.ndarray) -> None:
-    """Adjoint of :func:`_gather` (wide layout): add window gradients ``dcols`` into ``dxp``."""
-    rank = len(geo.window)
+    """Adjoint of :func:`_gather` (wide layout): add window gradients ``dcols`` into ``dxp``.
+
+    One add per kernel tap: for a given tap, the pooling offsets and pooled positions
+    meet distinct input positions (``s*(q + j*p)``, ``q < p``), so one strided view of
+    ``dxp`` takes all of them without overlap.
+    """
     shares = dcols.reshape(len(dxp), *geo.size, *geo.pooled, *geo.window, geo.channels)
     dxp[...] = 0
-    for corner in np.ndindex(*geo.size):
-        for offset in np.ndindex(*geo.window):
-            share = shares[(slice(None), *corner, *(slice(None),) * rank, *offset)]
-            target = dxp[(slice(None), *geo.slices(offset, corner))]
-            np.add(target, share, out=target)
+    sn, *ss, sc = dxp.strides
+    shape = (len(dxp), *geo.size, *geo.pooled, geo.channels)
+    steps = (
+        sn,
+        *(st * s for st, s in zip(ss, geo.strides, strict=True)),
+        *(st * s * p for st, s, p in zip(ss, geo.strides, geo.size, strict=True)),
+        sc,
+    )
+    for offset in np.ndindex(*geo.window):
+        share = shares[(Ellipsis, *offset, slice(None))]
+        taps = zip(offset, geo.dilation, strict=True)
+        start = dxp[(slice(None), *(slice(o * d, None) for o, d in taps))]
+        target = as_strided(start, shape, steps)
+        np.add(target, share, out=target)
 
 
 # -- forward and backward ---------------------------------------------------------------
