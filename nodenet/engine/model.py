@@ -537,42 +537,32 @@ class Model:
                     np.zeros_like(out) if gi is None else gi
                     for gi, out in zip(g, self._outputs[node_id], strict=True)
                 ]
-            cache = self._caches[node_id]
-            try:
-                if node_id in self.pool_after:
-                    args = (layer, self.weights[node_id], cache, g)
-                    input_grads, wgrads = conv_pool.backward(*args)
-                elif node_id in self.relu_after:
-                    input_grads, wgrads = layer.backward_relu(self.weights[node_id], cache, g)
-                else:
-                    layer.grad_out = buffers.get(node_id)
-                    input_grads, wgrads = layer.backward(
-                        self.weights[node_id], cache, g, from_logits=from_logits
-                    )
-            except (NodenetError, MemoryError):
-                raise
-            except Exception as err:  # a bug in a block: say which block
-                raise _blame(err, node_id, layer, "backward") from err
-            finally:
-                layer.grad_out = None
+            args = (node_id, layer, g, from_logits, buffers.get(node_id))
+            input_grads, wgrads = self._backward_step(*args)
             if keys is not None:  # None: a frozen block, whose weights get no update
                 for name, wg in wgrads.items():
                     weight_grads[keys.get(name) or f"{node_id}/{name}"] = wg
-            for feed, ig in zip(feeds, input_grads, strict=False):
-                if ig is None or feed is None:
-                    continue
-                src, port, outputs = feed
-                if outputs:  # a block with several outputs: one gradient per output
-                    per_output = grads.setdefault(src, [None] * outputs)
-                    old = per_output[port]
-                    per_output[port] = ig if old is None else old + ig
-                elif src in grads:
-                    grads[src] = grads[src] + ig
-                else:
-                    grads[src] = ig
+            _send_back(grads, feeds, input_grads)
         self._caches = {}
         self._outputs = {}
         return weight_grads
+
+    def _backward_step(self, node_id: str, layer: Layer, g, from_logits: bool, into):
+        """One block's input and weight gradients, run as :meth:`forward` ran it."""
+        cache, weights = self._caches[node_id], self.weights[node_id]
+        try:
+            if node_id in self.pool_after:
+                return conv_pool.backward(layer, weights, cache, g)
+            if node_id in self.relu_after:
+                return layer.backward_relu(weights, cache, g)
+            layer.grad_out = into
+            return layer.backward(weights, cache, g, from_logits=from_logits)
+        except (NodenetError, MemoryError):
+            raise
+        except Exception as err:  # a bug in a block: say which block
+            raise _blame(err, node_id, layer, "backward") from err
+        finally:
+            layer.grad_out = None
 
     def regularization(self, grads: dict[str, np.ndarray] | None = None) -> float:
         """The L1/L2 penalty of every regularized weight; adds its gradient to ``grads``."""
@@ -633,6 +623,23 @@ class Model:
 # inference mode (a frozen BatchNormalization); run it with the max pooling after it; run
 # it with the relu after it
 _PLAIN, _INPUT, _FROZEN, _CONV_POOL, _NORM_RELU = 0, 1, 2, 3, 4
+
+
+def _send_back(grads: dict[str, Any], feeds: list, input_grads: list) -> None:
+    """Add a block's input gradients to what its sources have received (one gradient per
+    output for a block with several; None feeds are data, None gradients integers)."""
+    for feed, ig in zip(feeds, input_grads, strict=False):
+        if ig is None or feed is None:
+            continue
+        src, port, outputs = feed
+        if outputs:
+            per_output = grads.setdefault(src, [None] * outputs)
+            old = per_output[port]
+            per_output[port] = ig if old is None else old + ig
+        elif src in grads:
+            grads[src] = grads[src] + ig
+        else:
+            grads[src] = ig
 
 
 def _state_names(layer: Layer) -> tuple[str, ...]:
