@@ -433,7 +433,7 @@ class Model:
         self._caches = caches
         self._outputs = {}
         weights = self.weights
-        for node_id, layer, feeds, step, pool in self._forward_plan:
+        for node_id, layer, feeds, step, follower in self._forward_plan:
             if step == _INPUT and node_id in inputs:
                 xs = [inputs[node_id]]
             else:  # port None: a block with one output
@@ -444,10 +444,10 @@ class Model:
                 elif step == _FROZEN:
                     values[node_id], cache = layer.forward(weights[node_id], xs, frozen_ctx)
                 elif step == _CONV_POOL:  # a convolution run with its max pooling
-                    args = (layer, self.layers[pool], weights[node_id], xs[0], ctx)
-                    values[pool], cache = conv_pool.forward(*args)
+                    args = (layer, self.layers[follower], weights[node_id], xs[0], ctx)
+                    values[follower], cache = conv_pool.forward(*args)
                 else:  # a BatchNormalization run with its relu
-                    values[pool], cache = layer.forward_relu(weights[node_id], xs, ctx)
+                    values[follower], cache = layer.forward_relu(weights[node_id], xs, ctx)
             except (NodenetError, MemoryError):
                 raise
             except Exception as err:  # a bug in a block: say which block
@@ -469,16 +469,14 @@ class Model:
             if node_id in self._fused_into:
                 continue
             feeds = [(s, p if s in self.multi else None) for s, p in self.feeds[node_id]]
-            pool = self.pool_after.get(node_id) or self.relu_after.get(node_id)
-            if node_id in self.pool_after:
-                step = _CONV_POOL
-            elif node_id in self.relu_after:
-                step = _NORM_RELU
+            follower = self.pool_after.get(node_id) or self.relu_after.get(node_id)
+            if follower is not None:
+                step = _CONV_POOL if node_id in self.pool_after else _NORM_RELU
             elif node_id in self._inference:
                 step = _FROZEN
             else:
                 step = _INPUT if layer.TYPE == "Input" else _PLAIN
-            plan.append((node_id, layer, feeds, step, pool))
+            plan.append((node_id, layer, feeds, step, follower))
         return plan
 
     def _plan_backward(self) -> list[tuple[str, Layer, list, dict[str, str] | None]]:
