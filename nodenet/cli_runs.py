@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodenet.errors import NodenetError
-from nodenet.runs_db import RunsDB, runs_path
+from nodenet.runs_db import RunsDB, recorded, runs_path
 
 if TYPE_CHECKING:
     from nodenet.runs_recorder import Recorder
@@ -105,7 +105,7 @@ def add_runs_options(p: argparse.ArgumentParser) -> None:
 def cmd_runs(args: argparse.Namespace) -> int:
     path = database_of(args.file)
     action = getattr(args, "action", None)
-    if action is None and not path.exists():
+    if action is None and not recorded(path):
         if args.json:
             _print_json([])
         else:

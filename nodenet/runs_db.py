@@ -30,7 +30,7 @@ from nodenet.errors import NodenetError, SaveError
 from nodenet.runs_query import conditions, value_of
 from nodenet.runs_schema import STATUSES, RunsDBError, connect
 
-__all__ = ["MAX_BATCH_POINTS", "RunsDB", "RunsDBError", "runs_path", "weights_folder"]
+__all__ = ["MAX_BATCH_POINTS", "RunsDB", "RunsDBError", "recorded", "runs_path", "weights_folder"]
 
 MAX_BATCH_POINTS = 2000  # per run; past it every other stored point goes (the stride doubles)
 KEEP_WEIGHTS = 20  # default retention: the last runs whose weights are kept (plus the best)
@@ -42,6 +42,16 @@ def runs_path(project_file: str | Path) -> Path:
     """The runs database of the project file ``NAME.json``: ``NAME.runs.sqlite`` beside it."""
     path = Path(project_file)
     return path.with_name(path.stem + ".runs.sqlite")
+
+
+def recorded(db_path: str | Path) -> bool:
+    """Whether the runs database ``db_path`` has been started. An empty file is not: it is
+    the moment between another process creating the file and writing its first page, and a
+    reader then sees no runs yet rather than an error."""
+    try:
+        return Path(db_path).stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def weights_folder(db_path: str | Path) -> Path:

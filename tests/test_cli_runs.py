@@ -139,6 +139,21 @@ def test_no_record_and_no_database_yet(tmp_path, capsys):
     assert not (tmp_path / "digits_mlp.runs.sqlite").exists()
 
 
+def test_a_database_file_another_process_has_only_just_created_lists_no_runs(tmp_path, capsys):
+    """Between a trainer creating the file and writing its first page the file is empty: a
+    reader listing the runs then sees none, not an error (nor does it write the file)."""
+    path = copy_sample(tmp_path, epochs=1)
+    db = tmp_path / "digits_mlp.runs.sqlite"
+    db.touch()
+    assert run_json(capsys, "runs", str(path), "--json") == []
+    assert main(["runs", str(path)]) == 0
+    assert "no runs recorded yet" in capsys.readouterr().err
+    assert db.stat().st_size == 0
+    assert main(["train", str(path), "--quiet"]) == 0
+    capsys.readouterr()
+    assert [r["status"] for r in run_json(capsys, "runs", str(path), "--json")] == ["finished"]
+
+
 def test_a_damaged_database_is_refused_and_training_goes_on_unrecorded(tmp_path, capsys):
     path = copy_sample(tmp_path, epochs=1)
     db = tmp_path / "digits_mlp.runs.sqlite"

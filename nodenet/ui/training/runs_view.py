@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.errors import NodenetError
-from nodenet.runs_db import RunsDB, runs_path
+from nodenet.runs_db import RunsDB, recorded, runs_path
 from nodenet.runs_query import conditions
 from nodenet.ui.training.runs_compare import CompareTable
 from nodenet.ui.training.runs_restore import kept_weights, restore_project
@@ -191,7 +191,7 @@ class RunsView(QWidget):
         self.db_path = runs_path(path) if path is not None else None
         wanted = self.shown if curves else 0
         db_path = self.db_path
-        if db_path is None or not db_path.exists():
+        if db_path is None or not recorded(db_path):
             self._loaded(generation, ([], {}, None, curves))
             return
         self.info.setText("Reading the runs…")
