@@ -33,6 +33,8 @@ EXTRA = [
     ("GRU", {"units": 3, "activation": "softmax", "return_sequences": True}, (3, 2)),
     ("GRU", {"units": 2, "reset_after": False, "dropout": 0.4, "go_backwards": True}, (4, 3)),
     ("GRU", {"units": 2, "recurrent_dropout": 0.5}, (3, 2)),
+    ("GRU", {"units": 3, "dropout": 0.4, "return_sequences": True}, (4, 2)),
+    ("GRU", {"units": 3, "activation": "relu", "recurrent_activation": "tanh"}, (4, 2)),
     ("SimpleRNN", {"units": 4, "activation": "sigmoid", "recurrent_dropout": 0.5}, (3, 2)),
     (
         "Bidirectional",

@@ -1,8 +1,12 @@
 """The GRU cell (Keras's gate order z, r, h; ``reset_after`` or not), forward and backward.
 
 Registered with the other cells in :mod:`nodenet.engine.layers.rnn_cells`; the
-shared products and the running of the steps on parts of the batch are in
-:mod:`nodenet.engine.layers.rnn_ops`.
+shared products are in :mod:`nodenet.engine.layers.rnn_ops`.
+
+Two paths, the same numbers up to rounding: with ``reset_after`` (Keras's default)
+and no recurrent dropout, each step is one product of [x_t, h_t, 1, 1] with joined
+weights (:func:`_run_joined`), as a LSTM's step is; otherwise the input product of
+every step comes first and each step multiplies the state by ``recurrent_kernel``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from nodenet.engine.layers.rnn_ops import (
+    BY_OUTPUT,
     Cell,
     _activate,
     _gates,
@@ -21,6 +26,7 @@ from nodenet.engine.layers.rnn_ops import (
     _recur_kernel_grad,
     _start,
     _start_back,
+    _Steps,
 )
 
 
@@ -40,6 +46,8 @@ class GRUCell(Cell):
         return ((2, width) if c["reset_after"] else (width,)), c["bias_initializer"]
 
     def run(self, w, xs, c, masks, initial=None):
+        if c["reset_after"] and masks.rec is None:
+            return _run_joined(w, xs, c, masks, initial)
         bias = w.get("bias")
         if c["reset_after"] and bias is not None:
             bias = bias[0]
@@ -92,6 +100,8 @@ class GRUCell(Cell):
         _activate(c["activation"], z[2], g[2])
 
     def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False, need_dx=True):
+        if isinstance(cache, _Joined):
+            return _run_joined_back(w, cache, c, dhs, dh_last, initial, need_dx)
         Z, G, H, M, xin, masks = cache
         steps, _, batch, units = Z.shape
         dX = np.empty((steps, batch, 3 * units), Z.dtype)  # batch-major
@@ -167,3 +177,131 @@ class GRUCell(Cell):
         if "bias" in w:
             grads["bias"] = dX.sum(axis=(0, 1))
         return dxs, grads
+
+
+# -- reset_after without recurrent dropout: one product per step ---------------------------
+
+# The joined product's column blocks: the candidate's input part x @ kernel_h + b_h,
+# the update and reset gates (input, state and both biases at once), and the
+# candidate's state part m = h @ rk_h + b_rec_h, which the reset gate multiplies.
+_XH, _Z, _R, _MH = range(4)
+
+
+def _joined_weights(w: dict, units: int) -> dict:
+    """Keras's GRU weights (gates z, r, h; a bias of two rows) as one product's:
+    [kernel; recurrent_kernel; bias] with the column blocks x_h, z, r, m_h, zeros
+    where a block does not read that input."""
+    u, kernel, recurrent = units, w["kernel"], w["recurrent_kernel"]
+    out = {
+        "kernel": np.zeros((len(kernel), 4 * u), kernel.dtype),
+        "recurrent_kernel": np.zeros((u, 4 * u), kernel.dtype),
+    }
+    out["kernel"][:, :u] = kernel[:, 2 * u :]
+    out["kernel"][:, u : 3 * u] = kernel[:, : 2 * u]
+    out["recurrent_kernel"][:, u:] = recurrent
+    if "bias" in w:
+        bias = out["bias"] = np.zeros((2, 4 * u), kernel.dtype)
+        bias[0, :u] = w["bias"][0, 2 * u :]
+        bias[0, u : 3 * u] = w["bias"][0, : 2 * u]
+        bias[1, u:] = w["bias"][1]
+    return out
+
+
+def _halve_gates(joined: dict, units: int) -> dict:
+    """:func:`_joined_weights` with the z and r columns halved: their products are then
+    a / 2 exactly, and sigmoid(a) = 0.5 * tanh(a / 2) + 0.5 takes one pass less."""
+    halved = {k: v.copy() for k, v in joined.items()}
+    for array in halved.values():
+        array[..., units : 3 * units] *= 0.5
+    return halved
+
+
+def _keras_grads(joined: dict, units: int) -> dict:
+    """The gradients of :func:`_joined_weights`'s arrays as those of Keras's weights."""
+    u, dk = units, joined["kernel"]
+    grads = {
+        "kernel": np.concatenate([dk[:, u : 3 * u], dk[:, :u]], axis=1),
+        "recurrent_kernel": np.ascontiguousarray(joined["recurrent_kernel"][:, u:]),
+    }
+    if "bias" in joined:
+        db = joined["bias"]
+        grads["bias"] = np.stack([np.concatenate([db[0, u : 3 * u], db[0, :u]]), db[1, u:]])
+    return grads
+
+
+class _Joined:
+    """The forward's cache of :func:`_run_joined`."""
+
+    def __init__(self, P, G, A, pre, joined):
+        # P: each step's product (the z and r blocks halved with a sigmoid); G: the gates;
+        # A: the candidate's pre-activation (None when its slope needs only the output);
+        # joined: the weights, not halved
+        self.P, self.G, self.A, self.pre, self.joined = P, G, A, pre, joined
+
+
+def _run_joined(w, xs, c, masks, initial):
+    """The GRU forward with ``reset_after`` and no recurrent dropout.
+
+    [x_t, h_t, 1, 1] meets the joined weights (:func:`_joined_weights`) in one product
+    per step, which gives the gates' pre-activations and both parts of the candidate's
+    at once (as a LSTM's step does), where the general path needs an input product up
+    front and a bias and gate additions per step.
+    """
+    steps, batch, _ = xs.shape
+    u, ract, act = c["units"], c["recurrent_activation"], c["activation"]
+    halved = ract == "sigmoid"
+    joined = _joined_weights(w, u)
+    pre = _Steps(xs, _halve_gates(joined, u) if halved else joined, u, masks, initial)
+    H = pre.H
+    P = np.empty((steps, batch, 4 * u), xs.dtype)  # each step's product: x_h, z, r, m_h
+    G = np.empty((steps, 3, batch, u), xs.dtype)  # z, r, hh
+    A = None if act in BY_OUTPUT else np.empty((steps, batch, u), xs.dtype)  # hh's argument
+    a_buf, diff = np.empty((batch, u), xs.dtype), np.empty((batch, u), xs.dtype)
+    rows = slice(0, batch)
+    for t in range(steps):
+        p, g = _gates(pre.step(t, rows, None, P[t]), 4), G[t]
+        if halved:  # p holds a / 2 there: sigmoid(a) = 0.5 * tanh(a / 2) + 0.5
+            np.tanh(p[_Z : _R + 1], out=g[:2])
+            g[:2] *= 0.5
+            g[:2] += 0.5
+        else:
+            _activate(ract, p[_Z : _R + 1], g[:2])
+        a = a_buf if A is None else A[t]
+        np.multiply(g[1], p[_MH], out=a)  # hh = act(x_h + r * m_h)
+        a += p[_XH]
+        _activate(act, a, g[2])
+        np.subtract(H[t], g[2], out=diff)  # h = hh + z * (h_prev - hh)
+        diff *= g[0]
+        np.add(g[2], diff, out=H[t + 1])
+    return H, _Joined(P, G, A, pre, joined)
+
+
+def _run_joined_back(w, cache: _Joined, c, dhs, dh_last, initial, need_dx):
+    """Backward of :func:`_run_joined`: dL/dxs, Keras's weight gradients, dL/dH[0]."""
+    P, G, A, pre = cache.P, cache.G, cache.A, cache.pre
+    steps, _, batch, u = G.shape
+    H, ract, act = pre.H, c["recurrent_activation"], c["activation"]
+    dP = np.empty_like(P)  # dL/d(each step's product), the same column blocks
+    dh = _start_back(dhs, dh_last, H.shape[1:], G.dtype)  # dL/dH[-1], then dL/dH[0]
+    rk_t = np.ascontiguousarray(w["recurrent_kernel"].T)  # rows z, r, h: blocks z, r, m_h
+    dz, scratch = np.empty((4, batch, u), G.dtype), np.empty((4, batch, u), G.dtype)
+    dh_rk = np.empty_like(dh)
+    for t in reversed(range(steps)):
+        p, g = _gates(P[t], 4), G[t]
+        np.subtract(1, g[0], out=dz[_XH])  # the candidate's pre-activation
+        dz[_XH] *= dh
+        _grad_into(act, dz[_XH], None if A is None else A[t], g[2], scratch[_XH])
+        np.subtract(H[t], g[2], out=dz[_Z])
+        dz[_Z] *= dh
+        np.multiply(dz[_XH], p[_MH], out=dz[_R])
+        _grad_into(ract, dz[_Z : _R + 1], p[_Z : _R + 1], g[:2], scratch[_Z : _R + 1])
+        np.multiply(dz[_XH], g[1], out=dz[_MH])
+        _gates(dP[t], 4)[...] = dz
+        dh *= g[0]
+        if t or initial:  # at t = 0: dL/dH[0]
+            _recur_back(dP[t, :, u:], rk_t, None, dh_rk)
+            dh += dh_rk
+        if dhs is not None and t:
+            dh += dhs[t - 1]
+    dxs, grads = pre.grads(cache.joined, dP, need_dx)  # dP: by the weights, not halved
+    return dxs, _keras_grads(grads, u), [dh] if initial else []

@@ -3,14 +3,14 @@
 :mod:`nodenet.engine.layers.rnn_cells` (SimpleRNN, LSTM) and
 :mod:`nodenet.engine.layers.rnn_gru` (GRU) build on these.
 
-How a cell computes: time-major (steps, batch, ...) inside. A SimpleRNN or LSTM
-step meets [kernel; recurrent_kernel; bias] in one product ([x_t, h_t, 1] @ W,
-:class:`_Steps`); a GRU (and any cell with recurrent dropout) meets ``kernel``
-for the whole sequence in one product up front, then the fused
-``recurrent_kernel`` once per step. The backward through time mirrors this, and
-forms the weight gradients with one product over all steps. Products run
-batch-major, (batch, k*units); the element-wise gate work runs gate-major,
-(k, batch, units), where each gate is one contiguous block.
+How a cell computes: time-major (steps, batch, ...) inside. A SimpleRNN, LSTM or
+GRU (``reset_after``) step meets [kernel; recurrent_kernel; bias] in one product
+([x_t, h_t, 1] @ W, :class:`_Steps`); a GRU without ``reset_after`` (and any cell
+with recurrent dropout) meets ``kernel`` for the whole sequence in one product up
+front, then the fused ``recurrent_kernel`` once per step. The backward through
+time mirrors this, and forms the weight gradients with one product over all steps.
+Products run batch-major, (batch, k*units); the element-wise gate work runs
+gate-major, (k, batch, units), where each gate is one contiguous block.
 
 The loop over the steps runs once over the whole batch, its products on every BLAS
 thread. The rows of a batch never meet inside the recurrence, so the loop could run
@@ -216,11 +216,12 @@ class _Steps:
 
     Without recurrent dropout, [x_t, h_t, 1] sit side by side in S (steps + 1,
     batch, features + units [+ 1]) and meet [kernel; recurrent_kernel; bias] in one
-    product per step: the input projection never goes through memory, and the
-    backward's weight gradients are one product S.T @ dA over all steps. The
-    states H (steps + 1, batch, units) are then a view of S's state columns. With
-    recurrent dropout (one mask per gate), x @ kernel + bias of all steps is one
-    product up front and each step adds its masked state's products.
+    product per step (a bias of two rows meets two columns of ones): the input
+    projection never goes through memory, and the backward's weight gradients are
+    one product S.T @ dA over all steps. The states H (steps + 1, batch, units)
+    are then a view of S's state columns. With recurrent dropout (one mask per
+    gate), x @ kernel + bias of all steps is one product up front and each step
+    adds its masked state's products.
 
     ``w``: the weights the forward multiplies by (gate columns in the cell's order).
     """
@@ -232,8 +233,10 @@ class _Steps:
             self.X, self.xin = _project(xs, w["kernel"], w.get("bias"), masks.inp)
             self.H, self.rk, self.S = _start(xs, units, initial), w["recurrent_kernel"], None
             return
-        parts = [w["kernel"], w["recurrent_kernel"]] + ([w["bias"][None]] if "bias" in w else [])
-        self.W = np.concatenate(parts)  # (features + units [+ 1], k*units)
+        parts = [w["kernel"], w["recurrent_kernel"]]
+        if "bias" in w:  # one row, or a GRU's two (input and state biases)
+            parts.append(np.atleast_2d(w["bias"]))
+        self.W = np.concatenate(parts)  # (features + units [+ bias rows], k*units)
         S = np.empty((steps + 1, batch, len(self.W)), xs.dtype)
         np.multiply(xs, 1 if masks.inp is None else masks.inp[0], out=S[:-1, :, :n_in])
         S[-1, :, :n_in] = 0
@@ -259,7 +262,7 @@ class _Steps:
         d = self.S[:-1].reshape(-1, self.S.shape[-1]).T @ da
         grads = {"kernel": d[:n_in], "recurrent_kernel": d[n_in : n_in + units]}
         if "bias" in w:
-            grads["bias"] = d[-1]
+            grads["bias"] = d[n_in + units :].reshape(w["bias"].shape)
         if not need_dx:
             return None, grads
         dx = (da @ w["kernel"].T).reshape(*dA.shape[:2], n_in)
