@@ -132,7 +132,7 @@ class Recorder:
             if time.monotonic() - self._written >= HEARTBEAT_SECONDS:
                 self._flush()
         elif isinstance(event, EpochEnd):
-            db.epoch(run_id, event.epoch, _epoch_logs(event), self._points)
+            db.epoch(run_id, event.epoch, epoch_logs(event), self._points)
             self._points, self._written = [], time.monotonic()
         elif isinstance(event, Prepared):
             db.prepared(
@@ -191,7 +191,8 @@ class Recorder:
             self.db = None
 
 
-def _epoch_logs(event: EpochEnd) -> dict[str, float]:
+def epoch_logs(event: EpochEnd) -> dict[str, float]:
+    """What the runs database keeps of an epoch: its metrics and its duration."""
     return {**event.metrics, "epoch_seconds": event.epoch_seconds}
 
 

@@ -398,6 +398,7 @@ def test_closing_the_panel_while_training_stops_the_thread(qtbot, document):
 
 def test_the_plots_draw_every_metric_an_epoch_event_carries_and_a_smoothed_batch_loss(qtbot):
     from nodenet.backend import BatchEnd, EpochEnd
+    from nodenet.runs_recorder import epoch_logs
     from nodenet.ui.training.plots import TrainingPlots
 
     plots = TrainingPlots()
@@ -408,8 +409,13 @@ def test_the_plots_draw_every_metric_an_epoch_event_carries_and_a_smoothed_batch
     metrics = {"loss": 1.0, "val_auc": 0.7, "learning_rate": 0.01}
     plots.add_epoch(run, EpochEnd(1, 2, metrics, step=4, epoch_seconds=3.0))
     plots.flush()
-    assert set(plots.runs[run].curves) == set(metrics)  # what the event carries, no more
+    # what the event carries, no more: its metrics and its duration
+    assert set(plots.runs[run].curves) == {*metrics, "epoch_seconds"}
     assert plots.curve(run, "val_auc").getOriginalDataset()[1].tolist() == [0.7]
+    assert plots.curve(run, "epoch_seconds").getOriginalDataset()[1].tolist() == [3.0]
+    recorded = {"epoch": 1, **epoch_logs(EpochEnd(1, 2, metrics, 4, 3.0))}  # as the runs db
+    past = plots.add_past_run({}, "read back", [recorded], "finished")
+    assert set(plots.runs[past].curves) == set(plots.runs[run].curves)  # the same plots
     for step, loss in ((1, 2.0), (3, 1.0)):  # a point, then one after a skipped batch
         plots.add_batch(run, BatchEnd(1, 2, step, 4, step, {"loss": loss}, loss, 10.0))
     plots.flush()

@@ -59,6 +59,7 @@ RUN_COLOURS = (
 MAX_RUNS = len(RUN_COLOURS)
 SMOOTHING = 0.9  # weight of the past in the batch curve's moving average
 LOSS, LEARNING_RATE, BATCH = "loss", "learning_rate", "batch_loss"
+EPOCH_SECONDS = "epoch_seconds"  # each epoch's duration (the runs database's name)
 TEXT_COLOUR = "#303030"
 MARKER_LIMIT = 60  # a finished run of at most this many epochs shows a marker per epoch
 RISING = ("acc", "auc", "precision", "recall")
@@ -288,10 +289,14 @@ class TrainingPlots(QWidget):
         self._append(record, BATCH, x, record.smooth.add(event))
 
     def add_epoch(self, run_id: int, event: EpochEnd) -> None:
-        """Record every metric of an epoch (what the event carries) at ``x = epoch``."""
+        """Record every metric of an epoch (what the event carries) and the epoch's
+        duration at ``x = epoch``: a run's curves as the runs database keeps them, so a
+        run shows the same plots while it trains and when it is read back."""
         record = self.runs[run_id]
         for key, value in event.metrics.items():
             self._append(record, key, event.epoch, float(value))
+        if event.epoch_seconds > 0:
+            self._append(record, EPOCH_SECONDS, event.epoch, float(event.epoch_seconds))
 
     def finish_run(self, run_id: int, status: str, result: dict[str, Any] | None = None) -> None:
         """Mark a run done (``finished``, ``stopped``, ``failed``) and draw it fully."""
