@@ -267,3 +267,17 @@ def test_saving_under_a_new_name_shows_the_runs_kept_there(qtbot, panel, documen
     (record,) = panel.plots.runs.values()
     assert (record.db_id, record.name, record.status) == (run_id, "earlier", "stopped")
     assert record.series["loss"].data()[1].tolist() == [0.5]
+
+
+def test_a_run_stopped_early_reads_the_same_while_shown_and_when_read_back(qtbot, panel, document):
+    """The Curves tab's run list names a run's end as the runs database does."""
+    training = copy.deepcopy(document.project.training)
+    training.update(epochs=30, early_stopping={"monitor": "loss", "patience": 0, "min_delta": 10})
+    document.set_section("training", training)
+    with qtbot.waitSignal(panel.trainingFinished, timeout=TIMEOUT):
+        qtbot.mouseClick(panel.run_button, LEFT)
+    live = panel.plots.run_list.item(0).text()
+    assert panel.plots.runs[1].status == "early_stopped", live
+    reopen(qtbot, panel, document)
+    assert [r.status for r in panel.plots.runs.values()] == ["early_stopped"]
+    assert panel.plots.run_list.item(0).text() == live

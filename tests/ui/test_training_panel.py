@@ -413,6 +413,7 @@ def test_the_plots_draw_every_metric_an_epoch_event_carries_and_a_smoothed_batch
     assert set(plots.runs[run].curves) == {*metrics, "epoch_seconds"}
     assert plots.curve(run, "val_auc").getOriginalDataset()[1].tolist() == [0.7]
     assert plots.curve(run, "epoch_seconds").getOriginalDataset()[1].tolist() == [3.0]
+    assert plots.curve(run, "epoch_seconds").name() == plots.runs[run].name  # not "train"
     recorded = {"epoch": 1, **epoch_logs(EpochEnd(1, 2, metrics, 4, 3.0))}  # as the runs db
     past = plots.add_past_run({}, "read back", [recorded], "finished")
     assert set(plots.runs[past].curves) == set(plots.runs[run].curves)  # the same plots

@@ -44,6 +44,7 @@ from nodenet.backend import BatchEnd, EpochEnd, NumpyBackend, Prepared
 from nodenet.errors import NodenetError
 from nodenet.reports import histograms
 from nodenet.runner import weights_path
+from nodenet.runs_recorder import STATUS_OF_STOP
 from nodenet.ui.settings import app_settings
 from nodenet.ui.training.data_panel import DataPanel
 from nodenet.ui.training.evaluation import EvaluationView
@@ -438,8 +439,8 @@ class TrainingPanel(QWidget):
         title = "Trained weights"
         if self._mode == "train":
             self._show_done(result)
-            status = {"user": "stopped", "early_stopping": "early stop"}.get(result["stopped"])
-            self.plots.finish_run(self._run_id, status or "finished", result)
+            status = STATUS_OF_STOP.get(result["stopped"], "stopped")  # the runs database's
+            self.plots.finish_run(self._run_id, status, result)
             title = self.plots.runs[self._run_id].name
             self.weights_unsaved = result["weights_file"] is None
             if result["weights_error"]:

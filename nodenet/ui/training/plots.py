@@ -481,7 +481,9 @@ class TrainingPlots(QWidget):
             style = Qt.PenStyle.DashLine if val else Qt.PenStyle.SolidLine
             width = 1.5 if head is not None and name == LOSS else 2
             pen = pg.mkPen(colour, width=width, style=style)
-            label = "" if key == LEARNING_RATE else "validation" if val else "train"
+            label = "validation" if val else "train"
+            if key in (LEARNING_RATE, EPOCH_SECONDS):  # one per run, neither train nor validation
+                label = ""
             options = {"name": " ".join(filter(None, (record.name, head, label)))}
         curve = plot.plot([], [], pen=pen, **options)
         curve.setDownsampling(auto=True, method="peak")
