@@ -22,7 +22,8 @@ from nodenet.atomic import atomic_stream
 from nodenet.engine import settings
 from nodenet.engine.callbacks import Callback
 from nodenet.engine.events import Sink
-from nodenet.engine.model import NUMERIC_KINDS, Model, _length
+from nodenet.engine.model import Model, _length
+from nodenet.engine.model_io import NUMERIC_KINDS
 from nodenet.engine.training import History, evaluate, fit
 from nodenet.errors import DataError, brief
 from nodenet.graph.project import analyze
