@@ -23,259 +23,44 @@ Training calls ``opt.apply_flat(flat, grads)`` instead: the model's weights are 
 into one array (:class:`~nodenet.engine.flat_params.FlatParams`), so the same element-wise
 update runs once over all of them (piece by piece, to stay in cache) rather than once
 per array; the numbers are the same, element for element.
+
+This module holds the update rules; what every optimizer shares (clipping, decay,
+schedules, slots, the flat update) is :mod:`nodenet.engine.optimizer_base`.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from nodenet.engine.flat_params import FlatParams
-from nodenet.engine.layers.windows import over_parts
+from nodenet.engine.optimizer_base import (
+    CLIP_NAMES,
+    OPTIMIZERS,
+    Optimizer,
+    beta_param,
+    common_params,
+    ema,
+    epsilon_param,
+    lr_param,
+    register,
+)
 from nodenet.engine.params import Bool, Float, Param, json_repr
-from nodenet.engine.registry import Registry
-from nodenet.engine.schedules import LearningRate, Schedule, check_fields, make_schedule
+from nodenet.engine.schedules import check_fields
 from nodenet.errors import ParamError
 
-OPTIMIZERS: Registry = Registry("optimizer")
 
-_CLIP_NAMES = ("clipnorm", "clipvalue", "global_clipnorm")
-FLAT_PIECE = 65536  # weights per piece of a flat update: its arrays stay in the L2 cache
-
-
-def _lr(default: float) -> Param:
-    return LearningRate("learning_rate", default, "step size, or a schedule of it")
-
-
-def _beta(name: str, default: float, help_: str) -> Param:
-    return Float(name, default, help_, min=0.0, max=1.0, max_exclusive=True)
-
-
-def _positive(name: str, default: float | None, help_: str) -> Param:
-    """A number > 0; ``null`` allowed (and meaning "off") when the default is ``None``."""
-    optional = default is None
-    return Float(name, default, help_, min=0.0, min_exclusive=True, optional=optional)
-
-
-def _epsilon() -> Param:
-    return _positive("epsilon", 1e-7, "small constant for numerical stability")
-
-
-def _common(weight_decay: float | None = None) -> tuple[Param, ...]:
-    """The arguments every Keras optimizer takes: weight decay and gradient clipping."""
-    decay_help = "decoupled weight decay: w *= 1 - weight_decay * lr"
-    return (
-        Float("weight_decay", weight_decay, decay_help, min=0.0, optional=weight_decay is None),
-        _positive("clipnorm", None, "clip each gradient array to this L2 norm"),
-        _positive("clipvalue", None, "clip each gradient element to [-v, v]"),
-        _positive("global_clipnorm", None, "clip all gradients together to this L2 norm"),
-    )
-
-
-class Optimizer:
-    """Base: clipping, weight decay, learning rate, iteration count and slot buffers.
-
-    Subclasses declare ``PARAMS`` and implement :meth:`slot_specs` and
-    :meth:`_update` (one array, in place); :meth:`_begin_step` computes the
-    per-step scalars once.
-    """
-
-    NAME: ClassVar[str] = ""
-    PARAMS: ClassVar[tuple[Param, ...]] = ()
-
-    def __init__(self, config: dict[str, Any]):
-        self.config = dict(config)
-        for key, value in config.items():
-            if key != "learning_rate":
-                setattr(self, key, value)
-        lr = config["learning_rate"]
-        self._schedule: Schedule | None = make_schedule(lr) if isinstance(lr, dict) else None
-        self._lr = np.float32(0.0 if self._schedule else lr)
-        self.iterations = 0
-        self.slots: dict[str, dict[str, np.ndarray]] = {}
-        self._pool: dict[tuple, list[np.ndarray]] = {}
-        self._flat_state: tuple[tuple, list] | None = None
-
-    # -- learning rate ----------------------------------------------------------
-
-    @property
-    def learning_rate(self) -> float:
-        """The rate the next step uses (a schedule is evaluated at ``iterations``)."""
-        if self._schedule is not None:
-            return float(np.float32(self._schedule(self.iterations)))
-        return float(self._lr)
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        if self._schedule is not None:
-            raise ParamError(
-                "learning_rate follows a schedule, so it cannot be set during training",
-                "learning_rate",
-            )
-        self._lr = np.float32(value)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.NAME, **self.config}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config})"
-
-    # -- the step -------------------------------------------------------------------
-
-    def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """Update ``params[k]`` in place from ``grads[k]`` for every key of ``grads``."""
-        keys = [k for k in grads if grads[k] is not None]
-        if keys:
-            lr = self.learning_rate
-            scale = self._global_scale([grads[k] for k in keys])
-            dtype = np.dtype(params[keys[0]].dtype)
-            scalars = self._begin_step(dtype.type, dtype.type(lr))
-            for key in keys:
-                self._apply_one(key, params[key], grads[key], lr, scale, scalars)
-        self.iterations += 1
-
-    def apply_flat(self, flat: FlatParams, grads: dict[str, np.ndarray]) -> None:
-        """:meth:`apply` to weights held in one array (:class:`FlatParams`): one update
-        for all of them, element for element the same as one per array.
-
-        Falls back to :meth:`apply` when some weight has no gradient or ``clipnorm``
-        (a norm per array) is set.
-        """
-        if self.clipnorm or not flat.keys or not flat.gather(grads):
-            self.apply(flat.params, grads)
-            return
-        lr = self.learning_rate
-        scale = None
-        if self.global_clipnorm:
-            scale = self._global_scale([flat.grad_views[k] for k in flat.keys])
-        w, g = flat.weights, flat.grads
-        dt = w.dtype.type
-        scalars = self._begin_step(dt, dt(lr))
-        # the update is element-wise: run it a cache-sized piece at a time (measured 1.1x
-        # faster at 120k weights, 1.5x at 400k, than whole arrays that fit in no cache),
-        # the pieces on several cores from over_parts's threshold in weights on (at 118k
-        # weights, two pieces, the threads cost more than they saved; at 400k they gain
-        # 15-25%); the numbers do not depend on how the pieces are shared
-        chunks = self._flat_slots(flat)
-
-        def piece(i: int, part: slice) -> None:
-            self._step(w[part], g[part], chunks[i][1], lr, scale, scalars)
-
-        over_parts(piece, [part for part, _ in chunks], w.size)
-        self.iterations += 1
-
-    def _flat_slots(self, flat: FlatParams) -> list[tuple[slice, dict[str, np.ndarray]]]:
-        """The slot arrays of ``flat``'s layout, cut into the pieces an update runs on.
-
-        ``slots[key]`` are views into them (the values of earlier per-array steps are
-        carried over)."""
-        cached = self._flat_state
-        if cached is not None and cached[0] is flat.layout:
-            return cached[1]
-        slots = {name: np.full_like(flat.weights, i) for name, i in self.slot_specs().items()}
-        for name, array in slots.items():
-            for key, view in flat.views(array).items():
-                old = self.slots.get(key, {}).get(name)
-                if old is not None and old.shape == view.shape:
-                    view[...] = old
-                self.slots.setdefault(key, {})[name] = view
-        pieces = [slice(a, a + FLAT_PIECE) for a in range(0, flat.weights.size, FLAT_PIECE)]
-        chunks = [(p, {name: array[p] for name, array in slots.items()}) for p in pieces]
-        self._flat_state = (flat.layout, chunks)
-        return chunks
-
-    def _apply_one(self, key, w, g, lr, scale, scalars) -> None:
-        slots = self.slots.get(key)
-        if slots is None:
-            slots = {name: np.full_like(w, init) for name, init in self.slot_specs().items()}
-            self.slots[key] = slots
-        self._step(w, g, slots, lr, scale, scalars)
-
-    def _step(self, w, g, slots, lr, scale, scalars) -> None:
-        """Clip, decay and update one array ``w`` (or all weights as one flat array)."""
-        dt = w.dtype.type
-        buffers = self._scratch(w)
-        g = self._clip(np.asarray(g, dtype=w.dtype), scale, buffers[0])
-        if self.weight_decay is not None:
-            w *= dt(1) - dt(self.weight_decay) * dt(lr)
-        self._update(w, g, slots, dt(lr), scalars, buffers[1], buffers[2])
-
-    def _scratch(self, w: np.ndarray) -> list[np.ndarray]:
-        """Three temporaries shaped like ``w``, shared by every array of that shape that
-        the calling thread updates (pieces of a flat update run on several threads)."""
-        pool_key = (w.shape, w.dtype.str, threading.get_ident())
-        buffers = self._pool.get(pool_key)
-        if buffers is None:
-            buffers = [np.empty_like(w) for _ in range(3)]
-            self._pool[pool_key] = buffers
-        return buffers
-
-    def _global_scale(self, grads: list[np.ndarray]):
-        """``c * min(1/|G|, 1/c)`` over all gradients when ``global_clipnorm`` is set."""
-        if self.clipnorm or not self.global_clipnorm:
-            return None
-        dt = np.dtype(grads[0].dtype).type
-        total = sum(np.vdot(g, g) for g in grads)
-        norm = np.sqrt(dt(total))
-        c = dt(self.global_clipnorm)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return c * np.minimum(dt(1) / norm, dt(1) / c) + (norm - norm)
-
-    def _clip(self, g: np.ndarray, scale, out: np.ndarray) -> np.ndarray:
-        """The clipped gradient (written to ``out``), or ``g`` itself when not clipping."""
-        dt = g.dtype.type
-        if self.clipnorm:
-            norm = np.sqrt(np.vdot(g, g))
-            np.multiply(g, dt(self.clipnorm), out=out)
-            out /= np.maximum(norm, dt(self.clipnorm))
-            return out
-        if scale is not None:
-            return np.multiply(g, dt(scale), out=out)
-        if self.clipvalue:
-            return np.clip(g, -dt(self.clipvalue), dt(self.clipvalue), out=out)
-        return g
-
-    # -- subclass hooks ------------------------------------------------------------
-
-    def slot_specs(self) -> dict[str, float]:
-        """The slot arrays each parameter gets, with their initial value."""
-        return {}
-
-    def _begin_step(self, dt: type, lr) -> Any:
-        """Scalars shared by every array this step (``dt``: the parameters' dtype)."""
-        return None
-
-    def _update(self, w, g, slots, lr, scalars, t1, t2) -> None:
-        """Update ``w`` in place; ``t1``, ``t2`` are free temporaries shaped like ``w``."""
-        raise NotImplementedError
-
-
-def _register(cls):
-    OPTIMIZERS.register(cls.NAME)(cls)
-    return cls
-
-
-def _ema(slot: np.ndarray, rate: float, x: np.ndarray, tmp: np.ndarray) -> None:
-    """``slot = slot * rate + x * (1 - rate)`` in place."""
-    dt = slot.dtype.type
-    slot *= dt(rate)
-    np.multiply(x, dt(1 - rate), out=tmp)
-    slot += tmp
-
-
-@_register
+@register
 class SGD(Optimizer):
     """``m = momentum * m - lr * g``; ``w += m``, or with Nesterov
     ``w += momentum * m - lr * g``; plain ``w -= lr * g`` when ``momentum == 0``."""
 
     NAME = "sgd"
     PARAMS = (
-        _lr(0.01),
+        lr_param(0.01),
         Float("momentum", 0.0, "fraction of the previous step kept", min=0.0, max=1.0),
         Bool("nesterov", False, "use Nesterov momentum"),
-        *_common(),
+        *common_params(),
     )
 
     def slot_specs(self):
@@ -297,7 +82,7 @@ class SGD(Optimizer):
             w += m
 
 
-@_register
+@register
 class RMSprop(Optimizer):
     """``v = rho v + (1 - rho) g^2``; centered: ``a = rho a + (1 - rho) g`` and
     ``d = v - a^2``; ``step = lr g / sqrt(d + epsilon)`` (``d = v`` if not centered);
@@ -305,12 +90,12 @@ class RMSprop(Optimizer):
 
     NAME = "rmsprop"
     PARAMS = (
-        _lr(0.001),
-        _beta("rho", 0.9, "decay of the squared-gradient average"),
+        lr_param(0.001),
+        beta_param("rho", 0.9, "decay of the squared-gradient average"),
         Float("momentum", 0.0, "fraction of the previous step kept", min=0.0, max=1.0),
-        _epsilon(),
+        epsilon_param(),
         Bool("centered", False, "divide by the gradient variance, not its second moment"),
-        *_common(),
+        *common_params(),
     )
 
     def slot_specs(self):
@@ -325,11 +110,11 @@ class RMSprop(Optimizer):
         dt = w.dtype.type
         v = slots["velocity"]
         np.multiply(g, g, out=t2)
-        _ema(v, self.rho, t2, t2)
+        ema(v, self.rho, t2, t2)
         np.add(v, dt(self.epsilon), out=t1)
         if self.centered:
             a = slots["average_gradient"]
-            _ema(a, self.rho, g, t2)
+            ema(a, self.rho, g, t2)
             np.multiply(a, a, out=t2)
             t1 -= t2
         np.sqrt(t1, out=t1)
@@ -367,9 +152,9 @@ class _AdamBase(Optimizer):
 
     def _update(self, w, g, slots, lr, alpha, t1, t2):
         m, v = slots["momentum"], slots["velocity"]
-        _ema(m, self.beta_1, g, t1)
+        ema(m, self.beta_1, g, t1)
         np.multiply(g, g, out=t2)
-        _ema(v, self.beta_2, t2, t2)
+        ema(v, self.beta_2, t2, t2)
         if self.amsgrad:
             np.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
             v = slots["velocity_hat"]
@@ -381,41 +166,41 @@ class _AdamBase(Optimizer):
 
 
 _ADAM_PARAMS = (
-    _beta("beta_1", 0.9, "decay of the gradient average"),
-    _beta("beta_2", 0.999, "decay of the squared-gradient average"),
-    _epsilon(),
+    beta_param("beta_1", 0.9, "decay of the gradient average"),
+    beta_param("beta_2", 0.999, "decay of the squared-gradient average"),
+    epsilon_param(),
     Bool("amsgrad", False, "use the maximum of past squared-gradient averages"),
 )
 
 
-@_register
+@register
 class Adam(_AdamBase):
     __doc__ = "Adam. " + _AdamBase.__doc__
     NAME = "adam"
-    PARAMS = (_lr(0.001), *_ADAM_PARAMS, *_common())
+    PARAMS = (lr_param(0.001), *_ADAM_PARAMS, *common_params())
 
 
-@_register
+@register
 class AdamW(_AdamBase):
     __doc__ = "Adam with decoupled weight decay (``w *= 1 - weight_decay * lr`` first). " + (
         _AdamBase.__doc__
     )
     NAME = "adamw"
-    PARAMS = (_lr(0.001), *_ADAM_PARAMS, *_common(weight_decay=0.004))
+    PARAMS = (lr_param(0.001), *_ADAM_PARAMS, *common_params(weight_decay=0.004))
 
 
-@_register
+@register
 class Adamax(Optimizer):
     """``m = beta_1 m + (1 - beta_1) g``; ``u = max(beta_2 u, |g|)``;
     ``w -= lr m / ((u + epsilon) (1 - beta_1^t))``, ``t = iterations + 1``."""
 
     NAME = "adamax"
     PARAMS = (
-        _lr(0.001),
-        _beta("beta_1", 0.9, "decay of the gradient average"),
-        _beta("beta_2", 0.999, "decay of the infinity norm"),
-        _epsilon(),
-        *_common(),
+        lr_param(0.001),
+        beta_param("beta_1", 0.9, "decay of the gradient average"),
+        beta_param("beta_2", 0.999, "decay of the infinity norm"),
+        epsilon_param(),
+        *common_params(),
     )
 
     def slot_specs(self):
@@ -427,7 +212,7 @@ class Adamax(Optimizer):
     def _update(self, w, g, slots, lr, correction, t1, t2):
         dt = w.dtype.type
         m, u = slots["momentum"], slots["norm"]
-        _ema(m, self.beta_1, g, t1)
+        ema(m, self.beta_1, g, t1)
         u *= dt(self.beta_2)
         np.maximum(u, np.abs(g, out=t1), out=u)
         np.multiply(m, lr, out=t1)
@@ -437,7 +222,7 @@ class Adamax(Optimizer):
         w -= t1
 
 
-@_register
+@register
 class Nadam(Optimizer):
     """Adam with Nesterov momentum and Keras's momentum schedule.
 
@@ -449,11 +234,11 @@ class Nadam(Optimizer):
 
     NAME = "nadam"
     PARAMS = (
-        _lr(0.001),
-        _beta("beta_1", 0.9, "decay of the gradient average"),
-        _beta("beta_2", 0.999, "decay of the squared-gradient average"),
-        _epsilon(),
-        *_common(),
+        lr_param(0.001),
+        beta_param("beta_1", 0.9, "decay of the gradient average"),
+        beta_param("beta_2", 0.999, "decay of the squared-gradient average"),
+        epsilon_param(),
+        *common_params(),
     )
 
     def __init__(self, config):
@@ -476,9 +261,9 @@ class Nadam(Optimizer):
         dt = w.dtype.type
         u_t, u_next, product, product_next, b2_power = (dt(s) for s in scalars)
         m, v = slots["momentum"], slots["velocity"]
-        _ema(m, self.beta_1, g, t1)
+        ema(m, self.beta_1, g, t1)
         np.multiply(g, g, out=t2)
-        _ema(v, self.beta_2, t2, t2)
+        ema(v, self.beta_2, t2, t2)
         np.multiply(m, u_next, out=t1)
         t1 /= dt(1) - product_next
         np.multiply(g, dt(1) - u_t, out=t2)
@@ -492,17 +277,17 @@ class Nadam(Optimizer):
         w -= t1
 
 
-@_register
+@register
 class Adagrad(Optimizer):
     """``a += g^2`` (``a`` starts at ``initial_accumulator_value``);
     ``w -= lr g / sqrt(a + epsilon)``."""
 
     NAME = "adagrad"
     PARAMS = (
-        _lr(0.001),
+        lr_param(0.001),
         Float("initial_accumulator_value", 0.1, "starting value of the accumulators", min=0.0),
-        _epsilon(),
-        *_common(),
+        epsilon_param(),
+        *common_params(),
     )
 
     def slot_specs(self):
@@ -519,17 +304,17 @@ class Adagrad(Optimizer):
         w -= t1
 
 
-@_register
+@register
 class Adadelta(Optimizer):
     """``A = rho A + (1 - rho) g^2``; ``d = -sqrt(D + epsilon) g / sqrt(A + epsilon)``;
     ``D = rho D + (1 - rho) d^2``; ``w += lr d``."""
 
     NAME = "adadelta"
     PARAMS = (
-        _lr(0.001),
-        _beta("rho", 0.95, "decay of the running averages"),
-        _epsilon(),
-        *_common(),
+        lr_param(0.001),
+        beta_param("rho", 0.95, "decay of the running averages"),
+        epsilon_param(),
+        *common_params(),
     )
 
     def slot_specs(self):
@@ -540,7 +325,7 @@ class Adadelta(Optimizer):
         acc_g, acc_d = slots["accumulated_grad"], slots["accumulated_delta_var"]
         eps = dt(self.epsilon)
         np.multiply(g, g, out=t1)
-        _ema(acc_g, self.rho, t1, t1)
+        ema(acc_g, self.rho, t1, t1)
         np.add(acc_d, eps, out=t1)
         np.sqrt(t1, out=t1)
         t1 *= g
@@ -549,7 +334,7 @@ class Adadelta(Optimizer):
         t1 /= t2
         np.negative(t1, out=t1)  # delta
         np.multiply(t1, t1, out=t2)
-        _ema(acc_d, self.rho, t2, t2)
+        ema(acc_d, self.rho, t2, t2)
         t1 *= lr
         w += t1
 
@@ -573,7 +358,7 @@ def check_optimizer(
         text = f"{field}.name must be one of {options} (got {json_repr(name)})"
         return None, [ParamError(text, f"{field}.name")]
     values, errors = check_fields(OPTIMIZERS.get(name).PARAMS, config, field, ignore=("name",))
-    clips = [k for k in _CLIP_NAMES if values.get(k) is not None]
+    clips = [k for k in CLIP_NAMES if values.get(k) is not None]
     if len(clips) > 1:
         given = ", ".join(f"{k}={values[k]:g}" for k in clips)
         text = f"{field}: only one of clipnorm, clipvalue and global_clipnorm can be set ({given})"

@@ -4,7 +4,7 @@ update, and the model's weights staying views of that array."""
 import numpy as np
 import pytest
 
-from nodenet.engine import optimizers
+from nodenet.engine import optimizer_base
 from nodenet.engine.callbacks import GradientProbe
 from nodenet.engine.flat_params import FlatParams
 from nodenet.engine.layers import windows
@@ -77,7 +77,7 @@ def test_flat_update_matches_keras(config):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("config", CONFIGS, ids=ids)
 def test_flat_update_is_the_per_array_update_bit_for_bit(config, piece, threads, monkeypatch):
-    monkeypatch.setattr(optimizers, "FLAT_PIECE", piece)  # the update runs piece by piece
+    monkeypatch.setattr(optimizer_base, "FLAT_PIECE", piece)  # the update runs piece by piece
     monkeypatch.setenv("OMP_NUM_THREADS", str(threads))  # two: the pieces on two threads
     monkeypatch.setattr(windows, "_PARALLEL_MIN", 0)  # however small the arrays
     start, grads = steps(config, seed=1)
