@@ -18,6 +18,7 @@ rate.
     python benchmarks/engine_vs_torch.py [--batches 40] [--repeats 3] [--models mlp,cnn,...]
     python benchmarks/engine_vs_torch.py --markdown   # also a table for benchmarks/README.md
     python benchmarks/engine_vs_torch.py --memory     # peak RSS of the MLP on 60,000 x 784
+    python benchmarks/engine_vs_torch.py --isa avx2   # as on a CPU without AVX-512
 
 Needs the `ref` extra (torch, keras).
 """
@@ -32,6 +33,17 @@ import subprocess
 import sys
 import time
 
+# --isa avx2: the libraries kept to AVX2 on an AVX-512 machine, as on a CPU without
+# AVX-512; each reads its variable when it loads, so this runs before numpy and torch do
+AVX2_ONLY = {
+    "OPENBLAS_CORETYPE": "Haswell",  # numpy's OpenBLAS: its AVX2 kernels
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # numpy's own loops
+    "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's element-wise kernels
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # PyTorch's BLAS
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # PyTorch's convolutions and LSTM
+}
+if "--isa" in sys.argv[1:-1] and sys.argv[sys.argv.index("--isa") + 1] == "avx2":
+    os.environ.update(AVX2_ONLY)
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
@@ -39,10 +51,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 # spinning on the second core (this script loads numpy before nodenet)
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
-import numpy as np
+import numpy as np  # noqa: E402 (after the environment above, which numpy reads)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
-from benchmarks.engine_bench_models import (
+from benchmarks.engine_bench_models import (  # noqa: E402
     BATCH,
     MODELS,
     batch_of,
@@ -54,8 +66,8 @@ from benchmarks.engine_bench_models import (
     torch_module,
     torch_params,
 )
-from nodenet.engine.training import fit
-from nodenet.runner import build_model
+from nodenet.engine.training import fit  # noqa: E402
+from nodenet.runner import build_model  # noqa: E402
 
 __all__ = ["BATCH", "MODELS", "main", "random_data", "torch_module"]
 FRAMEWORKS = ("nodenet", "pytorch", "keras")
@@ -91,6 +103,23 @@ def blas_kernel() -> str:
             f"({info['num_threads']} threads, from {library_home(info['filepath'])})"
         )
     return "; ".join(found) or "unknown"
+
+
+def instruction_sets() -> str:
+    """The widest vector instructions numpy's loops and PyTorch's kernels use, and the
+    ``--isa`` limits set in the environment."""
+    import torch
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # another numpy layout
+        numpy_isa = "unknown"
+    else:
+        levels = (("X86_V4", "AVX-512"), ("X86_V3", "AVX2"))
+        numpy_isa = next((name for key, name in levels if features.get(key)), "SSE")
+    limits = [f"{k}={os.environ[k]}" for k in AVX2_ONLY if k in os.environ]
+    text = f"numpy {numpy_isa}, torch {torch.backends.cpu.get_cpu_capability()}"
+    return text + (f" (limited: {' '.join(limits)})" if limits else "")
 
 
 def library_home(path: str) -> str:
@@ -135,6 +164,7 @@ def header(sgemm: dict[str, float]) -> list[str]:
         f"CPU {cpu_model()}, {os.cpu_count()} cores; numpy {np.__version__}, "
         f"torch {torch.__version__}, python {platform.python_version()}",
         f"BLAS: {blas_kernel()}",
+        f"instruction sets: {instruction_sets()}",
         "sgemm 1024^3 float32, 2 threads, best of 15: " + rates(sgemm),
     ]
 
@@ -322,6 +352,12 @@ def main() -> None:
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--isa",
+        choices=["native", "avx2"],
+        default="native",
+        help="avx2: keep numpy, OpenBLAS and PyTorch to AVX2 (a CPU without AVX-512)",
+    )
     args = parser.parse_args()
     if args.memory:
         memory()
