@@ -18,6 +18,7 @@ import pytest
 
 from nodenet.engine.catalog import LAYERS, Context
 from nodenet.engine.initializers import initialize
+from nodenet.engine.layers import rnn_ops
 from nodenet.engine.layers.recurrent import wrapped
 from nodenet.engine.layers.rnn_cells import CELLS
 from nodenet.errors import ParamError
@@ -142,10 +143,18 @@ def test_shape_count_and_weight_layout_match_keras(name, params, in_shape):
         assert shapes == ([tuple(expected)] if len(shapes) == 1 else [*expected])
 
 
+@pytest.fixture(params=[True, False], ids=["vector-tanh", "exp"])
+def gates_through(request, monkeypatch):
+    """Both ways the cells take their gates: through numpy's tanh (machines where it is
+    vectorized) and through exp (the others); each machine uses one of them."""
+    monkeypatch.setattr(rnn_ops, "VECTOR_TANH", request.param)
+    return request.param
+
+
 @pytest.mark.ref
 @pytest.mark.parametrize("name,params,in_shape", CASES)
 @pytest.mark.parametrize("training", [False, True])
-def test_forward_float32_matches_keras(name, params, in_shape, training):
+def test_forward_float32_matches_keras(name, params, in_shape, training, gates_through):
     block, klayer, x, weights = setup(name, params, in_shape, np.float32)
     _, expected = run_keras(klayer, x, training, block, seed=5)
     out, _ = block.forward(weights, [x], Context(training, np.random.default_rng(5)))
@@ -186,7 +195,7 @@ def keras_float64_tolerance(monkeypatch):
 @pytest.mark.parametrize("name,params,in_shape", CASES)
 @pytest.mark.parametrize("training", [False, True])
 def test_gradients_match_torch_autograd_through_keras(
-    name, params, in_shape, training, keras_float64_tolerance
+    name, params, in_shape, training, keras_float64_tolerance, gates_through
 ):
     tol = keras_float64_tolerance
     block, klayer, x, weights = setup(name, params, in_shape, np.float64, seed=1)
@@ -357,3 +366,18 @@ def test_the_wrapped_layer_is_checked_with_its_own_parameters():
         cls({"layer": wrapped("LSTM", reset_after=False)})
     same = cls({"layer": wrapped("GRU", units=32, go_backwards=False)}).config["layer"]
     assert same == {"type": "GRU", "params": {}}  # defaults left out: one value, one meaning
+
+
+def test_the_gates_through_exp_saturate_without_warnings_and_agree_with_tanh():
+    """exp overflows far from zero: tanh and sigmoid must still reach -1, 1 and 0, 1."""
+    z = np.array([-1e4, -60.0, -3.0, -1e-3, 0.0, 1e-3, 3.0, 60.0, 1e4], np.float32)
+    wide = z.astype(np.float64)
+    tanh = np.tanh(wide)
+    sigmoid = np.exp(np.minimum(wide, 0)) / (1 + np.exp(-np.abs(wide)))
+    out = np.empty_like(z)
+    with pytest.MonkeyPatch.context() as patch, np.errstate(over="raise", invalid="raise"):
+        patch.setattr(rnn_ops, "VECTOR_TANH", False)
+        rnn_ops._tanh_into(z, out)
+        np.testing.assert_allclose(out, tanh, rtol=0, atol=3e-7)
+        rnn_ops._sigmoid_of_twice(z / 2, out)
+        np.testing.assert_allclose(out, sigmoid, rtol=3e-7, atol=0)

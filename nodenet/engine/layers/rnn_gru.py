@@ -24,6 +24,7 @@ from nodenet.engine.layers.rnn_ops import (
     _recur,
     _recur_back,
     _recur_kernel_grad,
+    _sigmoid_of_twice,
     _start,
     _start_back,
     _Steps,
@@ -209,7 +210,7 @@ def _joined_weights(w: dict, units: int) -> dict:
 
 def _halve_gates(joined: dict, units: int) -> dict:
     """:func:`_joined_weights` with the z and r columns halved: their products are then
-    a / 2 exactly, and sigmoid(a) = 0.5 * tanh(a / 2) + 0.5 takes one pass less."""
+    a / 2 exactly, and their sigmoid (``_sigmoid_of_twice``) takes one pass less."""
     halved = {k: v.copy() for k, v in joined.items()}
     for array in halved.values():
         array[..., units : 3 * units] *= 0.5
@@ -260,10 +261,8 @@ def _run_joined(w, xs, c, masks, initial):
     rows = slice(0, batch)
     for t in range(steps):
         p, g = _gates(pre.step(t, rows, None, P[t]), 4), G[t]
-        if halved:  # p holds a / 2 there: sigmoid(a) = 0.5 * tanh(a / 2) + 0.5
-            np.tanh(p[_Z : _R + 1], out=g[:2])
-            g[:2] *= 0.5
-            g[:2] += 0.5
+        if halved:  # p holds a / 2 there
+            _sigmoid_of_twice(p[_Z : _R + 1], g[:2])
         else:
             _activate(ract, p[_Z : _R + 1], g[:2])
         a = a_buf if A is None else A[t]
