@@ -379,5 +379,5 @@ def test_the_gates_through_exp_saturate_without_warnings_and_agree_with_tanh():
         patch.setattr(rnn_ops, "VECTOR_TANH", False)
         rnn_ops._tanh_into(z, out)
         np.testing.assert_allclose(out, tanh, rtol=0, atol=3e-7)
-        rnn_ops._sigmoid_of_twice(z / 2, out)
+        rnn_ops._sigmoid_into(z / 2, out, times=2)
         np.testing.assert_allclose(out, sigmoid, rtol=3e-7, atol=0)

@@ -11,6 +11,8 @@ every step comes first and each step multiplies the state by ``recurrent_kernel`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from nodenet.engine.layers.rnn_ops import (
@@ -19,12 +21,13 @@ from nodenet.engine.layers.rnn_ops import (
     _activate,
     _gates,
     _grad_into,
+    _halved,
     _project,
     _project_back,
     _recur,
     _recur_back,
     _recur_kernel_grad,
-    _sigmoid_of_twice,
+    _sigmoid_into,
     _start,
     _start_back,
     _Steps,
@@ -208,15 +211,6 @@ def _joined_weights(w: dict, units: int) -> dict:
     return out
 
 
-def _halve_gates(joined: dict, units: int) -> dict:
-    """:func:`_joined_weights` with the z and r columns halved: their products are then
-    a / 2 exactly, and their sigmoid (``_sigmoid_of_twice``) takes one pass less."""
-    halved = {k: v.copy() for k, v in joined.items()}
-    for array in halved.values():
-        array[..., units : 3 * units] *= 0.5
-    return halved
-
-
 def _keras_grads(joined: dict, units: int) -> dict:
     """The gradients of :func:`_joined_weights`'s arrays as those of Keras's weights."""
     u, dk = units, joined["kernel"]
@@ -230,14 +224,15 @@ def _keras_grads(joined: dict, units: int) -> dict:
     return grads
 
 
+@dataclass
 class _Joined:
     """The forward's cache of :func:`_run_joined`."""
 
-    def __init__(self, P, G, A, pre, joined):
-        # P: each step's product (the z and r blocks halved with a sigmoid); G: the gates;
-        # A: the candidate's pre-activation (None when its slope needs only the output);
-        # joined: the weights, not halved
-        self.P, self.G, self.A, self.pre, self.joined = P, G, A, pre, joined
+    P: np.ndarray  # each step's product (the z and r blocks halved with a sigmoid)
+    G: np.ndarray  # the gates z, r, hh
+    A: np.ndarray | None  # the candidate's pre-activation, unless its slope needs only hh
+    pre: _Steps
+    joined: dict  # the weights, not halved
 
 
 def _run_joined(w, xs, c, masks, initial):
@@ -252,7 +247,7 @@ def _run_joined(w, xs, c, masks, initial):
     u, ract, act = c["units"], c["recurrent_activation"], c["activation"]
     halved = ract == "sigmoid"
     joined = _joined_weights(w, u)
-    pre = _Steps(xs, _halve_gates(joined, u) if halved else joined, u, masks, initial)
+    pre = _Steps(xs, _halved(joined, slice(u, 3 * u)) if halved else joined, u, masks, initial)
     H = pre.H
     P = np.empty((steps, batch, 4 * u), xs.dtype)  # each step's product: x_h, z, r, m_h
     G = np.empty((steps, 3, batch, u), xs.dtype)  # z, r, hh
@@ -262,7 +257,7 @@ def _run_joined(w, xs, c, masks, initial):
     for t in range(steps):
         p, g = _gates(pre.step(t, rows, None, P[t]), 4), G[t]
         if halved:  # p holds a / 2 there
-            _sigmoid_of_twice(p[_Z : _R + 1], g[:2])
+            _sigmoid_into(p[_Z : _R + 1], g[:2], times=2)
         else:
             _activate(ract, p[_Z : _R + 1], g[:2])
         a = a_buf if A is None else A[t]

@@ -67,36 +67,54 @@ def _tanh_into(z: np.ndarray, out: np.ndarray) -> None:
         np.tanh(z, out=out)
         return
     np.multiply(z, -2, out=out)  # tanh(z) = 2 / (1 + exp(-2z)) - 1
-    with np.errstate(over="ignore"):  # exp(-2z) = inf: tanh = -1, as it should
-        np.exp(out, out=out)
-    out += 1
+    _one_plus_exp(out)
     np.divide(2, out, out=out)
     out -= 1
 
 
-def _sigmoid_of_twice(z: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = sigmoid(2 z)``: the sigmoid of products whose weights were halved
-    (exact), which then takes one pass less; ``out`` may be ``z``."""
+def _sigmoid_into(z: np.ndarray, out: np.ndarray, times: int = 1) -> None:
+    """``out[...] = sigmoid(times * z)``; ``out`` may be ``z``.
+
+    ``times=2`` takes the sigmoid of products whose weights were halved (exact,
+    :func:`_halved`), which saves a pass with numpy's vector tanh.
+    """
     if VECTOR_TANH:  # sigmoid(a) = 0.5 * tanh(a / 2) + 0.5, exact to half an ulp of 0.5
-        np.tanh(z, out=out)
+        if times == 2:
+            np.tanh(z, out=out)
+        else:
+            np.multiply(z, 0.5, out=out)
+            np.tanh(out, out=out)
         out *= 0.5
         out += 0.5
         return
-    np.multiply(z, -2, out=out)  # 1 / (1 + exp(-a))
-    with np.errstate(over="ignore"):  # exp(-a) = inf: the sigmoid is 0, as it should
-        np.exp(out, out=out)
-    out += 1
+    np.multiply(z, -times, out=out)  # 1 / (1 + exp(-a))
+    _one_plus_exp(out)
     np.reciprocal(out, out=out)
+
+
+def _one_plus_exp(x: np.ndarray) -> None:
+    """``x[...] = 1 + exp(x)``; an overflow to inf is what tanh's and sigmoid's limits need."""
+    with np.errstate(over="ignore"):
+        np.exp(x, out=x)
+    x += 1
+
+
+def _halved(weights: dict, columns: slice) -> dict:
+    """Copies of ``weights`` with ``columns`` (of the last axis) halved: the products of a
+    sigmoid gate then give a / 2 exactly, for :func:`_sigmoid_into` with ``times=2``."""
+    out = {k: v.copy() for k, v in weights.items()}
+    for array in out.values():
+        array[..., columns] *= 0.5
+    return out
 
 
 def _activate(name: str, z: np.ndarray, out: np.ndarray) -> None:
     """``out[...] = activation(z)``; z (..., units), softmax along units; ``out`` may be ``z``.
 
-    Sigmoid and tanh as :func:`_sigmoid_of_twice` and :func:`_tanh_into` take them.
+    Sigmoid and tanh as :func:`_sigmoid_into` and :func:`_tanh_into` take them.
     """
     if name == "sigmoid":
-        np.multiply(z, 0.5, out=out)
-        _sigmoid_of_twice(out, out)
+        _sigmoid_into(z, out)
     elif name == "tanh":
         _tanh_into(z, out)
     else:
