@@ -28,7 +28,7 @@ from typing import Any
 from nodenet.atomic import atomic_write
 from nodenet.errors import NodenetError, SaveError
 from nodenet.runs_query import conditions, value_of
-from nodenet.runs_schema import STATUSES, RunsDBError, connect
+from nodenet.runs_schema import STATUSES, RunsDBError, connect, recorded
 
 __all__ = ["MAX_BATCH_POINTS", "RunsDB", "RunsDBError", "recorded", "runs_path", "weights_folder"]
 
@@ -42,16 +42,6 @@ def runs_path(project_file: str | Path) -> Path:
     """The runs database of the project file ``NAME.json``: ``NAME.runs.sqlite`` beside it."""
     path = Path(project_file)
     return path.with_name(path.stem + ".runs.sqlite")
-
-
-def recorded(db_path: str | Path) -> bool:
-    """Whether the runs database ``db_path`` has been started. An empty file is not: it is
-    the moment between another process creating the file and writing its first page, and a
-    reader then sees no runs yet rather than an error."""
-    try:
-        return Path(db_path).stat().st_size > 0
-    except FileNotFoundError:
-        return False
 
 
 def weights_folder(db_path: str | Path) -> Path:

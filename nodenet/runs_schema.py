@@ -94,6 +94,16 @@ class RunsDBError(NodenetError):
     written by a newer nodenet. The file is left exactly as it was."""
 
 
+def recorded(db_path: str | Path) -> bool:
+    """Whether the runs database ``db_path`` has been started. An empty file is not: it is
+    the moment between another process creating the file and writing its first page, and a
+    reader then sees no runs yet rather than an error."""
+    try:
+        return Path(db_path).stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
     """An open connection to the runs database ``path``, its schema current.
 
@@ -101,7 +111,7 @@ def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
     write to; creates the file when missing and ``create``.
     """
     path = Path(path)
-    fresh = not path.exists() or path.stat().st_size == 0
+    fresh = not recorded(path)
     if fresh and not create:
         raise RunsDBError(f"{path}: no runs database (no run of this project was recorded)")
     if not fresh:
