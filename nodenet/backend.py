@@ -19,6 +19,7 @@ import numpy as np
 
 from nodenet.engine.callbacks import Callback, GradientProbe
 from nodenet.engine.events import (
+    EPOCH_SECONDS,
     BatchEnd,
     EpochEnd,
     Event,
@@ -33,6 +34,7 @@ from nodenet.runner import Run, build_run, write_predictions
 Arrays = dict[str, np.ndarray]
 
 __all__ = [
+    "EPOCH_SECONDS",
     "Backend",
     "BatchEnd",
     "Callback",

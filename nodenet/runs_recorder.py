@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nodenet.engine.events import (
+    EPOCH_SECONDS,
     BatchEnd,
     EpochEnd,
     Event,
@@ -155,7 +156,7 @@ class Recorder:
             if history.epochs:
                 chosen = history.best_epoch if history.restored_best else None
                 final = history.epochs[(chosen or len(history.epochs)) - 1]
-                final = {k: v for k, v in final.items() if k != "epoch_seconds"}
+                final = {k: v for k, v in final.items() if k != EPOCH_SECONDS}
             status = STATUS_OF_STOP.get(history.stopped, "stopped")
             db.finish(run_id, status, final_metrics=final, best_epoch=history.best_epoch)
             self._ended()
@@ -193,7 +194,7 @@ class Recorder:
 
 def epoch_logs(event: EpochEnd) -> dict[str, float]:
     """What the runs database keeps of an epoch: its metrics and its duration."""
-    return {**event.metrics, "epoch_seconds": event.epoch_seconds}
+    return {**event.metrics, EPOCH_SECONDS: event.epoch_seconds}
 
 
 def start_recording(

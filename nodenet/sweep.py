@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodenet.engine.events import EPOCH_SECONDS
 from nodenet.errors import NodenetError
 from nodenet.sweep_space import (
     ParamSpec,
@@ -295,7 +296,7 @@ def final_metrics(history) -> dict[str, float]:
         return {}
     chosen = history.best_epoch if history.restored_best else None
     row = history.epochs[(chosen or len(history.epochs)) - 1]
-    return {k: float(v) for k, v in row.items() if k != "epoch_seconds"}
+    return {k: float(v) for k, v in row.items() if k != EPOCH_SECONDS}
 
 
 def _finite(metrics: dict) -> dict:

@@ -91,6 +91,9 @@ class BatchEnd:
         return self.metrics["loss"]
 
 
+EPOCH_SECONDS = "epoch_seconds"  # the log key of an epoch's duration (an EpochEnd field)
+
+
 @dataclass(frozen=True)
 class EpochEnd:
     """An epoch ended: its logs as Keras names them (``val_*`` included), every one a value

@@ -22,6 +22,7 @@ from nodenet.engine.adapt import adapt
 from nodenet.engine.callbacks import Callback, CallbackList, TrainingState, from_settings
 from nodenet.engine.data.stream import is_streamed
 from nodenet.engine.events import (
+    EPOCH_SECONDS,
     BatchEnd,
     EpochEnd,
     Failed,
@@ -295,10 +296,10 @@ def fit(
             if validation_data is not None:
                 logs.update(evaluate(model, *validation_data, batch_size=batch_size, prefix="val_"))
             logs["learning_rate"] = float(opt.learning_rate)
-            logs["epoch_seconds"] = time.perf_counter() - loop.epoch_start
+            logs[EPOCH_SECONDS] = time.perf_counter() - loop.epoch_start
             history.epochs.append(logs)
-            shown = {k: v for k, v in logs.items() if k != "epoch_seconds"}
-            report.epoch(EpochEnd(epoch + 1, epochs, shown, loop.step, logs["epoch_seconds"]))
+            shown = {k: v for k, v in logs.items() if k != EPOCH_SECONDS}
+            report.epoch(EpochEnd(epoch + 1, epochs, shown, loop.step, logs[EPOCH_SECONDS]))
             if loop.stopped:
                 history.stopped = "user"
                 break

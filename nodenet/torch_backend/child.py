@@ -27,7 +27,16 @@ import numpy as np
 import torch
 
 from nodenet.engine.callbacks import CallbackList, TrainingState, from_settings
-from nodenet.engine.events import BatchEnd, EpochEnd, Failed, Finished, History, Prepared, Throttle
+from nodenet.engine.events import (
+    EPOCH_SECONDS,
+    BatchEnd,
+    EpochEnd,
+    Failed,
+    Finished,
+    History,
+    Prepared,
+    Throttle,
+)
 from nodenet.engine.runtime import tune_allocator
 from nodenet.errors import DataError, NodenetError, TrainingError
 from nodenet.graph.project import Project
@@ -313,12 +322,12 @@ class Job:
             if val:
                 logs.update(self.evaluate(*val, prefix="val_"))
             logs["learning_rate"] = float(optimizer.param_groups[0]["lr"])
-            logs["epoch_seconds"] = time.perf_counter() - epoch_start
+            logs[EPOCH_SECONDS] = time.perf_counter() - epoch_start
             cpu = time.process_time() - epoch_cpu
             self.emit.line(wire.record("timing", epoch=epoch + 1, cpu_seconds=cpu))
             history.epochs.append(logs)
-            shown = {k: v for k, v in logs.items() if k != "epoch_seconds"}
-            report.epoch(EpochEnd(epoch + 1, epochs, shown, step, logs["epoch_seconds"]))
+            shown = {k: v for k, v in logs.items() if k != EPOCH_SECONDS}
+            report.epoch(EpochEnd(epoch + 1, epochs, shown, step, logs[EPOCH_SECONDS]))
             if stopped:
                 history.stopped = "user"
                 break

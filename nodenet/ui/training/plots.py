@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodenet.backend import BatchEnd, EpochEnd
+from nodenet.backend import EPOCH_SECONDS, BatchEnd, EpochEnd
 
 REFRESH_MS = 50  # ~20 Hz, slower only when drawing is expensive (see ``flush``)
 SLOWEST_MS = 1000
@@ -59,7 +59,6 @@ RUN_COLOURS = (
 MAX_RUNS = len(RUN_COLOURS)
 SMOOTHING = 0.9  # weight of the past in the batch curve's moving average
 LOSS, LEARNING_RATE, BATCH = "loss", "learning_rate", "batch_loss"
-EPOCH_SECONDS = "epoch_seconds"  # each epoch's duration (the runs database's name)
 TEXT_COLOUR = "#303030"
 MARKER_LIMIT = 60  # a finished run of at most this many epochs shows a marker per epoch
 RISING = ("acc", "auc", "precision", "recall")
