@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from nodenet.engine import kernels
 from nodenet.engine.optimizer_base import (
     CLIP_NAMES,
     OPTIMIZERS,
@@ -152,6 +153,13 @@ class _AdamBase(Optimizer):
 
     def _update(self, w, g, slots, lr, alpha, t1, t2):
         m, v = slots["momentum"], slots["velocity"]
+        kern = None if self.amsgrad else kernels.get()
+        if kern is not None and all(a.flags.c_contiguous for a in (w, g, m, v)):
+            dt = w.dtype.type  # one pass, the same operations as below
+            rates = (dt(self.beta_1), dt(1 - self.beta_1), dt(self.beta_2), dt(1 - self.beta_2))
+            flat = (a.reshape(-1) for a in (w, g, m, v))
+            kern.adam(*flat, *rates, dt(self.epsilon), alpha)
+            return
         ema(m, self.beta_1, g, t1)
         np.multiply(g, g, out=t2)
         ema(v, self.beta_2, t2, t2)

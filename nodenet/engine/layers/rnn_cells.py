@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from nodenet.engine import kernels
 from nodenet.engine.initializers import unit_forget_bias
+from nodenet.engine.layers import rnn_ops
 from nodenet.engine.layers.rnn_gru import GRUCell
 from nodenet.engine.layers.rnn_ops import (
     BY_OUTPUT,
@@ -154,7 +156,11 @@ class _LSTMCell(Cell):
                 _activate(act, C[t + 1, r], AC[t, r])
                 np.multiply(g[2], AC[t, r], out=H[t + 1, r])
 
-        loop(slice(0, batch))
+        kern = kernels.get() if fw is not w and act == "tanh" else None
+        if kern is None:
+            loop(slice(0, batch))
+        else:  # the Keras defaults (sigmoid gates, tanh), fused: the same numbers
+            _fused_steps(kern, pre, masks, G, C, AC)
         return H, (Z, G, H, C, AC, pre, masks, w)
 
     def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False, need_dx=True):
@@ -188,10 +194,51 @@ class _LSTMCell(Cell):
                 if dhs is not None and t:
                     dh += dhs[t - 1, r]
 
-        loop(slice(0, batch))
+        kern = kernels.get() if ract == "sigmoid" and act == "tanh" else None
+        if kern is None:
+            loop(slice(0, batch))
+        else:
+            _fused_steps_back(kern, masks, G, C, AC, dA, dH0, dC0, rk_t, dhs, initial)
         dxs, grads = pre.grads(w, dA, need_dx)
         grads = {k: _ifoc(v) for k, v in grads.items()}  # back to Keras's i, f, c, o
         return dxs, grads, [dH0, dC0] if initial else []
+
+
+def _fused_steps(kern, pre: _Steps, masks: _Masks, G, C, AC) -> None:
+    """The LSTM forward of :meth:`_LSTMCell.run` through :mod:`nodenet.engine.kernels`:
+    per step the product, numpy's tanh (or exp) of it, and one kernel for the gates and
+    the cell state (with exp, numpy's exp of -2c and a second kernel for act(c) and h)."""
+    steps, _, batch, units = G.shape
+    full, rmask, from_exp = slice(0, batch), masks.rec, not rnn_ops.VECTOR_TANH
+    z = np.empty((batch, 4 * units), G.dtype)
+    for t in range(steps):
+        pre.step(t, full, rmask, z)
+        if from_exp:  # as _sigmoid_into and _tanh_into take them: exp(-2z)
+            np.multiply(z, -2, out=z)
+            with np.errstate(over="ignore"):
+                np.exp(z, out=z)
+        else:
+            np.tanh(z, out=z)
+        kern.lstm_gates(z, from_exp, C[t], G[t], C[t + 1], AC[t])
+        if from_exp:
+            with np.errstate(over="ignore"):
+                np.exp(AC[t], out=AC[t])
+            kern.lstm_out_from_exp(AC[t], G[t], *pre.state_columns(t + 1))
+        else:
+            np.tanh(C[t + 1], out=AC[t])
+            np.multiply(G[t, 2], AC[t], out=pre.H[t + 1])
+
+
+def _fused_steps_back(kern, masks: _Masks, G, C, AC, dA, dh, dc, rk_t, dhs, initial) -> None:
+    """The LSTM backward of :meth:`_LSTMCell.run_back` through one kernel per step."""
+    steps = len(G)
+    for t in reversed(range(steps)):
+        carry = bool(t or initial)  # at t = 0: dL/dC[0] and dL/dH[0]
+        kern.lstm_back(dh, dc, G[t], C[t], AC[t], dA[t], carry)
+        if carry:
+            _recur_back(dA[t], rk_t, masks.rec, dh)
+        if dhs is not None and t:
+            dh += dhs[t - 1]
 
 
 CELLS: dict[str, Cell] = {cell.KIND: cell for cell in (_SimpleRNNCell(), _LSTMCell(), GRUCell())}

@@ -320,6 +320,12 @@ class _Steps:
         out += self.X[t, r]
         return out
 
+    def state_columns(self, t: int) -> tuple[np.ndarray, int]:
+        """H[t] as (a C-contiguous (batch, n) array, the column its units start at)."""
+        if self.S is None:
+            return self.H[t], 0
+        return self.S[t], self.n_in
+
     def grads(self, w: dict, dA: np.ndarray, need_dx: bool):
         """dL/dxs (None without ``need_dx``) and the weight gradients, given
         dA = dL/da (steps, batch, k*units) and the weights ``w`` a truly met."""

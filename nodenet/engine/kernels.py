@@ -1,0 +1,161 @@
+"""Fused element-wise kernels for the engine's hottest loops, compiled by numba when present.
+
+numpy makes one call, and one pass over memory, per operation: an LSTM step's gate
+arithmetic is some twenty calls on arrays of 16k values, and at that size the calls
+and the passes cost more than the arithmetic. Each kernel here is a plain loop that
+does such a chain in one pass. It performs the same float operations in the same
+order as the numpy code it stands in for, with no fused multiply-add (numba's
+default), so its results are bit for bit that code's
+(``tests/engine/test_kernels.py``); exp and tanh stay numpy's own.
+
+numba is optional (the ``fast`` extra). :func:`get` returns this module's kernels,
+or None without numba or with ``NODENET_KERNELS=numpy`` in the environment, and
+every caller then runs its numpy code. numba is imported on the first call only
+(about 0.3 s); each kernel compiles on its first use for a dtype (about a second)
+and is cached on disk from then on. Kernels release the GIL.
+
+Array arguments must be C-contiguous: numba vectorizes loops over those only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+
+_lock = threading.Lock()
+_kernels: SimpleNamespace | None = None
+_tried = False
+
+
+def enabled() -> bool:
+    """Whether the kernels are wanted: not turned off by ``NODENET_KERNELS=numpy``."""
+    return os.environ.get("NODENET_KERNELS", "").strip().lower() != "numpy"
+
+
+def get() -> SimpleNamespace | None:
+    """The compiled kernels, or None (numba missing or turned off): callers use numpy."""
+    global _kernels, _tried
+    if not enabled():
+        return None
+    if not _tried:
+        with _lock:
+            if not _tried:
+                _kernels = _build()
+                _tried = True
+    return _kernels
+
+
+def _build() -> SimpleNamespace | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    # error_model="numpy": division by zero gives inf as in numpy, with no check per
+    # element, which would keep the loops from vectorizing
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    return SimpleNamespace(
+        lstm_gates=jit(lstm_gates),
+        lstm_out_from_exp=jit(lstm_out_from_exp),
+        lstm_back=jit(lstm_back),
+        adam=jit(adam),
+    )
+
+
+# -- LSTM: one step forward, one step back -------------------------------------------
+#
+# The gate layout is the cell's (rnn_cells): i, f, o, c. A forward step's products
+# z (batch, 4*units) are, per gate column block, a_i/2, a_f/2, a_o/2 (the sigmoid
+# gates' weights halved) and a_c. numpy turns z in place into either tanh(z) or
+# exp(-2z); the kernels take it from there.
+
+
+def lstm_gates(t, from_exp, c_prev, gates, c, c_arg):
+    """Gates and cell state of one step from ``t`` (batch, 4*units).
+
+    ``from_exp``: ``t`` = exp(-2z), so sigmoid = 1 / (1 + t) and tanh = 2 / (1 + t) - 1;
+    else ``t`` = tanh(z), so sigmoid = 0.5 t + 0.5 (z was halved) and tanh = t.
+    Writes ``gates`` (4, batch, units) as i, f, o, g; c = f c_prev + i g, and with
+    ``from_exp`` -2c to ``c_arg`` (whose exp :func:`lstm_out_from_exp` takes).
+    """
+    batch, units = c_prev.shape
+    one, two, half = t.dtype.type(1), t.dtype.type(2), t.dtype.type(0.5)
+    minus_two = t.dtype.type(-2)
+    for b in range(batch):
+        if from_exp:
+            for j in range(units):
+                i = one / (one + t[b, j])
+                f = one / (one + t[b, units + j])
+                g = two / (one + t[b, 3 * units + j]) - one
+                gates[0, b, j] = i
+                gates[1, b, j] = f
+                gates[2, b, j] = one / (one + t[b, 2 * units + j])
+                gates[3, b, j] = g
+                cj = f * c_prev[b, j] + i * g
+                c[b, j] = cj
+                c_arg[b, j] = cj * minus_two
+        else:
+            for j in range(units):
+                i = t[b, j] * half + half
+                f = t[b, units + j] * half + half
+                g = t[b, 3 * units + j]
+                gates[0, b, j] = i
+                gates[1, b, j] = f
+                gates[2, b, j] = t[b, 2 * units + j] * half + half
+                gates[3, b, j] = g
+                c[b, j] = f * c_prev[b, j] + i * g
+
+
+def lstm_out_from_exp(e, gates, states, column):
+    """act(c) = 2 / (1 + e) - 1 in place of ``e`` = exp(-2c) (batch, units), and the
+    output h = o act(c) into ``states[:, column:column + units]``."""
+    batch, units = e.shape
+    one, two = e.dtype.type(1), e.dtype.type(2)
+    for b in range(batch):
+        eb, ob, hb = e[b], gates[2, b], states[b, column : column + units]
+        for j in range(units):
+            ac = two / (one + eb[j]) - one
+            eb[j] = ac
+            hb[j] = ob[j] * ac
+
+
+def lstm_back(dh, dc, gates, c_prev, ac, da, carry):
+    """One step back: dL/d(products) into ``da`` (batch, 4*units), from dh = dL/dh and
+    dc = dL/dc (batch, units) after the step, ``gates`` (4, batch, units) i, f, o, g.
+
+    dc += dh o act'(c); da_i = dc g i(1-i); da_f = dc c_prev f(1-f);
+    da_o = dh act(c) o(1-o); da_c = dc i (1-g^2); then, with ``carry``, dc *= f
+    (dL/dc_prev).
+    """
+    batch, units = dh.shape
+    one = dh.dtype.type(1)
+    for b in range(batch):
+        gi, gf, go, gg = gates[0, b], gates[1, b], gates[2, b], gates[3, b]
+        acb, dhb, dcb, cpb = ac[b], dh[b], dc[b], c_prev[b]
+        di, df = da[b, :units], da[b, units : 2 * units]
+        do, dg = da[b, 2 * units : 3 * units], da[b, 3 * units :]
+        for j in range(units):
+            i, f, o, g, a, h = gi[j], gf[j], go[j], gg[j], acb[j], dhb[j]
+            d = dcb[j] + (h * o) * (one - a * a)
+            di[j] = (d * g) * ((one - i) * i)
+            df[j] = (d * cpb[j]) * ((one - f) * f)
+            do[j] = (h * a) * ((one - o) * o)
+            dg[j] = (d * i) * (one - g * g)
+            dcb[j] = d * f if carry else d
+
+
+# -- optimizers ----------------------------------------------------------------------
+
+
+def adam(w, g, m, v, beta_1, rest_1, beta_2, rest_2, epsilon, alpha):
+    """Adam on flat arrays, in place: m = beta_1 m + rest_1 g; v = beta_2 v + rest_2 g^2;
+    w -= alpha m / (sqrt(v) + epsilon) (``rest_k`` = 1 - beta_k, rounded as numpy's)."""
+    for k in range(w.shape[0]):
+        gk = g[k]
+        mk = m[k] * beta_1 + gk * rest_1
+        vk = v[k] * beta_2 + (gk * gk) * rest_2
+        m[k] = mk
+        v[k] = vk
+        w[k] = w[k] - (mk * alpha) / (np.sqrt(vk) + epsilon)

@@ -1,0 +1,137 @@
+"""The fused kernels (nodenet.engine.kernels) give bit for bit what the numpy code gives.
+
+Every caller keeps its numpy code for machines without numba; here each fused path
+runs against that code on the same inputs and must agree exactly, not within a
+tolerance: the kernels perform the same float operations in the same order. The
+numpy code itself is checked against Keras in the blocks' own tests.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from nodenet.engine import kernels
+from nodenet.engine.layers import rnn_cells, rnn_ops
+from nodenet.engine.layers.rnn_ops import _Masks
+from nodenet.engine.optimizers import make_optimizer
+
+pytest.importorskip("numba", reason="the kernels need numba (the fast extra)")
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def kernels_off(monkeypatch):
+    """A function that runs ``fn`` with the kernels turned off, as on a machine without them."""
+
+    def run(fn):
+        with monkeypatch.context() as m:
+            m.setenv("NODENET_KERNELS", "numpy")
+            return fn()
+
+    return run
+
+
+def test_the_kernels_are_there_and_the_environment_turns_them_off(monkeypatch):
+    assert kernels.get() is not None
+    monkeypatch.setenv("NODENET_KERNELS", "numpy")
+    assert kernels.get() is None
+
+
+def test_without_numba_the_engine_runs_its_numpy_code(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now fails
+    monkeypatch.setattr(kernels, "_tried", False)
+    monkeypatch.setattr(kernels, "_kernels", None)
+    assert kernels.get() is None
+    H, _ = _lstm(np.float32, rng=np.random.default_rng(0))
+    assert np.isfinite(H).all()
+
+
+def _lstm(dtype, rng, batch=9, steps=6, features=5, units=12, rec_dropout=False, initial=False):
+    """An LSTM forward and backward at random weights: (H, (dxs, grads, initial grads))."""
+    cell = rnn_cells.CELLS["LSTM"]
+    xs = rng.standard_normal((steps, batch, features)).astype(dtype)
+    w = {
+        "kernel": rng.standard_normal((features, 4 * units)).astype(dtype),
+        "recurrent_kernel": rng.standard_normal((units, 4 * units)).astype(dtype),
+        "bias": rng.standard_normal(4 * units).astype(dtype),
+    }
+    c = {"units": units, "activation": "tanh", "recurrent_activation": "sigmoid"}
+    masks = _Masks()
+    if rec_dropout:
+        masks = _Masks(rec=(rng.random((4, batch, units)) > 0.3).astype(dtype) / dtype(0.7))
+    states = None
+    if initial:
+        states = [rng.standard_normal((batch, units)).astype(dtype) for _ in range(2)]
+    H, cache = cell.run(w, xs, c, masks, states)
+    H = H.copy()
+    dhs = rng.standard_normal((steps, batch, units)).astype(dtype)
+    dc_last = rng.standard_normal((batch, units)).astype(dtype)
+    back = cell.run_back(w, cache, c, dhs, None, dc_last, initial=initial)
+    return H, back
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("vector_tanh", [True, False], ids=["tanh", "exp"])
+@pytest.mark.parametrize(
+    "variant", [{}, {"rec_dropout": True}, {"initial": True}, {"batch": 1, "units": 3}]
+)
+def test_lstm_forward_and_backward_are_the_numpy_code_bit_for_bit(
+    dtype, vector_tanh, variant, monkeypatch, kernels_off
+):
+    monkeypatch.setattr(rnn_ops, "VECTOR_TANH", vector_tanh)
+    fused = _lstm(dtype, np.random.default_rng(3), **variant)
+    plain = kernels_off(lambda: _lstm(dtype, np.random.default_rng(3), **variant))
+    H, (dxs, grads, initial_grads) = fused
+    H0, (dxs0, grads0, initial_grads0) = plain
+    np.testing.assert_array_equal(H, H0)
+    np.testing.assert_array_equal(dxs, dxs0)
+    assert grads.keys() == grads0.keys()
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], grads0[key], err_msg=key)
+    assert len(initial_grads) == len(initial_grads0) == (2 if variant.get("initial") else 0)
+    for ours, theirs in zip(initial_grads, initial_grads0, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def _adam_steps(dtype, config, flat: bool):
+    from nodenet.engine.flat_params import FlatParams
+
+    rng = np.random.default_rng(5)
+    params = {
+        "dense/kernel": rng.standard_normal((40, 7)).astype(dtype),
+        "dense/bias": rng.standard_normal(7).astype(dtype),
+    }
+    opt = make_optimizer({"name": "adam", **config})
+    holder = FlatParams(params, dtype) if flat else None
+    for _ in range(6):
+        grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+        if flat:
+            opt.apply_flat(holder, grads)
+        else:
+            opt.apply(params, grads)
+    return holder.params if flat else params
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("flat", [False, True], ids=["per-array", "flat"])
+@pytest.mark.parametrize(
+    "config", [{}, {"learning_rate": 0.03, "beta_1": 0.8, "epsilon": 1e-4}, {"amsgrad": True}]
+)
+def test_adam_is_the_numpy_update_bit_for_bit(dtype, flat, config, kernels_off):
+    fused = _adam_steps(dtype, config, flat)
+    plain = kernels_off(lambda: _adam_steps(dtype, config, flat))
+    for key in plain:
+        np.testing.assert_array_equal(fused[key], plain[key], err_msg=key)
+        assert not np.array_equal(fused[key], _initial(dtype)[key])  # the steps did move it
+
+
+def _initial(dtype):
+    rng = np.random.default_rng(5)
+    return {
+        "dense/kernel": rng.standard_normal((40, 7)).astype(dtype),
+        "dense/bias": rng.standard_normal(7).astype(dtype),
+    }
