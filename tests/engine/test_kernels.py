@@ -2,8 +2,10 @@
 
 Every caller keeps its numpy code for machines without numba; here each fused path
 runs against that code on the same inputs and must agree exactly, not within a
-tolerance: the kernels perform the same float operations in the same order. The
-numpy code itself is checked against Keras in the blocks' own tests.
+tolerance: the kernels perform the same float operations in the same order. The one
+exception is exp in float32 (``exp32``), checked against float64's exp on its own and
+then within float32 rounding through an LSTM. The numpy code itself is checked against
+Keras in the blocks' own tests (which run with the kernels where numba is installed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from nodenet.engine.optimizers import make_optimizer
 pytest.importorskip("numba", reason="the kernels need numba (the fast extra)")
 
 DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def numpy_exp(monkeypatch):
+    """The kernels with numpy's exp in place of exp32, for bit-for-bit comparisons."""
+
+    def exp_in_place(x):
+        with np.errstate(over="ignore"):
+            np.exp(x, out=x)
+
+    monkeypatch.setattr(kernels.get(), "exp32_in_place", exp_in_place)
 
 
 @pytest.fixture
@@ -80,7 +93,7 @@ def _lstm(dtype, rng, batch=9, steps=6, features=5, units=12, rec_dropout=False,
     "variant", [{}, {"rec_dropout": True}, {"initial": True}, {"batch": 1, "units": 3}]
 )
 def test_lstm_forward_and_backward_are_the_numpy_code_bit_for_bit(
-    dtype, vector_tanh, variant, monkeypatch, kernels_off
+    dtype, vector_tanh, variant, monkeypatch, kernels_off, numpy_exp
 ):
     monkeypatch.setattr(rnn_ops, "VECTOR_TANH", vector_tanh)
     fused = _lstm(dtype, np.random.default_rng(3), **variant)
@@ -95,6 +108,35 @@ def test_lstm_forward_and_backward_are_the_numpy_code_bit_for_bit(
     assert len(initial_grads) == len(initial_grads0) == (2 if variant.get("initial") else 0)
     for ours, theirs in zip(initial_grads, initial_grads0, strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_exp32_is_within_one_ulp_and_keeps_the_limits():
+    exp32_in_place = kernels.get().exp32_in_place
+    x = np.linspace(-87.33, 88.37, 2_000_001, dtype=np.float32)
+    ours = x.copy()
+    exp32_in_place(ours)
+    exact = np.exp(x.astype(np.float64))
+    ulps = np.abs(ours - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 1.0
+    edges = np.array([0, -0.0, 1, 89.0, 1e30, np.inf, -88.0, -1e30, -np.inf, np.nan], np.float32)
+    out = edges.copy()
+    exp32_in_place(out)
+    np.testing.assert_array_equal(out[:3], [1, 1, np.float32(np.e)])
+    np.testing.assert_array_equal(out[3:9], [np.inf] * 3 + [0] * 3)  # as 1 / (1 + exp) needs
+    assert np.isnan(out[9])
+
+
+@pytest.mark.parametrize("variant", [{}, {"rec_dropout": True}, {"initial": True}])
+def test_lstm_with_exp32_stays_within_float32_rounding_of_numpy(variant, monkeypatch, kernels_off):
+    monkeypatch.setattr(rnn_ops, "VECTOR_TANH", False)
+    H, (dxs, grads, _) = _lstm(np.float32, np.random.default_rng(4), **variant)
+    plain = kernels_off(lambda: _lstm(np.float32, np.random.default_rng(4), **variant))
+    H0, (dxs0, grads0, _) = plain
+    np.testing.assert_allclose(H, H0, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(H, H0)  # exp32 did run: its rounding differs somewhere
+    np.testing.assert_allclose(dxs, dxs0, rtol=1e-4, atol=1e-5)
+    for key in grads:
+        np.testing.assert_allclose(grads[key], grads0[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
 def _adam_steps(dtype, config, flat: bool):

@@ -215,14 +215,12 @@ def _fused_steps(kern, pre: _Steps, masks: _Masks, G, C, AC) -> None:
         pre.step(t, full, rmask, z)
         if from_exp:  # as _sigmoid_into and _tanh_into take them: exp(-2z)
             np.multiply(z, -2, out=z)
-            with np.errstate(over="ignore"):
-                np.exp(z, out=z)
+            rnn_ops._exp_in_place(z)
         else:
             np.tanh(z, out=z)
         kern.lstm_gates(z, from_exp, C[t], G[t], C[t + 1], AC[t])
         if from_exp:
-            with np.errstate(over="ignore"):
-                np.exp(AC[t], out=AC[t])
+            rnn_ops._exp_in_place(AC[t])
             kern.lstm_out_from_exp(AC[t], G[t], *pre.state_columns(t + 1))
         else:
             np.tanh(C[t + 1], out=AC[t])

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nodenet.engine import activations
+from nodenet.engine import activations, kernels
 from nodenet.engine.layer import Context, WeightSpec
 
 # -- activations and the gate-major layout ----------------------------------
@@ -94,9 +94,19 @@ def _sigmoid_into(z: np.ndarray, out: np.ndarray, times: int = 1) -> None:
 
 def _one_plus_exp(x: np.ndarray) -> None:
     """``x[...] = 1 + exp(x)``; an overflow to inf is what tanh's and sigmoid's limits need."""
+    _exp_in_place(x)
+    x += 1
+
+
+def _exp_in_place(x: np.ndarray) -> None:
+    """``x[...] = exp(x)``, an overflow to inf silenced: :func:`kernels.exp32` for
+    contiguous float32 arrays where the kernels are, else numpy's."""
+    kern = kernels.get()
+    if kern is not None and x.dtype == np.float32 and x.flags.c_contiguous:
+        kern.exp32_in_place(x.reshape(-1))
+        return
     with np.errstate(over="ignore"):
         np.exp(x, out=x)
-    x += 1
 
 
 def _halved(weights: dict, columns: slice) -> dict:
