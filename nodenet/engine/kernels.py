@@ -66,6 +66,11 @@ def _build() -> SimpleNamespace | None:
         lstm_out_from_exp=jit(lstm_out_from_exp),
         lstm_back=jit(lstm_back),
         adam=jit(adam),
+        norm_sums=jit(norm_sums),
+        norm_center=jit(norm_center),
+        norm_scale=jit(norm_scale),
+        norm_back_sums=jit(norm_back_sums),
+        norm_back_dx=jit(norm_back_dx),
     )
 
 
@@ -205,6 +210,68 @@ def lstm_back(dh, dc, gates, c_prev, ac, da, carry):
             do[j] = (h * a) * ((one - o) * o)
             dg[j] = (d * i) * (one - g * g)
             dcb[j] = d * f if carry else d
+
+
+# -- BatchNormalization over the last axis, on one part of the rows (norm_parts) -----
+#
+# Each takes rows (rows, features) and per-feature vectors; the sums run over the rows
+# in order, each feature on its own, as numpy's einsum adds them.
+
+
+def norm_sums(x, sums):
+    """``sums[b] += x[a, b]`` over the rows, in ``sums``'s dtype (float64)."""
+    for a in range(x.shape[0]):
+        row = x[a]
+        for b in range(x.shape[1]):
+            sums[b] += sums.dtype.type(row[b])
+
+
+def norm_center(x, mean, centered, squares):
+    """``centered = x - mean``, and ``squares[b] += centered[a, b]^2`` over the rows."""
+    for a in range(x.shape[0]):
+        row, out = x[a], centered[a]
+        for b in range(x.shape[1]):
+            c = row[b] - mean[b]
+            out[b] = c
+            squares[b] += c * c
+
+
+def norm_scale(centered, scale, beta, add_beta, relu, out):
+    """``out = centered * scale (+ beta)``, with ``relu`` its maximum with 0 (a NaN stays,
+    as with numpy's maximum)."""
+    zero = out.dtype.type(0)
+    for a in range(centered.shape[0]):
+        row, o = centered[a], out[a]
+        for b in range(centered.shape[1]):
+            v = row[b] * scale[b]
+            if add_beta:
+                v = v + beta[b]
+            if relu:
+                v = v if (v >= zero or v != v) else zero
+            o[b] = v
+
+
+def norm_back_sums(grad, centered, relu_out, relu, masked, sum_g, sum_gc):
+    """With ``relu``, ``masked = grad * (relu_out > 0)``; then, of that gradient g,
+    ``sum_g[b] += g`` and ``sum_gc[b] += g * centered`` over the rows."""
+    one, zero = grad.dtype.type(1), grad.dtype.type(0)
+    for a in range(grad.shape[0]):
+        row, c, m, r = grad[a], centered[a], masked[a], relu_out[a]
+        for b in range(grad.shape[1]):
+            g = row[b]
+            if relu:
+                g = g * (one if r[b] > zero else zero)
+                m[b] = g
+            sum_g[b] += g
+            sum_gc[b] += g * c[b]
+
+
+def norm_back_dx(grad, centered, scale, slope, shift, dx):
+    """``dx = grad * scale + (centered * slope + shift)``, per feature."""
+    for a in range(grad.shape[0]):
+        g, c, d = grad[a], centered[a], dx[a]
+        for b in range(grad.shape[1]):
+            d[b] = g[b] * scale[b] + (c[b] * slope[b] + shift[b])
 
 
 # -- optimizers ----------------------------------------------------------------------

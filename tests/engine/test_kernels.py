@@ -177,3 +177,32 @@ def _initial(dtype):
         "dense/kernel": rng.standard_normal((40, 7)).astype(dtype),
         "dense/bias": rng.standard_normal(7).astype(dtype),
     }
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("shape", [(16, 9, 9, 32), (7, 5, 3), (300, 10)], ids=str)
+@pytest.mark.parametrize("relu", [False, True], ids=["plain", "relu"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "bare"])
+def test_batch_normalization_is_the_numpy_code_bit_for_bit(dtype, shape, relu, affine, kernels_off):
+    from nodenet.engine.layers import norm_parts
+
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    x.flat[::7] = 0  # exact zeros: relu's and the mask's edge
+    gamma, beta = rng.standard_normal((2, shape[-1])).astype(dtype) if affine else (None, None)
+    grad = rng.standard_normal(shape).astype(dtype)
+
+    def run():
+        out, cache = norm_parts.forward(x, gamma, beta, 1e-3, relu)
+        centered, rstd, scale, mean, var = cache
+        back = norm_parts.backward(grad, centered, rstd, scale, out if relu else None)
+        return out, centered, mean, var, *back
+
+    fused, plain = run(), kernels_off(run)
+    for name, ours, theirs in zip(
+        ("out", "centered", "mean", "var", "dx", "grad_beta", "grad_gamma"),
+        fused,
+        plain,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(ours, theirs, err_msg=name)
