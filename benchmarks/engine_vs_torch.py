@@ -340,8 +340,14 @@ print(f"data {{data/2**20:.0f}} MiB; process before data {{base/2**20:.0f}} MiB;
 
 
 def memory() -> None:
+    """The MLP's peak RSS, with the fused kernels (numba's compiler runtime loaded, where
+    installed) and with numpy alone (``NODENET_KERNELS=numpy``)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(root=root)], check=True)
+    for label, value in (("kernels", ""), ("numpy alone", "numpy")):
+        print(f"{label}: ", end="", flush=True)
+        env = {**os.environ, "NODENET_KERNELS": value}
+        script = MEMORY_SCRIPT.format(root=root)
+        subprocess.run([sys.executable, "-c", script], check=True, env=env)
 
 
 def main() -> None:
