@@ -71,6 +71,7 @@ def _build() -> SimpleNamespace | None:
         norm_scale=jit(norm_scale),
         norm_back_sums=jit(norm_back_sums),
         norm_back_dx=jit(norm_back_dx),
+        conv_scatter2d=jit(conv_scatter2d),
     )
 
 
@@ -272,6 +273,37 @@ def norm_back_dx(grad, centered, scale, slope, shift, dx):
         g, c, d = grad[a], centered[a], dx[a]
         for b in range(grad.shape[1]):
             d[b] = g[b] * scale[b] + (c[b] * slope[b] + shift[b])
+
+
+# -- convolution windows over two spatial axes (conv_parts, the wide layout) -----------
+#
+# Along a spatial axis, kernel tap o, pooling offset q (of ``size``) and pooled position
+# j (of ``pooled``) read input position q*s + o*d + j*s*size (s: stride, d: dilation).
+# A window matrix row is (sample, q0, q1, j0, j1), its columns (o0, o1, channel). The
+# gather stays numpy's (whole channel vectors per copy, faster than a loop here).
+
+
+def conv_scatter2d(dcols, dxp, size, pooled, window, strides, dilation):
+    """Adjoint of the window gather: ``dxp`` (part, h, w, channels) zeroed, then the
+    window gradients ``dcols`` added in tap by tap (row-major), as numpy's scatter adds."""
+    channels = dxp.shape[3]
+    flat = dxp.reshape(-1)
+    for k in range(flat.shape[0]):
+        flat[k] = 0
+    for o0 in range(window[0]):
+        for o1 in range(window[1]):
+            col, row = (o0 * window[1] + o1) * channels, 0
+            for n in range(dxp.shape[0]):
+                for q0 in range(size[0]):
+                    for q1 in range(size[1]):
+                        for j0 in range(pooled[0]):
+                            y = q0 * strides[0] + o0 * dilation[0] + j0 * strides[0] * size[0]
+                            for j1 in range(pooled[1]):
+                                x = q1 * strides[1] + o1 * dilation[1] + j1 * strides[1] * size[1]
+                                target, share = dxp[n, y, x], dcols[row]
+                                for c in range(channels):
+                                    target[c] += share[col + c]
+                                row += 1
 
 
 # -- optimizers ----------------------------------------------------------------------

@@ -206,3 +206,33 @@ def test_batch_normalization_is_the_numpy_code_bit_for_bit(dtype, shape, relu, a
         strict=True,
     ):
         np.testing.assert_array_equal(ours, theirs, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "window,strides,dilation,size,pooled,channels,spatial",
+    [
+        ((3, 3), (1, 1), (1, 1), (1, 1), (11, 11), 32, (13, 13)),  # a convolution
+        ((3, 3), (1, 1), (1, 1), (2, 2), (5, 5), 32, (13, 13)),  # one run with its pooling
+        ((3, 2), (2, 1), (1, 2), (1, 1), (4, 5), 20, (9, 7)),  # strides and dilation
+        ((2, 2), (1, 1), (2, 1), (3, 2), (2, 3), 17, (11, 9)),
+    ],
+)
+def test_convolution_window_scatter_is_the_numpy_code_bit_for_bit(
+    window, strides, dilation, size, pooled, channels, spatial, kernels_off
+):
+    from nodenet.engine.layers import conv_parts
+
+    geo = conv_parts.Geometry(window, strides, dilation, size, pooled, channels, 8)
+    assert not geo.narrow  # the wide layout, which the kernel serves
+    rng = np.random.default_rng(8)
+    dcols = rng.standard_normal((5 * geo.rows, geo.width)).astype(np.float32)
+    shape = (5, *spatial, channels)
+
+    def scatter():
+        dxp = np.full(shape, np.nan, np.float32)  # every element is written
+        conv_parts._scatter(dcols, geo, dxp)
+        return dxp
+
+    fused, plain = scatter(), kernels_off(scatter)
+    np.testing.assert_array_equal(fused, plain)
+    assert np.count_nonzero(plain) > plain.size // 2  # windows cover most of the input

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from nodenet.engine import kernels
 from nodenet.engine.layers.pool_windows import first_max_mask
 from nodenet.engine.layers.windows import NARROW, over_parts, window_view
 
@@ -131,6 +132,18 @@ def _gather(xp: np.ndarray, geo: Geometry, ones: bool, into: np.ndarray) -> np.n
     return cols
 
 
+def _kernels_for(xp: np.ndarray, geo: Geometry):
+    """:mod:`nodenet.engine.kernels` for windows over two spatial axes of a contiguous
+    ``xp``, or None (numpy's copies then)."""
+    if len(geo.window) != 2 or not xp.flags.c_contiguous:
+        return None
+    return kernels.get()
+
+
+def _shape_args(geo: Geometry) -> tuple:
+    return geo.size, geo.pooled, geo.window, geo.strides, geo.dilation
+
+
 # -- window buffers, reused from one step to the next ----------------------------------------
 
 _spare = threading.local()  # per thread: {(size, dtype): [buffers a finished backward gave back]}
@@ -189,6 +202,10 @@ def _scatter(dcols: np.ndarray, geo: Geometry, dxp: np.ndarray) -> None:
     meet distinct input positions (``s*(q + j*p)``, ``q < p``), so one strided view of
     ``dxp`` takes all of them without overlap.
     """
+    kern = _kernels_for(dxp, geo)
+    if kern is not None and dcols.flags.c_contiguous:
+        kern.conv_scatter2d(dcols, dxp, *_shape_args(geo))
+        return
     shares = dcols.reshape(len(dxp), *geo.size, *geo.pooled, *geo.window, geo.channels)
     dxp[...] = 0
     sn, *ss, sc = dxp.strides
