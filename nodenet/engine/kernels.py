@@ -62,6 +62,8 @@ def _build() -> SimpleNamespace | None:
     globals()["exp32"] = numba.njit(cache=True, error_model="numpy", inline="always")(exp32)
     return SimpleNamespace(
         exp32_in_place=jit(exp32_in_place),
+        tanh_exp32=jit(tanh_exp32),
+        tanh_back=jit(tanh_back),
         lstm_gates=jit(lstm_gates),
         lstm_out_from_exp=jit(lstm_out_from_exp),
         lstm_back=jit(lstm_back),
@@ -129,6 +131,30 @@ def exp32_in_place(x):
     need an overlap check, which fails, unvectorized, when they are one)."""
     for k in range(x.shape[0]):
         x[k] = exp32(x[k])
+
+
+# -- SimpleRNN: a tanh step forward and back ------------------------------------------
+
+
+def tanh_exp32(a, states, column):
+    """h = tanh(a) = 2 / (1 + exp32(-2a)) - 1 of ``a`` (batch, units) into
+    ``states[:, column:column + units]``, as the cells' exp path takes it."""
+    units = a.shape[1]
+    one, two, minus_two = np.float32(1), np.float32(2), np.float32(-2)
+    for b in range(a.shape[0]):
+        row, h = a[b], states[b, column : column + units]
+        for j in range(units):
+            h[j] = two / (one + exp32(row[j] * minus_two)) - one
+
+
+def tanh_back(dh, states, column, da):
+    """da = dh (1 - h^2), h = ``states[:, column:column + units]`` the step's output."""
+    units = dh.shape[1]
+    one = dh.dtype.type(1)
+    for b in range(dh.shape[0]):
+        g, h, d = dh[b], states[b, column : column + units], da[b]
+        for j in range(units):
+            d[j] = g[j] * (one - h[j] * h[j])
 
 
 # -- LSTM: one step forward, one step back -------------------------------------------

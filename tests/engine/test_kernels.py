@@ -65,24 +65,31 @@ def test_without_numba_the_engine_runs_its_numpy_code(monkeypatch):
 
 def _lstm(dtype, rng, batch=9, steps=6, features=5, units=12, rec_dropout=False, initial=False):
     """An LSTM forward and backward at random weights: (H, (dxs, grads, initial grads))."""
-    cell = rnn_cells.CELLS["LSTM"]
+    return _cell("LSTM", dtype, rng, batch, steps, features, units, rec_dropout, initial)
+
+
+def _cell(kind, dtype, rng, batch, steps, features, units, rec_dropout, initial):
+    """A cell's forward and backward at random weights: (H, (dxs, grads, initial grads))."""
+    cell = rnn_cells.CELLS[kind]
+    width = cell.GATES * units
     xs = rng.standard_normal((steps, batch, features)).astype(dtype)
     w = {
-        "kernel": rng.standard_normal((features, 4 * units)).astype(dtype),
-        "recurrent_kernel": rng.standard_normal((units, 4 * units)).astype(dtype),
-        "bias": rng.standard_normal(4 * units).astype(dtype),
+        "kernel": rng.standard_normal((features, width)).astype(dtype),
+        "recurrent_kernel": rng.standard_normal((units, width)).astype(dtype),
+        "bias": rng.standard_normal(width).astype(dtype),
     }
     c = {"units": units, "activation": "tanh", "recurrent_activation": "sigmoid"}
     masks = _Masks()
     if rec_dropout:
-        masks = _Masks(rec=(rng.random((4, batch, units)) > 0.3).astype(dtype) / dtype(0.7))
+        rec = rng.random((cell.GATES, batch, units)) > 0.3
+        masks = _Masks(rec=rec.astype(dtype) / dtype(0.7))
     states = None
     if initial:
-        states = [rng.standard_normal((batch, units)).astype(dtype) for _ in range(2)]
+        states = [rng.standard_normal((batch, units)).astype(dtype) for _ in range(cell.STATES)]
     H, cache = cell.run(w, xs, c, masks, states)
     H = H.copy()
     dhs = rng.standard_normal((steps, batch, units)).astype(dtype)
-    dc_last = rng.standard_normal((batch, units)).astype(dtype)
+    dc_last = rng.standard_normal((batch, units)).astype(dtype) if cell.STATES == 2 else None
     back = cell.run_back(w, cache, c, dhs, None, dc_last, initial=initial)
     return H, back
 
@@ -137,6 +144,51 @@ def test_lstm_with_exp32_stays_within_float32_rounding_of_numpy(variant, monkeyp
     np.testing.assert_allclose(dxs, dxs0, rtol=1e-4, atol=1e-5)
     for key in grads:
         np.testing.assert_allclose(grads[key], grads0[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("vector_tanh", [True, False], ids=["tanh", "exp"])
+@pytest.mark.parametrize("variant", [{}, {"rec_dropout": True}, {"initial": True}])
+def test_simple_rnn_is_the_numpy_code_bit_for_bit_but_for_exp32(
+    dtype, vector_tanh, variant, monkeypatch, kernels_off
+):
+    """Its backward is the numpy code's exactly; its forward too, but where exp32 takes
+    tanh (float32 on the exp path), which stays within float32 rounding."""
+    monkeypatch.setattr(rnn_ops, "VECTOR_TANH", vector_tanh)
+    args = {"batch": 9, "steps": 6, "features": 5, "units": 12, "rec_dropout": False}
+    args.update({"initial": False, **variant})
+    H, (dxs, grads, initial_grads) = _cell("SimpleRNN", dtype, np.random.default_rng(2), **args)
+    H0, back0 = kernels_off(lambda: _cell("SimpleRNN", dtype, np.random.default_rng(2), **args))
+    exp32 = dtype == np.float32 and not vector_tanh
+    check = np.testing.assert_allclose if exp32 else np.testing.assert_array_equal
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if exp32 else {}
+    check(H, H0, **tolerance)
+    check(dxs, back0[0], **tolerance)
+    for key in grads:
+        check(grads[key], back0[1][key], err_msg=key, **tolerance)
+    for ours, theirs in zip(initial_grads, back0[2], strict=True):
+        check(ours, theirs, **tolerance)
+    if exp32:
+        assert not np.array_equal(H, H0)  # exp32 did run: its rounding differs somewhere
+
+
+def test_simple_rnn_backward_is_bit_for_bit_from_the_same_states(kernels_off):
+    """Given the same forward, the fused backward (one pass per step) is the numpy code's."""
+    cell, rng = rnn_cells.CELLS["SimpleRNN"], np.random.default_rng(3)
+    xs = rng.standard_normal((5, 7, 4)).astype(np.float32)
+    w = {
+        "kernel": rng.standard_normal((4, 10)).astype(np.float32),
+        "recurrent_kernel": rng.standard_normal((10, 10)).astype(np.float32) / 3,
+        "bias": rng.standard_normal(10).astype(np.float32),
+    }
+    c = {"units": 10, "activation": "tanh"}
+    _, cache = cell.run(w, xs, c, _Masks())
+    dhs = rng.standard_normal((5, 7, 10)).astype(np.float32)
+    fused = cell.run_back(w, cache, c, dhs, None)
+    plain = kernels_off(lambda: cell.run_back(w, cache, c, dhs, None))
+    np.testing.assert_array_equal(fused[0], plain[0])
+    for key in fused[1]:
+        np.testing.assert_array_equal(fused[1][key], plain[1][key], err_msg=key)
 
 
 def _adam_steps(dtype, config, flat: bool):

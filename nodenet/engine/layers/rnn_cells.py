@@ -60,7 +60,13 @@ class _SimpleRNNCell(Cell):
             for t in range(steps):
                 _activate(act, pre.step(t, r, rmask, A[t, r]), H[t + 1, r])
 
-        loop(slice(0, batch))
+        kern = kernels.get() if act == "tanh" and A.dtype == np.float32 else None
+        if kern is None or rnn_ops.VECTOR_TANH:
+            loop(slice(0, batch))
+        else:  # tanh through exp32, straight into the states
+            for t in range(steps):
+                a = pre.step(t, slice(0, batch), masks.rec, A[t])
+                kern.tanh_exp32(a, *pre.state_columns(t + 1))
         return H, (A, H, pre, masks)
 
     def run_back(self, w, cache, c, dhs, dh_last, dc_last=None, initial=False, need_dx=True):
@@ -70,13 +76,18 @@ class _SimpleRNNCell(Cell):
         dH0 = _start_back(dhs, dh_last, H.shape[1:], A.dtype)  # dL/dH[-1], then dL/dH[0]
         rk_t, act = np.ascontiguousarray(w["recurrent_kernel"].T), c["activation"]
 
+        kern = kernels.get() if act == "tanh" else None
+
         def loop(r: slice) -> None:
             rmask, dh = masks.rec_rows(r), dH0[r]
             scratch = np.empty_like(dh)
             for t in reversed(range(steps)):
                 da = dA[t, r]
-                da[...] = dh
-                _grad_into(act, da, A[t, r], H[t + 1, r], scratch)
+                if kern is not None:  # da = dh (1 - h^2) in one pass
+                    kern.tanh_back(dh, *pre.state_columns(t + 1), da)
+                else:
+                    da[...] = dh
+                    _grad_into(act, da, A[t, r], H[t + 1, r], scratch)
                 if t or initial:  # at t = 0: dL/dH[0]
                     _recur_back(da, rk_t, rmask, dh)
                 if dhs is not None and t:
