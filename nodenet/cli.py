@@ -174,10 +174,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     weights_out = Path(args.weights_out) if args.weights_out else weights_path(project)
     backend.save_weights(weights_out)
     end_recording(recorder, test, weights_out, history)
+    from nodenet.samples import HISTORY_SUFFIX
+
     history_out = (
         Path(args.history_out)
         if args.history_out
-        else weights_out.with_name(weights_out.name.replace(".weights.npz", "") + ".history.json")
+        else weights_out.with_name(weights_out.name.replace(".weights.npz", "") + HISTORY_SUFFIX)
     )
     # weights first, then the history naming their sha256: a kill in between leaves new
     # weights beside a history whose digest no longer matches (runner.history_matches)

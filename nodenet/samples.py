@@ -79,6 +79,9 @@ class Sample:
         return self.promise
 
 
+HISTORY_SUFFIX = ".history.json"  # what `nodenet train` writes beside a project's weights
+
+
 def sample_dir() -> Path | None:
     """The bundled samples: inside the package if installed so, else the source tree."""
     folders = bundled_samples()
@@ -94,6 +97,8 @@ def list_samples(skip_unreadable: bool = False) -> list[Sample]:
     folder = sample_dir()
     found = []
     for path in sorted(folder.glob("*.json")) if folder is not None else []:
+        if path.name.endswith(HISTORY_SUFFIX):  # a run's history, written beside a sample
+            continue
         try:
             found.append(read_sample(path))
         except NodenetError:

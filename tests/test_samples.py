@@ -209,3 +209,15 @@ def test_the_command_line_runs_a_sample_on_its_fallback_and_says_so(monkeypatch,
     out, err = capsys.readouterr()
     assert "'mnist_5k' is not installed" in err and "'digits'" in err
     assert '"pixels"' in out and "64" in out
+
+
+def test_a_run_history_written_beside_a_sample_is_no_sample(tmp_path, monkeypatch):
+    """`nodenet train` on a sample in place writes NAME.history.json beside it: the
+    samples stay listed, and that file is not read as a project."""
+    import shutil
+
+    source = next(s for s in SAMPLES if s.name == "digits_mlp")
+    shutil.copy(source.path, tmp_path / "digits_mlp.json")
+    (tmp_path / "digits_mlp.history.json").write_text('{"epochs": []}')
+    monkeypatch.setattr("nodenet.samples.sample_dir", lambda: tmp_path)
+    assert [s.name for s in list_samples()] == ["digits_mlp"]
