@@ -254,14 +254,29 @@ def callee(func: ast.AST, node_names: set[str]) -> str:
     return "?"
 
 
+def scope_nodes(scope: ast.AST):
+    """The nodes of a module's or a function's own scope: not those of the functions
+    defined inside it, which are scopes of their own."""
+    stack = list(ast.iter_child_nodes(scope))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def callees(tree: ast.AST, node_names: set[str]) -> set[str]:
     """Every callee; a loop variable of the generator's own code (``for t in batch``) is
-    not a node's variable even when a node has the same name."""
+    not a node's variable even when a node has the same name, in the scope of that loop
+    (a node's input ``k`` in ``forward`` stays a node where a function elsewhere loops
+    over ``k``)."""
     names = set()
-    for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))]:
-        loops = [n for n in ast.walk(scope) if isinstance(n, ast.For | ast.comprehension)]
+    functions = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+    for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, functions))]:
+        nodes = list(scope_nodes(scope))
+        loops = [n for n in nodes if isinstance(n, ast.For | ast.comprehension)]
         own = {t.id for loop in loops for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
-        for node in ast.walk(scope):
+        for node in nodes:
             if isinstance(node, ast.Call):
                 name = callee(node.func, node_names - own)
                 node_call = name.startswith("self.") and name[5:] in node_names
@@ -333,6 +348,21 @@ def test_any_text_stays_text_in_both_exports(case):
 def test_any_text_stays_text_in_both_exports_at_length(case):
     stem, texts = case
     check_project(stem, texts)
+
+
+def _named_k() -> tuple[str, dict[int, str]]:
+    """reviews_bilstm with its Input called ``k`` (the example Hypothesis found)."""
+    escape = 'x""";open("PWNED","w").write("1");raise SystemExit(0);"""'
+    texts = ["k", escape, 'y" + str(open("PWNED","w")) + "', "0", "1", escape, escape, escape]
+    return "reviews_bilstm", dict(enumerate(texts))
+
+
+@settings(max_examples=1, database=None, deadline=None)
+@given(st.just(_named_k()))
+def test_a_node_named_like_a_loop_variable_of_the_generator_stays_a_node(case):
+    """The PyTorch module's forward reads input ``k`` (``k.long()``) while the training
+    code elsewhere loops over ``k``: a call on the node's variable, allowed."""
+    check_project(*case)
 
 
 def test_the_allow_list_is_what_the_samples_call():
