@@ -38,6 +38,7 @@ from tests.support.generated import (  # noqa: E402
 from tests.support.keras_graphs import (  # noqa: E402
     random_graph,
     torch_backend_pooling_quirk,
+    torch_strided_pointwise_quirk,
 )
 
 pytestmark = pytest.mark.ref
@@ -93,7 +94,9 @@ def test_random_graphs_export_exactly(first, tmp_path):
     for seed in range(first, first + PER_TEST):
         project, _ = random_graph(seed)
         case = Case(mse_heads(project), seed)
-        if quirk and torch_backend_pooling_quirk(case.model):
+        pooling = quirk and torch_backend_pooling_quirk(case.model)
+        if pooling or torch_strided_pointwise_quirk(case.model):
+            # torch is no reference there (tests/support/keras_graphs.py): predictions only
             compare_exports(case, tmp_path)
             continue
         for check in (check_torch, check_keras):
