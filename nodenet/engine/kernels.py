@@ -60,21 +60,7 @@ def _build() -> SimpleNamespace | None:
     # the kernels call these two by their module names: compiled versions replace them
     globals()["_float_from_bits"] = _bits_intrinsic(numba)
     globals()["exp32"] = numba.njit(cache=True, error_model="numpy", inline="always")(exp32)
-    return SimpleNamespace(
-        exp32_in_place=jit(exp32_in_place),
-        tanh_exp32=jit(tanh_exp32),
-        tanh_back=jit(tanh_back),
-        lstm_gates=jit(lstm_gates),
-        lstm_out_from_exp=jit(lstm_out_from_exp),
-        lstm_back=jit(lstm_back),
-        adam=jit(adam),
-        norm_sums=jit(norm_sums),
-        norm_center=jit(norm_center),
-        norm_scale=jit(norm_scale),
-        norm_back_sums=jit(norm_back_sums),
-        norm_back_dx=jit(norm_back_dx),
-        conv_scatter2d=jit(conv_scatter2d),
-    )
+    return SimpleNamespace(**{f.__name__: jit(f) for f in _KERNELS})
 
 
 def _bits_intrinsic(numba):
@@ -345,3 +331,20 @@ def adam(w, g, m, v, beta_1, rest_1, beta_2, rest_2, epsilon, alpha):
         m[k] = mk
         v[k] = vk
         w[k] = w[k] - (mk * alpha) / (np.sqrt(vk) + epsilon)
+
+
+_KERNELS = (  # what :func:`get` compiles, each under its own name
+    exp32_in_place,
+    tanh_exp32,
+    tanh_back,
+    lstm_gates,
+    lstm_out_from_exp,
+    lstm_back,
+    norm_sums,
+    norm_center,
+    norm_scale,
+    norm_back_sums,
+    norm_back_dx,
+    conv_scatter2d,
+    adam,
+)

@@ -132,18 +132,6 @@ def _gather(xp: np.ndarray, geo: Geometry, ones: bool, into: np.ndarray) -> np.n
     return cols
 
 
-def _kernels_for(xp: np.ndarray, geo: Geometry):
-    """:mod:`nodenet.engine.kernels` for windows over two spatial axes of a contiguous
-    ``xp``, or None (numpy's copies then)."""
-    if len(geo.window) != 2 or not xp.flags.c_contiguous:
-        return None
-    return kernels.get()
-
-
-def _shape_args(geo: Geometry) -> tuple:
-    return geo.size, geo.pooled, geo.window, geo.strides, geo.dilation
-
-
 # -- window buffers, reused from one step to the next ----------------------------------------
 
 _spare = threading.local()  # per thread: {(size, dtype): [buffers a finished backward gave back]}
@@ -202,9 +190,10 @@ def _scatter(dcols: np.ndarray, geo: Geometry, dxp: np.ndarray) -> None:
     meet distinct input positions (``s*(q + j*p)``, ``q < p``), so one strided view of
     ``dxp`` takes all of them without overlap.
     """
-    kern = _kernels_for(dxp, geo)
-    if kern is not None and dcols.flags.c_contiguous:
-        kern.conv_scatter2d(dcols, dxp, *_shape_args(geo))
+    contiguous = dxp.flags.c_contiguous and dcols.flags.c_contiguous
+    kern = kernels.get() if len(geo.window) == 2 and contiguous else None
+    if kern is not None:  # the same adds, in one loop (two spatial axes)
+        kern.conv_scatter2d(dcols, dxp, geo.size, geo.pooled, geo.window, geo.strides, geo.dilation)
         return
     shares = dcols.reshape(len(dxp), *geo.size, *geo.pooled, *geo.window, geo.channels)
     dxp[...] = 0
