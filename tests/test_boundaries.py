@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,27 @@ def test_importing_the_engine_loads_no_qt_at_run_time():
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_training_loads_neither_scikit_learn_nor_scipy_until_a_block_needs_them():
+    # scikit-learn and scipy cost ~120 MiB of memory and over a second at import: a
+    # training process pays them only for the synthetic datasets, GELU or Embedding
+    code = (
+        f"import sys, numpy as np; sys.path.insert(0, {str(PACKAGE.parent)!r})\n"
+        "from benchmarks.engine_bench_models import MODELS\n"
+        "from nodenet.runner import build_model\n"
+        "from nodenet.engine.training import fit\n"
+        "model = build_model(MODELS['mlp'](), seed=0)\n"
+        "x = {'x': np.ones((8, 784), 'float32')}\n"
+        "y = {'y': np.eye(10, dtype='float32')[np.arange(8)]}\n"
+        "fit(model, x, y, epochs=1, batch_size=4)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n"
+    )
+    env = {**os.environ, "NODENET_KERNELS": "numpy"}  # numba's own loading imports scipy
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == "[]"
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import make_circles, make_moons
 
 from nodenet.engine.data.base import (
     Dataset,
@@ -95,6 +94,8 @@ def circles(seed: int, options: dict[str, Any]) -> Dataset:
     check_samples("circles", options["samples"])
     check_range("circles: option 'noise'", options["noise"], 0.0)
     check_range("circles: option 'factor'", options["factor"], 0.0, 0.99)
+    from sklearn.datasets import make_circles  # imported on use: scikit-learn is ~120 MiB
+
     x, y = make_circles(
         options["samples"], noise=options["noise"], factor=options["factor"], random_state=seed
     )
@@ -112,6 +113,8 @@ def moons(seed: int, options: dict[str, Any]) -> Dataset:
     """Two interleaving half circles, one class each."""
     check_samples("moons", options["samples"])
     check_range("moons: option 'noise'", options["noise"], 0.0)
+    from sklearn.datasets import make_moons  # imported on use, as make_circles
+
     x, y = make_moons(options["samples"], noise=options["noise"], random_state=seed)
     meta = _meta(["upper", "lower"])
     return Dataset({"x": x.astype(np.float32), "y": y.astype(np.int64)}, meta)

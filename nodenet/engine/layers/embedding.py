@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from nodenet.engine.initializers import NAMES as INITS
 from nodenet.engine.layer import Example, Layer, WeightSpec, register
@@ -105,6 +104,8 @@ def scatter_rows(indices: np.ndarray, grad: np.ndarray, n_rows: int) -> np.ndarr
     matrix times the gradient rows: an order of magnitude faster than
     ``np.add.at`` on large vocabularies.
     """
+    from scipy import sparse  # imported on use: ~20 MiB a model without Embedding never needs
+
     flat = indices.reshape(-1)
     rows = grad.reshape(flat.size, grad.shape[-1])
     picks = sparse.csr_matrix(
