@@ -57,9 +57,11 @@ def _build() -> SimpleNamespace | None:
     # error_model="numpy": division by zero gives inf as in numpy, with no check per
     # element, which would keep the loops from vectorizing
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-    # the kernels call these two by their module names: compiled versions replace them
+    # the kernels call these by their module names: compiled versions replace them
     globals()["_float_from_bits"] = _bits_intrinsic(numba)
-    globals()["exp32"] = numba.njit(cache=True, error_model="numpy", inline="always")(exp32)
+    inline = numba.njit(cache=True, error_model="numpy", inline="always")
+    for helper in (exp32, _next_position):
+        globals()[helper.__name__] = inline(helper)
     return SimpleNamespace(**{f.__name__: jit(f) for f in _KERNELS})
 
 
@@ -287,6 +289,95 @@ def norm_back_dx(grad, centered, scale, slope, shift, dx):
             d[b] = g[b] * scale[b] + (c[b] * slope[b] + shift[b])
 
 
+# -- BatchNormalization, relu and max pooling in one (norm_parts, windows that tile) ----
+#
+# The pooled output and each window's first maximum are taken straight from the centered
+# values; the gradient of a row position is the pooled gradient where that position held
+# its window's first maximum (above zero), else 0, as the pooling's spread and the relu
+# mask give it. ``first`` holds that window offset (row-major), or -1 for none.
+
+
+def norm_relu_pool2d(centered, scale, beta, add_beta, pool, y, first):
+    """``y`` = the max pooling (windows ``pool``, tiling) of :func:`norm_scale`'s relu
+    output of ``centered`` (part, h, w, features), and ``first`` (int32) its first
+    maxima: the same maximum as numpy's (a NaN wins), the first window offset holding
+    it, -1 where it is not above zero."""
+    zero = y.dtype.type(0)
+    ph, pw = pool
+    for n in range(y.shape[0]):
+        for i in range(y.shape[1]):
+            for q in range(ph * pw):
+                h, w0, offset = i * ph + q // pw, q % pw, first.dtype.type(q)
+                for j in range(y.shape[2]):
+                    row, top, hit = centered[n, h, j * pw + w0], y[n, i, j], first[n, i, j]
+                    for b in range(y.shape[3]):
+                        v = row[b] * scale[b]
+                        if add_beta:
+                            v = v + beta[b]
+                        v = v if (v >= zero or v != v) else zero
+                        if q == 0:
+                            top[b], hit[b] = v, offset
+                        else:  # numpy's maximum keeps top unless top < v or v is NaN
+                            take = (top[b] < v) | (v != v)
+                            top[b] = v if take else top[b]
+                            hit[b] = offset if take else hit[b]
+    flat, hits = y.reshape(-1), first.reshape(-1)
+    for k in range(flat.shape[0]):
+        if not flat[k] > zero:
+            hits[k] = -1
+
+
+def norm_pool_back_sums(grad, first, centered, start, shape, pool, sum_g, sum_gc):
+    """:func:`norm_back_sums` of the rows ``centered`` (from row ``start`` of the batch's
+    images ``shape``), their gradient read from the pooled ``grad`` and ``first``: the
+    pooled gradient where the row held its window's first maximum, else 0 (which leaves
+    the sums as they are)."""
+    zero = sum_g.dtype.type(0)
+    n, rest = divmod(start, shape[0] * shape[1])
+    h, w = divmod(rest, shape[1])
+    for a in range(centered.shape[0]):
+        i, j = h // pool[0], w // pool[1]
+        if i < grad.shape[1] and j < grad.shape[2]:
+            offset = (h - i * pool[0]) * pool[1] + (w - j * pool[1])
+            g_row, hit, c = grad[n, i, j], first[n, i, j], centered[a]
+            for b in range(centered.shape[1]):
+                g = g_row[b] if hit[b] == offset else zero
+                sum_g[b] += g
+                sum_gc[b] += g * c[b]
+        n, h, w = _next_position(n, h, w, shape)
+
+
+def norm_pool_back_dx(grad, first, centered, start, shape, pool, scale, slope, shift, dx):
+    """:func:`norm_back_dx` of the rows ``centered``, their gradient read as
+    :func:`norm_pool_back_sums` reads it."""
+    zero = dx.dtype.type(0)
+    n, rest = divmod(start, shape[0] * shape[1])
+    h, w = divmod(rest, shape[1])
+    for a in range(centered.shape[0]):
+        i, j = h // pool[0], w // pool[1]
+        c, d = centered[a], dx[a]
+        if i < grad.shape[1] and j < grad.shape[2]:
+            offset = (h - i * pool[0]) * pool[1] + (w - j * pool[1])
+            g_row, hit = grad[n, i, j], first[n, i, j]
+            for b in range(centered.shape[1]):
+                g = g_row[b] if hit[b] == offset else zero
+                d[b] = g * scale[b] + (c[b] * slope[b] + shift[b])
+        else:  # outside every window: no gradient
+            for b in range(centered.shape[1]):
+                d[b] = zero * scale[b] + (c[b] * slope[b] + shift[b])
+        n, h, w = _next_position(n, h, w, shape)
+
+
+def _next_position(n, h, w, shape):
+    """The image position (sample, row, column) after ``(n, h, w)`` in images ``shape``."""
+    w += 1
+    if w == shape[1]:
+        w, h = 0, h + 1
+        if h == shape[0]:
+            h, n = 0, n + 1
+    return n, h, w
+
+
 # -- convolution windows over two spatial axes (conv_parts, the wide layout) -----------
 #
 # Along a spatial axis, kernel tap o, pooling offset q (of ``size``) and pooled position
@@ -345,6 +436,9 @@ _KERNELS = (  # what :func:`get` compiles, each under its own name
     norm_scale,
     norm_back_sums,
     norm_back_dx,
+    norm_relu_pool2d,
+    norm_pool_back_sums,
+    norm_pool_back_dx,
     conv_scatter2d,
     adam,
 )

@@ -22,6 +22,7 @@ from nodenet.engine.flat_params import FlatParams
 from nodenet.engine.initializers import initialize
 from nodenet.engine.layer import Context, Layer, WeightSpec
 from nodenet.engine.layers import conv_pool
+from nodenet.engine.layers.normalization import fusable_pool
 from nodenet.engine.layers.text_vectorization import text_wiring_problem
 from nodenet.engine.model_io import InputsIO, WeightsIO, initial_state
 from nodenet.errors import DataError, NodenetError, ShapeError, TrainingError
@@ -56,8 +57,9 @@ class Model(WeightsIO, InputsIO):
     fuse : bool
         Run each convolution that feeds only a max pooling as one step with it
         (:mod:`nodenet.engine.layers.conv_pool`), and each BatchNormalization that feeds
-        only a relu Activation with it (``BatchNormalization.forward_relu``): same
-        results, fewer passes over memory.
+        only a relu Activation with it (``BatchNormalization.forward_relu``), with the
+        max pooling that relu alone feeds too (``forward_relu_pool``): same results,
+        fewer passes over memory.
     """
 
     def __init__(
@@ -101,9 +103,11 @@ class Model(WeightsIO, InputsIO):
         }
         self._inference = {i for i in self.frozen if self.layers[i].INFERENCE_WHEN_FROZEN}
         self.relu_after: dict[str, str] = self._fuse_norm_relus() if fuse else {}
+        self.pool_after_relu: dict[str, str] = self._fuse_relu_pools()
         # blocks run in the step of the block before them, which takes their gradient
         self._fused_into = {pool: conv for conv, pool in self.pool_after.items()}
         self._fused_into.update({act: norm for norm, act in self.relu_after.items()})
+        self._fused_into.update({pool: norm for norm, pool in self.pool_after_relu.items()})
         self._backprop = self._needing_backward()
         self.heads = [self._head(node_id) for node_id in blueprint.outputs]
         self._head_ids = [h.id for h in self.heads]
@@ -172,6 +176,20 @@ class Model(WeightsIO, InputsIO):
             if relu and node_id not in self._inference:
                 pairs[node_id] = consumers[0]
         return pairs
+
+    def _fuse_relu_pools(self) -> dict[str, str]:
+        """BatchNormalizations run with their relu (:meth:`_fuse_norm_relus`) and the max
+        pooling that relu alone feeds: norm id -> pool id (``BatchNormalization.
+        forward_relu_pool``). The results are the same."""
+        triples = {}
+        for node_id, act in self.relu_after.items():
+            consumers = self.consumers[act]
+            if len(consumers) != 1 or act in self.multi or consumers[0] in self.multi:
+                continue
+            pool = self.layers[consumers[0]]
+            if fusable_pool(pool, self.input_shapes(consumers[0])[0]):
+                triples[node_id] = consumers[0]
+        return triples
 
     def _head(self, node_id: str) -> Head:
         config = self.layers[node_id].config
@@ -282,8 +300,13 @@ class Model(WeightsIO, InputsIO):
                 elif step == _CONV_POOL:  # a convolution run with its max pooling
                     args = (layer, self.layers[follower], weights[node_id], xs[0], ctx)
                     values[follower], cache = conv_pool.forward(*args)
-                else:  # a BatchNormalization run with its relu
+                elif step == _NORM_RELU:  # a BatchNormalization run with its relu
                     values[follower], cache = layer.forward_relu(weights[node_id], xs, ctx)
+                else:  # a BatchNormalization run with its relu and the pooling after
+                    pool = self.layers[follower]
+                    values[follower], cache = layer.forward_relu_pool(
+                        weights[node_id], xs, ctx, pool
+                    )
             except (NodenetError, MemoryError):
                 raise
             except Exception as err:  # a bug in a block: say which block
@@ -298,22 +321,34 @@ class Model(WeightsIO, InputsIO):
         """Per node in order, what :meth:`forward` does: (id, layer, feeds, step, follower);
         a feed's port is None for a block with one output; the blocks run in the step of
         the one before them (a pooling after its convolution, step ``_CONV_POOL``; a relu
-        after its normalization, ``_NORM_RELU``) are left out, and named as its follower."""
+        after its normalization, ``_NORM_RELU``, and a max pooling after that relu,
+        ``_NORM_RELU_POOL``) are left out, the last of them named as its follower."""
         plan = []
         for node_id in self.order:
             layer = self.layers[node_id]
             if node_id in self._fused_into:
                 continue
             feeds = [(s, p if s in self.multi else None) for s, p in self.feeds[node_id]]
-            follower = self.pool_after.get(node_id) or self.relu_after.get(node_id)
-            if follower is not None:
-                step = _CONV_POOL if node_id in self.pool_after else _NORM_RELU
-            elif node_id in self._inference:
-                step = _FROZEN
-            else:
-                step = _INPUT if layer.TYPE == "Input" else _PLAIN
+            step, follower = self._fused_step(node_id)
+            if follower is None:
+                if node_id in self._inference:
+                    step = _FROZEN
+                else:
+                    step = _INPUT if layer.TYPE == "Input" else _PLAIN
             plan.append((node_id, layer, feeds, step, follower))
         return plan
+
+    def _fused_step(self, node_id: str) -> tuple[int | None, str | None]:
+        """The step that runs ``node_id`` with the blocks after it, and the last of them
+        (its follower); (None, None) for a block run alone."""
+        for step, followers in (
+            (_CONV_POOL, self.pool_after),
+            (_NORM_RELU_POOL, self.pool_after_relu),
+            (_NORM_RELU, self.relu_after),
+        ):
+            if node_id in followers:
+                return step, followers[node_id]
+        return None, None
 
     def _plan_backward(self) -> list[tuple[str, Layer, list, dict[str, str] | None]]:
         """Per node a backward pass visits, in reverse order: (id, layer, feeds, keys);
@@ -387,6 +422,8 @@ class Model(WeightsIO, InputsIO):
         try:
             if node_id in self.pool_after:
                 return conv_pool.backward(layer, weights, cache, g)
+            if node_id in self.pool_after_relu:
+                return layer.backward_relu_pool(weights, cache, g)
             if node_id in self.relu_after:
                 return layer.backward_relu(weights, cache, g)
             layer.grad_out = into
@@ -455,8 +492,8 @@ class Model(WeightsIO, InputsIO):
 
 # what forward does with a node: run it; take it from the inputs (else run it); run it in
 # inference mode (a frozen BatchNormalization); run it with the max pooling after it; run
-# it with the relu after it
-_PLAIN, _INPUT, _FROZEN, _CONV_POOL, _NORM_RELU = 0, 1, 2, 3, 4
+# it with the relu after it; run it with the relu and the max pooling after that
+_PLAIN, _INPUT, _FROZEN, _CONV_POOL, _NORM_RELU, _NORM_RELU_POOL = 0, 1, 2, 3, 4, 5
 
 
 def _send_back(grads: dict[str, Any], feeds: list, input_grads: list) -> None:

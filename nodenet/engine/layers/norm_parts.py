@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from nodenet.engine import kernels
-from nodenet.engine.layers.windows import over_parts
+from nodenet.engine.layers.windows import over_batch, over_parts
 
 _CHUNK = 1 << 16  # elements of a part: its rows of every array in a pass stay in a core's cache
 
@@ -100,6 +100,21 @@ def forward(x, gamma, beta, epsilon: float, relu: bool = False):
 def _forward_fused(kern, x, gamma, beta, epsilon: float, relu: bool):
     """:func:`forward` through :mod:`nodenet.engine.kernels`: the same parts and sums,
     three passes instead of six."""
+    x2, rows, centered, stats = _statistics(kern, x, gamma, epsilon)
+    scale = stats[1]
+    out = np.empty_like(x2)
+    shift = scale if beta is None else beta  # not read without beta
+
+    def third(i: int, r: slice) -> None:
+        kern.norm_scale(centered[r], scale, shift, beta is not None, relu, out[r])
+
+    over_parts(third, rows, x.size)
+    return out.reshape(x.shape), (centered.reshape(x.shape), *stats)
+
+
+def _statistics(kern, x, gamma, epsilon: float):
+    """The first two passes of :func:`_forward_fused`: ``x`` as rows, the parts, the
+    centered rows and ``(rstd, scale, mean, var)``."""
     x2, rows = _rows(x)
     count, size, width = len(x2), x.size, x2.shape[1]
     sums = [np.zeros(width) for _ in rows]
@@ -111,14 +126,66 @@ def _forward_fused(kern, x, gamma, beta, epsilon: float, relu: bool):
     var = (_total(squares) / count).astype(x.dtype)
     rstd = 1 / np.sqrt(var + epsilon)
     scale = rstd * gamma if gamma is not None else rstd
-    out = np.empty_like(x2)
+    return x2, rows, centered, (rstd, scale, mean, var)
+
+
+def forward_pool(x, gamma, beta, epsilon: float, pool: tuple[int, int]):
+    """:func:`forward` with ``relu``, then max pooling over windows ``pool`` that tile
+    ``x`` (batch, h, w, features) from its corner: the pooled output and the cache
+    ``(centered, rstd, scale, mean, var, first)`` for :func:`backward_pool`, ``first``
+    holding each window's first maximum. None without the kernels.
+
+    Only the pooled output is written: the normalized values are never stored.
+    """
+    kern = kernels.get()
+    if kern is None:
+        return None
+    x = np.ascontiguousarray(x)
+    _, _, centered, stats = _statistics(kern, x, gamma, epsilon)
+    scale = stats[1]
+    out = tuple(n // p for n, p in zip(x.shape[1:3], pool, strict=True))
+    y = np.empty((len(x), *out, x.shape[-1]), x.dtype)
+    first = np.empty(y.shape, np.int32)  # int8 would keep the loop from vectorizing
+    images = centered.reshape(x.shape)
     shift = scale if beta is None else beta  # not read without beta
 
-    def third(i: int, r: slice) -> None:
-        kern.norm_scale(centered[r], scale, shift, beta is not None, relu, out[r])
+    def third(part: slice) -> None:
+        args = (scale, shift, beta is not None, pool, y[part], first[part])
+        kern.norm_relu_pool2d(images[part], *args)
 
-    over_parts(third, rows, size)
-    return out.reshape(x.shape), (centered.reshape(x.shape), rstd, scale, mean, var)
+    over_batch(third, len(x), x.size)
+    return y, (images, *stats, first)
+
+
+def backward_pool(grad, centered, rstd, scale, first, pool: tuple[int, int]):
+    """:func:`backward` of :func:`forward_pool`, from dL/d(pooled output) ``grad``: the
+    gradient of each position is read from ``grad`` and ``first`` as the pooling and
+    the relu would send it, never stored. The same parts and sums as :func:`backward`."""
+    kern = kernels.get()
+    grad = np.ascontiguousarray(grad)
+    c2, rows = _rows(centered)
+    count, size, width = len(c2), centered.size, c2.shape[1]
+    shape = centered.shape[1:3]
+    sum_g = [np.zeros(width, grad.dtype) for _ in rows]
+    sum_gc = [np.zeros(width, grad.dtype) for _ in rows]
+
+    def first_pass(i: int, r: slice) -> None:
+        args = (r.start, shape, pool, sum_g[i], sum_gc[i])
+        kern.norm_pool_back_sums(grad, first, c2[r], *args)
+
+    over_parts(first_pass, rows, size)
+    grad_beta = _total(sum_g).astype(grad.dtype)
+    grad_gamma = (_total(sum_gc) * rstd).astype(grad.dtype)
+    slope = -scale * rstd * grad_gamma / count
+    shift = -scale * grad_beta / count
+    dx = np.empty_like(c2)
+
+    def second(i: int, r: slice) -> None:
+        args = (r.start, shape, pool, scale, slope, shift, dx[r])
+        kern.norm_pool_back_dx(grad, first, c2[r], *args)
+
+    over_parts(second, rows, size)
+    return dx.reshape(centered.shape), grad_beta, grad_gamma
 
 
 def backward(grad, centered, rstd, scale, relu_out=None):

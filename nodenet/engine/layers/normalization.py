@@ -196,6 +196,39 @@ class BatchNormalization(Layer):
         inner, out = cache
         return self._backward(weights, inner, grad, relu_out=out)
 
+    def forward_relu_pool(self, weights, inputs, ctx, pool: Layer):
+        """``pool(relu(forward))``: as :meth:`forward_relu`, the relu then feeding a max
+        pooling alone (:func:`fusable_pool`); the cache for :meth:`backward_relu_pool`.
+
+        In training, channels-last and with the kernels, one pass after the statistics
+        writes the pooled output (:func:`norm_parts.forward_pool`); otherwise the blocks
+        run one after the other.
+        """
+        (x,) = inputs
+        axis = feature_axis(self.config["axis"], x.ndim, "BatchNormalization", x.shape[1:])
+        if ctx.training and axis == x.ndim - 1:
+            size = pool.geometry(x.shape[1:-1])[0]
+            args = (weights.get("gamma"), weights.get("beta"), self.config["epsilon"], size)
+            fused = norm_parts.forward_pool(x, *args)
+            if fused is not None:
+                y, (centered, rstd, scale, mean, var, first) = fused
+                self._update_moving(weights, mean, var)
+                return y, (True, (centered, rstd, scale, first, size))
+        out, inner = self.forward_relu(weights, inputs, ctx)
+        y, pooled = pool.forward({}, [out], ctx)
+        return y, (False, (inner, pool, pooled))
+
+    def backward_relu_pool(self, weights, cache, grad):
+        """:meth:`backward` of :meth:`forward_relu_pool`, from dL/d(the pooling's output)."""
+        fused, inner = cache
+        if fused:
+            dx, grad_beta, grad_gamma = norm_parts.backward_pool(grad, *inner)
+            grads = {"gamma": grad_gamma, "beta": grad_beta}
+            return [dx], {k: v for k, v in grads.items() if k in weights}
+        inner, pool, pooled = inner
+        (grad,), _ = pool.backward({}, pooled, grad)
+        return self.backward_relu(weights, inner, grad)
+
     def _forward(self, weights, inputs, ctx, relu: bool = False):
         (x,) = inputs
         axis = feature_axis(self.config["axis"], x.ndim, "BatchNormalization", x.shape[1:])
@@ -253,6 +286,16 @@ class BatchNormalization(Layer):
             moving = weights[name]
             moving *= momentum
             moving += batch * (1.0 - momentum)
+
+
+def fusable_pool(pool: Layer, input_shape: tuple) -> bool:
+    """True if ``pool`` (input ``input_shape`` without the batch) can run in one step with
+    the BatchNormalization and relu before it: a max pooling of images whose windows tile
+    them from the corner (:meth:`BatchNormalization.forward_relu_pool`)."""
+    if pool.TYPE != "MaxPooling2D" or len(input_shape) != 3 or None in input_shape:
+        return False
+    size, strides, pads = pool.geometry(input_shape[:-1])
+    return size == strides and not any(b or a for b, a in pads)
 
 
 @register
