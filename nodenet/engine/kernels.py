@@ -251,6 +251,15 @@ def norm_center(x, mean, centered, squares):
             squares[b] += c * c
 
 
+def norm_squares(x, mean, squares):
+    """:func:`norm_center` without storing the centered values."""
+    for a in range(x.shape[0]):
+        row = x[a]
+        for b in range(x.shape[1]):
+            c = row[b] - mean[b]
+            squares[b] += c * c
+
+
 def norm_scale(centered, scale, beta, add_beta, relu, out):
     """``out = centered * scale (+ beta)``, with ``relu`` its maximum with 0 (a NaN stays,
     as with numpy's maximum)."""
@@ -297,9 +306,9 @@ def norm_back_dx(grad, centered, scale, slope, shift, dx):
 # mask give it. ``first`` holds that window offset (row-major), or -1 for none.
 
 
-def norm_relu_pool2d(centered, scale, beta, add_beta, pool, y, first):
+def norm_relu_pool2d(x, mean, scale, beta, add_beta, pool, y, first):
     """``y`` = the max pooling (windows ``pool``, tiling) of :func:`norm_scale`'s relu
-    output of ``centered`` (part, h, w, features), and ``first`` (int32) its first
+    output of ``x - mean`` (x: part, h, w, features), and ``first`` (int32) its first
     maxima: the same maximum as numpy's (a NaN wins), the first window offset holding
     it, -1 where it is not above zero."""
     zero = y.dtype.type(0)
@@ -309,9 +318,9 @@ def norm_relu_pool2d(centered, scale, beta, add_beta, pool, y, first):
             for q in range(ph * pw):
                 h, w0, offset = i * ph + q // pw, q % pw, first.dtype.type(q)
                 for j in range(y.shape[2]):
-                    row, top, hit = centered[n, h, j * pw + w0], y[n, i, j], first[n, i, j]
+                    row, top, hit = x[n, h, j * pw + w0], y[n, i, j], first[n, i, j]
                     for b in range(y.shape[3]):
-                        v = row[b] * scale[b]
+                        v = (row[b] - mean[b]) * scale[b]
                         if add_beta:
                             v = v + beta[b]
                         v = v if (v >= zero or v != v) else zero
@@ -327,44 +336,44 @@ def norm_relu_pool2d(centered, scale, beta, add_beta, pool, y, first):
             hits[k] = -1
 
 
-def norm_pool_back_sums(grad, first, centered, start, shape, pool, sum_g, sum_gc):
-    """:func:`norm_back_sums` of the rows ``centered`` (from row ``start`` of the batch's
+def norm_pool_back_sums(grad, first, x, mean, start, shape, pool, sum_g, sum_gc):
+    """:func:`norm_back_sums` of the rows ``x - mean`` (from row ``start`` of the batch's
     images ``shape``), their gradient read from the pooled ``grad`` and ``first``: the
     pooled gradient where the row held its window's first maximum, else 0 (which leaves
     the sums as they are)."""
     zero = sum_g.dtype.type(0)
     n, rest = divmod(start, shape[0] * shape[1])
     h, w = divmod(rest, shape[1])
-    for a in range(centered.shape[0]):
+    for a in range(x.shape[0]):
         i, j = h // pool[0], w // pool[1]
         if i < grad.shape[1] and j < grad.shape[2]:
             offset = (h - i * pool[0]) * pool[1] + (w - j * pool[1])
-            g_row, hit, c = grad[n, i, j], first[n, i, j], centered[a]
-            for b in range(centered.shape[1]):
+            g_row, hit, row = grad[n, i, j], first[n, i, j], x[a]
+            for b in range(x.shape[1]):
                 g = g_row[b] if hit[b] == offset else zero
                 sum_g[b] += g
-                sum_gc[b] += g * c[b]
+                sum_gc[b] += g * (row[b] - mean[b])
         n, h, w = _next_position(n, h, w, shape)
 
 
-def norm_pool_back_dx(grad, first, centered, start, shape, pool, scale, slope, shift, dx):
-    """:func:`norm_back_dx` of the rows ``centered``, their gradient read as
+def norm_pool_back_dx(grad, first, x, mean, start, shape, pool, scale, slope, shift, dx):
+    """:func:`norm_back_dx` of the rows ``x - mean``, their gradient read as
     :func:`norm_pool_back_sums` reads it."""
     zero = dx.dtype.type(0)
     n, rest = divmod(start, shape[0] * shape[1])
     h, w = divmod(rest, shape[1])
-    for a in range(centered.shape[0]):
+    for a in range(x.shape[0]):
         i, j = h // pool[0], w // pool[1]
-        c, d = centered[a], dx[a]
+        row, d = x[a], dx[a]
         if i < grad.shape[1] and j < grad.shape[2]:
             offset = (h - i * pool[0]) * pool[1] + (w - j * pool[1])
             g_row, hit = grad[n, i, j], first[n, i, j]
-            for b in range(centered.shape[1]):
+            for b in range(x.shape[1]):
                 g = g_row[b] if hit[b] == offset else zero
-                d[b] = g * scale[b] + (c[b] * slope[b] + shift[b])
+                d[b] = g * scale[b] + ((row[b] - mean[b]) * slope[b] + shift[b])
         else:  # outside every window: no gradient
-            for b in range(centered.shape[1]):
-                d[b] = zero * scale[b] + (c[b] * slope[b] + shift[b])
+            for b in range(x.shape[1]):
+                d[b] = zero * scale[b] + ((row[b] - mean[b]) * slope[b] + shift[b])
         n, h, w = _next_position(n, h, w, shape)
 
 
@@ -433,6 +442,7 @@ _KERNELS = (  # what :func:`get` compiles, each under its own name
     lstm_back,
     norm_sums,
     norm_center,
+    norm_squares,
     norm_scale,
     norm_back_sums,
     norm_back_dx,

@@ -112,80 +112,95 @@ def _forward_fused(kern, x, gamma, beta, epsilon: float, relu: bool):
     return out.reshape(x.shape), (centered.reshape(x.shape), *stats)
 
 
-def _statistics(kern, x, gamma, epsilon: float):
+def _statistics(kern, x, gamma, epsilon: float, keep_centered: bool = True):
     """The first two passes of :func:`_forward_fused`: ``x`` as rows, the parts, the
-    centered rows and ``(rstd, scale, mean, var)``."""
+    centered rows (None unless ``keep_centered``) and ``(rstd, scale, mean, var)``."""
     x2, rows = _rows(x)
     count, size, width = len(x2), x.size, x2.shape[1]
     sums = [np.zeros(width) for _ in rows]
     over_parts(lambda i, r: kern.norm_sums(x2[r], sums[i]), rows, size)
     mean = (_total(sums) / count).astype(x.dtype)
-    centered = np.empty_like(x2)
     squares = [np.zeros(width, x.dtype) for _ in rows]
-    over_parts(lambda i, r: kern.norm_center(x2[r], mean, centered[r], squares[i]), rows, size)
+    centered = np.empty_like(x2) if keep_centered else None
+
+    def second(i: int, r: slice) -> None:
+        if centered is None:
+            kern.norm_squares(x2[r], mean, squares[i])
+        else:
+            kern.norm_center(x2[r], mean, centered[r], squares[i])
+
+    over_parts(second, rows, size)
     var = (_total(squares) / count).astype(x.dtype)
     rstd = 1 / np.sqrt(var + epsilon)
     scale = rstd * gamma if gamma is not None else rstd
     return x2, rows, centered, (rstd, scale, mean, var)
 
 
+def _coefficients(sum_g, sum_gc, rstd, scale, count: int, dtype):
+    """From the parts' sums of g and g·x̂: beta's and gamma's gradients, and the slope and
+    shift per feature of ``dx = g * scale + centered * slope + shift``."""
+    grad_beta = _total(sum_g).astype(dtype)
+    grad_gamma = (_total(sum_gc) * rstd).astype(dtype)
+    slope = -scale * rstd * grad_gamma / count
+    shift = -scale * grad_beta / count
+    return grad_beta, grad_gamma, slope, shift
+
+
 def forward_pool(x, gamma, beta, epsilon: float, pool: tuple[int, int]):
     """:func:`forward` with ``relu``, then max pooling over windows ``pool`` that tile
     ``x`` (batch, h, w, features) from its corner: the pooled output and the cache
-    ``(centered, rstd, scale, mean, var, first)`` for :func:`backward_pool`, ``first``
-    holding each window's first maximum. None without the kernels.
+    ``(x, mean, rstd, scale, first)`` for :func:`backward_pool`, ``first`` holding each
+    window's first maximum; with the mean and var. None without the kernels.
 
-    Only the pooled output is written: the normalized values are never stored.
+    Only the pooled output is written: the centered and normalized values are computed
+    where they are read (``x - mean``, as :func:`forward` computes it), never stored.
+    ``x`` is kept for the backward: the block before must not change it in place.
     """
     kern = kernels.get()
     if kern is None:
         return None
     x = np.ascontiguousarray(x)
-    _, _, centered, stats = _statistics(kern, x, gamma, epsilon)
-    scale = stats[1]
+    _, _, _, (rstd, scale, mean, var) = _statistics(kern, x, gamma, epsilon, False)
     out = tuple(n // p for n, p in zip(x.shape[1:3], pool, strict=True))
     y = np.empty((len(x), *out, x.shape[-1]), x.dtype)
     first = np.empty(y.shape, np.int32)  # int8 would keep the loop from vectorizing
-    images = centered.reshape(x.shape)
     shift = scale if beta is None else beta  # not read without beta
 
     def third(part: slice) -> None:
-        args = (scale, shift, beta is not None, pool, y[part], first[part])
-        kern.norm_relu_pool2d(images[part], *args)
+        args = (mean, scale, shift, beta is not None, pool, y[part], first[part])
+        kern.norm_relu_pool2d(x[part], *args)
 
     over_batch(third, len(x), x.size)
-    return y, (images, *stats, first)
+    return y, (x, mean, rstd, scale, first), (mean, var)
 
 
-def backward_pool(grad, centered, rstd, scale, first, pool: tuple[int, int]):
+def backward_pool(grad, x, mean, rstd, scale, first, pool: tuple[int, int]):
     """:func:`backward` of :func:`forward_pool`, from dL/d(pooled output) ``grad``: the
     gradient of each position is read from ``grad`` and ``first`` as the pooling and
     the relu would send it, never stored. The same parts and sums as :func:`backward`."""
     kern = kernels.get()
     grad = np.ascontiguousarray(grad)
-    c2, rows = _rows(centered)
-    count, size, width = len(c2), centered.size, c2.shape[1]
-    shape = centered.shape[1:3]
+    x2, rows = _rows(x)
+    count, width, shape = len(x2), x2.shape[1], x.shape[1:3]
     sum_g = [np.zeros(width, grad.dtype) for _ in rows]
     sum_gc = [np.zeros(width, grad.dtype) for _ in rows]
 
     def first_pass(i: int, r: slice) -> None:
         args = (r.start, shape, pool, sum_g[i], sum_gc[i])
-        kern.norm_pool_back_sums(grad, first, c2[r], *args)
+        kern.norm_pool_back_sums(grad, first, x2[r], mean, *args)
 
-    over_parts(first_pass, rows, size)
-    grad_beta = _total(sum_g).astype(grad.dtype)
-    grad_gamma = (_total(sum_gc) * rstd).astype(grad.dtype)
-    slope = -scale * rstd * grad_gamma / count
-    shift = -scale * grad_beta / count
-    dx = np.empty_like(c2)
+    over_parts(first_pass, rows, x.size)
+    grad_beta, grad_gamma, slope, shift = _coefficients(
+        sum_g, sum_gc, rstd, scale, count, grad.dtype
+    )
+    dx = np.empty_like(x2)
 
     def second(i: int, r: slice) -> None:
         args = (r.start, shape, pool, scale, slope, shift, dx[r])
-        kern.norm_pool_back_dx(grad, first, c2[r], *args)
+        kern.norm_pool_back_dx(grad, first, x2[r], mean, *args)
 
-    over_parts(second, rows, size)
-    return dx.reshape(centered.shape), grad_beta, grad_gamma
+    over_parts(second, rows, x.size)
+    return dx.reshape(x.shape), grad_beta, grad_gamma
 
 
 def backward(grad, centered, rstd, scale, relu_out=None):
@@ -251,10 +266,9 @@ def _backward_fused(kern, grad, centered, rstd, scale, relu_out):
         kern.norm_back_sums(g2[r], c2[r], positive[r], relu, masked[r], sum_g[i], sum_gc[i])
 
     over_parts(first, rows, size)
-    grad_beta = _total(sum_g).astype(grad.dtype)
-    grad_gamma = (_total(sum_gc) * rstd).astype(grad.dtype)
-    slope = -scale * rstd * grad_gamma / count
-    shift = -scale * grad_beta / count
+    grad_beta, grad_gamma, slope, shift = _coefficients(
+        sum_g, sum_gc, rstd, scale, count, grad.dtype
+    )
     dx = np.empty_like(g2)
 
     def second(i: int, r: slice) -> None:

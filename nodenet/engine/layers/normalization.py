@@ -211,9 +211,9 @@ class BatchNormalization(Layer):
             args = (weights.get("gamma"), weights.get("beta"), self.config["epsilon"], size)
             fused = norm_parts.forward_pool(x, *args)
             if fused is not None:
-                y, (centered, rstd, scale, mean, var, first) = fused
+                y, cache, (mean, var) = fused
                 self._update_moving(weights, mean, var)
-                return y, (True, (centered, rstd, scale, first, size))
+                return y, (True, (*cache, size))
         out, inner = self.forward_relu(weights, inputs, ctx)
         y, pooled = pool.forward({}, [out], ctx)
         return y, (False, (inner, pool, pooled))
