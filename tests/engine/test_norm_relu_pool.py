@@ -17,8 +17,8 @@ import pytest
 from nodenet.engine import kernels
 from nodenet.graph.project import Edge, Node, Project
 from nodenet.runner import build_model
+from tests.engine.test_norm_relu import HEAD, run
 
-HEAD = {"loss": "mean_squared_error", "metrics": []}
 KERNEL_PATHS = ["kernels", "numpy"]
 
 CASES = {
@@ -28,6 +28,7 @@ CASES = {
     "no affine": ((8, 8, 4), {"center": False, "scale": False}, {}),
     "only gamma, strides given": ((6, 7, 5), {"center": False}, {"strides": [2, 2]}),
     "one-pixel windows": ((4, 5, 3), {"momentum": 0.5}, {"pool_size": [1, 1]}),
+    "normalized over the rows (axis 1)": ((8, 6, 3), {"axis": 1}, {}),
 }
 
 
@@ -48,12 +49,6 @@ def project(case: str) -> Project:
     ]
     ids = [n.id for n in chain]
     return Project(case, chain, [Edge(a, b) for a, b in itertools.pairwise(ids)])
-
-
-def run(model, x, probe, training):
-    out = model.forward({"x": x}, training=training, keep_cache=True)["y"]
-    grads = model.backward({"y": probe})
-    return out, {k: v.copy() for k, v in grads.items()}
 
 
 def input_grad(model, x, probe):
