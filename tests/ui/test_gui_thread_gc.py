@@ -6,7 +6,7 @@ import weakref
 
 from PySide6.QtCore import QObject
 
-from nodenet.ui.gui_thread_gc import collect_in_gui_thread
+from nodenet.ui.gui_thread_gc import collect_in_gui_thread, no_collection
 
 
 class Holder:
@@ -36,3 +36,26 @@ def test_a_cycle_holding_a_qobject_dies_in_the_gui_thread_not_in_a_worker(qtbot)
     assert alive() is not None  # no collection ran in the worker
     qtbot.waitUntil(lambda: alive() is None, timeout=5000)
     assert destroyed_in == [threading.main_thread()]
+
+
+def test_no_collection_runs_while_a_worker_hands_an_object_to_another_thread(qtbot):
+    """A collection in the GUI thread waits for a hand-over (moveToThread) in a worker:
+    the two together froze the suite (the GUI thread collecting a QObject, waiting for
+    Qt's lock; the worker moving its QObject, holding that lock, waiting for Python's)."""
+    collector = collect_in_gui_thread(interval=0.05)
+    inside, release, order = threading.Event(), threading.Event(), []
+
+    def hand_over():
+        with no_collection():
+            inside.set()
+            release.wait(5)
+            order.append("hand-over done")
+
+    worker = threading.Thread(target=hand_over)
+    worker.start()
+    assert inside.wait(5)
+    threading.Timer(0.2, release.set).start()
+    collector.check()  # blocks until the hand-over is done
+    order.append("collected")
+    worker.join()
+    assert order == ["hand-over done", "collected"]

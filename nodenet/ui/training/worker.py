@@ -53,6 +53,7 @@ from nodenet.errors import NodenetError
 from nodenet.reports import summarize
 from nodenet.runner import weights_path
 from nodenet.runs_recorder import Recorder, start_recording
+from nodenet.ui.gui_thread_gc import no_collection
 
 
 class TrainingWorker(QObject):
@@ -129,8 +130,10 @@ class TrainingWorker(QObject):
             self.finished.emit(result)
         finally:
             # hand the object back to the GUI thread: its deletion (thread.finished ->
-            # deleteLater) then happens there, never concurrently with the GUI's own deletions
-            self.moveToThread(self._home)
+            # deleteLater) then happens there, never concurrently with the GUI's own
+            # deletions; and no collection there meanwhile (see gui_thread_gc)
+            with no_collection():
+                self.moveToThread(self._home)
 
     def _run(self) -> dict[str, Any]:
         with leave_a_core():
