@@ -23,7 +23,9 @@ from collections.abc import Iterator
 
 from pyqtgraph.util.garbage_collector import GarbageCollector
 
-_handover = threading.Lock()  # held by a collection, or by a hand-over between threads
+# held by a collection, or by a hand-over between threads; re-entrant, for a finalizer
+# that runs the event loop, and with it another check, during a collection
+_handover = threading.RLock()
 
 
 class _Collector(GarbageCollector):
