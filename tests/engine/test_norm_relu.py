@@ -54,6 +54,20 @@ def run(model, x, probe, training):
     return out, {k: v.copy() for k, v in grads.items()}
 
 
+def assert_same_runs(fused, plain, x, probe):
+    """Training, inference, training again: the same outputs, weight gradients and moving
+    statistics (of the block ``bn``), bit for bit."""
+    for training in (True, False, True):
+        out_f, g_f = run(fused, x, probe, training)
+        out_p, g_p = run(plain, x, probe, training)
+        np.testing.assert_array_equal(out_f, out_p)
+        assert g_f.keys() == g_p.keys()
+        for key in g_p:
+            np.testing.assert_array_equal(g_f[key], g_p[key], err_msg=key)
+        for name in ("moving_mean", "moving_variance"):
+            np.testing.assert_array_equal(fused.weights["bn"][name], plain.weights["bn"][name])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
 def test_fused_pair_is_the_two_blocks_bit_for_bit(case, dtype):
@@ -64,15 +78,7 @@ def test_fused_pair_is_the_two_blocks_bit_for_bit(case, dtype):
     # 40 samples of a 9x8 map: the channels-last path's parts, several of them
     x = rng.normal(size=(40, *CASES[case][0])).astype(dtype)
     probe = rng.normal(size=(40, 3)).astype(dtype)
-    for training in (True, False, True):
-        out_f, g_f = run(fused, x, probe, training)
-        out_p, g_p = run(plain, x, probe, training)
-        np.testing.assert_array_equal(out_f, out_p)
-        assert g_f.keys() == g_p.keys()
-        for key in g_p:
-            np.testing.assert_array_equal(g_f[key], g_p[key], err_msg=key)
-        for name in ("moving_mean", "moving_variance"):
-            np.testing.assert_array_equal(fused.weights["bn"][name], plain.weights["bn"][name])
+    assert_same_runs(fused, plain, x, probe)
 
 
 def test_pairs_that_cannot_fuse_run_block_by_block():

@@ -17,7 +17,7 @@ import pytest
 from nodenet.engine import kernels
 from nodenet.graph.project import Edge, Node, Project
 from nodenet.runner import build_model
-from tests.engine.test_norm_relu import HEAD, run
+from tests.engine.test_norm_relu import HEAD, assert_same_runs
 
 KERNEL_PATHS = ["kernels", "numpy"]
 
@@ -54,32 +54,24 @@ def project(case: str) -> Project:
 def input_grad(model, x, probe):
     """The BatchNormalization's input gradient, as the convolution before it receives it."""
     model.forward({"x": x}, training=True)
-    front = model.layers["conv"]
+    conv = model.layers["conv"]
     seen = {}
-    backward = front.backward
+    backward = conv.backward
 
     def keep(weights, cache, grad, **kw):
         seen["g"] = grad.copy()
         return backward(weights, cache, grad, **kw)
 
-    front.backward = keep
+    conv.backward = keep
     try:
         model.backward({"y": probe})
     finally:
-        front.backward = backward
+        conv.backward = backward
     return seen["g"]
 
 
 def assert_same(fused, plain, x, probe):
-    for training in (True, False, True):
-        out_f, g_f = run(fused, x, probe, training)
-        out_p, g_p = run(plain, x, probe, training)
-        np.testing.assert_array_equal(out_f, out_p)
-        assert g_f.keys() == g_p.keys()
-        for key in g_p:
-            np.testing.assert_array_equal(g_f[key], g_p[key], err_msg=key)
-        for name in ("moving_mean", "moving_variance"):
-            np.testing.assert_array_equal(fused.weights["bn"][name], plain.weights["bn"][name])
+    assert_same_runs(fused, plain, x, probe)
     np.testing.assert_array_equal(input_grad(fused, x, probe), input_grad(plain, x, probe))
 
 
