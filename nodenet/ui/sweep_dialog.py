@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -45,6 +44,7 @@ from nodenet.sweep_space import (
     suggested_range,
     sweepable,
 )
+from nodenet.ui.plot_widget import PlotWidget
 from nodenet.ui.sweep_plots import importance_bars, parallel_coordinates
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
@@ -139,8 +139,8 @@ class SweepDialog(QDialog):
 
         self.table = QTableWidget(objectName="sweep_table")
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.parallel = pg.PlotWidget(objectName="sweep_parallel")
-        self.importance = pg.PlotWidget(objectName="sweep_importance")
+        self.parallel = PlotWidget(objectName="sweep_parallel")
+        self.importance = PlotWidget(objectName="sweep_importance")
         self.tabs = QTabWidget(objectName="sweep_tabs")
         self.tabs.addTab(self.table, "Trials")
         self.tabs.addTab(self.parallel, "Parallel coordinates")

@@ -37,14 +37,29 @@ def _clear_clipboard(qapp):
 
 
 @pytest.fixture(autouse=True)
-def _delete_closed_widgets(qapp):
-    """The widgets a test closed are deleted before the next test. pytest-qt closes them
-    and asks for their deletion (``deleteLater``), which only an event loop carries out:
-    after tests that never run one, dozens of main windows (thousands of top-level menus
-    and frames) stayed alive, slowing every later event loop (the soak took twice as long)
-    and lying in wait for scans of the top-level widgets."""
+def _delete_closed_widgets(qapp, qtbot, monkeypatch):
+    """The widgets a test closed are deleted by Qt before the next test. pytest-qt closes
+    them and asks for their deletion (``deleteLater``), which only an event loop carries
+    out: after tests that never run one, dozens of main windows (thousands of top-level
+    menus and frames) stayed alive, slowing every later event loop (the soak took twice as
+    long) and lying in wait for scans of the top-level widgets.
+
+    pytest-qt holds them by weak reference only, so a window whose test has returned is
+    garbage until then, and a collection in between (the GUI thread's collector runs in
+    pytest-qt's own event processing after the test) deleted the whole window from its
+    wrapper's deallocation: the suite crashed there. So they are held until Qt has
+    deleted them."""
+    held = []
+    add_widget = type(qtbot).addWidget
+
+    def add_and_hold(self, widget, *, before_close_func=None):
+        held.append(widget)
+        add_widget(self, widget, before_close_func=before_close_func)
+
+    monkeypatch.setattr(type(qtbot), "addWidget", add_and_hold)
     yield
     qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    held.clear()
 
 
 @pytest.fixture(autouse=True)

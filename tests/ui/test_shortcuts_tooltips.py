@@ -138,10 +138,13 @@ def controls_without_tooltip(root: QWidget) -> set[str]:
             continue
         if widget.objectName().startswith("qt_") or isinstance(widget.parent(), INNER_PARENTS):
             continue
-        chain, parent = [], widget.parentWidget()
+        chain, parent, in_menu = [], widget.parentWidget(), False
         while parent is not None and parent is not root:
             chain.append(parent.objectName() or type(parent).__name__)
+            in_menu = in_menu or isinstance(parent, QMenu)
             parent = parent.parentWidget()
+        if in_menu:  # pyqtgraph's plot options, in the context menus of its plots
+            continue
         text = getattr(widget, "text", lambda: "")() or getattr(widget, "placeholderText", str)()
         offenders.add(f"{type(widget).__name__} {text!r} in {' < '.join(chain[:4])}")
     return offenders

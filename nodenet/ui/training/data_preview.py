@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from nodenet.engine import FOLDER_KINDS, describe_folder, load_source, prepare
 from nodenet.errors import NodenetError
+from nodenet.ui.plot_widget import PlotWidget
 from nodenet.ui.training.results import image_shape
 
 PREVIEW_ROWS = 6
@@ -223,7 +224,7 @@ class DataPreview(QWidget):
         self._image_grid.setContentsMargins(0, 0, 0, 0)
         self._image_grid.setHorizontalSpacing(6)
         self._image_grid.setVerticalSpacing(1)
-        self.balance = pg.PlotWidget(background="w")
+        self.balance = PlotWidget(background="w")
         self.balance.setMaximumHeight(150)
         self.balance.setMinimumHeight(110)
         self.balance.getPlotItem().setTitle("class balance", color="#303030", size="9pt")

@@ -20,15 +20,16 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.reports_metrics import CURVE_CLASSES
+from nodenet.ui.plot_widget import PlotWidget
 
 TEXT = "#303030"
 CURVES_SHOWN = 10  # classes drawn at once when "every class" is chosen
 EVERY = "every class"
 
 
-def make_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
+def make_plot(title: str, x_label: str, y_label: str) -> PlotWidget:
     """A white plot with dark labels, as every plot of the Evaluation tab."""
-    widget = pg.PlotWidget(background="w")
+    widget = PlotWidget(background="w")
     plot = widget.getPlotItem()
     plot.setTitle(title, color=TEXT, size="10pt")
     plot.setLabel("bottom", x_label, color=TEXT)

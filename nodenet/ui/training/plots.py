@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from nodenet.backend import EPOCH_SECONDS, BatchEnd, EpochEnd
+from nodenet.ui.plot_widget import PlotWidget
 
 REFRESH_MS = 50  # ~20 Hz, slower only when drawing is expensive (see ``flush``)
 SLOWEST_MS = 1000
@@ -64,7 +65,7 @@ MARKER_LIMIT = 60  # a finished run of at most this many epochs shows a marker p
 RISING = ("acc", "auc", "precision", "recall")
 
 
-class _TimedPlotWidget(pg.PlotWidget):
+class _TimedPlotWidget(PlotWidget):
     """A plot that adds the time its paints take to ``owner.draw_seconds``."""
 
     def __init__(self, owner: TrainingPlots):
