@@ -10,8 +10,8 @@ from __future__ import annotations
 import gc
 
 import shiboken6
-from PySide6.QtCore import QEvent
-from PySide6.QtWidgets import QMenu, QWidget
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
 
 from nodenet.ui.main_window import MainWindow
 from nodenet.ui.plot_widget import PlotWidget
@@ -59,3 +59,27 @@ def test_a_closed_main_window_leaves_no_widget_for_the_garbage_collector(qapp, q
     delete(qapp, window)
     del window
     assert widgets_left_for_the_collector() == []
+
+
+def test_a_right_click_on_a_plot_still_pops_up_its_menu(qtbot):
+    plot = PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(400, 300)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot.plot([1, 2, 3], [3, 1, 2])
+    shown = []
+
+    def look() -> None:
+        menu = QApplication.activePopupWidget()
+        shown.append(menu)
+        if menu is not None:
+            shown.append([action.text() for action in menu.actions()])
+            menu.close()
+
+    QTimer.singleShot(200, look)  # the popup runs its own event loop until closed
+    centre = plot.viewport().rect().center()
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.RightButton, pos=centre)
+    qtbot.waitUntil(lambda: len(shown) > 0, timeout=5000)
+    assert shown[0] is plot.getPlotItem().getViewBox().menu
+    assert {"View All", "Plot Options", "Export..."} <= set(shown[1])
