@@ -51,8 +51,10 @@ def tick(qtbot, dialog, key: str, rng: str | None = None) -> None:
         cell.setX(tree.header().sectionPosition(1) + 8)
         qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=cell)
         qtbot.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=cell)
-        editor = tree.viewport().findChild(QLineEdit)
-        assert editor is not None, "double-clicking the range opened no editor"
+        # the open editor: an earlier one, closed, may still wait for its deletion
+        editors = [e for e in tree.viewport().findChildren(QLineEdit) if e.isVisible()]
+        assert len(editors) == 1, "double-clicking the range opened no editor"
+        editor = editors[0]
         qtbot.keyClick(editor, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
         qtbot.keyClicks(editor, rng)
         qtbot.keyClick(editor, Qt.Key.Key_Return)
