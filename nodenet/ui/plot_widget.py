@@ -13,8 +13,6 @@ only frees wrappers Qt has already invalidated.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QWidget
 
 
 class PlotWidget(pg.PlotWidget):
@@ -22,17 +20,9 @@ class PlotWidget(pg.PlotWidget):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        adopt_plot_objects(self, self.getPlotItem())
-
-
-def adopt_plot_objects(owner: QWidget, plot: pg.PlotItem) -> None:
-    """Make ``plot``'s parentless menus and state groups children of ``owner``."""
-    menus = [plot.ctrlMenu, plot.getViewBox().menu]
-    groups: list[QObject] = [plot.stateGroup]
-    groups += getattr(plot.getViewBox().menu, "widgetGroups", [])
-    for menu in menus:
-        if menu is not None and menu.parent() is None:
-            menu.setParent(owner, menu.windowFlags())  # keeps it a popup
-    for group in groups:
-        if group is not None and group.parent() is None:
-            group.setParent(owner)
+        plot = self.getPlotItem()
+        menu = plot.getViewBox().menu  # pyqtgraph's ViewBoxMenu, with its state groups
+        for group in (plot.stateGroup, *menu.widgetGroups):
+            group.setParent(self)
+        for popup in (plot.ctrlMenu, menu):
+            popup.setParent(self, popup.windowFlags())  # keeps it a popup

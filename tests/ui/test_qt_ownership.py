@@ -33,12 +33,6 @@ def widgets_left_for_the_collector() -> list[str]:
         gc.garbage.clear()
 
 
-def delete(qapp, widget: QWidget) -> None:
-    widget.close()
-    widget.deleteLater()
-    qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
-
 def test_a_plot_widget_owns_the_menus_pyqtgraph_makes_for_it(qtbot):
     plot = PlotWidget()
     qtbot.addWidget(plot)
@@ -56,7 +50,9 @@ def test_a_closed_main_window_leaves_no_widget_for_the_garbage_collector(qapp, q
         window.training_panel.show_tab(tab)
         qapp.processEvents()
     window.document.undo_stack.setClean()
-    delete(qapp, window)
+    window.close()
+    window.deleteLater()
+    qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     del window
     assert widgets_left_for_the_collector() == []
 
