@@ -20,7 +20,10 @@ Array arguments must be C-contiguous: numba vectorizes loops over those only.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
 import os
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -62,7 +65,43 @@ def _build() -> SimpleNamespace | None:
     inline = numba.njit(cache=True, error_model="numpy", inline="always")
     for helper in (exp32, _next_position):
         globals()[helper.__name__] = inline(helper)
+    _load_registries_without_scipy_linalg()
     return SimpleNamespace(**{f.__name__: jit(f) for f in _KERNELS})
+
+
+def _load_registries_without_scipy_linalg() -> None:
+    """Load numba's registries of compiled numpy functions now, without scipy.linalg.
+
+    numba loads them once, on the first call of any compiled function, and one of them
+    imports scipy.linalg to look for a BLAS for ``np.dot`` and the like in compiled code:
+    some 16 MiB that no kernel here uses. With the import refused, numba records that it
+    has no BLAS. The refusal holds for this thread and this call only, so a scipy.linalg
+    that another thread imports meanwhile, or that the program imports later, loads as
+    usual; where scipy.linalg is loaded already, nothing is refused and nothing saved.
+    """
+    from numba.core.registry import cpu_target
+
+    with _refused_in_this_thread("scipy.linalg"):
+        cpu_target.target_context.refresh()
+
+
+@contextlib.contextmanager
+def _refused_in_this_thread(module: str):
+    """Imports of ``module`` in the calling thread fail (ModuleNotFoundError) meanwhile."""
+    thread = threading.get_ident()
+
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == module and threading.get_ident() == thread:
+                raise ModuleNotFoundError(f"{module} is not loaded for numba", name=name)
+            return None
+
+    finder = Refuse()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def _bits_intrinsic(numba):

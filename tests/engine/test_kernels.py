@@ -10,7 +10,10 @@ Keras in the blocks' own tests (which run with the kernels where numba is instal
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -52,6 +55,51 @@ def test_the_kernels_are_there_and_the_environment_turns_them_off(monkeypatch):
     assert kernels.get() is not None
     monkeypatch.setenv("NODENET_KERNELS", "numpy")
     assert kernels.get() is None
+
+
+def test_the_kernels_run_without_loading_scipy_linalg_which_stays_importable():
+    """numba's registries look for scipy's BLAS, some 16 MiB no kernel uses: not loaded."""
+    script = """
+import sys
+import numpy as np
+from nodenet.engine import kernels
+w, g, m, v = (np.ones(64, np.float32) for _ in range(4))
+f = np.float32
+kernels.get().adam(w, g, m, v, f(0.9), f(0.1), f(0.999), f(0.001), f(1e-7), f(0.001))
+assert np.isfinite(w).all() and (w < 1).all(), w
+assert "scipy.linalg" not in sys.modules, "numba loaded scipy.linalg"
+import scipy.linalg
+print(scipy.linalg.norm(np.ones(4)))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "NODENET_KERNELS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2.0"
+
+
+def test_an_import_is_refused_in_the_calling_thread_only(tmp_path, monkeypatch):
+    (tmp_path / "nodenet_probe_module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "nodenet_probe_module", raising=False)
+    elsewhere = []
+
+    def import_in_a_thread():
+        import nodenet_probe_module
+
+        elsewhere.append(nodenet_probe_module.VALUE)
+
+    with kernels._refused_in_this_thread("nodenet_probe_module"):
+        with pytest.raises(ModuleNotFoundError):
+            import nodenet_probe_module
+        thread = threading.Thread(target=import_in_a_thread)
+        thread.start()
+        thread.join()
+    assert elsewhere == [1]
+    import nodenet_probe_module
+
+    assert nodenet_probe_module.VALUE == 1
 
 
 def test_without_numba_the_engine_runs_its_numpy_code(monkeypatch):

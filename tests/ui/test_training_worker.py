@@ -6,6 +6,7 @@ The evaluation helpers are checked against hand-derived values and scikit-learn.
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 from pathlib import Path
@@ -174,7 +175,10 @@ def test_stop_ends_training_within_one_batch(qtbot, project):
     assert rec.result["stopped"] == "user"
     assert rec.result["steps"] - seen_at_stop[0] <= 1
     assert Stopper.batches_after <= 1
-    assert rec.result["epochs"] <= 1  # the partly trained epoch is logged
+    # every epoch begun is logged, the partly trained last one too; on a loaded machine
+    # the stop can come epochs after step 5, as the GUI thread sees the batches late
+    per_epoch = rec.batches[0].batches
+    assert rec.result["epochs"] == math.ceil(rec.result["steps"] / per_epoch) < 50
     assert rec.result["weights_file"] is not None  # the weights so far are kept
 
 
