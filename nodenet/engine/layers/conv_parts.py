@@ -306,11 +306,13 @@ def backward(cache, kernel, has_bias: bool, grad, positive=None, input_grad: boo
             pieces = g
         g2 = pieces.reshape(n * geo.rows, filters)
         c = cols[i]
+        # np.dot, not @: numpy's matmul keeps the GIL for outputs of 500 values or less,
+        # as a first layer's (taps + 1) x filters often is, and the other parts wait
         if geo.narrow:  # the bias row of ones gives the bias gradient in the same product
-            sums[i] = (c @ g2, None)
+            sums[i] = (np.dot(c, g2), None)
         else:
             bias = np.einsum("ab->b", g2) if has_bias else None  # 3x sum(axis=0)'s speed
-            sums[i] = (c.T @ g2, bias)
+            sums[i] = (np.dot(c.T, g2), bias)
         if dxp is not None:
             _scatter(g2 @ matrix_t, geo, dxp[part])
 
