@@ -15,7 +15,10 @@ every caller then runs its numpy code. numba is imported on the first call only
 (about 0.3 s); each kernel compiles on its first use for a dtype (about a second)
 and is cached on disk from then on. Kernels release the GIL.
 
-Array arguments must be C-contiguous: numba vectorizes loops over those only.
+Array arguments must be C-contiguous: numba vectorizes loops over those only. Loops that
+branch per row index their arrays (``x[a, b]``) instead of taking row views: numba
+counts the references of each view, two atomic operations on every row, which cost
+more than a short row's arithmetic where it cannot prove them unneeded.
 """
 
 from __future__ import annotations
@@ -349,30 +352,43 @@ def norm_relu_pool2d(x, mean, scale, beta, add_beta, pool, y, first):
     """``y`` = the max pooling (windows ``pool``, tiling) of :func:`norm_scale`'s relu
     output of ``x - mean`` (x: part, h, w, features), and ``first`` (int32) its first
     maxima: the same maximum as numpy's (a NaN wins), the first window offset holding
-    it, -1 where it is not above zero."""
-    zero = y.dtype.type(0)
+    it, -1 where it is not above zero.
+
+    A row of windows keeps its running maxima in ``tops`` and ``hits``, each window
+    offset reading one of their two halves and writing the other: a maximum kept in
+    place would be a store of a select of the stored value, which LLVM makes a masked
+    store, many times slower on AMD's CPUs.
+    """
+    zero, none = y.dtype.type(0), first.dtype.type(-1)
     ph, pw = pool
+    count = ph * pw
+    tops = np.empty((2, y.shape[2], y.shape[3]), y.dtype)
+    hits = np.empty((2, y.shape[2], y.shape[3]), first.dtype)
     for n in range(y.shape[0]):
         for i in range(y.shape[1]):
-            for q in range(ph * pw):
+            for q in range(count):
                 h, w0, offset = i * ph + q // pw, q % pw, first.dtype.type(q)
+                new, old = q % 2, (q + 1) % 2
                 for j in range(y.shape[2]):
-                    row, top, hit = x[n, h, j * pw + w0], y[n, i, j], first[n, i, j]
+                    w = j * pw + w0
                     for b in range(y.shape[3]):
-                        v = (row[b] - mean[b]) * scale[b]
+                        v = (x[n, h, w, b] - mean[b]) * scale[b]
                         if add_beta:
                             v = v + beta[b]
                         v = v if (v >= zero or v != v) else zero
                         if q == 0:
-                            top[b], hit[b] = v, offset
+                            tops[new, j, b], hits[new, j, b] = v, offset
                         else:  # numpy's maximum keeps top unless top < v or v is NaN
-                            take = (top[b] < v) | (v != v)
-                            top[b] = v if take else top[b]
-                            hit[b] = offset if take else hit[b]
-    flat, hits = y.reshape(-1), first.reshape(-1)
-    for k in range(flat.shape[0]):
-        if not flat[k] > zero:
-            hits[k] = -1
+                            top, hit = tops[old, j, b], hits[old, j, b]
+                            take = (top < v) | (v != v)
+                            tops[new, j, b] = v if take else top
+                            hits[new, j, b] = offset if take else hit
+            last = (count - 1) % 2
+            for j in range(y.shape[2]):
+                for b in range(y.shape[3]):
+                    top = tops[last, j, b]
+                    y[n, i, j, b] = top
+                    first[n, i, j, b] = hits[last, j, b] if top > zero else none
 
 
 def norm_pool_back_sums(grad, first, x, mean, start, shape, pool, sum_g, sum_gc):
@@ -386,12 +402,12 @@ def norm_pool_back_sums(grad, first, x, mean, start, shape, pool, sum_g, sum_gc)
     for a in range(x.shape[0]):
         i, j = h // pool[0], w // pool[1]
         if i < grad.shape[1] and j < grad.shape[2]:
-            offset = (h - i * pool[0]) * pool[1] + (w - j * pool[1])
-            g_row, hit, row = grad[n, i, j], first[n, i, j], x[a]
+            offset = first.dtype.type((h - i * pool[0]) * pool[1] + (w - j * pool[1]))
             for b in range(x.shape[1]):
-                g = g_row[b] if hit[b] == offset else zero
+                g = grad[n, i, j, b]  # read whatever the hit: a select, not a masked load
+                g = g if first[n, i, j, b] == offset else zero
                 sum_g[b] += g
-                sum_gc[b] += g * (row[b] - mean[b])
+                sum_gc[b] += g * (x[a, b] - mean[b])
         n, h, w = _next_position(n, h, w, shape)
 
 
@@ -403,16 +419,15 @@ def norm_pool_back_dx(grad, first, x, mean, start, shape, pool, scale, slope, sh
     h, w = divmod(rest, shape[1])
     for a in range(x.shape[0]):
         i, j = h // pool[0], w // pool[1]
-        row, d = x[a], dx[a]
         if i < grad.shape[1] and j < grad.shape[2]:
-            offset = (h - i * pool[0]) * pool[1] + (w - j * pool[1])
-            g_row, hit = grad[n, i, j], first[n, i, j]
+            offset = first.dtype.type((h - i * pool[0]) * pool[1] + (w - j * pool[1]))
             for b in range(x.shape[1]):
-                g = g_row[b] if hit[b] == offset else zero
-                d[b] = g * scale[b] + ((row[b] - mean[b]) * slope[b] + shift[b])
+                g = grad[n, i, j, b]
+                g = g if first[n, i, j, b] == offset else zero
+                dx[a, b] = g * scale[b] + ((x[a, b] - mean[b]) * slope[b] + shift[b])
         else:  # outside every window: no gradient
             for b in range(x.shape[1]):
-                d[b] = zero * scale[b] + ((row[b] - mean[b]) * slope[b] + shift[b])
+                dx[a, b] = zero * scale[b] + ((x[a, b] - mean[b]) * slope[b] + shift[b])
         n, h, w = _next_position(n, h, w, shape)
 
 
