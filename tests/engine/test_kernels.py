@@ -280,6 +280,34 @@ def _initial(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("pool", [(2, 2), (3, 2), (1, 1)], ids=str)
+def test_normalized_relu_pooling_takes_numpys_maximum_and_its_first_place(dtype, pool):
+    """The pooled relu of (x - mean) * scale + beta, against numpy's pooling of the same
+    values: a NaN wins its window; ``first`` holds the first offset with the maximum,
+    -1 where the maximum is not above zero; ties (integer inputs) and rows and columns
+    left over by the windows included."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, size=(6, 7, 9, 12)).astype(dtype)
+    x[0, 0, 0, 0] = x[1, 4, 5, 3] = np.nan
+    mean, scale, beta = (rng.integers(-1, 2, 12).astype(dtype) for _ in range(3))
+    scale += 2
+    oh, ow = 7 // pool[0], 9 // pool[1]
+    y = np.empty((6, oh, ow, 12), dtype)
+    first = np.empty(y.shape, np.int32)
+    kernels.get().norm_relu_pool2d(x, mean, scale, beta, True, pool, y, first)
+
+    v = np.maximum((x - mean) * scale + beta, 0)[:, : oh * pool[0], : ow * pool[1]]
+    windows = v.reshape(6, oh, pool[0], ow, pool[1], 12).transpose(0, 1, 3, 5, 2, 4)
+    windows = windows.reshape(6, oh, ow, 12, -1)  # offsets last, row-major in the window
+    top = np.maximum.reduce(windows, axis=-1)
+    np.testing.assert_array_equal(y, top)
+    place = np.argmax((windows == top[..., None]) | np.isnan(windows), axis=-1)
+    expected = np.where(top > 0, place, -1)
+    np.testing.assert_array_equal(first, expected)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isnan(y[1, 4 // pool[0], 5 // pool[1], 3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("shape", [(16, 9, 9, 32), (7, 5, 3), (300, 10)], ids=str)
 @pytest.mark.parametrize("relu", [False, True], ids=["plain", "relu"])
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "bare"])
