@@ -466,9 +466,8 @@ def conv_scatter2d(dcols, dxp, size, pooled, window, strides, dilation):
                             y = q0 * strides[0] + o0 * dilation[0] + j0 * strides[0] * size[0]
                             for j1 in range(pooled[1]):
                                 x = q1 * strides[1] + o1 * dilation[1] + j1 * strides[1] * size[1]
-                                target, share = dxp[n, y, x], dcols[row]
                                 for c in range(channels):
-                                    target[c] += share[col + c]
+                                    dxp[n, y, x, c] += dcols[row, col + c]
                                 row += 1
 
 
