@@ -81,11 +81,16 @@ def _load_registries_without_scipy_linalg() -> None:
     has no BLAS. The refusal holds for this thread and this call only, so a scipy.linalg
     that another thread imports meanwhile, or that the program imports later, loads as
     usual; where scipy.linalg is loaded already, nothing is refused and nothing saved.
+    A numba without this internal loads them on the first call, as it would anyway.
     """
-    from numba.core.registry import cpu_target
+    try:
+        from numba.core.registry import cpu_target
 
+        context = cpu_target.target_context
+    except (ImportError, AttributeError):  # pragma: no cover (another numba's layout)
+        return
     with _refused_in_this_thread("scipy.linalg"):
-        cpu_target.target_context.refresh()
+        context.refresh()
 
 
 @contextlib.contextmanager
