@@ -225,8 +225,7 @@ def _fused_steps(kern, pre: _Steps, masks: _Masks, G, C, AC) -> None:
     for t in range(steps):
         pre.step(t, full, rmask, z)
         if from_exp:  # as _sigmoid_into and _tanh_into take them: exp(-2z)
-            np.multiply(z, -2, out=z)
-            rnn_ops._exp_in_place(z)
+            rnn_ops._exp_in_place(z, times=-2)
         else:
             np.tanh(z, out=z)
         kern.lstm_gates(z, from_exp, C[t], G[t], C[t + 1], AC[t])

@@ -98,13 +98,16 @@ def _one_plus_exp(x: np.ndarray) -> None:
     x += 1
 
 
-def _exp_in_place(x: np.ndarray) -> None:
-    """``x[...] = exp(x)``, an overflow to inf silenced: :func:`kernels.exp32` for
-    contiguous float32 arrays where the kernels are, else numpy's."""
+def _exp_in_place(x: np.ndarray, times: int = 1) -> None:
+    """``x[...] = exp(x * times)`` (``times`` a power of two or its negative, so that the
+    product is exact), an overflow to inf silenced: :func:`kernels.exp32` for contiguous
+    float32 arrays where the kernels are, in one pass, else numpy's."""
     kern = kernels.get()
     if kern is not None and x.dtype == np.float32 and x.flags.c_contiguous:
-        kern.exp32_in_place(x.reshape(-1))
+        kern.exp32_in_place(x.reshape(-1), np.float32(times))
         return
+    if times != 1:
+        np.multiply(x, times, out=x)
     with np.errstate(over="ignore"):
         np.exp(x, out=x)
 
