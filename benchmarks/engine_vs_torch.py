@@ -4,9 +4,11 @@ The same models (``engine_bench_models.py``: an MLP, a deeper MLP at batch 32, C
 without BatchNormalization, a Conv1D net, LSTM, GRU, SimpleRNN, an Embedding +
 Bidirectional LSTM, a two-input model), Adam, random data, 2 threads, all in one process,
 so the ratios hold even on a shared, noisy machine. Each framework trains the same number
-of batches after a warm-up; the frameworks take turns within every repeat, and each
-repeat's nodenet/PyTorch ratio is computed against that repeat's PyTorch timing. Reported:
-the median samples/s of each framework and the ratios' min-max over the repeats.
+of batches after a warm-up. Within a repeat nodenet and PyTorch take turns of about 0.1 s
+(``--blocks``: all of nodenet's, then all of PyTorch's), then Keras trains its
+batches; each repeat's nodenet/PyTorch ratio is computed against that repeat's PyTorch
+timing. Reported: the median samples/s of each framework and the ratios' min-max over
+the repeats.
 
 The header gives the machine (CPU, cores, numpy/torch versions, BLAS kernel, load average)
 and the hardware limit: the float32 matrix-product rate of numpy (1024^3, best of 15)
@@ -176,39 +178,108 @@ def rates(sgemm: dict[str, float]) -> str:
 # -- timing ----------------------------------------------------------------------------
 
 
-def time_nodenet(project, x, y, batches, batch=BATCH):
+# nodenet and PyTorch take turns of about TURN_SECONDS within a repeat, so that both meet
+# the same load (the machines are shared). At each handover the main thread waits
+# HANDOVER seconds, busy and untimed: PyTorch's OpenMP workers go on spinning for a few
+# milliseconds after its turn, and would hold the second core while nodenet's began.
+# Shorter turns cost both frameworks more than a steady run (benchmarks/README.md).
+TURN_SECONDS = 0.1
+HANDOVER = 0.01
+
+
+def rest(seconds: float) -> None:
+    """Wait ``seconds`` on a busy loop: the core stays awake, as in training."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+class TorchSide:
+    """PyTorch's training of ``MODELS[name]``: Adam, cross-entropy on the logits, batches
+    of a fresh shuffle per pass over ``x``; :meth:`train` runs the next ones."""
+
+    def __init__(self, name, x, y, batch=BATCH):
+        import torch
+
+        torch.set_num_threads(2)
+        self.torch, self.batch = torch, batch
+        self.module = torch_module(name)
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.xs = torch_inputs(x)
+        self.target = torch.from_numpy(next(iter(y.values())).argmax(1))
+        self.order, self.next = None, 0
+        self.train(4)  # warm-up
+        self.order = None  # the timed batches start a fresh shuffle
+
+    def train(self, count: int) -> float:
+        """Seconds for the next ``count`` training steps."""
+        start = time.perf_counter()
+        batch = self.batch
+        for _ in range(count):
+            if self.order is None or (self.next + 1) * batch > len(self.order):
+                self.order, self.next = self.torch.randperm(len(self.target)), 0
+            idx = self.order[self.next * batch : (self.next + 1) * batch]
+            self.next += 1
+            self.opt.zero_grad()
+            loss = self.loss_fn(self.module(*[v[idx] for v in self.xs]), self.target[idx])
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - start
+
+
+def nodenet_model(project, x, y, batch=BATCH):
+    """``project`` built (seed 0) and warmed up on four batches."""
     model = build_model(project, seed=0)
     warm = {k: v[: 4 * batch] for k, v in x.items()}, {k: v[: 4 * batch] for k, v in y.items()}
     fit(model, *warm, epochs=1, batch_size=batch, shuffle=False)
+    return model
+
+
+def time_in_turns(
+    project, name, x, y, batches, batch=BATCH, turn_seconds=TURN_SECONDS, handover=HANDOVER
+) -> tuple[float, float]:
+    """nodenet's and PyTorch's samples/s over ``batches`` each, taking turns.
+
+    nodenet trains one epoch with ``fit`` (its set-up timed too). Its first turn lasts
+    ``turn_seconds``, and the batches it took are every turn's length after it, for both
+    frameworks; fit's stop check, before each batch, hands over to PyTorch, and that time
+    is taken off nodenet's. A model whose epoch is shorter than one turn trains in one go,
+    then PyTorch in one go."""
+    torch_side = TorchSide(name, x, y, batch)
+    model = nodenet_model(project, x, y, batch)
+    torch_seconds = away = 0.0
+    done = 0  # PyTorch's batches
+    turn = 0  # batches per turn, once nodenet's first turn has set it
+
+    def hand_over(count: int) -> None:
+        nonlocal torch_seconds, away, done
+        start = time.perf_counter()
+        rest(handover)
+        torch_seconds += torch_side.train(count)
+        done += count
+        rest(handover)
+        away += time.perf_counter() - start
+
+    calls = iter(range(batches))
+
+    def between_batches() -> bool:  # fit asks before each batch whether to stop
+        nonlocal turn
+        b = next(calls)
+        if b and not turn and time.perf_counter() - start >= turn_seconds:
+            turn = b
+        if turn and b % turn == 0:
+            hand_over(turn)
+        return False
+
+    rest(handover)
     start = time.perf_counter()
-    fit(model, x, y, epochs=1, batch_size=batch, shuffle=True, seed=0)
-    return batches * batch / (time.perf_counter() - start)
-
-
-def time_torch(name, x, y, batches, batch=BATCH):
-    import torch
-
-    torch.set_num_threads(2)
-    module = torch_module(name)
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xs = torch_inputs(x)
-    target = torch.from_numpy(next(iter(y.values())).argmax(1))
-
-    def run(count):
-        order = torch.randperm(len(target))
-        for b in range(count):
-            idx = order[b * batch : (b + 1) * batch]
-            opt.zero_grad()
-            loss = loss_fn(module(*[v[idx] for v in xs]), target[idx])
-            loss.backward()
-            opt.step()
-
-    run(4)
-    start = time.perf_counter()
-    run(batches)
-    return batches * batch / (time.perf_counter() - start)
+    fit(model, x, y, epochs=1, batch_size=batch, shuffle=True, seed=0, should_stop=between_batches)
+    nodenet_seconds = time.perf_counter() - start - away
+    hand_over(batches - done)  # PyTorch's last turn
+    samples = batches * batch
+    return samples / nodenet_seconds, samples / torch_seconds
 
 
 def time_keras(project, x, y, batches, batch=BATCH):
@@ -235,8 +306,9 @@ def check_params(name, project, model, keras: bool) -> int:
     return sum(counts["nodenet"])
 
 
-def measure(name, batches, repeats, keras: bool, rng) -> dict:
-    """One model's samples/s per framework and repeat, frameworks taking turns."""
+def measure(name, batches, repeats, keras: bool, rng, turn_seconds=TURN_SECONDS) -> dict:
+    """One model's samples/s per framework and repeat: nodenet and PyTorch in turns
+    (:func:`time_in_turns`), then Keras."""
     project = MODELS[name]()
     batch = batch_of(name)
     model = build_model(project)
@@ -244,9 +316,11 @@ def measure(name, batches, repeats, keras: bool, rng) -> dict:
     x, y = random_data(model, batches * batch, rng)
     runs = {k: [] for k in FRAMEWORKS}
     for _ in range(repeats):  # interleaved, so load swings hit all three alike
-        runs["nodenet"].append(time_nodenet(project, x, y, batches, batch))
-        runs["pytorch"].append(time_torch(name, x, y, batches, batch))
+        nodenet, pytorch = time_in_turns(project, name, x, y, batches, batch, turn_seconds)
+        runs["nodenet"].append(nodenet)
+        runs["pytorch"].append(pytorch)
         if keras:
+            rest(HANDOVER)
             runs["keras"].append(time_keras(project, x, y, batches, batch))
     step_flops = 3 * forward_flops(project)  # per sample
     median = {k: statistics.median(v) if v else float("nan") for k, v in runs.items()}
@@ -356,6 +430,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument(
+        "--blocks",
+        action="store_true",
+        help="time nodenet's and PyTorch's batches of a repeat one after the other, "
+        f"not in turns of about {TURN_SECONDS} s",
+    )
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument(
@@ -378,16 +458,20 @@ def main() -> None:
     for line in header(sgemm):
         print(line)
     print(f"load average at start {start_load}")
+    turns = f"in turns of about {TURN_SECONDS} s"
     print(
-        f"{args.batches} batches per run, {args.repeats} interleaved repeats; samples/s "
+        f"{args.batches} batches per run, {args.repeats} interleaved repeats, nodenet and "
+        f"PyTorch {'one after the other' if args.blocks else turns}; samples/s "
         f"medians, ratio min-max over repeats; GF/step: GFLOP of one training step; "
         f"% of the best sgemm rate ({limit:.1f} GFLOP/s)"
     )
     print(COLUMNS)
+    turn_seconds = float("inf") if args.blocks else TURN_SECONDS
     rng = np.random.default_rng(0)
     results = []
     for name in names:
-        results.append(measure(name, args.batches, args.repeats, not args.no_keras, rng))
+        keras = not args.no_keras
+        results.append(measure(name, args.batches, args.repeats, keras, rng, turn_seconds))
         print(row(results[-1], limit), flush=True)
     print(f"load average at end {load()}; sgemm at end: {rates(sgemm_rates())}")
     if args.markdown:

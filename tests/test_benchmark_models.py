@@ -66,3 +66,49 @@ HAND_FLOPS = {
 def test_forward_flops_count_products_from_shapes(name):
     with one_blas_thread():
         assert forward_flops(MODELS[name]()) == HAND_FLOPS[name]
+
+
+@pytest.mark.parametrize(
+    ("turn_seconds", "turns"),
+    [
+        (0.0, [("nodenet", 1), ("pytorch", 1)] * 12),  # every batch a turn
+        (float("inf"), [("nodenet", 12), ("pytorch", 12)]),  # --blocks: one turn each
+    ],
+)
+def test_engine_benchmark_times_nodenet_and_pytorch_in_turns(monkeypatch, turn_seconds, turns):
+    """engine_vs_torch's repeat: both frameworks train every batch, in turns of the batches
+    nodenet trained in its first ``turn_seconds``."""
+    from benchmarks import engine_vs_torch as bench
+    from nodenet.engine.callbacks import Callback
+
+    seen = []
+
+    def take(framework, count):
+        if seen and seen[-1][0] == framework:
+            seen[-1] = (framework, seen[-1][1] + count)
+        else:
+            seen.append((framework, count))
+
+    class Batches(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            take("nodenet", 1)
+
+    nodenet_fit, torch_train = bench.fit, bench.TorchSide.train
+
+    def fit(*args, **kwargs):  # only the timed epoch (the one with a stop check) is counted
+        if kwargs.get("should_stop") is not None:
+            kwargs["callbacks"] = [Batches()]
+        return nodenet_fit(*args, **kwargs)
+
+    def train(self, count):
+        take("pytorch", count)
+        return torch_train(self, count)
+
+    monkeypatch.setattr(bench, "fit", fit)
+    monkeypatch.setattr(bench.TorchSide, "train", train)
+    project, batch = MODELS["mlp"](), 16
+    with one_blas_thread():
+        x, y = random_data(build_model(project), 12 * batch, np.random.default_rng(0))
+        rates = bench.time_in_turns(project, "mlp", x, y, 12, batch, turn_seconds, handover=0)
+    assert seen == [("pytorch", 4), *turns]  # PyTorch's warm-up first
+    assert all(np.isfinite(r) and r > 0 for r in rates)
