@@ -20,6 +20,7 @@ rate.
     python benchmarks/engine_vs_torch.py [--batches 40] [--repeats 3] [--models mlp,cnn,...]
     python benchmarks/engine_vs_torch.py --markdown   # also a table for benchmarks/README.md
     python benchmarks/engine_vs_torch.py --memory     # peak RSS of the MLP on 60,000 x 784
+    python benchmarks/engine_vs_torch.py --noise      # PyTorch against itself: the noise
     python benchmarks/engine_vs_torch.py --isa avx2   # as on a CPU without AVX-512
 
 Needs the `ref` extra (torch, keras).
@@ -237,49 +238,81 @@ def nodenet_model(project, x, y, batch=BATCH):
     return model
 
 
-def time_in_turns(
-    project, name, x, y, batches, batch=BATCH, turn_seconds=TURN_SECONDS, handover=HANDOVER
+def in_turns(
+    drive, other, batches, turn_seconds, handover, clock=time.perf_counter
 ) -> tuple[float, float]:
-    """nodenet's and PyTorch's samples/s over ``batches`` each, taking turns.
+    """Seconds of two trainings of ``batches`` batches each, taking turns.
 
-    nodenet trains one epoch with ``fit`` (its set-up timed too). Its first turn lasts
-    ``turn_seconds``, and the batches it took are every turn's length after it, for both
-    frameworks; fit's stop check, before each batch, hands over to PyTorch, and that time
-    is taken off nodenet's. A model whose epoch is shorter than one turn trains in one go,
-    then PyTorch in one go."""
-    torch_side = TorchSide(name, x, y, batch)
-    model = nodenet_model(project, x, y, batch)
-    torch_seconds = away = 0.0
-    done = 0  # PyTorch's batches
-    turn = 0  # batches per turn, once nodenet's first turn has set it
+    ``drive(before_batch)`` runs the first training, its set-up timed too, and calls
+    ``before_batch()`` before each batch; ``other`` (a :class:`TorchSide`) is the second,
+    ``other.train(count)`` giving its seconds for ``count`` batches. The first's first turn
+    lasts ``turn_seconds``, and the batches it took are every turn's length after it,
+    for both; at a turn's end ``before_batch`` hands over to ``other``, and that time is
+    taken off the first's. A first training shorter than one turn runs in one go, then
+    the second in one go."""
+    other_seconds = away = 0.0
+    done = 0  # the second's batches
+    turn = 0  # batches per turn, once the first turn has set it
 
     def hand_over(count: int) -> None:
-        nonlocal torch_seconds, away, done
-        start = time.perf_counter()
+        nonlocal other_seconds, away, done
+        start = clock()
         rest(handover)
-        torch_seconds += torch_side.train(count)
+        other_seconds += other.train(count)
         done += count
         rest(handover)
-        away += time.perf_counter() - start
+        away += clock() - start
 
     calls = iter(range(batches))
 
-    def between_batches() -> bool:  # fit asks before each batch whether to stop
+    def before_batch() -> None:
         nonlocal turn
         b = next(calls)
-        if b and not turn and time.perf_counter() - start >= turn_seconds:
+        if b and not turn and clock() - start >= turn_seconds:
             turn = b
         if turn and b % turn == 0:
             hand_over(turn)
-        return False
 
     rest(handover)
-    start = time.perf_counter()
-    fit(model, x, y, epochs=1, batch_size=batch, shuffle=True, seed=0, should_stop=between_batches)
-    nodenet_seconds = time.perf_counter() - start - away
-    hand_over(batches - done)  # PyTorch's last turn
-    samples = batches * batch
-    return samples / nodenet_seconds, samples / torch_seconds
+    start = clock()
+    drive(before_batch)
+    first_seconds = clock() - start - away
+    hand_over(batches - done)  # the second's last turn
+    return first_seconds, other_seconds
+
+
+def time_in_turns(
+    project, name, x, y, batches, batch=BATCH, turn_seconds=TURN_SECONDS, handover=HANDOVER
+) -> tuple[float, float]:
+    """nodenet's and PyTorch's samples/s over ``batches`` each, taking turns
+    (:func:`in_turns`; nodenet trains one epoch with ``fit``, whose stop check, before
+    each batch, hands over)."""
+    torch_side = TorchSide(name, x, y, batch)
+    model = nodenet_model(project, x, y, batch)
+
+    def drive(before_batch) -> None:
+        def should_stop() -> bool:
+            before_batch()
+            return False
+
+        fit(model, x, y, epochs=1, batch_size=batch, shuffle=True, seed=0, should_stop=should_stop)
+
+    seconds = in_turns(drive, torch_side, batches, turn_seconds, handover)
+    return tuple(batches * batch / s for s in seconds)
+
+
+def torch_against_itself(name, x, y, batches, batch=BATCH, turn_seconds=TURN_SECONDS) -> float:
+    """samples/s of one PyTorch training over another's, the same model and data, timed
+    as nodenet and PyTorch are (``--noise``): what the machine alone makes of a ratio."""
+    first, second = TorchSide(name, x, y, batch), TorchSide(name, x, y, batch)
+
+    def drive(before_batch) -> None:
+        for _ in range(batches):
+            before_batch()
+            first.train(1)
+
+    seconds = in_turns(drive, second, batches, turn_seconds, HANDOVER)
+    return seconds[1] / seconds[0]
 
 
 def time_keras(project, x, y, batches, batch=BATCH):
@@ -389,6 +422,22 @@ def markdown(results: list[dict], limit: float) -> str:
     return "\n".join(lines)
 
 
+def noise(names, batches, repeats, rng) -> None:
+    """``--noise``: each model's PyTorch training against itself, per repeat, in turns and
+    one after the other: the spread a shared machine alone gives a ratio."""
+    print(f"PyTorch against itself, {repeats} repeats of {batches} batches: ratio min-max")
+    print(f"{'model':<11}{'in turns':>12}{'one after the other':>22}")
+    for name in names:
+        batch = batch_of(name)
+        x, y = random_data(build_model(MODELS[name]()), batches * batch, rng)
+        ratios = {turn: [] for turn in (TURN_SECONDS, float("inf"))}
+        for _ in range(repeats):
+            for turn, found in ratios.items():
+                found.append(torch_against_itself(name, x, y, batches, batch, turn))
+        spans = [fmt_span(min(r), max(r)) for r in ratios.values()]
+        print(f"{name:<11}{spans[0]:>12}{spans[1]:>22}", flush=True)
+
+
 # -- memory ----------------------------------------------------------------------------
 
 
@@ -439,6 +488,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument(
+        "--noise",
+        action="store_true",
+        help="time PyTorch against itself instead: how far the machine alone moves a ratio",
+    )
+    parser.add_argument(
         "--isa",
         choices=["native", "avx2"],
         default="native",
@@ -458,6 +512,11 @@ def main() -> None:
     for line in header(sgemm):
         print(line)
     print(f"load average at start {start_load}")
+    rng = np.random.default_rng(0)
+    if args.noise:
+        noise(names, args.batches, args.repeats, rng)
+        print(f"load average at end {load()}")
+        return
     turns = f"in turns of about {TURN_SECONDS} s"
     print(
         f"{args.batches} batches per run, {args.repeats} interleaved repeats, nodenet and "
@@ -467,7 +526,6 @@ def main() -> None:
     )
     print(COLUMNS)
     turn_seconds = float("inf") if args.blocks else TURN_SECONDS
-    rng = np.random.default_rng(0)
     results = []
     for name in names:
         keras = not args.no_keras

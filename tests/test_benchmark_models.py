@@ -112,3 +112,34 @@ def test_engine_benchmark_times_nodenet_and_pytorch_in_turns(monkeypatch, turn_s
         rates = bench.time_in_turns(project, "mlp", x, y, 12, batch, turn_seconds, handover=0)
     assert seen == [("pytorch", 4), *turns]  # PyTorch's warm-up first
     assert all(np.isfinite(r) and r > 0 for r in rates)
+
+
+def test_turns_last_as_many_batches_as_the_first_turn_took(monkeypatch):
+    """in_turns on a clock that moves 0.03 s per batch of the first training: its first
+    turn of 0.1 s takes 4 batches, and every turn after it, of either, is 4 batches."""
+    from benchmarks import engine_vs_torch as bench
+
+    now, seen = [0.0], []
+
+    def take(side, count):
+        if seen and seen[-1][0] == side:
+            seen[-1] = (side, seen[-1][1] + count)
+        else:
+            seen.append((side, count))
+
+    def drive(before_batch):
+        for _ in range(10):
+            before_batch()
+            take("first", 1)
+            now[0] += 0.03
+
+    class Other:
+        def train(self, count):
+            take("other", count)
+            now[0] += 0.05 * count  # slower: its turns are still the first one's length
+            return 0.05 * count
+
+    seconds = bench.in_turns(drive, Other(), 10, 0.1, handover=0, clock=lambda: now[0])
+    turns = [("first", 4), ("other", 4)] * 2
+    assert seen == [*turns, ("first", 2), ("other", 2)]
+    assert seconds == pytest.approx((10 * 0.03, 10 * 0.05))
