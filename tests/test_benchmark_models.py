@@ -68,6 +68,16 @@ def test_forward_flops_count_products_from_shapes(name):
         assert forward_flops(MODELS[name]()) == HAND_FLOPS[name]
 
 
+class Turns(list):
+    """(side, batches) in the order the sides trained, a side's consecutive batches summed."""
+
+    def take(self, side: str, count: int) -> None:
+        if self and self[-1][0] == side:
+            self[-1] = (side, self[-1][1] + count)
+        else:
+            self.append((side, count))
+
+
 @pytest.mark.parametrize(
     ("turn_seconds", "turns"),
     [
@@ -81,13 +91,8 @@ def test_engine_benchmark_times_nodenet_and_pytorch_in_turns(monkeypatch, turn_s
     from benchmarks import engine_vs_torch as bench
     from nodenet.engine.callbacks import Callback
 
-    seen = []
-
-    def take(framework, count):
-        if seen and seen[-1][0] == framework:
-            seen[-1] = (framework, seen[-1][1] + count)
-        else:
-            seen.append((framework, count))
+    seen = Turns()
+    take = seen.take
 
     class Batches(Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -119,13 +124,8 @@ def test_turns_last_as_many_batches_as_the_first_turn_took(monkeypatch):
     turn of 0.1 s takes 4 batches, and every turn after it, of either, is 4 batches."""
     from benchmarks import engine_vs_torch as bench
 
-    now, seen = [0.0], []
-
-    def take(side, count):
-        if seen and seen[-1][0] == side:
-            seen[-1] = (side, seen[-1][1] + count)
-        else:
-            seen.append((side, count))
+    now, seen = [0.0], Turns()
+    take = seen.take
 
     def drive(before_batch):
         for _ in range(10):
