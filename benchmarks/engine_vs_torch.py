@@ -517,18 +517,20 @@ def main() -> None:
         noise(names, args.batches, args.repeats, rng)
         print(f"load average at end {load()}")
         return
-    turns = f"in turns of about {TURN_SECONDS} s"
+    if args.blocks:
+        turn_seconds, timing = float("inf"), "one after the other"
+    else:
+        turn_seconds, timing = TURN_SECONDS, f"in turns of about {TURN_SECONDS} s"
     print(
         f"{args.batches} batches per run, {args.repeats} interleaved repeats, nodenet and "
-        f"PyTorch {'one after the other' if args.blocks else turns}; samples/s "
+        f"PyTorch {timing}; samples/s "
         f"medians, ratio min-max over repeats; GF/step: GFLOP of one training step; "
         f"% of the best sgemm rate ({limit:.1f} GFLOP/s)"
     )
     print(COLUMNS)
-    turn_seconds = float("inf") if args.blocks else TURN_SECONDS
+    keras = not args.no_keras
     results = []
     for name in names:
-        keras = not args.no_keras
         results.append(measure(name, args.batches, args.repeats, keras, rng, turn_seconds))
         print(row(results[-1], limit), flush=True)
     print(f"load average at end {load()}; sgemm at end: {rates(sgemm_rates())}")

@@ -119,7 +119,7 @@ def test_engine_benchmark_times_nodenet_and_pytorch_in_turns(monkeypatch, turn_s
     assert all(np.isfinite(r) and r > 0 for r in rates)
 
 
-def test_turns_last_as_many_batches_as_the_first_turn_took(monkeypatch):
+def test_turns_last_as_many_batches_as_the_first_turn_took():
     """in_turns on a clock that moves 0.03 s per batch of the first training: its first
     turn of 0.1 s takes 4 batches, and every turn after it, of either, is 4 batches."""
     from benchmarks import engine_vs_torch as bench
