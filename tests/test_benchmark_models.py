@@ -88,7 +88,7 @@ class Turns(list):
 def test_engine_benchmark_times_nodenet_and_pytorch_in_turns(monkeypatch, turn_seconds, turns):
     """engine_vs_torch's repeat: both frameworks train every batch, in turns of the batches
     nodenet trained in its first ``turn_seconds``."""
-    from benchmarks import engine_vs_torch as bench
+    from benchmarks import turns as bench
     from nodenet.engine.callbacks import Callback
 
     seen = Turns()
@@ -122,7 +122,7 @@ def test_engine_benchmark_times_nodenet_and_pytorch_in_turns(monkeypatch, turn_s
 def test_turns_last_as_many_batches_as_the_first_turn_took():
     """in_turns on a clock that moves 0.03 s per batch of the first training: its first
     turn of 0.1 s takes 4 batches, and every turn after it, of either, is 4 batches."""
-    from benchmarks import engine_vs_torch as bench
+    from benchmarks import turns as bench
 
     now, seen = [0.0], Turns()
     take = seen.take
